@@ -1,0 +1,9 @@
+use versioned::Versioned;
+
+#[derive(Versioned)]
+enum Status {
+    Open,
+    Closed,
+}
+
+fn main() {}

@@ -1,0 +1,166 @@
+//! The [`Entity`] trait `#[derive(Versioned)]` implements, and the table description it carries.
+
+use crate::error::Error;
+use crate::value::{ColumnType, Field, KeyField, Row, Value, VersionField};
+
+/// The storage description of an entity: its table and columns. Built by the derive.
+#[derive(Debug)]
+pub struct TableDef {
+    /// The table name (`#[versioned(table = "...")]`, default: the struct name in snake_case).
+    pub name: &'static str,
+    /// The Rust struct's name, for messages.
+    pub entity: &'static str,
+    /// Every column, in the order of the struct's fields.
+    pub columns: &'static [ColumnDef],
+    /// Index in `columns` of the `#[key]` column.
+    pub key: usize,
+    /// Index in `columns` of the `#[version]` column.
+    pub version: usize,
+    /// The largest version the `#[version]` field can hold.
+    pub version_max: u64,
+}
+
+/// One column of a [`TableDef`].
+#[derive(Debug)]
+pub struct ColumnDef {
+    /// The column name (`#[versioned(column = "...")]`, default: the field name).
+    pub name: &'static str,
+    /// The Rust field's name.
+    pub field: &'static str,
+    /// The storage type.
+    pub ty: ColumnType,
+    /// Whether `NULL` is allowed (the field is an `Option`).
+    pub nullable: bool,
+}
+
+impl TableDef {
+    /// The key column.
+    pub fn key_column(&self) -> &'static ColumnDef {
+        &self.columns[self.key]
+    }
+
+    /// The version column.
+    pub fn version_column(&self) -> &'static ColumnDef {
+        &self.columns[self.version]
+    }
+
+    /// The version stored in `row`, checked to be a non-negative integer.
+    pub fn version_of(&self, row: &Row) -> Result<u64, Error> {
+        let column = self.version_column().name;
+        match row.get(self.version) {
+            Some(Value::Int(v)) => {
+                u64::try_from(*v).map_err(|_| Error::decode(self, column, format!("negative version {v}")))
+            }
+            Some(other) => Err(Error::decode(
+                self,
+                column,
+                format!("version must be an integer, found {} {other}", other.type_name()),
+            )),
+            None => Err(Error::decode(self, column, "row has no version column")),
+        }
+    }
+
+    /// The key stored in `row`.
+    pub fn key_of<'r>(&self, row: &'r Row) -> Result<&'r Value, Error> {
+        row.get(self.key).ok_or_else(|| Error::decode(self, self.key_column().name, "row has no key column"))
+    }
+}
+
+/// A struct stored as a versioned record. Implement it with `#[derive(Versioned)]`.
+///
+/// The trait only describes the struct: how it maps to a row, which field is the key and which
+/// the version. All behaviour (checked writes, conflicts, retries) lives in
+/// [`Store`](crate::Store) and works the same for every entity.
+pub trait Entity: Sized + Send + Sync + 'static {
+    /// The type of the `#[key]` field.
+    type Key: KeyField;
+    /// The type of the `#[version]` field.
+    type Version: VersionField;
+
+    /// The table description.
+    const TABLE: &'static TableDef;
+
+    /// The key of this record.
+    fn key(&self) -> &Self::Key;
+
+    /// The version this copy of the record was read (or last written) at.
+    fn version(&self) -> Self::Version;
+
+    /// Sets the version; called by the store after a successful write.
+    fn set_version(&mut self, version: Self::Version);
+
+    /// The record as a row, one value per column of [`Self::TABLE`].
+    fn to_row(&self) -> Result<Row, Error>;
+
+    /// The record from a row; `Error::Decode` names the column that does not fit.
+    fn from_row(row: Row) -> Result<Self, Error>;
+}
+
+/// Encodes one field for column `index` of `table`.
+pub fn encode<F: Field>(table: &'static TableDef, index: usize, field: &F) -> Result<Value, Error> {
+    field.to_value().map_err(|reason| Error::encode(table, index, reason))
+}
+
+/// Encodes a `#[versioned(json)]` field as JSON text for column `index` of `table`.
+pub fn encode_json<F: serde::Serialize>(table: &'static TableDef, index: usize, field: &F) -> Result<Value, Error> {
+    serde_json::to_string(field)
+        .map(Value::Text)
+        .map_err(|e| Error::encode(table, index, format!("cannot serialize to JSON: {e}")))
+}
+
+/// Reads a row's values in column order, decoding each into its field: the other half of
+/// [`Entity::from_row`].
+pub struct RowReader {
+    table: &'static TableDef,
+    values: std::vec::IntoIter<Value>,
+    index: usize,
+}
+
+impl RowReader {
+    /// Starts reading `row`, which must have one value per column of `table`.
+    pub fn new(table: &'static TableDef, row: Row) -> Result<Self, Error> {
+        if row.len() != table.columns.len() {
+            return Err(Error::Decode {
+                table: table.name,
+                column: "*",
+                reason: format!("row has {} values for {} columns", row.len(), table.columns.len()),
+            });
+        }
+        Ok(RowReader { table, values: row.into_values().into_iter(), index: 0 })
+    }
+
+    fn next_value(&mut self) -> Result<(usize, Value), Error> {
+        let index = self.index;
+        self.index += 1;
+        // `new` checked the length against the table, and the derive reads each column once.
+        let value = self.values.next().ok_or_else(|| Error::Decode {
+            table: self.table.name,
+            column: "*",
+            reason: format!("row ended before column {index}"),
+        })?;
+        Ok((index, value))
+    }
+
+    /// Decodes the next column into a [`Field`].
+    pub fn field<F: Field>(&mut self) -> Result<F, Error> {
+        let (index, value) = self.next_value()?;
+        F::from_value(value).map_err(|reason| Error::decode(self.table, self.table.columns[index].name, reason))
+    }
+
+    /// Decodes the next column, JSON text, into a serde type.
+    pub fn json<F: serde::de::DeserializeOwned>(&mut self) -> Result<F, Error> {
+        let (index, value) = self.next_value()?;
+        let column = self.table.columns[index].name;
+        match value {
+            Value::Text(text) => serde_json::from_str(&text)
+                .map_err(|e| Error::decode(self.table, column, format!("malformed JSON: {e}"))),
+            Value::Bytes(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| Error::decode(self.table, column, format!("malformed JSON: {e}"))),
+            other => Err(Error::decode(
+                self.table,
+                column,
+                format!("expected JSON text, found {} {other}", other.type_name()),
+            )),
+        }
+    }
+}

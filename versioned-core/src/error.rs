@@ -1,0 +1,193 @@
+//! The one [`Error`] type of every operation.
+
+use std::fmt;
+
+use crate::entity::{Entity, TableDef};
+use crate::value::{Field, Row, Value};
+
+/// A boxed error from a backend's driver.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The result of every operation.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong, one variant per cause a caller may want to handle.
+///
+/// ```
+/// # use versioned_core::Error;
+/// fn explain(err: &Error) -> &'static str {
+///     match err {
+///         Error::ConcurrentModification { .. } => "someone else saved first: reload and retry",
+///         Error::NotFound { .. } => "no such record",
+///         e if e.is_retryable() => "busy: try again",
+///         _ => "failed",
+///     }
+/// }
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The stored record's version is not the one the caller read: another writer got there
+    /// first (Slim3's `ConcurrentModificationException`, Kii's `OBJECT_VERSION_IS_STALE`).
+    #[error("concurrent modification of {table} {key}: expected version {expected}, {}", Actual(*.actual))]
+    ConcurrentModification {
+        /// The table.
+        table: &'static str,
+        /// The record's key.
+        key: Value,
+        /// The version the caller held.
+        expected: u64,
+        /// The stored version; `None` when the record has been deleted.
+        actual: Option<u64>,
+        /// The stored record, to show the user what changed or to merge; decode it with
+        /// [`Error::current`]. `None` when the record has been deleted.
+        current: Option<Row>,
+    },
+    /// No record has this key.
+    #[error("{table} {key} not found")]
+    NotFound {
+        /// The table.
+        table: &'static str,
+        /// The key looked for.
+        key: Value,
+    },
+    /// An insert found a record with the same key.
+    #[error("{table} {key} already exists")]
+    AlreadyExists {
+        /// The table.
+        table: &'static str,
+        /// The key.
+        key: Value,
+    },
+    /// A stored value does not fit the struct: NULL in a non-`Option` field, a wrong type, an
+    /// out-of-range integer, malformed JSON, a missing column.
+    #[error("cannot decode {table}.{column}: {reason}")]
+    Decode {
+        /// The table.
+        table: &'static str,
+        /// The column.
+        column: &'static str,
+        /// What does not fit.
+        reason: String,
+    },
+    /// A field's value cannot be stored (a `u64` above `i64::MAX`, a value serde refuses).
+    #[error("cannot store {table}.{column}: {reason}")]
+    Encode {
+        /// The table.
+        table: &'static str,
+        /// The column.
+        column: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The version is at its type's maximum: one more write would wrap it.
+    #[error("version of {table} {key} is at its maximum {version}; it cannot be incremented")]
+    VersionOverflow {
+        /// The table.
+        table: &'static str,
+        /// The record's key.
+        key: Value,
+        /// The version that cannot be incremented.
+        version: u64,
+    },
+    /// A retried operation still failed after its last attempt (Kii's "Server Busy").
+    #[error("gave up after {attempts} attempts: {last}")]
+    RetriesExhausted {
+        /// How many attempts were made.
+        attempts: u32,
+        /// The error of the last attempt.
+        last: Box<Error>,
+    },
+    /// The backend failed (I/O, SQL, a busy database).
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+struct Actual(Option<u64>);
+
+impl fmt::Display for Actual {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(v) => write!(f, "stored version is {v}"),
+            None => f.write_str("the record has been deleted"),
+        }
+    }
+}
+
+impl Error {
+    /// `NotFound` for `key` of entity `T`: handy with `Option::ok_or_else`.
+    pub fn not_found<T: Entity>(key: &T::Key) -> Self {
+        Error::NotFound {
+            table: T::TABLE.name,
+            // A key that cannot be encoded cannot have been looked up either; show it as NULL.
+            key: key.to_value().unwrap_or(Value::Null),
+        }
+    }
+
+    /// True for a version conflict ([`Error::ConcurrentModification`]).
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Error::ConcurrentModification { .. })
+    }
+
+    /// True when trying again from a fresh read may succeed: version conflicts and the
+    /// database's own transient refusals (SQLite busy or locked).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::ConcurrentModification { .. } => true,
+            Error::Storage(e) => e.is_retryable(),
+            _ => false,
+        }
+    }
+
+    /// The stored record of a conflict, decoded as `T`: what the other writer saved.
+    ///
+    /// `None` when this is not a conflict or the record has been deleted.
+    pub fn current<T: Entity>(&self) -> Option<Result<T>> {
+        match self {
+            Error::ConcurrentModification { current: Some(row), table, .. } if *table == T::TABLE.name => {
+                Some(T::from_row(row.clone()))
+            }
+            _ => None,
+        }
+    }
+
+    pub(crate) fn decode(table: &TableDef, column: &'static str, reason: impl Into<String>) -> Self {
+        Error::Decode { table: table.name, column, reason: reason.into() }
+    }
+
+    pub(crate) fn encode(table: &TableDef, index: usize, reason: impl Into<String>) -> Self {
+        let column = table.columns.get(index).map_or("?", |c| c.name);
+        Error::Encode { table: table.name, column, reason: reason.into() }
+    }
+}
+
+/// A backend's failure, with the driver's error as its source.
+#[derive(Debug, thiserror::Error)]
+#[error("storage error: {source}")]
+pub struct StorageError {
+    retryable: bool,
+    #[source]
+    source: BoxError,
+}
+
+impl StorageError {
+    /// A failure that will not go away by trying again.
+    pub fn new(source: impl Into<BoxError>) -> Self {
+        StorageError { retryable: false, source: source.into() }
+    }
+
+    /// A transient refusal (busy, locked, serialization failure): trying again may succeed.
+    pub fn retryable(source: impl Into<BoxError>) -> Self {
+        StorageError { retryable: true, source: source.into() }
+    }
+
+    /// Whether trying again may succeed.
+    pub fn is_retryable(&self) -> bool {
+        self.retryable
+    }
+
+    /// The driver's error, to inspect its code (for example as a `sqlx::Error`).
+    pub fn driver_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.source
+    }
+}

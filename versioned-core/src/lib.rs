@@ -1,0 +1,29 @@
+//! The runtime of [`versioned`](https://docs.rs/versioned): optimistic locking for plain structs.
+//!
+//! Most users depend on the `versioned` crate, which re-exports this one together with
+//! `#[derive(Versioned)]`. This crate holds everything that runs:
+//!
+//! - [`Entity`], the description of a struct that the derive implements;
+//! - [`Value`], [`Row`] and the [`Field`] conversions of Rust types to columns;
+//! - [`Error`], one enum for every failure, with [`Error::ConcurrentModification`] for conflicts;
+//! - [`Store`], the typed operations, written once over any backend;
+//! - [`storage`], the contract a backend implements, and the backends: [`MemoryStorage`] (the
+//!   reference) and, with the `sqlite` feature, SQLite.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+mod entity;
+mod error;
+pub mod ops;
+pub mod storage;
+mod store;
+mod value;
+
+pub use entity::{ColumnDef, Entity, RowReader, TableDef, encode, encode_json};
+pub use error::{BoxError, Error, Result, StorageError};
+pub use storage::memory::MemoryStorage;
+pub use storage::{RowAccess, Storage, WriteOutcome};
+pub use store::{Executor, Store};
+pub use value::{ColumnType, Field, KeyField, Row, Value, VersionField};

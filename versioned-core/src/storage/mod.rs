@@ -1,0 +1,68 @@
+//! The pluggable storage contract, and its implementations.
+//!
+//! A backend works on [`Row`]s described by a [`TableDef`]; it never sees user structs. It
+//! implements [`RowAccess`] (the row operations) and [`Storage`] (schema, and being shared by a
+//! [`Store`](crate::Store)). Every conditional write is one atomic step of the backend: an SQL
+//! statement with the version in its `WHERE` clause, a compare-and-swap under a lock. Never a read
+//! followed by a write.
+//!
+//! The [`memory`] backend is the reference: it implements every rule exactly, without I/O.
+
+use std::future::Future;
+
+use crate::entity::TableDef;
+use crate::error::Result;
+use crate::value::{Row, Value};
+
+pub mod memory;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+
+/// The outcome of a conditional write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteOutcome {
+    /// The check held and the write was applied.
+    Applied,
+    /// The check failed; nothing was written. `current` is the stored row, read after the failed
+    /// check to describe the conflict, or `None` when no row has the key.
+    Rejected {
+        /// The stored row, if any.
+        current: Option<Row>,
+    },
+}
+
+/// The row operations of a backend, shared by its autocommit handle and (later) its transactions.
+///
+/// Rows are in the column order of the `TableDef`; `table.key` and `table.version` index into
+/// them. Versions are stored as integers.
+pub trait RowAccess: Send + Sync {
+    /// The row with this key, if any.
+    fn fetch(&self, table: &'static TableDef, key: &Value) -> impl Future<Output = Result<Option<Row>>> + Send;
+
+    /// Inserts `row` (its version column already set to 1). Returns `false`, writing nothing, when
+    /// a row with the same key exists.
+    fn insert(&self, table: &'static TableDef, row: &Row) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Replaces every column of the row whose key is `row`'s key, only if its stored version is
+    /// `expected`. `row`'s version column holds the new version (`expected + 1`). One atomic step.
+    fn update(&self, table: &'static TableDef, row: &Row, expected: u64)
+    -> impl Future<Output = Result<WriteOutcome>> + Send;
+
+    /// Writes `row` without a check: inserts it with version 1, or replaces the stored row and sets
+    /// its version to the stored version + 1 (the value in `row`'s version column is ignored).
+    /// Returns the new version, or `None` (writing nothing) when the stored version is already
+    /// `table.version_max`. One atomic step.
+    fn upsert(&self, table: &'static TableDef, row: &Row) -> impl Future<Output = Result<Option<u64>>> + Send;
+
+    /// Deletes the row with this key; with `Some(expected)`, only if its stored version is
+    /// `expected`. `Rejected { current: None }` means no row had the key.
+    fn delete(&self, table: &'static TableDef, key: &Value, expected: Option<u64>)
+    -> impl Future<Output = Result<WriteOutcome>> + Send;
+}
+
+/// A storage backend: what a [`Store`](crate::Store) is built on. Cloning it gives another
+/// handle to the same storage (like a connection pool).
+pub trait Storage: RowAccess + Clone + 'static {
+    /// Creates the table for `table` if it does not exist yet.
+    fn create_table(&self, table: &'static TableDef) -> impl Future<Output = Result<()>> + Send;
+}

@@ -1,0 +1,118 @@
+//! [`Store`]: the typed API over any [`Storage`].
+
+use crate::entity::Entity;
+use crate::error::Result;
+use crate::ops;
+use crate::storage::memory::MemoryStorage;
+use crate::storage::{RowAccess, Storage};
+
+/// Typed, version-checked operations on entities, over a storage backend.
+///
+/// A `Store` is a cheap handle: clone it to share it between tasks. Every operation's future is
+/// `Send`, so it can run inside `tokio::spawn`.
+///
+/// ```
+/// # use versioned_core::{Store, Error};
+/// # async fn demo() -> Result<(), Error> {
+/// let store = Store::memory();
+/// # let _ = store;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Store<S> {
+    backend: S,
+}
+
+/// Anything the typed operations run on: a [`Store`] (and a transaction, which offers the same
+/// operations). The helpers that `#[derive(Versioned)]` generates take any `Executor`.
+pub trait Executor: Sync {
+    /// The backend's row operations.
+    type Access: RowAccess;
+
+    /// The row operations this executor runs on.
+    fn access(&self) -> &Self::Access;
+}
+
+impl<S: Storage> Executor for Store<S> {
+    type Access = S;
+
+    fn access(&self) -> &S {
+        &self.backend
+    }
+}
+
+impl Store<MemoryStorage> {
+    /// A store in memory: the reference backend, for tests and examples.
+    pub fn memory() -> Self {
+        Store::new(MemoryStorage::new())
+    }
+}
+
+impl<S: Storage> Store<S> {
+    /// A store over `backend`.
+    pub fn new(backend: S) -> Self {
+        Store { backend }
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &S {
+        &self.backend
+    }
+
+    /// Creates `T`'s table if it does not exist.
+    pub async fn create_table<T: Entity>(&self) -> Result<()> {
+        self.backend.create_table(T::TABLE).await
+    }
+
+    /// Stores a new record with version 1 and sets `t`'s version to 1.
+    ///
+    /// Fails with [`Error::AlreadyExists`](crate::Error::AlreadyExists) (leaving `t` unchanged)
+    /// when a record has the same key.
+    pub async fn insert<T: Entity>(&self, t: &mut T) -> Result<()> {
+        ops::insert(&self.backend, t).await
+    }
+
+    /// The record with this key, if any.
+    pub async fn get<T: Entity>(&self, key: &T::Key) -> Result<Option<T>> {
+        ops::get(&self.backend, key).await
+    }
+
+    /// The record with this key, only if its stored version is `version` (Slim3's
+    /// `Datastore.get(class, key, version)`).
+    ///
+    /// Fails with [`Error::ConcurrentModification`](crate::Error::ConcurrentModification) when the
+    /// stored version differs, and [`Error::NotFound`](crate::Error::NotFound) when there is no
+    /// record.
+    pub async fn get_with_version<T: Entity>(&self, key: &T::Key, version: T::Version) -> Result<T> {
+        ops::get_with_version(&self.backend, key, version).await
+    }
+
+    /// Replaces the stored record with `t`, only if the stored version is still `t`'s version; on
+    /// success the version goes up by one, in the store and in `t`.
+    ///
+    /// The check and the write are one step (`UPDATE … WHERE key = ? AND version = ?`). On a
+    /// conflict nothing is written, `t` is unchanged, and the error carries the stored record (or
+    /// says it has been deleted: a stale `put` never re-inserts a deleted record).
+    pub async fn put<T: Entity>(&self, t: &mut T) -> Result<()> {
+        ops::put(&self.backend, t).await
+    }
+
+    /// Writes `t` without a version check (OutSystems' "Force Update", Kii's overwrite): inserts it,
+    /// or replaces the stored record. The new version is the stored version + 1 (1 for a new
+    /// record), never reused, and is set in `t`.
+    pub async fn put_unchecked<T: Entity>(&self, t: &mut T) -> Result<()> {
+        ops::put_unchecked(&self.backend, t).await
+    }
+
+    /// Deletes the record, only if its stored version is still `t`'s version.
+    ///
+    /// A conflict says `actual: None` when the record was already deleted.
+    pub async fn delete<T: Entity>(&self, t: &T) -> Result<()> {
+        ops::delete(&self.backend, t).await
+    }
+
+    /// Deletes the record with this key, whatever its version. Returns whether a record was there.
+    pub async fn delete_unchecked<T: Entity>(&self, key: &T::Key) -> Result<bool> {
+        ops::delete_unchecked::<T, _>(&self.backend, key).await
+    }
+}

@@ -1,0 +1,383 @@
+//! Values as backends see them: [`Value`], [`Row`], and the [`Field`] conversions for Rust types.
+
+use std::fmt;
+
+/// One column's value, in the small set of types every backend can store.
+///
+/// ```
+/// use versioned_core::{Field, Value};
+///
+/// assert_eq!(42i32.to_value(), Ok(Value::Int(42)));
+/// assert_eq!(Option::<String>::None.to_value(), Ok(Value::Null));
+/// assert!(u64::MAX.to_value().is_err()); // above i64::MAX: refused, never wrapped
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// SQL `NULL`, `None` in Rust.
+    Null,
+    /// A boolean.
+    Bool(bool),
+    /// Any integer that fits in `i64`.
+    Int(i64),
+    /// A floating-point number.
+    Float(f64),
+    /// Text; also JSON documents, serialized.
+    Text(String),
+    /// Raw bytes.
+    Bytes(Vec<u8>),
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Null => f.write_str("NULL"),
+            Value::Bool(b) => write!(f, "{b}"),
+            Value::Int(i) => write!(f, "{i}"),
+            Value::Float(x) => write!(f, "{x}"),
+            Value::Text(s) => write!(f, "{s:?}"),
+            Value::Bytes(b) => write!(f, "<{} bytes>", b.len()),
+        }
+    }
+}
+
+impl Value {
+    /// A short name of the value's type, for error messages.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Null => "NULL",
+            Value::Bool(_) => "bool",
+            Value::Int(_) => "integer",
+            Value::Float(_) => "float",
+            Value::Text(_) => "text",
+            Value::Bytes(_) => "bytes",
+        }
+    }
+}
+
+/// The storage type of a column, chosen by the Rust type of its field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ColumnType {
+    /// `bool`.
+    Bool,
+    /// Integers up to 64 bits.
+    Int,
+    /// `f32`, `f64`.
+    Float,
+    /// `String`, and `Uuid` in its hyphenated form.
+    Text,
+    /// `Vec<u8>`.
+    Bytes,
+    /// A `#[versioned(json)]` field: a serde value stored as JSON text.
+    Json,
+}
+
+/// A record as a backend stores it: one [`Value`] per column, in the order of
+/// [`TableDef::columns`](crate::TableDef::columns).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Row(Vec<Value>);
+
+impl Row {
+    /// A row of the given values, in column order.
+    pub fn new(values: Vec<Value>) -> Self {
+        Row(values)
+    }
+
+    /// The value of column `index`, if the row has that many columns.
+    pub fn get(&self, index: usize) -> Option<&Value> {
+        self.0.get(index)
+    }
+
+    /// Replaces the value of column `index`; returns `false` (and changes nothing) when out of range.
+    pub fn set(&mut self, index: usize, value: Value) -> bool {
+        match self.0.get_mut(index) {
+            Some(slot) => {
+                *slot = value;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The values, in column order.
+    pub fn values(&self) -> &[Value] {
+        &self.0
+    }
+
+    /// Takes the values out, in column order.
+    pub fn into_values(self) -> Vec<Value> {
+        self.0
+    }
+
+    /// The number of columns.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the row has no columns.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<Vec<Value>> for Row {
+    fn from(values: Vec<Value>) -> Self {
+        Row(values)
+    }
+}
+
+/// A Rust type that is stored in one column.
+///
+/// Implemented for the integers `i8`..`i64` and `u8`..`u64`, `f32`, `f64`, `bool`, `String`,
+/// `Vec<u8>`, `Option<T>` of any of those, and `uuid::Uuid` with the `uuid` feature. Anything
+/// serde can (de)serialize is stored with `#[versioned(json)]` instead.
+///
+/// Conversions never lose data silently: a `u64` above `i64::MAX`, or a stored integer that does
+/// not fit the field's type, is an error naming the value.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has no storage mapping in `versioned`",
+    label = "`{Self}` cannot be stored in a column as it is",
+    note = "supported: integers, f32, f64, bool, String, Vec<u8>, Option<_> of those (and Uuid with the `uuid` feature)",
+    note = "to store any serde type as JSON text, mark the field `#[versioned(json)]`"
+)]
+pub trait Field: Sized {
+    /// The column type this field is stored as.
+    const TYPE: ColumnType;
+    /// Whether the column accepts `NULL` (true for `Option<T>`).
+    const NULLABLE: bool = false;
+
+    /// Converts the field to its stored value; the error says why it cannot be stored.
+    fn to_value(&self) -> Result<Value, String>;
+
+    /// Converts a stored value back; the error says why the value does not fit.
+    fn from_value(value: Value) -> Result<Self, String>;
+}
+
+fn mismatch<T>(expected: &str, found: &Value) -> Result<T, String> {
+    Err(match found {
+        Value::Null => format!("unexpected NULL where {expected} was expected (use Option<_> for a nullable column)"),
+        other => format!("expected {expected}, found {} {other}", other.type_name()),
+    })
+}
+
+macro_rules! int_field {
+    ($($t:ty),*) => {$(
+        impl Field for $t {
+            const TYPE: ColumnType = ColumnType::Int;
+
+            fn to_value(&self) -> Result<Value, String> {
+                i64::try_from(*self)
+                    .map(Value::Int)
+                    .map_err(|_| format!("{} {} does not fit a 64-bit signed column", stringify!($t), self))
+            }
+
+            fn from_value(value: Value) -> Result<Self, String> {
+                match value {
+                    Value::Int(i) => <$t>::try_from(i)
+                        .map_err(|_| format!("stored integer {i} is out of range for {}", stringify!($t))),
+                    other => mismatch(concat!("an integer for ", stringify!($t)), &other),
+                }
+            }
+        }
+    )*};
+}
+int_field!(i8, i16, i32, i64, u8, u16, u32, u64);
+
+impl Field for f64 {
+    const TYPE: ColumnType = ColumnType::Float;
+
+    fn to_value(&self) -> Result<Value, String> {
+        Ok(Value::Float(*self))
+    }
+
+    fn from_value(value: Value) -> Result<Self, String> {
+        match value {
+            Value::Float(x) => Ok(x),
+            // SQL REAL affinity may hand back an integral value as an integer.
+            Value::Int(i) => Ok(i as f64),
+            other => mismatch("a float", &other),
+        }
+    }
+}
+
+impl Field for f32 {
+    const TYPE: ColumnType = ColumnType::Float;
+
+    fn to_value(&self) -> Result<Value, String> {
+        Ok(Value::Float(f64::from(*self)))
+    }
+
+    fn from_value(value: Value) -> Result<Self, String> {
+        // Narrowing is the point of choosing f32; the stored value came from an f32 or a float
+        // literal, and rounding to nearest is what `as` does.
+        f64::from_value(value).map(|x| x as f32)
+    }
+}
+
+impl Field for bool {
+    const TYPE: ColumnType = ColumnType::Bool;
+
+    fn to_value(&self) -> Result<Value, String> {
+        Ok(Value::Bool(*self))
+    }
+
+    fn from_value(value: Value) -> Result<Self, String> {
+        match value {
+            Value::Bool(b) => Ok(b),
+            Value::Int(0) => Ok(false),
+            Value::Int(1) => Ok(true),
+            other => mismatch("a bool", &other),
+        }
+    }
+}
+
+impl Field for String {
+    const TYPE: ColumnType = ColumnType::Text;
+
+    fn to_value(&self) -> Result<Value, String> {
+        Ok(Value::Text(self.clone()))
+    }
+
+    fn from_value(value: Value) -> Result<Self, String> {
+        match value {
+            Value::Text(s) => Ok(s),
+            other => mismatch("text", &other),
+        }
+    }
+}
+
+impl Field for Vec<u8> {
+    const TYPE: ColumnType = ColumnType::Bytes;
+
+    fn to_value(&self) -> Result<Value, String> {
+        Ok(Value::Bytes(self.clone()))
+    }
+
+    fn from_value(value: Value) -> Result<Self, String> {
+        match value {
+            Value::Bytes(b) => Ok(b),
+            other => mismatch("bytes", &other),
+        }
+    }
+}
+
+impl<T: Field> Field for Option<T> {
+    const TYPE: ColumnType = T::TYPE;
+    const NULLABLE: bool = true;
+
+    fn to_value(&self) -> Result<Value, String> {
+        match self {
+            Some(v) => v.to_value(),
+            None => Ok(Value::Null),
+        }
+    }
+
+    fn from_value(value: Value) -> Result<Self, String> {
+        match value {
+            Value::Null => Ok(None),
+            v => T::from_value(v).map(Some),
+        }
+    }
+}
+
+#[cfg(feature = "uuid")]
+impl Field for uuid::Uuid {
+    const TYPE: ColumnType = ColumnType::Text;
+
+    fn to_value(&self) -> Result<Value, String> {
+        Ok(Value::Text(self.hyphenated().to_string()))
+    }
+
+    fn from_value(value: Value) -> Result<Self, String> {
+        match value {
+            Value::Text(s) => uuid::Uuid::parse_str(&s).map_err(|e| format!("invalid UUID {s:?}: {e}")),
+            Value::Bytes(b) => uuid::Uuid::from_slice(&b).map_err(|e| format!("invalid UUID bytes: {e}")),
+            other => mismatch("a UUID", &other),
+        }
+    }
+}
+
+/// A type that can identify a record: the type of the `#[key]` field.
+///
+/// Integers, `String`, and `uuid::Uuid` (feature `uuid`).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a `#[key]`",
+    label = "not a key type",
+    note = "a key is an integer, a String, or a uuid::Uuid (feature `uuid`)"
+)]
+pub trait KeyField: Field + Clone + fmt::Debug + Send + Sync + 'static {}
+
+macro_rules! key_field {
+    ($($t:ty),*) => {$( impl KeyField for $t {} )*};
+}
+key_field!(i8, i16, i32, i64, u8, u16, u32, u64, String);
+#[cfg(feature = "uuid")]
+impl KeyField for uuid::Uuid {}
+
+/// The type of a `#[version]` field: an integer counter.
+///
+/// Versions start at 1 on insert and grow by one on every write. [`MAX`](Self::MAX) is the
+/// largest version the field can hold; a write that would go past it is refused with
+/// [`Error::VersionOverflow`](crate::Error::VersionOverflow), never wrapped.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a `#[version]`",
+    label = "not an integer version type",
+    note = "a version is one of u64, u32, u16, u8, i64, i32, i16, i8"
+)]
+pub trait VersionField: Field + Copy + Send + Sync + 'static {
+    /// The largest version this type can hold (and storage can represent).
+    const MAX: u64;
+
+    /// The version as an unsigned counter; `None` for a negative value.
+    fn to_u64(self) -> Option<u64>;
+
+    /// The field value for `version`; `None` if it does not fit.
+    fn from_u64(version: u64) -> Option<Self>;
+}
+
+macro_rules! version_field {
+    ($($t:ty),*) => {$(
+        impl VersionField for $t {
+            // Capped at i64::MAX: every backend stores versions as signed 64-bit integers.
+            const MAX: u64 = if (<$t>::MAX as u128) < (i64::MAX as u128) { <$t>::MAX as u64 } else { i64::MAX as u64 };
+
+            fn to_u64(self) -> Option<u64> {
+                u64::try_from(self).ok()
+            }
+
+            fn from_u64(version: u64) -> Option<Self> {
+                <$t>::try_from(version).ok()
+            }
+        }
+    )*};
+}
+version_field!(i8, i16, i32, i64, u8, u16, u32, u64);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_round_trip_and_refuse_out_of_range() {
+        assert_eq!(u64::from_value(Value::Int(7)), Ok(7));
+        assert!(u64::from_value(Value::Int(-1)).is_err());
+        assert!(u8::from_value(Value::Int(256)).is_err());
+        assert_eq!((i64::MAX as u64).to_value(), Ok(Value::Int(i64::MAX)));
+        let err = (i64::MAX as u64 + 1).to_value().unwrap_err();
+        assert!(err.contains("does not fit"), "{err}");
+    }
+
+    #[test]
+    fn null_needs_option() {
+        assert_eq!(Option::<i32>::from_value(Value::Null), Ok(None));
+        let err = i32::from_value(Value::Null).unwrap_err();
+        assert!(err.contains("NULL"), "{err}");
+    }
+
+    #[test]
+    fn version_max_is_capped_by_storage() {
+        assert_eq!(<u64 as VersionField>::MAX, i64::MAX as u64);
+        assert_eq!(<u32 as VersionField>::MAX, u64::from(u32::MAX));
+        assert_eq!(<i8 as VersionField>::MAX, 127);
+        assert_eq!((-1i32).to_u64(), None);
+    }
+}

@@ -1,0 +1,195 @@
+//! Validation: judges the parsed model and resolves names, producing what [`crate::expand`] needs.
+
+use proc_macro2::Span;
+use syn::{Ident, Path, Type};
+
+use crate::ast::{Container, Field};
+use crate::ctxt::Ctxt;
+
+/// A validated entity: every name resolved, exactly one key and one version.
+pub struct Model<'a> {
+    /// The struct's name.
+    pub ident: &'a Ident,
+    /// The table name.
+    pub table: String,
+    /// The path of the `versioned` crate.
+    pub krate: Path,
+    /// One column per field, in declaration order.
+    pub columns: Vec<Column<'a>>,
+    /// Index of the key column.
+    pub key: usize,
+    /// Index of the version column.
+    pub version: usize,
+}
+
+/// A validated field.
+pub struct Column<'a> {
+    /// The field's name.
+    pub ident: &'a Ident,
+    /// The field's type.
+    pub ty: &'a Type,
+    /// The column name.
+    pub name: String,
+    /// Stored as JSON text.
+    pub json: bool,
+}
+
+/// The integer types a `#[version]` may have, as written.
+const VERSION_TYPES: &[&str] = &["u64", "u32", "u16", "u8", "i64", "i32", "i16", "i8"];
+
+/// The longest identifier every supported database accepts (PostgreSQL's 63 bytes).
+const MAX_IDENTIFIER: usize = 63;
+
+/// Validates `c`, recording every problem in `cx`. `None` when there was any.
+pub fn check<'a>(cx: &Ctxt, c: Container<'a>) -> Option<Model<'a>> {
+    let key = single_marker(cx, &c, "key", |f| f.key.is_some());
+    let version = single_marker(cx, &c, "version", |f| f.version.is_some());
+
+    for field in &c.fields {
+        if let (Some(_), Some(version_attr)) = (field.key, field.version) {
+            cx.error_spanned_by(version_attr, "a field cannot be both the #[key] and the #[version]");
+        }
+        if let Some(json) = &field.json
+            && (field.key.is_some() || field.version.is_some())
+        {
+            cx.error_spanned_by(json, "#[versioned(json)] cannot go on the #[key] or the #[version]");
+        }
+        if field.version.is_some() && !is_integer(field.ty) {
+            cx.error_spanned_by(
+                field.ty,
+                format!(
+                    "a #[version] field must be an integer ({}), not `{}`",
+                    VERSION_TYPES.join(", "),
+                    type_name(field.ty)
+                ),
+            );
+        }
+    }
+
+    let table = match &c.table {
+        Some(lit) => {
+            let name = lit.value();
+            check_identifier(cx, &name, lit.span(), "table");
+            name
+        }
+        None => snake_case(&unraw(c.ident)),
+    };
+
+    let mut columns: Vec<Column<'a>> = Vec::with_capacity(c.fields.len());
+    for field in &c.fields {
+        let name = match &field.column {
+            Some(lit) => {
+                let name = lit.value();
+                check_identifier(cx, &name, lit.span(), "column");
+                name
+            }
+            None => unraw(field.ident),
+        };
+        if let Some(first) = columns.iter().find(|col| col.name.eq_ignore_ascii_case(&name)) {
+            let at = field.column.as_ref().map_or(field.ident.span(), syn::LitStr::span);
+            cx.syn_error(syn::Error::new(
+                at,
+                format!(
+                    "column `{name}` is already used by field `{}`; give one of them #[versioned(column = \"...\")]",
+                    first.ident
+                ),
+            ));
+        }
+        columns.push(Column { ident: field.ident, ty: field.ty, name, json: field.json.is_some() });
+    }
+
+    let krate = c.krate.clone().unwrap_or_else(|| syn::parse_quote!(::versioned));
+    Some(Model { ident: c.ident, table, krate, columns, key: key?, version: version? })
+}
+
+/// The index of the one field marked `#[name]`; records an error for none or several.
+fn single_marker(cx: &Ctxt, c: &Container<'_>, name: &str, marked: impl Fn(&Field<'_>) -> bool) -> Option<usize> {
+    let mut found = c.fields.iter().enumerate().filter(|(_, f)| marked(f));
+    let Some((index, first)) = found.next() else {
+        let what =
+            if name == "key" { "the field that identifies a record" } else { "an integer field that counts writes" };
+        cx.error_spanned_by(c.ident, format!("missing #[{name}]: mark {what} with #[{name}]"));
+        return None;
+    };
+    let mut ok = true;
+    for (_, again) in found {
+        let attr = if name == "key" { again.key } else { again.version };
+        let message =
+            format!("duplicate #[{name}]: `{}` is already the {name}; an entity has exactly one", first.ident);
+        match attr {
+            Some(attr) => cx.error_spanned_by(attr, message),
+            None => cx.error_spanned_by(again.ident, message),
+        }
+        ok = false;
+    }
+    ok.then_some(index)
+}
+
+fn is_integer(ty: &Type) -> bool {
+    match ty {
+        Type::Path(p) if p.qself.is_none() => {
+            p.path.segments.last().is_some_and(|s| s.arguments.is_none() && VERSION_TYPES.iter().any(|t| s.ident == t))
+        }
+        Type::Group(g) => is_integer(&g.elem),
+        Type::Paren(p) => is_integer(&p.elem),
+        _ => false,
+    }
+}
+
+fn type_name(ty: &Type) -> String {
+    quote::ToTokens::to_token_stream(ty).to_string().replace(" < ", "<").replace(" >", ">").replace(" :: ", "::")
+}
+
+fn check_identifier(cx: &Ctxt, name: &str, span: Span, what: &str) {
+    let mut chars = name.chars();
+    let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.len() <= MAX_IDENTIFIER;
+    if !valid {
+        cx.syn_error(syn::Error::new(
+            span,
+            format!(
+                "`{name}` is not a valid {what} name: use ASCII letters, digits and `_`, not starting with a digit, at most {MAX_IDENTIFIER} characters"
+            ),
+        ));
+    }
+}
+
+fn unraw(ident: &Ident) -> String {
+    let s = ident.to_string();
+    s.strip_prefix("r#").map(str::to_owned).unwrap_or(s)
+}
+
+/// `BugReport` -> `bug_report`, `HTTPServer` -> `http_server`.
+fn snake_case(name: &str) -> String {
+    let chars: Vec<char> = name.chars().collect();
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, &c) in chars.iter().enumerate() {
+        if c.is_uppercase() {
+            let prev_lower = i > 0 && (chars[i - 1].is_lowercase() || chars[i - 1].is_ascii_digit());
+            let next_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
+            let prev_upper = i > 0 && chars[i - 1].is_uppercase();
+            if i > 0 && (prev_lower || (prev_upper && next_lower)) && !out.ends_with('_') {
+                out.push('_');
+            }
+            out.extend(c.to_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::snake_case;
+
+    #[test]
+    fn snake_case_names() {
+        assert_eq!(snake_case("Person"), "person");
+        assert_eq!(snake_case("BugReport"), "bug_report");
+        assert_eq!(snake_case("HTTPServer"), "http_server");
+        assert_eq!(snake_case("Counter2"), "counter2");
+        assert_eq!(snake_case("already_snake"), "already_snake");
+    }
+}
