@@ -2,7 +2,8 @@
 //!
 //! Each public `async fn` here checks one rule on a fresh [`Store`] and panics (it is test code)
 //! when the backend breaks it. [`conformance_tests!`](crate::conformance_tests) turns the whole
-//! suite into `#[tokio::test]`s for a backend, given a function that makes an empty store:
+//! suite into `#[tokio::test]`s for a backend, given a function that makes an empty store (or a
+//! fixture that is `AsRef<Store<_>>`, to keep a temporary directory alive):
 //!
 //! ```ignore
 //! versioned::conformance_tests!(|| async { versioned::Store::memory() });
@@ -118,8 +119,8 @@ macro_rules! conformance_tests {
     (@each $make:expr; $($name:ident),* $(,)?) => {$(
         #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $name() {
-            let store = ($make)().await;
-            $crate::conformance::$name(&store).await;
+            let fixture = ($make)().await;
+            $crate::conformance::$name(::core::convert::AsRef::as_ref(&fixture)).await;
         }
     )*};
 }

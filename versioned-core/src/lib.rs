@@ -24,6 +24,8 @@ mod value;
 pub use entity::{ColumnDef, Entity, RowReader, TableDef, encode, encode_json};
 pub use error::{BoxError, Error, Result, StorageError};
 pub use storage::memory::MemoryStorage;
+#[cfg(feature = "sqlite")]
+pub use storage::sqlite::SqliteStorage;
 pub use storage::{RowAccess, Storage, WriteOutcome};
 pub use store::{Executor, Store};
 pub use value::{ColumnType, Field, KeyField, Row, Value, VersionField};

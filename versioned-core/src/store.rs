@@ -41,6 +41,12 @@ impl<S: Storage> Executor for Store<S> {
     }
 }
 
+impl<S> AsRef<Store<S>> for Store<S> {
+    fn as_ref(&self) -> &Store<S> {
+        self
+    }
+}
+
 impl Store<MemoryStorage> {
     /// A store in memory: the reference backend, for tests and examples.
     pub fn memory() -> Self {

@@ -16,6 +16,8 @@ use crate::value::{Row, Value};
 
 pub mod memory;
 #[cfg(feature = "sqlite")]
+mod sql;
+#[cfg(feature = "sqlite")]
 pub mod sqlite;
 
 /// The outcome of a conditional write.
@@ -45,8 +47,12 @@ pub trait RowAccess: Send + Sync {
 
     /// Replaces every column of the row whose key is `row`'s key, only if its stored version is
     /// `expected`. `row`'s version column holds the new version (`expected + 1`). One atomic step.
-    fn update(&self, table: &'static TableDef, row: &Row, expected: u64)
-    -> impl Future<Output = Result<WriteOutcome>> + Send;
+    fn update(
+        &self,
+        table: &'static TableDef,
+        row: &Row,
+        expected: u64,
+    ) -> impl Future<Output = Result<WriteOutcome>> + Send;
 
     /// Writes `row` without a check: inserts it with version 1, or replaces the stored row and sets
     /// its version to the stored version + 1 (the value in `row`'s version column is ignored).
@@ -56,8 +62,12 @@ pub trait RowAccess: Send + Sync {
 
     /// Deletes the row with this key; with `Some(expected)`, only if its stored version is
     /// `expected`. `Rejected { current: None }` means no row had the key.
-    fn delete(&self, table: &'static TableDef, key: &Value, expected: Option<u64>)
-    -> impl Future<Output = Result<WriteOutcome>> + Send;
+    fn delete(
+        &self,
+        table: &'static TableDef,
+        key: &Value,
+        expected: Option<u64>,
+    ) -> impl Future<Output = Result<WriteOutcome>> + Send;
 }
 
 /// A storage backend: what a [`Store`](crate::Store) is built on. Cloning it gives another
