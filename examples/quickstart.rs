@@ -3,7 +3,9 @@
 //!
 //! Run: `cargo run --example quickstart`
 
-use versioned::{Error, Store, Versioned};
+mod common;
+
+use versioned::{Error, Versioned};
 
 #[derive(Versioned, Debug, Clone, PartialEq)]
 #[versioned(table = "people")]
@@ -17,10 +19,9 @@ struct Person {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let store = Store::memory();
+async fn main() -> Result<(), common::Failure> {
+    let store = common::open("quickstart").await?;
     store.create_table::<Person>().await?;
-    store.delete_unchecked::<Person>(&1).await?; // start clean on every run
 
     let mut ann = Person { id: 1, name: "Ann".into(), salary: 100, version: 0 };
     store.insert(&mut ann).await?;
@@ -51,9 +52,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let final_record = store.get::<Person>(&1).await?.ok_or("Ann is gone")?;
-    println!("stored        {final_record:?}");
-    if final_record != (Person { id: 1, name: "Ann".into(), salary: 110, version: 3 }) {
-        return Err("the story did not come out as expected".into());
-    }
-    Ok(())
+    println!("stored        {final_record:?}\n");
+    common::expect(
+        final_record == Person { id: 1, name: "Ann".into(), salary: 110, version: 3 },
+        "A's raise and B's cut are both in the record, at version 3",
+    )
 }

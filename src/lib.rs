@@ -62,3 +62,8 @@ pub use versioned_core::*;
 /// Besides the [`Entity`] implementation it adds the helpers `get`, `get_with_version`, `insert`,
 /// `put`, `put_unchecked` and `delete`, taking any [`Executor`] (a [`Store`]).
 pub use versioned_derive::Versioned;
+
+/// The README's code blocks, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -17,12 +17,14 @@ pub mod conformance;
 mod entity;
 mod error;
 pub mod ops;
+mod retry;
 pub mod storage;
 mod store;
 mod value;
 
 pub use entity::{ColumnDef, Entity, RowReader, TableDef, encode, encode_json};
 pub use error::{BoxError, Error, Result, StorageError};
+pub use retry::RetryPolicy;
 pub use storage::memory::MemoryStorage;
 #[cfg(feature = "sqlite")]
 pub use storage::sqlite::SqliteStorage;

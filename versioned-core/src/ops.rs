@@ -5,6 +5,7 @@
 
 use crate::entity::Entity;
 use crate::error::{Error, Result};
+use crate::retry::RetryPolicy;
 use crate::storage::{RowAccess, WriteOutcome};
 use crate::value::{Field, Row, Value, VersionField};
 
@@ -116,4 +117,36 @@ pub async fn delete<T: Entity, A: RowAccess>(access: &A, t: &T) -> Result<()> {
 pub async fn delete_unchecked<T: Entity, A: RowAccess>(access: &A, key: &T::Key) -> Result<bool> {
     let key = key_value::<T>(key)?;
     Ok(access.delete(T::TABLE, &key, None).await? == WriteOutcome::Applied)
+}
+
+/// See [`Store::update`](crate::Store::update).
+pub async fn update<T, R, A>(
+    access: &A,
+    key: &T::Key,
+    policy: RetryPolicy,
+    mut f: impl FnMut(&mut T) -> R + Send,
+) -> Result<R>
+where
+    T: Entity,
+    R: Send,
+    A: RowAccess,
+{
+    let mut attempts = policy.start();
+    loop {
+        match update_once(access, key, &mut f).await {
+            Ok(result) => return Ok(result),
+            Err(err) => attempts.failed(err).await?,
+        }
+    }
+}
+
+async fn update_once<T: Entity, R, A: RowAccess>(
+    access: &A,
+    key: &T::Key,
+    f: &mut impl FnMut(&mut T) -> R,
+) -> Result<R> {
+    let mut t = get::<T, A>(access, key).await?.ok_or_else(|| Error::not_found::<T>(key))?;
+    let result = f(&mut t);
+    put(access, &mut t).await?;
+    Ok(result)
 }

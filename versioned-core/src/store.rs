@@ -3,6 +3,7 @@
 use crate::entity::Entity;
 use crate::error::Result;
 use crate::ops;
+use crate::retry::RetryPolicy;
 use crate::storage::memory::MemoryStorage;
 use crate::storage::{RowAccess, Storage};
 
@@ -120,5 +121,22 @@ impl<S: Storage> Store<S> {
     /// Deletes the record with this key, whatever its version. Returns whether a record was there.
     pub async fn delete_unchecked<T: Entity>(&self, key: &T::Key) -> Result<bool> {
         ops::delete_unchecked::<T, _>(&self.backend, key).await
+    }
+
+    /// Reads the record, applies `f` to it, and writes it back with a checked [`put`](Self::put);
+    /// on a conflict, starts again from a fresh read, as `policy` allows. Returns what `f` returned
+    /// in the attempt that was written.
+    ///
+    /// This is Kii's `getSequence` in one call: the read, the change and the checked write, retried
+    /// while another writer got there first. `f` may run more than once; it must not have effects
+    /// outside the record. A missing record is [`Error::NotFound`](crate::Error::NotFound); running
+    /// out of attempts is [`Error::RetriesExhausted`](crate::Error::RetriesExhausted).
+    pub async fn update<T: Entity, R: Send>(
+        &self,
+        key: &T::Key,
+        policy: RetryPolicy,
+        f: impl FnMut(&mut T) -> R + Send,
+    ) -> Result<R> {
+        ops::update(&self.backend, key, policy, f).await
     }
 }

@@ -1,9 +1,9 @@
 //! `#[derive(Versioned)]`: the derive macro of the [`versioned`](https://docs.rs/versioned) crate.
 //!
 //! Use it through `versioned`, which re-exports it with the runtime it generates code for. The
-//! macro works in three steps, one module each: [`ast`] parses the struct and its attributes into
-//! a model, [`check`] validates the model, [`expand`] generates the `Entity` implementation.
-//! Errors of all three steps are gathered in one [`ctxt::Ctxt`] and reported together, each
+//! macro works in three steps, one module each: `ast` parses the struct and its attributes into
+//! a model, `check` validates the model, `expand` generates the `Entity` implementation.
+//! Errors of all three steps are gathered in one `ctxt::Ctxt` and reported together, each
 //! pointing at the offending token.
 #![deny(missing_docs)]
 

@@ -3,7 +3,7 @@
 //! File databases run in WAL mode with a busy timeout. Each operation takes one connection from
 //! the pool and runs one statement on it; a failed check reads the stored row on the same
 //! connection, to describe the conflict. Statements are built once per table
-//! ([`Statements`]), and sqlx keeps them prepared per connection.
+//! (`storage::sql`), and sqlx keeps them prepared per connection.
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -117,7 +117,12 @@ fn version_value(v: u64) -> Value {
 fn storage_error(table: &'static TableDef, err: sqlx::Error) -> Error {
     match &err {
         sqlx::Error::Database(db) => {
-            if let Some(name) = db.message().strip_prefix("no such column: ") {
+            // Reads say "no such column: x", writes "table t has no column named x".
+            let message = db.message();
+            let missing = message
+                .strip_prefix("no such column: ")
+                .or_else(|| message.split_once(" has no column named ").map(|(_, name)| name));
+            if let Some(name) = missing {
                 let name = name.rsplit('.').next().unwrap_or(name).trim_matches('"');
                 if let Some(column) = table.columns.iter().find(|c| c.name.eq_ignore_ascii_case(name)) {
                     return Error::decode(table, column.name, "the table has no such column");

@@ -1,0 +1,100 @@
+//! Kii Cloud, "Controlling Simultaneous Updates": unique sequence numbers from one counter.
+//!
+//! 16 concurrent workers draw numbers from one counter record: read it, add one, write it back
+//! with the version check, and start over on a conflict — at most 100 tries, then "Server Busy".
+//! Every number 1..N must be handed out exactly once. With a tiny retry limit some callers get
+//! "Server Busy" (the retries-exhausted error) instead — never a duplicate.
+//!
+//! `store.update` is the whole `getSequence` loop in one call.
+//!
+//! Run: `cargo run --example sequence`
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use versioned::{Error, RetryPolicy, SqliteStorage, Store, Versioned};
+
+#[derive(Versioned, Debug, Clone)]
+struct Counter {
+    #[key]
+    name: String,
+    sequence: i64,
+    #[version]
+    version: u64,
+}
+
+const WORKERS: usize = 16;
+const DRAWS: usize = 25;
+
+/// Kii's `getSequence`: the next number, or "Server Busy" after the policy's attempts.
+async fn get_sequence(store: &Store<SqliteStorage>, policy: RetryPolicy) -> versioned::Result<i64> {
+    store
+        .update::<Counter, _>(&"orders".to_string(), policy, |c| {
+            c.sequence += 1;
+            c.sequence
+        })
+        .await
+}
+
+/// Runs the workers; returns the numbers handed out and how many draws got "Server Busy".
+async fn run(store: &Store<SqliteStorage>, policy: RetryPolicy) -> Result<(Vec<i64>, usize), common::Failure> {
+    store.delete_unchecked::<Counter>(&"orders".to_string()).await?;
+    store.insert(&mut Counter { name: "orders".into(), sequence: 0, version: 0 }).await?;
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let (mut numbers, mut busy) = (Vec::new(), 0);
+                for _ in 0..DRAWS {
+                    match get_sequence(&store, policy).await {
+                        Ok(n) => numbers.push(n),
+                        Err(Error::RetriesExhausted { .. }) => busy += 1, // "Server Busy"
+                        Err(other) => return Err(other),
+                    }
+                }
+                Ok((numbers, busy))
+            })
+        })
+        .collect();
+    let (mut all, mut busy) = (Vec::new(), 0);
+    for worker in workers {
+        let (numbers, b) = worker.await??;
+        all.extend(numbers);
+        busy += b;
+    }
+    Ok((all, busy))
+}
+
+fn report(store_value: i64, numbers: &[i64], busy: usize) -> Result<(), common::Failure> {
+    let unique: BTreeSet<i64> = numbers.iter().copied().collect();
+    println!(
+        "  handed out {} numbers, {} unique, {busy} \"Server Busy\"; counter = {store_value}",
+        numbers.len(),
+        unique.len()
+    );
+    common::expect(unique.len() == numbers.len(), "no number was handed out twice")?;
+    let expected: BTreeSet<i64> = (1..=numbers.len() as i64).collect();
+    common::expect(unique == expected, "the numbers are exactly 1..N, no gaps")?;
+    common::expect(store_value == numbers.len() as i64, "the counter equals the numbers handed out")
+}
+
+#[tokio::main]
+async fn main() -> Result<(), common::Failure> {
+    let store = common::open("sequence").await?;
+    store.create_table::<Counter>().await?;
+    let counter = async |store: &Store<SqliteStorage>| -> Result<i64, common::Failure> {
+        Ok(store.get::<Counter>(&"orders".to_string()).await?.ok_or("no counter")?.sequence)
+    };
+
+    println!("{WORKERS} workers x {DRAWS} draws, up to 100 tries each (Kii's loop):");
+    let (numbers, busy) = run(&store, RetryPolicy::attempts(100)).await?;
+    report(counter(&store).await?, &numbers, busy)?;
+    common::expect(busy == 0 && numbers.len() == WORKERS * DRAWS, "every draw got a number")?;
+
+    println!("\nThe same with a single try each (no retry):");
+    let (numbers, busy) = run(&store, RetryPolicy::no_retry()).await?;
+    report(counter(&store).await?, &numbers, busy)?;
+    common::expect(busy > 0, "some callers got \"Server Busy\" instead of a duplicate")?;
+    Ok(())
+}
