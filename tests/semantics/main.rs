@@ -3,6 +3,35 @@
 
 mod memory {
     versioned_core::conformance_tests!(|| async { versioned::Store::memory() });
+
+    use versioned::{Error, Store};
+    use versioned_core::conformance::Account;
+
+    /// The memory backend is optimistic: a transaction that read a record another writer changed
+    /// before the commit fails at commit, even though it never wrote that record.
+    #[tokio::test]
+    async fn commit_validates_what_the_transaction_read() {
+        let store = Store::memory();
+        store.create_table::<Account>().await.unwrap();
+        store.insert(&mut Account { id: 1, balance: 10, version: 0 }).await.unwrap();
+        let other = store.clone();
+        let err = store
+            .transaction(|tx| async move {
+                let a = tx.get::<Account>(&1).await?.ok_or_else(|| Error::not_found::<Account>(&1))?;
+                // Meanwhile, another writer changes account 1.
+                other.update::<Account, _>(&1, Default::default(), |a| a.balance = 0).await?;
+                // A record derived from what we read: stale the moment we commit.
+                tx.insert(&mut Account { id: 2, balance: a.balance, version: 0 }).await?;
+                Ok(())
+            })
+            .await
+            .expect_err("the read went stale before commit");
+        assert!(
+            matches!(err, Error::ConcurrentModification { table: "account", expected: 1, actual: Some(2), .. }),
+            "{err:?}"
+        );
+        assert_eq!(store.get::<Account>(&2).await.unwrap(), None, "nothing of the transaction was applied");
+    }
 }
 
 mod sqlite {

@@ -11,9 +11,14 @@
 //!
 //! The stories of the source documents are here too: Slim3's salary update, Kii's high-score race.
 
+use std::collections::BTreeSet;
 use std::fmt::Debug;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use crate::error::Error;
+use crate::retry::RetryPolicy;
 use crate::storage::Storage;
 use crate::store::Store;
 use crate::value::Value;
@@ -91,6 +96,34 @@ pub struct Everything {
     pub version: i64,
 }
 
+/// A counter, for sequence numbers.
+#[derive(versioned_derive::Versioned, Debug, Clone, PartialEq)]
+#[versioned(crate = crate)]
+pub struct Counter {
+    /// Key.
+    #[key]
+    pub name: String,
+    /// The last number handed out.
+    pub n: i64,
+    /// Version.
+    #[version]
+    pub version: u64,
+}
+
+/// An account of Kii's balance book.
+#[derive(versioned_derive::Versioned, Debug, Clone, PartialEq)]
+#[versioned(crate = crate)]
+pub struct Account {
+    /// Key.
+    #[key]
+    pub id: i32,
+    /// Balance.
+    pub balance: i64,
+    /// Version.
+    #[version]
+    pub version: u64,
+}
+
 /// The names of every test of the suite, for [`conformance_tests!`](crate::conformance_tests).
 #[macro_export]
 macro_rules! conformance_tests {
@@ -113,7 +146,16 @@ macro_rules! conformance_tests {
             conflict_current_decodes_to_stored_struct,
             every_field_type_round_trips,
             unstorable_value_is_refused_and_nothing_stored,
-            operations_run_inside_tokio_spawn
+            operations_run_inside_tokio_spawn,
+            kii_balance_failure_is_rolled_back,
+            transaction_commits_all_writes_at_once_and_reads_its_own,
+            transaction_closure_error_rolls_back_and_is_returned_unchanged,
+            derived_helpers_work_inside_a_transaction,
+            concurrent_update_counts_exactly,
+            concurrent_transfers_keep_the_sum,
+            get_for_update_blocks_a_second_writer_until_commit,
+            retries_exhausted_carries_the_last_conflict,
+            dropped_transaction_future_leaves_nothing_behind
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {$(
@@ -130,6 +172,25 @@ async fn setup<S: Storage>(store: &Store<S>) {
     store.create_table::<HighScore>().await.expect("create high_score");
     store.create_table::<Tiny>().await.expect("create tiny");
     store.create_table::<Everything>().await.expect("create everything");
+    store.create_table::<Counter>().await.expect("create counter");
+    store.create_table::<Account>().await.expect("create account");
+}
+
+/// Patient enough that a test under heavy contention never runs out of attempts.
+fn patient() -> RetryPolicy {
+    RetryPolicy { max_attempts: 100_000, max_backoff: Duration::from_millis(5), ..RetryPolicy::default() }
+}
+
+/// A small deterministic generator (xorshift), so the transfer test needs no dependency.
+struct Xorshift(u64);
+
+impl Xorshift {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
 }
 
 fn ann() -> Person {
@@ -496,4 +557,291 @@ pub async fn operations_run_inside_tokio_spawn<S: Storage + Clone>(store: &Store
     for handle in handles {
         assert_eq!(handle.await.expect("task").expect("operations"), Some((11, 3)));
     }
+}
+
+/// Kii's balance book, done right: two puts in one transaction, the second stale. The conflict
+/// rolls the first back: after the error, the first record is unchanged in the store.
+pub async fn kii_balance_failure_is_rolled_back<S: Storage>(store: &Store<S>) {
+    setup(store).await;
+    store.insert(&mut Account { id: 1, balance: 100, version: 0 }).await.expect("insert 1");
+    store.insert(&mut Account { id: 2, balance: 100, version: 0 }).await.expect("insert 2");
+
+    // This device read account 2 earlier; another device has updated it since.
+    let stale_two = store.get::<Account>(&2).await.expect("get").expect("present");
+    let mut other = stale_two.clone();
+    other.balance = 500;
+    other.put(store).await.expect("the other device's update");
+
+    let err = store
+        .transaction(|tx| async move {
+            let mut one = tx.get::<Account>(&1).await?.ok_or_else(|| Error::not_found::<Account>(&1))?;
+            let mut two = stale_two;
+            one.balance -= 10;
+            two.balance += 10;
+            tx.put(&mut one).await?; // Update B1: succeeds inside the transaction
+            tx.put(&mut two).await?; // Update B2: stale, fails
+            Ok(())
+        })
+        .await
+        .expect_err("the second put is stale");
+    assert_conflict(&err, 1, Some(2));
+    assert_eq!(
+        store.get::<Account>(&1).await.expect("get"),
+        Some(Account { id: 1, balance: 100, version: 1 }),
+        "the first write must have been rolled back"
+    );
+    assert_eq!(store.get::<Account>(&2).await.expect("get").map(|a| a.balance), Some(500));
+}
+
+/// A transaction's reads see its own writes; nobody else sees them before commit; after commit
+/// all of them are there.
+pub async fn transaction_commits_all_writes_at_once_and_reads_its_own<S: Storage>(store: &Store<S>) {
+    setup(store).await;
+    store.insert(&mut Account { id: 1, balance: 10, version: 0 }).await.expect("insert");
+    let outside = store.clone();
+    let seen_outside = store
+        .transaction(|tx| async move {
+            let mut one = tx.get::<Account>(&1).await?.ok_or_else(|| Error::not_found::<Account>(&1))?;
+            one.balance = 20;
+            tx.put(&mut one).await?;
+            tx.insert(&mut Account { id: 2, balance: 30, version: 0 }).await?;
+            assert_eq!(tx.get::<Account>(&1).await?.map(|a| (a.balance, a.version)), Some((20, 2)));
+            assert_eq!(tx.get::<Account>(&2).await?.map(|a| a.balance), Some(30));
+            let err = tx.insert(&mut Account { id: 2, balance: 0, version: 0 }).await.expect_err("own insert");
+            assert!(matches!(err, Error::AlreadyExists { .. }), "{err:?}");
+            tx.delete_unchecked::<Account>(&2).await?;
+            assert_eq!(tx.get::<Account>(&2).await?, None);
+            tx.insert(&mut Account { id: 3, balance: 40, version: 0 }).await?;
+            // Another connection sees none of it yet.
+            Ok((outside.get::<Account>(&1).await?.map(|a| a.balance), outside.get::<Account>(&3).await?))
+        })
+        .await
+        .expect("transaction");
+    assert_eq!(seen_outside, (Some(10), None));
+    assert_eq!(store.get::<Account>(&1).await.expect("get").map(|a| (a.balance, a.version)), Some((20, 2)));
+    assert_eq!(store.get::<Account>(&2).await.expect("get"), None);
+    assert_eq!(store.get::<Account>(&3).await.expect("get").map(|a| a.balance), Some(40));
+}
+
+/// Any error from the closure rolls everything back and comes back unchanged.
+pub async fn transaction_closure_error_rolls_back_and_is_returned_unchanged<S: Storage>(store: &Store<S>) {
+    setup(store).await;
+    let err = store
+        .transaction(|tx| async move {
+            tx.insert(&mut Account { id: 1, balance: 1, version: 0 }).await?;
+            tx.get_with_version::<Account>(&99, 1).await?; // NotFound
+            Ok(())
+        })
+        .await
+        .expect_err("closure fails");
+    assert!(matches!(err, Error::NotFound { table: "account", key: Value::Int(99) }), "{err:?}");
+    assert_eq!(store.get::<Account>(&1).await.expect("get"), None);
+}
+
+/// The derive's helpers take a transaction as well as a store.
+pub async fn derived_helpers_work_inside_a_transaction<S: Storage>(store: &Store<S>) {
+    setup(store).await;
+    store
+        .transaction(|tx| async move {
+            let mut p = ann();
+            p.insert(&tx).await?;
+            let mut p = Person::get_with_version(&tx, &1, 1).await?;
+            p.salary = 111;
+            p.put(&tx).await?;
+            p.put_unchecked(&tx).await?;
+            assert_eq!(Person::get(&tx, &1).await?.map(|p| (p.salary, p.version)), Some((111, 3)));
+            Ok(())
+        })
+        .await
+        .expect("transaction");
+    assert_eq!(store.get::<Person>(&1).await.expect("get").map(|p| p.version), Some(3));
+}
+
+/// 16 tasks x 200 increments of one counter through `update`: exactly 3,200, every number unique.
+pub async fn concurrent_update_counts_exactly<S: Storage>(store: &Store<S>) {
+    const TASKS: usize = 16;
+    const EACH: usize = 200;
+    setup(store).await;
+    let key = "orders".to_string();
+    store.insert(&mut Counter { name: key.clone(), n: 0, version: 0 }).await.expect("insert");
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|_| {
+            let (store, key) = (store.clone(), key.clone());
+            tokio::spawn(async move {
+                let mut drawn = Vec::with_capacity(EACH);
+                for _ in 0..EACH {
+                    drawn.push(
+                        store
+                            .update::<Counter, _>(&key, patient(), |c| {
+                                c.n += 1;
+                                c.n
+                            })
+                            .await?,
+                    );
+                }
+                Ok::<_, Error>(drawn)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.expect("task").expect("every update commits"));
+    }
+    let unique: BTreeSet<i64> = all.iter().copied().collect();
+    assert_eq!(all.len(), TASKS * EACH);
+    assert_eq!(unique, (1..=(TASKS * EACH) as i64).collect(), "every number 1..=3200 exactly once");
+    let counter = store.get::<Counter>(&key).await.expect("get").expect("present");
+    assert_eq!((counter.n, counter.version), (3200, 3201));
+}
+
+/// 8 tasks x 200 random transfers among 10 accounts through `transaction_with_retry`: the sum of
+/// the balances never changes, and every committed transfer is reflected exactly once.
+pub async fn concurrent_transfers_keep_the_sum<S: Storage>(store: &Store<S>) {
+    const ACCOUNTS: i32 = 10;
+    const TASKS: u64 = 8;
+    const EACH: usize = 200;
+    setup(store).await;
+    for id in 0..ACCOUNTS {
+        store.insert(&mut Account { id, balance: 1_000, version: 0 }).await.expect("insert");
+    }
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|seed| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut rng = Xorshift(0x9E37_79B9_7F4A_7C15 ^ (seed + 1));
+                let mut committed = Vec::with_capacity(EACH);
+                for _ in 0..EACH {
+                    let from = rng.below(ACCOUNTS as u64) as i32;
+                    let to = (from + 1 + rng.below(ACCOUNTS as u64 - 1) as i32) % ACCOUNTS;
+                    let amount = 1 + rng.below(50) as i64;
+                    store
+                        .transaction_with_retry(patient(), |tx| async move {
+                            let missing = |id| move || Error::not_found::<Account>(&id);
+                            let mut a = tx.get::<Account>(&from).await?.ok_or_else(missing(from))?;
+                            let mut b = tx.get::<Account>(&to).await?.ok_or_else(missing(to))?;
+                            a.balance -= amount;
+                            b.balance += amount;
+                            tx.put(&mut a).await?;
+                            tx.put(&mut b).await?;
+                            Ok(())
+                        })
+                        .await?;
+                    committed.push((from, to, amount));
+                }
+                Ok::<_, Error>(committed)
+            })
+        })
+        .collect();
+    let mut expected = vec![1_000i64; ACCOUNTS as usize];
+    let mut writes = 0;
+    for task in tasks {
+        for (from, to, amount) in task.await.expect("task").expect("every transfer commits") {
+            expected[from as usize] -= amount;
+            expected[to as usize] += amount;
+            writes += 2;
+        }
+    }
+    let mut total = 0;
+    let mut versions = 0;
+    for id in 0..ACCOUNTS {
+        let account = store.get::<Account>(&id).await.expect("get").expect("present");
+        assert_eq!(account.balance, expected[id as usize], "account {id}: each committed transfer once");
+        total += account.balance;
+        versions += account.version - 1;
+    }
+    assert_eq!(total, 1_000 * i64::from(ACCOUNTS), "the sum never changes");
+    assert_eq!(versions, writes, "one version step per committed write, none lost or doubled");
+}
+
+/// `get_for_update` locks the record: a second writer waits until the first transaction commits,
+/// then sees its write.
+pub async fn get_for_update_blocks_a_second_writer_until_commit<S: Storage>(store: &Store<S>) {
+    setup(store).await;
+    store.insert(&mut Account { id: 1, balance: 0, version: 0 }).await.expect("insert");
+    let second = store.clone();
+    store
+        .transaction(|tx| async move {
+            let mut locked = tx.get_for_update::<Account>(&1).await?.ok_or_else(|| Error::not_found::<Account>(&1))?;
+            let waiter = tokio::spawn(async move {
+                second
+                    .transaction(|tx2| async move {
+                        let mut a =
+                            tx2.get_for_update::<Account>(&1).await?.ok_or_else(|| Error::not_found::<Account>(&1))?;
+                        let seen = a.balance;
+                        a.balance += 1;
+                        tx2.put(&mut a).await?;
+                        Ok(seen)
+                    })
+                    .await
+            });
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            assert!(!waiter.is_finished(), "the second writer must wait for the lock");
+            locked.balance = 100;
+            tx.put(&mut locked).await?;
+            Ok(waiter)
+        })
+        .await
+        .expect("first transaction")
+        .await
+        .map(|seen| assert_eq!(seen.expect("second transaction"), 100, "the second writer ran after the commit"))
+        .expect("task");
+    let account = store.get::<Account>(&1).await.expect("get").expect("present");
+    assert_eq!((account.balance, account.version), (101, 3));
+}
+
+/// When attempts run out, `RetriesExhausted` says how many and carries the last conflict.
+pub async fn retries_exhausted_carries_the_last_conflict<S: Storage>(store: &Store<S>) {
+    setup(store).await;
+    let mut p = ann();
+    store.insert(&mut p).await.expect("insert");
+    p.put(store).await.expect("put"); // stored version 2
+    let calls = Arc::new(AtomicU32::new(0));
+    let policy = RetryPolicy { max_attempts: 3, initial_backoff: Duration::from_millis(1), ..RetryPolicy::default() };
+    let err = store
+        .transaction_with_retry(policy, |tx| {
+            let calls = Arc::clone(&calls);
+            async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                let mut stale = Person { version: 1, ..ann() };
+                tx.put(&mut stale).await
+            }
+        })
+        .await
+        .expect_err("always stale");
+    match &err {
+        Error::RetriesExhausted { attempts: 3, last } => assert_conflict(last, 1, Some(2)),
+        other => panic!("expected RetriesExhausted after 3 attempts, got {other:?}"),
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert!(!err.is_retryable());
+
+    let err = store.update::<Person, _>(&404, RetryPolicy::default(), |p| p.salary += 1).await.expect_err("missing");
+    assert!(matches!(err, Error::NotFound { .. }), "not retryable, so returned at once: {err:?}");
+}
+
+/// A transaction future dropped midway (here by a timeout) leaves nothing behind, and the store
+/// takes writes again afterwards.
+pub async fn dropped_transaction_future_leaves_nothing_behind<S: Storage>(store: &Store<S>) {
+    setup(store).await;
+    store.insert(&mut Account { id: 1, balance: 5, version: 0 }).await.expect("insert");
+    let abandoned = tokio::time::timeout(
+        Duration::from_millis(100),
+        store.transaction(|tx| async move {
+            let mut a = tx.get_for_update::<Account>(&1).await?.ok_or_else(|| Error::not_found::<Account>(&1))?;
+            a.balance = 0;
+            tx.put(&mut a).await?;
+            tx.insert(&mut Account { id: 2, balance: 7, version: 0 }).await?;
+            std::future::pending::<()>().await;
+            Ok(())
+        }),
+    )
+    .await;
+    assert!(abandoned.is_err(), "the transaction never finishes on its own");
+    assert_eq!(store.get::<Account>(&1).await.expect("get"), Some(Account { id: 1, balance: 5, version: 1 }));
+    assert_eq!(store.get::<Account>(&2).await.expect("get"), None);
+    let after = store.update::<Account, _>(&1, patient(), |a| {
+        a.balance += 1;
+        a.balance
+    });
+    assert_eq!(after.await.expect("the lock is released"), 6);
 }

@@ -6,7 +6,8 @@
 //! - [`Entity`], the description of a struct that the derive implements;
 //! - [`Value`], [`Row`] and the [`Field`] conversions of Rust types to columns;
 //! - [`Error`], one enum for every failure, with [`Error::ConcurrentModification`] for conflicts;
-//! - [`Store`], the typed operations, written once over any backend;
+//! - [`Store`], the typed operations, written once over any backend, and [`Transaction`], units
+//!   of work that commit all their writes or none, with [`RetryPolicy`] for retrying them;
 //! - [`storage`], the contract a backend implements, and the backends: [`MemoryStorage`] (the
 //!   reference) and, with the `sqlite` feature, SQLite.
 #![deny(missing_docs)]
@@ -20,14 +21,16 @@ pub mod ops;
 mod retry;
 pub mod storage;
 mod store;
+mod transaction;
 mod value;
 
 pub use entity::{ColumnDef, Entity, RowReader, TableDef, encode, encode_json};
 pub use error::{BoxError, Error, Result, StorageError};
 pub use retry::RetryPolicy;
-pub use storage::memory::MemoryStorage;
+pub use storage::memory::{MemoryStorage, MemoryTransaction};
 #[cfg(feature = "sqlite")]
-pub use storage::sqlite::SqliteStorage;
-pub use storage::{RowAccess, Storage, WriteOutcome};
+pub use storage::sqlite::{SqliteStorage, SqliteTransaction};
+pub use storage::{RowAccess, Storage, StorageTransaction, WriteOutcome};
 pub use store::{Executor, Store};
+pub use transaction::Transaction;
 pub use value::{ColumnType, Field, KeyField, Row, Value, VersionField};

@@ -5,8 +5,7 @@
 
 use crate::entity::Entity;
 use crate::error::{Error, Result};
-use crate::retry::RetryPolicy;
-use crate::storage::{RowAccess, WriteOutcome};
+use crate::storage::{RowAccess, StorageTransaction, WriteOutcome};
 use crate::value::{Field, Row, Value, VersionField};
 
 fn key_value<T: Entity>(key: &T::Key) -> Result<Value> {
@@ -119,28 +118,14 @@ pub async fn delete_unchecked<T: Entity, A: RowAccess>(access: &A, key: &T::Key)
     Ok(access.delete(T::TABLE, &key, None).await? == WriteOutcome::Applied)
 }
 
-/// See [`Store::update`](crate::Store::update).
-pub async fn update<T, R, A>(
-    access: &A,
-    key: &T::Key,
-    policy: RetryPolicy,
-    mut f: impl FnMut(&mut T) -> R + Send,
-) -> Result<R>
-where
-    T: Entity,
-    R: Send,
-    A: RowAccess,
-{
-    let mut attempts = policy.start();
-    loop {
-        match update_once(access, key, &mut f).await {
-            Ok(result) => return Ok(result),
-            Err(err) => attempts.failed(err).await?,
-        }
-    }
+/// See [`Transaction::get_for_update`](crate::Transaction::get_for_update).
+pub async fn get_for_update<T: Entity, X: StorageTransaction>(tx: &X, key: &T::Key) -> Result<Option<T>> {
+    let key = key_value::<T>(key)?;
+    tx.fetch_for_update(T::TABLE, &key).await?.map(T::from_row).transpose()
 }
 
-async fn update_once<T: Entity, R, A: RowAccess>(
+/// One attempt of [`Store::update`](crate::Store::update): read, apply `f`, checked write.
+pub async fn read_modify_write<T: Entity, R, A: RowAccess>(
     access: &A,
     key: &T::Key,
     f: &mut impl FnMut(&mut T) -> R,

@@ -1,11 +1,15 @@
 //! [`Store`]: the typed API over any [`Storage`].
 
+use std::future::Future;
+use std::sync::Arc;
+
 use crate::entity::Entity;
 use crate::error::Result;
 use crate::ops;
 use crate::retry::RetryPolicy;
 use crate::storage::memory::MemoryStorage;
 use crate::storage::{RowAccess, Storage};
+use crate::transaction::{Transaction, finish, reclaim};
 
 /// Typed, version-checked operations on entities, over a storage backend.
 ///
@@ -123,20 +127,70 @@ impl<S: Storage> Store<S> {
         ops::delete_unchecked::<T, _>(&self.backend, key).await
     }
 
-    /// Reads the record, applies `f` to it, and writes it back with a checked [`put`](Self::put);
-    /// on a conflict, starts again from a fresh read, as `policy` allows. Returns what `f` returned
-    /// in the attempt that was written.
+    /// Runs `f` as one unit of work: all its writes commit together, or none do.
     ///
-    /// This is Kii's `getSequence` in one call: the read, the change and the checked write, retried
-    /// while another writer got there first. `f` may run more than once; it must not have effects
-    /// outside the record. A missing record is [`Error::NotFound`](crate::Error::NotFound); running
-    /// out of attempts is [`Error::RetriesExhausted`](crate::Error::RetriesExhausted).
+    /// `f` receives the [`Transaction`] handle and returns a future; if that future's result is
+    /// `Ok`, the transaction commits, otherwise every write is rolled back and the error is returned
+    /// unchanged. A [`ConcurrentModification`](crate::Error::ConcurrentModification) in any write
+    /// (with `?`) therefore undoes the writes before it: the Kii Balance failure, where Update 1
+    /// stays after Update 2 fails, cannot happen. A transaction whose future is dropped midway is
+    /// rolled back too.
+    ///
+    /// See the crate's README for an example, and the `balance` example for a whole story.
+    pub async fn transaction<R, F, Fut>(&self, f: F) -> Result<R>
+    where
+        F: FnOnce(Transaction<S>) -> Fut,
+        Fut: Future<Output = Result<R>>,
+    {
+        let tx = Arc::new(self.backend.begin().await?);
+        let result = f(Transaction::new(Arc::clone(&tx))).await;
+        finish(reclaim(tx)?, result).await
+    }
+
+    /// [`transaction`](Self::transaction), run again from the start while it fails with a
+    /// retryable error (a conflict, a busy database), as `policy` allows. Returns the result of the
+    /// attempt that committed, or [`RetriesExhausted`](crate::Error::RetriesExhausted) with the
+    /// last error. `f` runs once per attempt, so it must not have effects outside the transaction.
+    pub async fn transaction_with_retry<R, F, Fut>(&self, policy: RetryPolicy, mut f: F) -> Result<R>
+    where
+        F: FnMut(Transaction<S>) -> Fut,
+        Fut: Future<Output = Result<R>>,
+    {
+        let mut attempts = policy.start();
+        loop {
+            match self.transaction(&mut f).await {
+                Ok(value) => return Ok(value),
+                Err(err) => attempts.failed(err).await?,
+            }
+        }
+    }
+
+    /// Reads the record, applies `f` to it, and writes it back with a checked [`put`](Self::put),
+    /// all in one transaction; on a conflict, starts again from a fresh read, as `policy` allows.
+    /// Returns what `f` returned in the attempt that committed.
+    ///
+    /// This is Kii's `getSequence` in one call. `f` may run more than once; it must not have
+    /// effects outside the record. A missing record is [`Error::NotFound`](crate::Error::NotFound);
+    /// running out of attempts is [`Error::RetriesExhausted`](crate::Error::RetriesExhausted).
     pub async fn update<T: Entity, R: Send>(
         &self,
         key: &T::Key,
         policy: RetryPolicy,
-        f: impl FnMut(&mut T) -> R + Send,
+        mut f: impl FnMut(&mut T) -> R + Send,
     ) -> Result<R> {
-        ops::update(&self.backend, key, policy, f).await
+        let mut attempts = policy.start();
+        loop {
+            let result = match self.backend.begin().await {
+                Ok(tx) => {
+                    let result = ops::read_modify_write(&tx, key, &mut f).await;
+                    finish(tx, result).await
+                }
+                Err(err) => Err(err),
+            };
+            match result {
+                Ok(value) => return Ok(value),
+                Err(err) => attempts.failed(err).await?,
+            }
+        }
     }
 }

@@ -33,7 +33,7 @@ pub enum WriteOutcome {
     },
 }
 
-/// The row operations of a backend, shared by its autocommit handle and (later) its transactions.
+/// The row operations of a backend, shared by its autocommit handle and its transactions.
 ///
 /// Rows are in the column order of the `TableDef`; `table.key` and `table.version` index into
 /// them. Versions are stored as integers.
@@ -73,6 +73,35 @@ pub trait RowAccess: Send + Sync {
 /// A storage backend: what a [`Store`](crate::Store) is built on. Cloning it gives another
 /// handle to the same storage (like a connection pool).
 pub trait Storage: RowAccess + Clone + 'static {
+    /// The backend's transaction.
+    type Transaction: StorageTransaction;
+
     /// Creates the table for `table` if it does not exist yet.
     fn create_table(&self, table: &'static TableDef) -> impl Future<Output = Result<()>> + Send;
+
+    /// Begins a transaction: its writes become visible together at commit, or not at all.
+    fn begin(&self) -> impl Future<Output = Result<Self::Transaction>> + Send;
+}
+
+/// A backend's transaction: the row operations, seeing its own writes, applied all at once by
+/// [`commit`](Self::commit). Dropping it without committing rolls it back.
+///
+/// A conditional write inside a transaction is checked against the latest committed state (and,
+/// where the backend validates at commit, checked again then): a conflict anywhere means the whole
+/// transaction must be rolled back.
+pub trait StorageTransaction: RowAccess + 'static {
+    /// Like [`RowAccess::fetch`], and locks the row against other writers until the transaction
+    /// ends (OutSystems' `GetForUpdate`).
+    fn fetch_for_update(
+        &self,
+        table: &'static TableDef,
+        key: &Value,
+    ) -> impl Future<Output = Result<Option<Row>>> + Send;
+
+    /// Makes every write of the transaction visible at once, or fails and writes nothing (a
+    /// backend validating at commit reports a conflict as `Error::ConcurrentModification`).
+    fn commit(self) -> impl Future<Output = Result<()>> + Send;
+
+    /// Discards every write of the transaction.
+    fn rollback(self) -> impl Future<Output = Result<()>> + Send;
 }

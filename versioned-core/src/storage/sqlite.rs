@@ -2,7 +2,7 @@
 //!
 //! File databases run in WAL mode with a busy timeout. Each operation takes one connection from
 //! the pool and runs one statement on it; a failed check reads the stored row on the same
-//! connection, to describe the conflict. Statements are built once per table
+//! connection, to describe the conflict. Transactions begin with `BEGIN IMMEDIATE`. Statements are built once per table
 //! (`storage::sql`), and sqlx keeps them prepared per connection.
 
 use std::collections::HashMap;
@@ -17,7 +17,7 @@ use sqlx::sqlite::{
 use sqlx::{AssertSqlSafe, Row as _, SqlSafeStr, Sqlite, TypeInfo as _, ValueRef as _};
 
 use super::sql::Statements;
-use super::{RowAccess, Storage, WriteOutcome};
+use super::{RowAccess, Storage, StorageTransaction, WriteOutcome};
 use crate::entity::TableDef;
 use crate::error::{Error, Result, StorageError};
 use crate::store::Store;
@@ -77,7 +77,7 @@ impl SqliteStorage {
     }
 
     async fn acquire(&self, table: &'static TableDef) -> Result<sqlx::pool::PoolConnection<Sqlite>> {
-        self.pool.acquire().await.map_err(|e| storage_error(table, e))
+        self.pool.acquire().await.map_err(|e| storage_error(Some(table), e))
     }
 }
 
@@ -114,7 +114,7 @@ fn version_value(v: u64) -> Value {
 
 /// Maps a sqlx error: SQLite busy/locked become retryable, a missing column becomes
 /// `Error::Decode` naming it.
-fn storage_error(table: &'static TableDef, err: sqlx::Error) -> Error {
+fn storage_error(table: Option<&'static TableDef>, err: sqlx::Error) -> Error {
     match &err {
         sqlx::Error::Database(db) => {
             // Reads say "no such column: x", writes "table t has no column named x".
@@ -122,7 +122,7 @@ fn storage_error(table: &'static TableDef, err: sqlx::Error) -> Error {
             let missing = message
                 .strip_prefix("no such column: ")
                 .or_else(|| message.split_once(" has no column named ").map(|(_, name)| name));
-            if let Some(name) = missing {
+            if let (Some(name), Some(table)) = (missing, table) {
                 let name = name.rsplit('.').next().unwrap_or(name).trim_matches('"');
                 if let Some(column) = table.columns.iter().find(|c| c.name.eq_ignore_ascii_case(name)) {
                     return Error::decode(table, column.name, "the table has no such column");
@@ -173,7 +173,7 @@ pub(crate) struct OnConnection<'c> {
 impl OnConnection<'_> {
     pub(crate) async fn fetch(&mut self, key: &Value) -> Result<Option<Row>> {
         let q = bind(query(&self.statements.select), key);
-        match q.fetch_optional(&mut *self.conn).await.map_err(|e| storage_error(self.table, e))? {
+        match q.fetch_optional(&mut *self.conn).await.map_err(|e| storage_error(Some(self.table), e))? {
             Some(row) => decode_row(self.table, &row).map(Some),
             None => Ok(None),
         }
@@ -181,7 +181,7 @@ impl OnConnection<'_> {
 
     pub(crate) async fn insert(&mut self, row: &Row) -> Result<bool> {
         let q = bind_all(query(&self.statements.insert), row.values());
-        let done = q.execute(&mut *self.conn).await.map_err(|e| storage_error(self.table, e))?;
+        let done = q.execute(&mut *self.conn).await.map_err(|e| storage_error(Some(self.table), e))?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -190,7 +190,7 @@ impl OnConnection<'_> {
         let key = table.key_of(row)?;
         let non_key = row.values().iter().enumerate().filter(|(i, _)| *i != table.key).map(|(_, v)| v);
         let q = bind(bind(bind_all(query(&self.statements.update), non_key), key), &version_value(expected));
-        let done = q.execute(&mut *self.conn).await.map_err(|e| storage_error(table, e))?;
+        let done = q.execute(&mut *self.conn).await.map_err(|e| storage_error(Some(table), e))?;
         self.outcome(done.rows_affected(), key).await
     }
 
@@ -199,7 +199,7 @@ impl OnConnection<'_> {
         let mut values = row.clone();
         values.set(table.version, Value::Int(1));
         let q = bind(bind_all(query(&self.statements.upsert), values.values()), &version_value(table.version_max));
-        let returned = q.fetch_optional(&mut *self.conn).await.map_err(|e| storage_error(table, e))?;
+        let returned = q.fetch_optional(&mut *self.conn).await.map_err(|e| storage_error(Some(table), e))?;
         returned
             .map(|r| {
                 let v: i64 =
@@ -215,7 +215,7 @@ impl OnConnection<'_> {
             Some(v) => bind(bind(query(&self.statements.delete_checked), key), &version_value(v)),
             None => bind(query(&self.statements.delete_unchecked), key),
         };
-        let done = q.execute(&mut *self.conn).await.map_err(|e| storage_error(table, e))?;
+        let done = q.execute(&mut *self.conn).await.map_err(|e| storage_error(Some(table), e))?;
         match expected {
             Some(_) => self.outcome(done.rows_affected(), key).await,
             // Nothing deleted without a check: there was no row to read back.
@@ -235,6 +235,39 @@ impl OnConnection<'_> {
     }
 }
 
+/// Implements [`RowAccess`] for a type with a `run` method that lends one connection to an
+/// operation: the autocommit storage (a pooled connection) and a transaction (its connection).
+macro_rules! row_access_via_run {
+    ($ty:ty) => {
+        impl RowAccess for $ty {
+            async fn fetch(&self, table: &'static TableDef, key: &Value) -> Result<Option<Row>> {
+                self.run(table, async |c| c.fetch(key).await).await
+            }
+
+            async fn insert(&self, table: &'static TableDef, row: &Row) -> Result<bool> {
+                self.run(table, async |c| c.insert(row).await).await
+            }
+
+            async fn update(&self, table: &'static TableDef, row: &Row, expected: u64) -> Result<WriteOutcome> {
+                self.run(table, async |c| c.update(row, expected).await).await
+            }
+
+            async fn upsert(&self, table: &'static TableDef, row: &Row) -> Result<Option<u64>> {
+                self.run(table, async |c| c.upsert(row).await).await
+            }
+
+            async fn delete(
+                &self,
+                table: &'static TableDef,
+                key: &Value,
+                expected: Option<u64>,
+            ) -> Result<WriteOutcome> {
+                self.run(table, async |c| c.delete(key, expected).await).await
+            }
+        }
+    };
+}
+
 impl SqliteStorage {
     async fn run<T>(
         &self,
@@ -247,32 +280,58 @@ impl SqliteStorage {
     }
 }
 
-impl RowAccess for SqliteStorage {
-    async fn fetch(&self, table: &'static TableDef, key: &Value) -> Result<Option<Row>> {
-        self.run(table, async |c| c.fetch(key).await).await
+row_access_via_run!(SqliteStorage);
+
+/// A transaction of the [`SqliteStorage`]: one connection inside `BEGIN IMMEDIATE`, so it holds
+/// SQLite's write lock from its start and other writers wait (up to the busy timeout) until it
+/// ends. Dropped without commit, it is rolled back.
+#[derive(Debug)]
+pub struct SqliteTransaction {
+    storage: SqliteStorage,
+    tx: tokio::sync::Mutex<sqlx::Transaction<'static, Sqlite>>,
+}
+
+impl SqliteTransaction {
+    async fn run<T>(
+        &self,
+        table: &'static TableDef,
+        op: impl AsyncFnOnce(&mut OnConnection<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let statements = self.storage.statements(table);
+        let mut tx = self.tx.lock().await;
+        op(&mut OnConnection { conn: &mut tx, table, statements: &statements }).await
+    }
+}
+
+row_access_via_run!(SqliteTransaction);
+
+impl StorageTransaction for SqliteTransaction {
+    async fn fetch_for_update(&self, table: &'static TableDef, key: &Value) -> Result<Option<Row>> {
+        // `BEGIN IMMEDIATE` already holds the database's write lock: the row is locked against
+        // other writers until the transaction ends.
+        self.fetch(table, key).await
     }
 
-    async fn insert(&self, table: &'static TableDef, row: &Row) -> Result<bool> {
-        self.run(table, async |c| c.insert(row).await).await
+    async fn commit(self) -> Result<()> {
+        self.tx.into_inner().commit().await.map_err(|e| storage_error(None, e))
     }
 
-    async fn update(&self, table: &'static TableDef, row: &Row, expected: u64) -> Result<WriteOutcome> {
-        self.run(table, async |c| c.update(row, expected).await).await
-    }
-
-    async fn upsert(&self, table: &'static TableDef, row: &Row) -> Result<Option<u64>> {
-        self.run(table, async |c| c.upsert(row).await).await
-    }
-
-    async fn delete(&self, table: &'static TableDef, key: &Value, expected: Option<u64>) -> Result<WriteOutcome> {
-        self.run(table, async |c| c.delete(key, expected).await).await
+    async fn rollback(self) -> Result<()> {
+        self.tx.into_inner().rollback().await.map_err(|e| storage_error(None, e))
     }
 }
 
 impl Storage for SqliteStorage {
+    type Transaction = SqliteTransaction;
+
+    async fn begin(&self) -> Result<SqliteTransaction> {
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(|e| storage_error(None, e))?;
+        Ok(SqliteTransaction { storage: self.clone(), tx: tokio::sync::Mutex::new(tx) })
+    }
+
     async fn create_table(&self, table: &'static TableDef) -> Result<()> {
         let statements = self.statements(table);
-        query(&statements.create).execute(&self.pool).await.map_err(|e| storage_error(table, e))?;
+        query(&statements.create).execute(&self.pool).await.map_err(|e| storage_error(Some(table), e))?;
         Ok(())
     }
 }
