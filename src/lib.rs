@@ -57,10 +57,14 @@ pub use versioned_core::*;
 /// Struct attributes: `#[versioned(table = "name")]` (default: the struct's name in snake_case),
 /// `#[versioned(crate = path)]` when `versioned` is re-exported under another path. Field
 /// attributes: `#[key]`, `#[version]` (an integer), `#[versioned(column = "name")]` (default: the
-/// field's name), `#[versioned(json)]` (any serde type, stored as JSON text).
+/// field's name), `#[versioned(json)]` (any serde type, stored as JSON text), and the audit fields
+/// `#[versioned(created_at)]`, `#[versioned(updated_at)]` (timestamps the store sets) and
+/// `#[versioned(updated_by)]` (who wrote, filled by the caller).
 ///
 /// Besides the [`Entity`] implementation it adds the helpers `get`, `get_with_version`, `insert`,
-/// `put`, `put_unchecked` and `delete`, taking any [`Executor`] (a [`Store`]).
+/// `put`, `put_unchecked` and `delete`, taking any [`Executor`] (a [`Store`] or a
+/// [`Transaction`]), and a partial-update type named after the struct (`PersonPatch` for `Person`)
+/// for [`Store::patch`].
 pub use versioned_derive::Versioned;
 
 /// The README's code blocks, compiled and run as doctests.

@@ -190,3 +190,35 @@ async fn in_memory_url_works_for_tests() {
     store.insert(&mut p).await.expect("insert");
     assert_eq!(store.get::<Person>(&1).await.expect("get"), Some(p));
 }
+
+/// Audit timestamps of chrono and time types are set by the store like `SystemTime`.
+#[cfg(all(feature = "chrono", feature = "time"))]
+#[tokio::test]
+async fn chrono_and_time_audit_fields() {
+    #[derive(Versioned, Debug, Clone, PartialEq)]
+    struct Stamped {
+        #[key]
+        id: i64,
+        note: String,
+        #[versioned(created_at)]
+        created: chrono::DateTime<chrono::Utc>,
+        #[versioned(updated_at)]
+        updated: Option<time::OffsetDateTime>,
+        #[version]
+        version: u64,
+    }
+
+    let db = file_db().await;
+    db.store.create_table::<Stamped>().await.expect("create");
+    let before = chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now());
+    let mut s = Stamped { id: 1, note: "a".into(), created: chrono::DateTime::UNIX_EPOCH, updated: None, version: 0 };
+    db.store.insert(&mut s).await.expect("insert");
+    assert!(s.created >= before - chrono::Duration::milliseconds(1));
+    let updated = s.updated.expect("set by the store");
+    assert_eq!(updated.unix_timestamp_nanos() / 1_000, i128::from(s.created.timestamp_micros()));
+    s.note = "b".into();
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    s.put(&db.store).await.expect("put");
+    assert!(s.updated.expect("set") > updated);
+    assert_eq!(db.store.get::<Stamped>(&1).await.expect("get"), Some(s));
+}

@@ -15,9 +15,10 @@ use std::collections::BTreeSet;
 use std::fmt::Debug;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::error::Error;
+use crate::patch::Check;
 use crate::retry::RetryPolicy;
 use crate::storage::Storage;
 use crate::store::Store;
@@ -124,6 +125,47 @@ pub struct Account {
     pub version: u64,
 }
 
+/// OutSystems' contact, with audit fields and a JSON profile.
+#[derive(versioned_derive::Versioned, Debug, Clone, PartialEq)]
+#[versioned(crate = crate)]
+pub struct Contact {
+    /// Key.
+    #[key]
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// Phone.
+    pub phone: String,
+    /// A free-form JSON profile.
+    #[versioned(json)]
+    pub profile: serde_json::Value,
+    /// Set by the store on insert.
+    #[versioned(created_at)]
+    pub created_at: SystemTime,
+    /// Set by the store on every write.
+    #[versioned(updated_at)]
+    pub updated_at: SystemTime,
+    /// Who made the last write.
+    #[versioned(updated_by)]
+    pub updated_by: String,
+    /// Version.
+    #[version]
+    pub version: u32,
+}
+
+fn jo(by: &str) -> Contact {
+    Contact {
+        id: 7,
+        name: "Jo Doe".into(),
+        phone: "555-0100".into(),
+        profile: serde_json::json!({"a": 1, "nested": {"x": 1, "y": 2}}),
+        created_at: SystemTime::UNIX_EPOCH,
+        updated_at: SystemTime::UNIX_EPOCH,
+        updated_by: by.into(),
+        version: 0,
+    }
+}
+
 /// The names of every test of the suite, for [`conformance_tests!`](crate::conformance_tests).
 #[macro_export]
 macro_rules! conformance_tests {
@@ -155,7 +197,19 @@ macro_rules! conformance_tests {
             concurrent_transfers_keep_the_sum,
             get_for_update_blocks_a_second_writer_until_commit,
             retries_exhausted_carries_the_last_conflict,
-            dropped_transaction_future_leaves_nothing_behind
+            dropped_transaction_future_leaves_nothing_behind,
+            patch_changes_only_the_given_columns,
+            stale_patch_is_refused_and_changes_nothing,
+            patch_of_a_missing_record_never_creates_it,
+            kii_update_options_two_by_two,
+            json_patch_merges_every_level_and_keeps_keys,
+            concurrent_json_patches_lose_no_merge,
+            audit_fields_are_set_by_the_store,
+            conflict_says_who_changed_the_record,
+            touch_increments_only_the_version,
+            touch_guards_a_group_of_records,
+            patch_and_touch_inside_transactions,
+            patch_and_touch_refuse_to_overflow
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {$(
@@ -174,6 +228,7 @@ async fn setup<S: Storage>(store: &Store<S>) {
     store.create_table::<Everything>().await.expect("create everything");
     store.create_table::<Counter>().await.expect("create counter");
     store.create_table::<Account>().await.expect("create account");
+    store.create_table::<Contact>().await.expect("create contact");
 }
 
 /// Patient enough that a test under heavy contention never runs out of attempts.
@@ -844,4 +899,287 @@ pub async fn dropped_transaction_future_leaves_nothing_behind<S: Storage>(store:
         a.balance
     });
     assert_eq!(after.await.expect("the lock is released"), 6);
+}
+
+/// A partial update changes only the columns it sets, increments the version, and returns the
+/// stored record.
+pub async fn patch_changes_only_the_given_columns<S: Storage>(store: &Store<S>) {
+    setup(store).await;
+    store.insert(&mut ann()).await.expect("insert");
+    let patched =
+        store.patch::<Person>(&1, PersonPatch::default().salary(150), Check::Version(1)).await.expect("patch");
+    assert_eq!(patched, Person { id: 1, name: "Ann".into(), salary: 150, version: 2 });
+    assert_eq!(store.get::<Person>(&1).await.expect("get"), Some(patched));
+
+    let empty = store.patch::<Person>(&1, PersonPatch::default(), Check::Unchecked).await.expect("empty patch");
+    assert_eq!((empty.salary, empty.version), (150, 3), "an empty patch changes nothing but the version");
+
+    let literal = PersonPatch { name: Some("Ann B.".into()), ..PersonPatch::default() };
+    let patched = store.patch::<Person>(&1, literal, Check::Version(3)).await.expect("struct-literal patch");
+    assert_eq!((patched.name.as_str(), patched.salary, patched.version), ("Ann B.", 150, 4));
+}
+
+/// A partial update with a stale expected version is refused and changes nothing.
+pub async fn stale_patch_is_refused_and_changes_nothing<S: Storage>(store: &Store<S>) {
+    setup(store).await;
+    let mut p = ann();
+    store.insert(&mut p).await.expect("insert");
+    p.salary = 120;
+    p.put(store).await.expect("put"); // version 2
+    let err = store
+        .patch::<Person>(&1, PersonPatch::default().name("Stale").salary(1), Check::Version(1))
+        .await
+        .expect_err("stale patch");
+    assert_conflict(&err, 1, Some(2));
+    assert_eq!(err.current::<Person>().expect("stored").expect("decodes"), p);
+    assert_eq!(store.get::<Person>(&1).await.expect("get"), Some(p), "nothing changed");
+}
+
+/// A partial update never creates a record: `NotFound` without a check, a conflict saying the
+/// record is gone with one.
+pub async fn patch_of_a_missing_record_never_creates_it<S: Storage>(store: &Store<S>) {
+    setup(store).await;
+    let err = store.patch::<Person>(&5, PersonPatch::default().salary(1), Check::Unchecked).await.expect_err("missing");
+    assert!(matches!(err, Error::NotFound { table: "people", key: Value::Int(5) }), "{err:?}");
+    let err =
+        store.patch::<Person>(&5, PersonPatch::default().salary(1), Check::Version(1)).await.expect_err("missing");
+    assert_conflict(&err, 1, None);
+    let err = store
+        .patch::<Contact>(&5, ContactPatch::default().profile(serde_json::json!({"k": 1})), Check::Unchecked)
+        .await
+        .expect_err("missing, with a JSON merge");
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+    assert_eq!(store.get::<Person>(&5).await.expect("get"), None);
+}
+
+/// Kii's table of update options, all four: full or partial, with or without the overwrite check,
+/// each written through a copy made stale by another client's write.
+pub async fn kii_update_options_two_by_two<S: Storage>(store: &Store<S>) {
+    setup(store).await;
+    let mut base = ann();
+    store.insert(&mut base).await.expect("insert");
+    let stale = base.clone(); // version 1
+    let mut other = base.clone();
+    other.name = "Other".into();
+    other.put(store).await.expect("another client writes"); // version 2, name "Other"
+
+    // Full update with the check: refused.
+    let mut full = Person { salary: 500, ..stale.clone() };
+    assert_conflict(&store.put(&mut full).await.expect_err("full, checked"), 1, Some(2));
+    // Partial update with the check: refused.
+    let err = store.patch::<Person>(&1, PersonPatch::default().salary(500), Check::Version(1)).await;
+    assert_conflict(&err.expect_err("partial, checked"), 1, Some(2));
+    assert_eq!(store.get::<Person>(&1).await.expect("get").map(|p| (p.name, p.salary)), Some(("Other".into(), 100)));
+
+    // Partial update without the check: merges, keeping the other client's name.
+    let merged =
+        store.patch::<Person>(&1, PersonPatch::default().salary(300), Check::Unchecked).await.expect("partial");
+    assert_eq!((merged.name.as_str(), merged.salary, merged.version), ("Other", 300, 3));
+    // Full update without the check: replaces everything, the other client's name included.
+    let mut full = Person { salary: 400, ..stale };
+    store.put_unchecked(&mut full).await.expect("full, unchecked");
+    assert_eq!(
+        store.get::<Person>(&1).await.expect("get"),
+        Some(Person { id: 1, name: "Ann".into(), salary: 400, version: 4 })
+    );
+}
+
+/// A JSON field in a patch is merged into the stored document at every level; keys are never
+/// deleted (a `null` sets a key to null).
+pub async fn json_patch_merges_every_level_and_keeps_keys<S: Storage>(store: &Store<S>) {
+    setup(store).await;
+    store.insert(&mut jo("Amy")).await.expect("insert");
+    let doc = serde_json::json!({"nested": {"y": 3, "z": {"deep": true}}, "b": 2, "a": null});
+    let patched = store
+        .patch::<Contact>(&7, ContactPatch::default().profile(doc).updated_by("Lawrence"), Check::Version(1))
+        .await
+        .expect("patch");
+    let expected = serde_json::json!({"a": null, "b": 2, "nested": {"x": 1, "y": 3, "z": {"deep": true}}});
+    assert_eq!(patched.profile, expected);
+    assert_eq!((patched.name.as_str(), patched.updated_by.as_str(), patched.version), ("Jo Doe", "Lawrence", 2));
+    assert_eq!(store.get::<Contact>(&7).await.expect("get").map(|c| c.profile), Some(expected));
+
+    let err = store
+        .patch::<Contact>(&7, ContactPatch::default().profile(serde_json::json!({"c": 3})), Check::Version(1))
+        .await
+        .expect_err("stale JSON patch");
+    assert_conflict(&err, 1, Some(2));
+}
+
+/// Unchecked JSON patches from many tasks at once: each merge is written checked against the
+/// version it merged into, so none is lost.
+pub async fn concurrent_json_patches_lose_no_merge<S: Storage>(store: &Store<S>) {
+    setup(store).await;
+    let mut c = jo("Amy");
+    c.profile = serde_json::json!({});
+    store.insert(&mut c).await.expect("insert");
+    let tasks: Vec<_> = (0..8)
+        .map(|task| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in 0..10 {
+                    let doc = serde_json::json!({ format!("t{task}"): { format!("k{i}"): i } });
+                    store.patch::<Contact>(&7, ContactPatch::default().profile(doc), Check::Unchecked).await?;
+                }
+                Ok::<_, Error>(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task").expect("every patch applies");
+    }
+    let stored = store.get::<Contact>(&7).await.expect("get").expect("present");
+    for task in 0..8 {
+        for i in 0..10 {
+            assert_eq!(stored.profile[format!("t{task}")][format!("k{i}")], i, "merge t{task}.k{i} was lost");
+        }
+    }
+    assert_eq!(stored.version, 81);
+}
+
+/// `created_at` is set on insert and never changed; `updated_at` on every write; `updated_by` is
+/// stored as the caller filled it. The caller's struct holds what was stored.
+pub async fn audit_fields_are_set_by_the_store<S: Storage>(store: &Store<S>) {
+    setup(store).await;
+    let before = SystemTime::now();
+    let mut c = jo("Amy");
+    store.insert(&mut c).await.expect("insert");
+    assert!(c.created_at >= before - Duration::from_millis(1) && c.created_at <= SystemTime::now(), "created now");
+    assert_eq!(c.updated_at, c.created_at);
+    assert_eq!(store.get::<Contact>(&7).await.expect("get").as_ref(), Some(&c), "the struct holds what was stored");
+    let created = c.created_at;
+
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    c.phone = "555-0199".into();
+    c.updated_by = "Lawrence".into();
+    c.created_at = SystemTime::UNIX_EPOCH; // an update never changes the creation time
+    c.put(store).await.expect("put");
+    let stored = store.get::<Contact>(&7).await.expect("get").expect("present");
+    assert_eq!(stored.created_at, created);
+    assert!(stored.updated_at > created);
+    assert_eq!(c.updated_at, stored.updated_at);
+    assert_eq!(stored.updated_by, "Lawrence");
+
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    let mut forced = Contact { created_at: SystemTime::UNIX_EPOCH, ..stored.clone() };
+    forced.put_unchecked(store).await.expect("force");
+    let after_force = store.get::<Contact>(&7).await.expect("get").expect("present");
+    assert_eq!(after_force.created_at, created, "a forced update keeps the creation time too");
+    assert!(after_force.updated_at > stored.updated_at);
+
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    let patched = store
+        .patch::<Contact>(&7, ContactPatch::default().phone("555-0123").updated_by("Amy"), Check::Unchecked)
+        .await
+        .expect("patch");
+    assert_eq!(patched.created_at, created);
+    assert!(patched.updated_at > after_force.updated_at);
+    assert_eq!(patched.updated_by, "Amy");
+}
+
+/// A conflict's stored record says who changed it, and when (OutSystems).
+pub async fn conflict_says_who_changed_the_record<S: Storage>(store: &Store<S>) {
+    setup(store).await;
+    store.insert(&mut jo("admin")).await.expect("insert");
+    let mut amy = store.get::<Contact>(&7).await.expect("get").expect("present");
+    let mut lawrence = amy.clone();
+    amy.phone = "555-0199".into();
+    amy.updated_by = "Amy Peters".into();
+    amy.put(store).await.expect("Amy saves");
+
+    lawrence.name = "Jo Doe-Ricci".into();
+    lawrence.updated_by = "Lawrence Ricci".into();
+    let err = lawrence.put(store).await.expect_err("Lawrence's save conflicts");
+    let current = err.current::<Contact>().expect("stored record").expect("decodes");
+    assert_eq!(current.updated_by, "Amy Peters");
+    assert_eq!(current.updated_at, amy.updated_at);
+    assert_eq!(current.phone, "555-0199");
+}
+
+/// `touch` increments the version with a check and changes nothing else, not even `updated_at`.
+pub async fn touch_increments_only_the_version<S: Storage>(store: &Store<S>) {
+    setup(store).await;
+    let mut c = jo("Amy");
+    store.insert(&mut c).await.expect("insert");
+    let mut stale = c.clone();
+    store.touch(&mut c).await.expect("touch");
+    assert_eq!(c.version, 2);
+    assert_eq!(store.get::<Contact>(&7).await.expect("get"), Some(c.clone()), "only the version changed");
+
+    let before = stale.clone();
+    let err = store.touch(&mut stale).await.expect_err("stale touch");
+    assert_conflict(&err, 1, Some(2));
+    assert_unchanged(&stale, &before);
+}
+
+/// Hibernate's force increment: writers of an order's lines touch the order, so two of them
+/// writing different lines at once still conflict on the order's version.
+pub async fn touch_guards_a_group_of_records<S: Storage>(store: &Store<S>) {
+    setup(store).await;
+    store.insert(&mut Person { id: 1, name: "order".into(), salary: 0, version: 0 }).await.expect("order");
+    store.insert(&mut Account { id: 1, balance: 0, version: 0 }).await.expect("line 1");
+    store.insert(&mut Account { id: 2, balance: 0, version: 0 }).await.expect("line 2");
+    let order_seen_by_a = store.get::<Person>(&1).await.expect("get").expect("order");
+    let order_seen_by_b = order_seen_by_a.clone();
+
+    let add_to_line = |line: i32, mut order: Person| async move {
+        store
+            .transaction(|tx| async move {
+                let mut l = tx.get::<Account>(&line).await?.ok_or_else(|| Error::not_found::<Account>(&line))?;
+                l.balance += 10;
+                tx.put(&mut l).await?;
+                tx.touch(&mut order).await
+            })
+            .await
+    };
+    add_to_line(1, order_seen_by_a).await.expect("A changes line 1");
+    let err = add_to_line(2, order_seen_by_b).await.expect_err("B's order version is stale");
+    assert_conflict(&err, 1, Some(2));
+    assert_eq!(store.get::<Account>(&2).await.expect("get").map(|l| l.balance), Some(0), "B's line write rolled back");
+    assert_eq!(store.get::<Person>(&1).await.expect("get").map(|o| (o.name, o.version)), Some(("order".into(), 2)));
+}
+
+/// `patch` and `touch` take part in transactions: visible inside, rolled back with the rest.
+pub async fn patch_and_touch_inside_transactions<S: Storage>(store: &Store<S>) {
+    setup(store).await;
+    store.insert(&mut ann()).await.expect("insert");
+    let err = store
+        .transaction(|tx| async move {
+            let p = tx.patch::<Person>(&1, PersonPatch::default().salary(999), Check::Version(1)).await?;
+            assert_eq!(tx.get::<Person>(&1).await?.map(|p| p.salary), Some(999));
+            let mut p = p;
+            tx.touch(&mut p).await?;
+            assert_eq!(p.version, 3);
+            tx.patch::<Person>(&1, PersonPatch::default().name("x"), Check::Version(1)).await
+        })
+        .await
+        .expect_err("the last patch is stale");
+    assert_conflict(&err, 1, Some(3));
+    assert_eq!(store.get::<Person>(&1).await.expect("get"), Some(Person { version: 1, ..ann() }), "all rolled back");
+
+    let committed = store
+        .transaction(
+            |tx| async move { tx.patch::<Person>(&1, PersonPatch::default().salary(7), Check::Unchecked).await },
+        )
+        .await
+        .expect("commits");
+    assert_eq!(store.get::<Person>(&1).await.expect("get"), Some(committed));
+}
+
+/// At the version's maximum, `patch` and `touch` refuse like `put`.
+pub async fn patch_and_touch_refuse_to_overflow<S: Storage>(store: &Store<S>) {
+    setup(store).await;
+    let mut t = Tiny { id: 1, note: "n".into(), version: 0 };
+    store.insert(&mut t).await.expect("insert");
+    for _ in 1..u8::MAX {
+        t.put(store).await.expect("put below the maximum");
+    }
+    let err = store.patch::<Tiny>(&1, TinyPatch::default().note("x"), Check::Unchecked).await.expect_err("patch");
+    assert!(matches!(err, Error::VersionOverflow { version: 255, .. }), "{err:?}");
+    let err = store.patch::<Tiny>(&1, TinyPatch::default().note("x"), Check::Version(255)).await.expect_err("patch");
+    assert!(matches!(err, Error::VersionOverflow { version: 255, .. }), "{err:?}");
+    let err = store.touch(&mut t).await.expect_err("touch");
+    assert!(matches!(err, Error::VersionOverflow { .. }), "{err:?}");
+    assert_eq!(t.version, 255);
+    assert_eq!(store.get::<Tiny>(&1).await.expect("get").map(|t| t.note), Some("n".into()));
 }

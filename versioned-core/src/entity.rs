@@ -1,6 +1,7 @@
 //! The [`Entity`] trait `#[derive(Versioned)]` implements, and the table description it carries.
 
 use crate::error::Error;
+use crate::patch::Patch;
 use crate::value::{ColumnType, Field, KeyField, Row, Value, VersionField};
 
 /// The storage description of an entity: its table and columns. Built by the derive.
@@ -20,6 +21,23 @@ pub struct TableDef {
     pub version_max: u64,
 }
 
+/// What a column is for, beyond holding its field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnRole {
+    /// An ordinary field.
+    Data,
+    /// The `#[key]`.
+    Key,
+    /// The `#[version]`.
+    Version,
+    /// `#[versioned(created_at)]`: set by the store on insert, never changed by an update.
+    CreatedAt,
+    /// `#[versioned(updated_at)]`: set by the store on every write.
+    UpdatedAt,
+    /// `#[versioned(updated_by)]`: filled by the caller, stored with every write; conflicts report it.
+    UpdatedBy,
+}
+
 /// One column of a [`TableDef`].
 #[derive(Debug)]
 pub struct ColumnDef {
@@ -31,6 +49,8 @@ pub struct ColumnDef {
     pub ty: ColumnType,
     /// Whether `NULL` is allowed (the field is an `Option`).
     pub nullable: bool,
+    /// What the column is for.
+    pub role: ColumnRole,
 }
 
 impl TableDef {
@@ -60,6 +80,11 @@ impl TableDef {
         }
     }
 
+    /// The index of the column with `role`, if the table has one.
+    pub fn column_with(&self, role: ColumnRole) -> Option<usize> {
+        self.columns.iter().position(|c| c.role == role)
+    }
+
     /// The key stored in `row`.
     pub fn key_of<'r>(&self, row: &'r Row) -> Result<&'r Value, Error> {
         row.get(self.key).ok_or_else(|| Error::decode(self, self.key_column().name, "row has no key column"))
@@ -76,6 +101,8 @@ pub trait Entity: Sized + Send + Sync + 'static {
     type Key: KeyField;
     /// The type of the `#[version]` field.
     type Version: VersionField;
+    /// The partial-update type the derive generates (`PersonPatch` for `Person`).
+    type Patch: Patch<Entity = Self>;
 
     /// The table description.
     const TABLE: &'static TableDef;
@@ -89,11 +116,21 @@ pub trait Entity: Sized + Send + Sync + 'static {
     /// Sets the version; called by the store after a successful write.
     fn set_version(&mut self, version: Self::Version);
 
+    /// Sets the field of column `index` from a stored value; the store uses it for the audit
+    /// timestamps it sets.
+    fn set_column(&mut self, index: usize, value: Value) -> Result<(), Error>;
+
     /// The record as a row, one value per column of [`Self::TABLE`].
     fn to_row(&self) -> Result<Row, Error>;
 
     /// The record from a row; `Error::Decode` names the column that does not fit.
     fn from_row(row: Row) -> Result<Self, Error>;
+}
+
+/// Decodes a stored value into a field for column `index`: the generated `set_column` uses it.
+pub fn decode<F: Field>(table: &'static TableDef, index: usize, value: Value) -> Result<F, Error> {
+    let column = table.columns.get(index).map_or("?", |c| c.name);
+    F::from_value(value).map_err(|reason| Error::decode(table, column, reason))
 }
 
 /// Encodes one field for column `index` of `table`.
@@ -150,17 +187,21 @@ impl RowReader {
     /// Decodes the next column, JSON text, into a serde type.
     pub fn json<F: serde::de::DeserializeOwned>(&mut self) -> Result<F, Error> {
         let (index, value) = self.next_value()?;
-        let column = self.table.columns[index].name;
-        match value {
-            Value::Text(text) => serde_json::from_str(&text)
-                .map_err(|e| Error::decode(self.table, column, format!("malformed JSON: {e}"))),
-            Value::Bytes(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| Error::decode(self.table, column, format!("malformed JSON: {e}"))),
-            other => Err(Error::decode(
-                self.table,
-                column,
-                format!("expected JSON text, found {} {other}", other.type_name()),
-            )),
-        }
+        decode_json(self.table, index, value)
+    }
+}
+
+/// Decodes a stored JSON document for column `index` into a serde type.
+pub fn decode_json<F: serde::de::DeserializeOwned>(
+    table: &'static TableDef,
+    index: usize,
+    value: Value,
+) -> Result<F, Error> {
+    let column = table.columns.get(index).map_or("?", |c| c.name);
+    let malformed = |e: serde_json::Error| Error::decode(table, column, format!("malformed JSON: {e}"));
+    match value {
+        Value::Text(text) => serde_json::from_str(&text).map_err(malformed),
+        Value::Bytes(bytes) => serde_json::from_slice(&bytes).map_err(malformed),
+        other => Err(Error::decode(table, column, format!("expected JSON text, found {} {other}", other.type_name()))),
     }
 }

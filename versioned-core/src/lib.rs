@@ -18,19 +18,23 @@ pub mod conformance;
 mod entity;
 mod error;
 pub mod ops;
+mod patch;
 mod retry;
 pub mod storage;
 mod store;
 mod transaction;
 mod value;
 
-pub use entity::{ColumnDef, Entity, RowReader, TableDef, encode, encode_json};
+pub use entity::{ColumnDef, ColumnRole, Entity, RowReader, TableDef, decode, decode_json, encode, encode_json};
 pub use error::{BoxError, Error, Result, StorageError};
+pub use patch::{Change, ChangeValue, Check, Patch};
 pub use retry::RetryPolicy;
+/// A JSON document: the patch value of a `#[versioned(json)]` field.
+pub use serde_json::Value as JsonValue;
 pub use storage::memory::{MemoryStorage, MemoryTransaction};
 #[cfg(feature = "sqlite")]
 pub use storage::sqlite::{SqliteStorage, SqliteTransaction};
-pub use storage::{RowAccess, Storage, StorageTransaction, WriteOutcome};
+pub use storage::{PatchOutcome, RowAccess, Storage, StorageTransaction, WriteOutcome};
 pub use store::{Executor, Store};
 pub use transaction::Transaction;
-pub use value::{ColumnType, Field, KeyField, Row, Value, VersionField};
+pub use value::{ColumnType, Field, KeyField, Row, TimestampField, UserField, Value, VersionField};

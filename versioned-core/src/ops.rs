@@ -3,9 +3,11 @@
 //! Each function turns the entity into a row, asks the backend for one conditional step, and
 //! turns the outcome into the typed result. The caller's struct is changed only on success.
 
-use crate::entity::Entity;
+use crate::entity::{ColumnRole, Entity, TableDef};
 use crate::error::{Error, Result};
-use crate::storage::{RowAccess, StorageTransaction, WriteOutcome};
+use crate::patch::{ChangeValue, Check, Patch, merge_json};
+use crate::retry::RetryPolicy;
+use crate::storage::{PatchOutcome, RowAccess, StorageTransaction, WriteOutcome};
 use crate::value::{Field, Row, Value, VersionField};
 
 fn key_value<T: Entity>(key: &T::Key) -> Result<Value> {
@@ -24,6 +26,35 @@ fn to_field<T: Entity>(v: u64) -> Result<T::Version> {
     })
 }
 
+/// The store-managed timestamps of a write: "now" for `UpdatedAt`, and for `CreatedAt` when the
+/// write creates the record. Empty for a table without them, so no clock is read.
+fn stamps(table: &TableDef, creating: bool) -> Result<Vec<(usize, Value)>> {
+    let updated = table.column_with(ColumnRole::UpdatedAt);
+    let created = table.column_with(ColumnRole::CreatedAt).filter(|_| creating);
+    if updated.is_none() && created.is_none() {
+        return Ok(Vec::new());
+    }
+    let now = std::time::SystemTime::now()
+        .to_value()
+        .map_err(|reason| Error::encode(table, updated.or(created).unwrap_or(0), reason))?;
+    Ok(updated.into_iter().chain(created).map(|i| (i, now.clone())).collect())
+}
+
+fn stamp_row(row: &mut Row, stamps: &[(usize, Value)]) {
+    for (index, value) in stamps {
+        row.set(*index, value.clone());
+    }
+}
+
+/// Copies the stamps into `t` after a successful write. Decoding a timestamp the store just made
+/// from the clock cannot fail for a timestamp field.
+fn stamp_entity<T: Entity>(t: &mut T, stamps: Vec<(usize, Value)>) -> Result<()> {
+    for (index, value) in stamps {
+        t.set_column(index, value)?;
+    }
+    Ok(())
+}
+
 fn conflict<T: Entity>(key: Value, expected: u64, current: Option<Row>) -> Result<Error> {
     let actual = current.as_ref().map(|row| T::TABLE.version_of(row)).transpose()?;
     Ok(Error::ConcurrentModification { table: T::TABLE.name, key, expected, actual, current })
@@ -35,9 +66,11 @@ pub async fn insert<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()
     let first = to_field::<T>(1)?;
     let mut row = t.to_row()?;
     row.set(table.version, Value::Int(1));
+    let stamps = stamps(table, true)?;
+    stamp_row(&mut row, &stamps);
     if access.insert(table, &row).await? {
         t.set_version(first);
-        Ok(())
+        stamp_entity(t, stamps)
     } else {
         Err(Error::AlreadyExists { table: table.name, key: table.key_of(&row)?.clone() })
     }
@@ -76,10 +109,12 @@ pub async fn put<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()> {
     let next_field = to_field::<T>(next)?;
     // `next` <= version_max <= i64::MAX, so the cast is exact.
     row.set(table.version, Value::Int(next as i64));
+    let stamps = stamps(table, false)?;
+    stamp_row(&mut row, &stamps);
     match access.update(table, &row, expected).await? {
         WriteOutcome::Applied => {
             t.set_version(next_field);
-            Ok(())
+            stamp_entity(t, stamps)
         }
         WriteOutcome::Rejected { current } => Err(conflict::<T>(key, expected, current)?),
     }
@@ -88,11 +123,15 @@ pub async fn put<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()> {
 /// See [`Store::put_unchecked`](crate::Store::put_unchecked).
 pub async fn put_unchecked<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()> {
     let table = T::TABLE;
-    let row = t.to_row()?;
+    let mut row = t.to_row()?;
+    // The creation time is used only if the record is new: an update keeps the stored one.
+    let stamps = stamps(table, true)?;
+    stamp_row(&mut row, &stamps);
     match access.upsert(table, &row).await? {
         Some(version) => {
             t.set_version(to_field::<T>(version)?);
-            Ok(())
+            let created = table.column_with(ColumnRole::CreatedAt).filter(|_| version > 1);
+            stamp_entity(t, stamps.into_iter().filter(|(i, _)| Some(*i) != created).collect())
         }
         None => Err(Error::VersionOverflow {
             table: table.name,
@@ -116,6 +155,110 @@ pub async fn delete<T: Entity, A: RowAccess>(access: &A, t: &T) -> Result<()> {
 pub async fn delete_unchecked<T: Entity, A: RowAccess>(access: &A, key: &T::Key) -> Result<bool> {
     let key = key_value::<T>(key)?;
     Ok(access.delete(T::TABLE, &key, None).await? == WriteOutcome::Applied)
+}
+
+/// See [`Store::patch`](crate::Store::patch).
+pub async fn patch<T: Entity, A: RowAccess>(
+    access: &A,
+    key: &T::Key,
+    patch: T::Patch,
+    check: Check<T::Version>,
+) -> Result<T> {
+    let table = T::TABLE;
+    let key = key_value::<T>(key)?;
+    let expected = match check {
+        Check::Version(v) => {
+            Some(v.to_u64().ok_or_else(|| Error::encode(table, table.version, "a version cannot be negative"))?)
+        }
+        Check::Unchecked => None,
+    };
+    let mut set = stamps(table, false)?;
+    let mut merges = Vec::new();
+    for change in patch.into_changes()? {
+        match change.value {
+            ChangeValue::Set(value) => set.push((change.column, value)),
+            ChangeValue::Merge(doc) => merges.push((change.column, doc)),
+        }
+    }
+    if merges.is_empty() {
+        set.sort_by_key(|(i, _)| *i); // one cached statement per column set
+        let outcome = access.patch(table, &key, &set, expected).await?;
+        return patched::<T>(outcome, key, expected);
+    }
+
+    // A JSON merge needs the stored document: read it, merge, and write back checked against the
+    // version read, so a writer in between is never overwritten. Without a check of the caller's
+    // own, such a race just means merging again into the newer document.
+    let mut attempts = RetryPolicy::attempts(100).start();
+    loop {
+        let Some(stored) = access.fetch(table, &key).await? else {
+            return patched::<T>(PatchOutcome::Rejected { current: None }, key, expected);
+        };
+        let version = table.version_of(&stored)?;
+        if expected.is_some_and(|e| e != version) {
+            return patched::<T>(PatchOutcome::Rejected { current: Some(stored) }, key, expected);
+        }
+        let mut columns = set.clone();
+        for (index, doc) in &merges {
+            columns.push((*index, merged(table, &stored, *index, doc.clone())?));
+        }
+        columns.sort_by_key(|(i, _)| *i);
+        match access.patch(table, &key, &columns, Some(version)).await? {
+            PatchOutcome::Rejected { current: Some(current) } if expected.is_none() => {
+                match patched::<T>(PatchOutcome::Rejected { current: Some(current) }, key.clone(), Some(version)) {
+                    Ok(t) => return Ok(t),
+                    Err(err) => attempts.failed(err).await?,
+                }
+            }
+            outcome => return patched::<T>(outcome, key, expected),
+        }
+    }
+}
+
+/// The stored JSON document of column `index`, with `doc` merged into it.
+fn merged(table: &'static TableDef, stored: &Row, index: usize, doc: serde_json::Value) -> Result<Value> {
+    let column = table.columns.get(index).map_or("?", |c| c.name);
+    let mut base = match stored.get(index) {
+        Some(Value::Text(text)) => {
+            serde_json::from_str(text).map_err(|e| Error::decode(table, column, format!("malformed JSON: {e}")))?
+        }
+        Some(Value::Null) | None => serde_json::Value::Null,
+        Some(other) => {
+            return Err(Error::decode(table, column, format!("expected JSON text, found {}", other.type_name())));
+        }
+    };
+    merge_json(&mut base, doc);
+    serde_json::to_string(&base).map(Value::Text).map_err(|e| Error::encode(table, index, e.to_string()))
+}
+
+/// The typed result of a patch: the stored record, or why nothing was written.
+fn patched<T: Entity>(outcome: PatchOutcome, key: Value, expected: Option<u64>) -> Result<T> {
+    let table = T::TABLE;
+    match outcome {
+        PatchOutcome::Applied { row } => T::from_row(row),
+        PatchOutcome::Rejected { current: None } => match expected {
+            None => Err(Error::NotFound { table: table.name, key }),
+            Some(expected) => Err(conflict::<T>(key, expected, None)?),
+        },
+        PatchOutcome::Rejected { current: Some(row) } => {
+            let version = table.version_of(&row)?;
+            if version >= table.version_max && expected.is_none_or(|e| e == version) {
+                Err(Error::VersionOverflow { table: table.name, key, version })
+            } else {
+                Err(conflict::<T>(key, expected.unwrap_or(version), Some(row))?)
+            }
+        }
+    }
+}
+
+/// See [`Store::touch`](crate::Store::touch).
+pub async fn touch<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()> {
+    let expected = version_u64(t)?;
+    let key = key_value::<T>(t.key())?;
+    let outcome = access.patch(T::TABLE, &key, &[], Some(expected)).await?;
+    let stored: T = patched(outcome, key, Some(expected))?;
+    t.set_version(stored.version());
+    Ok(())
 }
 
 /// See [`Transaction::get_for_update`](crate::Transaction::get_for_update).

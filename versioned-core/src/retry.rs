@@ -1,6 +1,7 @@
 //! [`RetryPolicy`]: how often and how patiently to retry an operation that hit a conflict.
 
 use std::collections::hash_map::RandomState;
+use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
@@ -63,6 +64,41 @@ impl RetryPolicy {
         let doubling = 1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX);
         let ceiling = self.initial_backoff.saturating_mul(doubling).min(self.max_backoff);
         if self.jitter { ceiling.mul_f64(random_unit()) } else { ceiling }
+    }
+
+    /// Runs `attempt` until it succeeds, fails with an error that is not retryable (returned
+    /// unchanged), or runs out of attempts ([`Error::RetriesExhausted`] with the last error).
+    ///
+    /// For retry loops of your own, such as Kii's `getSequence` written out. Each attempt is a new
+    /// future from `attempt`, which owns what it uses (clone the store into it), so the whole
+    /// loop stays `Send` for `tokio::spawn`.
+    ///
+    /// ```
+    /// # use versioned_core::{Error, RetryPolicy};
+    /// # async fn demo() -> Result<(), Error> {
+    /// let mut tries = 0;
+    /// let result = RetryPolicy::attempts(3)
+    ///     .retry(|| {
+    ///         tries += 1;
+    ///         async { Err::<(), _>(Error::NotFound { table: "t", key: versioned_core::Value::Int(1) }) }
+    ///     })
+    ///     .await;
+    /// assert!(matches!(result, Err(Error::NotFound { .. }))); // not retryable: returned at once
+    /// assert_eq!(tries, 1);
+    /// # Ok(()) }
+    /// ```
+    pub async fn retry<T, F, Fut>(&self, mut attempt: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let mut attempts = self.start();
+        loop {
+            match attempt().await {
+                Ok(value) => return Ok(value),
+                Err(err) => attempts.failed(err).await?,
+            }
+        }
     }
 
     /// Starts counting the attempts of one operation under this policy.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::entity::Entity;
 use crate::error::Result;
 use crate::ops;
+use crate::patch::Check;
 use crate::retry::RetryPolicy;
 use crate::storage::memory::MemoryStorage;
 use crate::storage::{RowAccess, Storage};
@@ -125,6 +126,25 @@ impl<S: Storage> Store<S> {
     /// Deletes the record with this key, whatever its version. Returns whether a record was there.
     pub async fn delete_unchecked<T: Entity>(&self, key: &T::Key) -> Result<bool> {
         ops::delete_unchecked::<T, _>(&self.backend, key).await
+    }
+
+    /// A partial update (Kii's): only the columns set in `patch` change, the others are kept, and
+    /// the version goes up by one. With [`Check::Version`] it is refused, changing nothing, unless
+    /// the stored version is that one; with [`Check::Unchecked`] it applies to whatever is stored.
+    /// `#[versioned(json)]` fields in the patch are merged into the stored document at every level
+    /// (keys are never deleted). Returns the record as stored after the update.
+    ///
+    /// A missing record is [`Error::NotFound`](crate::Error::NotFound) without a check, and a
+    /// conflict saying the record is gone with one: a partial update never creates a record.
+    pub async fn patch<T: Entity>(&self, key: &T::Key, patch: T::Patch, check: Check<T::Version>) -> Result<T> {
+        ops::patch(&self.backend, key, patch, check).await
+    }
+
+    /// Increments the version, only if the stored version is still `t`'s, changing nothing else
+    /// (Hibernate's `OPTIMISTIC_FORCE_INCREMENT`). Writers of related records can touch a parent
+    /// to make its version the guard of the whole group: two of them racing, one gets the conflict.
+    pub async fn touch<T: Entity>(&self, t: &mut T) -> Result<()> {
+        ops::touch(&self.backend, t).await
     }
 
     /// Runs `f` as one unit of work: all its writes commit together, or none do.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::entity::Entity;
 use crate::error::{Result, StorageError};
 use crate::ops;
+use crate::patch::Check;
 use crate::storage::{Storage, StorageTransaction};
 use crate::store::Executor;
 
@@ -71,6 +72,16 @@ impl<S: Storage> Transaction<S> {
     /// See [`Store::put_unchecked`](crate::Store::put_unchecked).
     pub async fn put_unchecked<T: Entity>(&self, t: &mut T) -> Result<()> {
         ops::put_unchecked(&*self.inner, t).await
+    }
+
+    /// See [`Store::patch`](crate::Store::patch).
+    pub async fn patch<T: Entity>(&self, key: &T::Key, patch: T::Patch, check: Check<T::Version>) -> Result<T> {
+        ops::patch(&*self.inner, key, patch, check).await
+    }
+
+    /// See [`Store::touch`](crate::Store::touch).
+    pub async fn touch<T: Entity>(&self, t: &mut T) -> Result<()> {
+        ops::touch(&*self.inner, t).await
     }
 
     /// See [`Store::delete`](crate::Store::delete).

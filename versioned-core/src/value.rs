@@ -296,6 +296,92 @@ impl Field for uuid::Uuid {
     }
 }
 
+impl Field for std::time::SystemTime {
+    const TYPE: ColumnType = ColumnType::Int;
+
+    /// Microseconds since the Unix epoch (negative before it).
+    fn to_value(&self) -> Result<Value, String> {
+        let micros = match self.duration_since(std::time::UNIX_EPOCH) {
+            Ok(after) => i64::try_from(after.as_micros()),
+            Err(before) => i64::try_from(before.duration().as_micros()).map(|m| -m),
+        };
+        micros.map(Value::Int).map_err(|_| format!("{self:?} is out of the storable range"))
+    }
+
+    fn from_value(value: Value) -> Result<Self, String> {
+        let micros = i64::from_value(value)?;
+        let offset = std::time::Duration::from_micros(micros.unsigned_abs());
+        let time = if micros >= 0 {
+            std::time::UNIX_EPOCH.checked_add(offset)
+        } else {
+            std::time::UNIX_EPOCH.checked_sub(offset)
+        };
+        time.ok_or_else(|| format!("timestamp {micros} µs is out of range"))
+    }
+}
+
+/// A type the store can set to "now": the type of a `#[versioned(created_at)]` or
+/// `#[versioned(updated_at)]` field. Stored as microseconds since the Unix epoch.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be an audit timestamp",
+    label = "not a timestamp type",
+    note = "`created_at` and `updated_at` fields are std::time::SystemTime, chrono::DateTime<Utc> (feature `chrono`) or time::OffsetDateTime (feature `time`), or an Option of one"
+)]
+pub trait TimestampField: Field {}
+impl TimestampField for std::time::SystemTime {}
+impl TimestampField for Option<std::time::SystemTime> {}
+
+#[cfg(feature = "chrono")]
+impl Field for chrono::DateTime<chrono::Utc> {
+    const TYPE: ColumnType = ColumnType::Int;
+
+    /// Microseconds since the Unix epoch, like `SystemTime`.
+    fn to_value(&self) -> Result<Value, String> {
+        Ok(Value::Int(self.timestamp_micros()))
+    }
+
+    fn from_value(value: Value) -> Result<Self, String> {
+        let micros = i64::from_value(value)?;
+        chrono::DateTime::from_timestamp_micros(micros).ok_or_else(|| format!("timestamp {micros} µs is out of range"))
+    }
+}
+#[cfg(feature = "chrono")]
+impl TimestampField for chrono::DateTime<chrono::Utc> {}
+#[cfg(feature = "chrono")]
+impl TimestampField for Option<chrono::DateTime<chrono::Utc>> {}
+
+#[cfg(feature = "time")]
+impl Field for time::OffsetDateTime {
+    const TYPE: ColumnType = ColumnType::Int;
+
+    /// Microseconds since the Unix epoch, like `SystemTime` (finer precision is dropped).
+    fn to_value(&self) -> Result<Value, String> {
+        i64::try_from(self.unix_timestamp_nanos() / 1_000)
+            .map(Value::Int)
+            .map_err(|_| format!("{self} is out of the storable range"))
+    }
+
+    fn from_value(value: Value) -> Result<Self, String> {
+        let micros = i64::from_value(value)?;
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
+            .map_err(|e| format!("timestamp {micros} µs is out of range: {e}"))
+    }
+}
+#[cfg(feature = "time")]
+impl TimestampField for time::OffsetDateTime {}
+#[cfg(feature = "time")]
+impl TimestampField for Option<time::OffsetDateTime> {}
+
+/// The type of a `#[versioned(updated_by)]` field: who made a write.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be an `updated_by` field",
+    label = "not a user name type",
+    note = "an `updated_by` field is a String or an Option<String>"
+)]
+pub trait UserField: Field {}
+impl UserField for String {}
+impl UserField for Option<String> {}
+
 /// A type that can identify a record: the type of the `#[key]` field.
 ///
 /// Integers, `String`, and `uuid::Uuid` (feature `uuid`).
@@ -371,6 +457,33 @@ mod tests {
         assert_eq!(Option::<i32>::from_value(Value::Null), Ok(None));
         let err = i32::from_value(Value::Null).unwrap_err();
         assert!(err.contains("NULL"), "{err}");
+    }
+
+    #[test]
+    fn timestamps_are_microseconds_since_the_epoch() {
+        use std::time::{Duration, UNIX_EPOCH};
+        let t = UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456);
+        assert_eq!(t.to_value(), Ok(Value::Int(1_700_000_000_123_456)));
+        assert_eq!(std::time::SystemTime::from_value(Value::Int(1_700_000_000_123_456)), Ok(t));
+        let before = UNIX_EPOCH - Duration::from_micros(5);
+        assert_eq!(before.to_value(), Ok(Value::Int(-5)));
+        assert_eq!(std::time::SystemTime::from_value(Value::Int(-5)), Ok(before));
+    }
+
+    #[cfg(feature = "chrono")]
+    #[test]
+    fn chrono_timestamps_match_system_time() {
+        let t = chrono::DateTime::from_timestamp_micros(1_700_000_000_123_456).expect("in range");
+        assert_eq!(t.to_value(), Ok(Value::Int(1_700_000_000_123_456)));
+        assert_eq!(chrono::DateTime::<chrono::Utc>::from_value(Value::Int(1_700_000_000_123_456)), Ok(t));
+    }
+
+    #[cfg(feature = "time")]
+    #[test]
+    fn time_timestamps_match_system_time() {
+        let t = time::OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_456_000).expect("in range");
+        assert_eq!(t.to_value(), Ok(Value::Int(1_700_000_000_123_456)));
+        assert_eq!(time::OffsetDateTime::from_value(Value::Int(1_700_000_000_123_456)), Ok(t));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Parsing: the derive input and its attributes, into a typed model. No validation beyond what
 //! parsing needs; [`crate::check`] judges the model.
 
-use syn::{Attribute, Data, DeriveInput, Fields, Ident, LitStr, Path, Token, Type};
+use syn::{Attribute, Data, DeriveInput, Fields, Ident, LitStr, Path, Token, Type, Visibility};
 
 use crate::ctxt::Ctxt;
 
@@ -9,6 +9,8 @@ use crate::ctxt::Ctxt;
 pub struct Container<'a> {
     /// The struct's name.
     pub ident: &'a Ident,
+    /// The struct's visibility, given to its patch type.
+    pub vis: &'a Visibility,
     /// `#[versioned(table = "...")]`.
     pub table: Option<LitStr>,
     /// `#[versioned(crate = path)]`.
@@ -21,8 +23,12 @@ pub struct Container<'a> {
 pub struct Field<'a> {
     /// The field's name.
     pub ident: &'a Ident,
+    /// The field's visibility, given to its patch field.
+    pub vis: &'a Visibility,
     /// The field's type.
     pub ty: &'a Type,
+    /// `#[versioned(created_at)]`, `updated_at` or `updated_by`: the audit role, and its word.
+    pub audit: Option<(Audit, Ident)>,
     /// The `#[key]` attribute, if present.
     pub key: Option<&'a Attribute>,
     /// The `#[version]` attribute, if present.
@@ -31,6 +37,31 @@ pub struct Field<'a> {
     pub column: Option<LitStr>,
     /// The `json` word of `#[versioned(json)]`.
     pub json: Option<Ident>,
+}
+
+/// The audit roles a field can have.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Audit {
+    /// Set by the store on insert.
+    CreatedAt,
+    /// Set by the store on every write.
+    UpdatedAt,
+    /// Filled by the caller, stored with every write.
+    UpdatedBy,
+}
+
+impl Audit {
+    fn from_word(path: &Path) -> Option<Self> {
+        if path.is_ident("created_at") {
+            Some(Audit::CreatedAt)
+        } else if path.is_ident("updated_at") {
+            Some(Audit::UpdatedAt)
+        } else if path.is_ident("updated_by") {
+            Some(Audit::UpdatedBy)
+        } else {
+            None
+        }
+    }
 }
 
 impl<'a> Container<'a> {
@@ -111,7 +142,7 @@ impl<'a> Container<'a> {
                 return None;
             }
         };
-        Some(Container { ident: &input.ident, table, krate, fields })
+        Some(Container { ident: &input.ident, vis: &input.vis, table, krate, fields })
     }
 }
 
@@ -123,6 +154,7 @@ impl<'a> Field<'a> {
         let mut version = None;
         let mut column = None;
         let mut json = None;
+        let mut audit: Option<(Audit, Ident)> = None;
         for attr in &field.attrs {
             let marker = if attr.path().is_ident("key") {
                 &mut key
@@ -152,6 +184,18 @@ impl<'a> Field<'a> {
                     if let Some(word) = word {
                         set_once(cx, &mut json, word, "json");
                     }
+                } else if let Some(role) = Audit::from_word(&meta.path) {
+                    if !meta.input.is_empty() && !meta.input.peek(Token![,]) {
+                        return Err(meta.error("audit options take no value: write e.g. #[versioned(updated_at)]"));
+                    }
+                    let word = meta.path.get_ident().cloned();
+                    if let Some(word) = word {
+                        if audit.is_some() {
+                            cx.error_spanned_by(&word, "a field has at most one of created_at, updated_at, updated_by");
+                        } else {
+                            audit = Some((role, word));
+                        }
+                    }
                 } else if meta.path.is_ident("table") || meta.path.is_ident("crate") {
                     return Err(meta.error(format!(
                         "`{}` is a struct option: put it on the struct's #[versioned(...)]",
@@ -159,7 +203,7 @@ impl<'a> Field<'a> {
                     )));
                 } else {
                     return Err(meta.error(format!(
-                        "unknown versioned option `{}`; on a field: `column = \"...\"`, `json`",
+                        "unknown versioned option `{}`; on a field: `column = \"...\"`, `json`, `created_at`, `updated_at`, `updated_by`",
                         path_name(&meta.path)
                     )));
                 }
@@ -169,7 +213,7 @@ impl<'a> Field<'a> {
                 cx.syn_error(err);
             }
         }
-        Some(Field { ident, ty: &field.ty, key, version, column, json })
+        Some(Field { ident, vis: &field.vis, ty: &field.ty, audit, key, version, column, json })
     }
 }
 

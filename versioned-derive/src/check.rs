@@ -1,15 +1,17 @@
 //! Validation: judges the parsed model and resolves names, producing what [`crate::expand`] needs.
 
 use proc_macro2::Span;
-use syn::{Ident, Path, Type};
+use syn::{Ident, Path, Type, Visibility};
 
-use crate::ast::{Container, Field};
+use crate::ast::{Audit, Container, Field};
 use crate::ctxt::Ctxt;
 
 /// A validated entity: every name resolved, exactly one key and one version.
 pub struct Model<'a> {
     /// The struct's name.
     pub ident: &'a Ident,
+    /// The struct's visibility.
+    pub vis: &'a Visibility,
     /// The table name.
     pub table: String,
     /// The path of the `versioned` crate.
@@ -26,12 +28,48 @@ pub struct Model<'a> {
 pub struct Column<'a> {
     /// The field's name.
     pub ident: &'a Ident,
+    /// The field's visibility.
+    pub vis: &'a Visibility,
     /// The field's type.
     pub ty: &'a Type,
     /// The column name.
     pub name: String,
     /// Stored as JSON text.
     pub json: bool,
+    /// What the column is for.
+    pub role: Role,
+}
+
+/// A column's role, as the runtime's `ColumnRole` names it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// An ordinary field.
+    Data,
+    /// The key.
+    Key,
+    /// The version.
+    Version,
+    /// An audit field.
+    Audit(Audit),
+}
+
+impl Role {
+    /// The runtime's name of the role.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Data => "Data",
+            Role::Key => "Key",
+            Role::Version => "Version",
+            Role::Audit(Audit::CreatedAt) => "CreatedAt",
+            Role::Audit(Audit::UpdatedAt) => "UpdatedAt",
+            Role::Audit(Audit::UpdatedBy) => "UpdatedBy",
+        }
+    }
+
+    /// Whether a partial update can set the column (timestamps are the store's).
+    pub fn patchable(self) -> bool {
+        matches!(self, Role::Data | Role::Audit(Audit::UpdatedBy))
+    }
 }
 
 /// The integer types a `#[version]` may have, as written.
@@ -54,6 +92,14 @@ pub fn check<'a>(cx: &Ctxt, c: Container<'a>) -> Option<Model<'a>> {
         {
             cx.error_spanned_by(json, "#[versioned(json)] cannot go on the #[key] or the #[version]");
         }
+        if let Some((_, word)) = &field.audit {
+            if field.key.is_some() || field.version.is_some() {
+                cx.error_spanned_by(word, format!("`{word}` cannot go on the #[key] or the #[version]"));
+            }
+            if field.json.is_some() {
+                cx.error_spanned_by(word, format!("`{word}` cannot be combined with `json`"));
+            }
+        }
         if field.version.is_some() && !is_integer(field.ty) {
             cx.error_spanned_by(
                 field.ty,
@@ -63,6 +109,13 @@ pub fn check<'a>(cx: &Ctxt, c: Container<'a>) -> Option<Model<'a>> {
                     type_name(field.ty)
                 ),
             );
+        }
+    }
+
+    for (i, field) in c.fields.iter().enumerate() {
+        let Some((role, word)) = &field.audit else { continue };
+        if let Some(first) = c.fields[..i].iter().find(|f| f.audit.as_ref().is_some_and(|(r, _)| r == role)) {
+            cx.error_spanned_by(word, format!("duplicate `{word}`: `{}` already is the {word} field", first.ident));
         }
     }
 
@@ -95,11 +148,27 @@ pub fn check<'a>(cx: &Ctxt, c: Container<'a>) -> Option<Model<'a>> {
                 ),
             ));
         }
-        columns.push(Column { ident: field.ident, ty: field.ty, name, json: field.json.is_some() });
+        let role = if field.key.is_some() {
+            Role::Key
+        } else if field.version.is_some() {
+            Role::Version
+        } else if let Some((audit, _)) = field.audit {
+            Role::Audit(audit)
+        } else {
+            Role::Data
+        };
+        columns.push(Column {
+            ident: field.ident,
+            vis: field.vis,
+            ty: field.ty,
+            name,
+            json: field.json.is_some(),
+            role,
+        });
     }
 
     let krate = c.krate.clone().unwrap_or_else(|| syn::parse_quote!(::versioned));
-    Some(Model { ident: c.ident, table, krate, columns, key: key?, version: version? })
+    Some(Model { ident: c.ident, vis: c.vis, table, krate, columns, key: key?, version: version? })
 }
 
 /// The index of the one field marked `#[name]`; records an error for none or several.

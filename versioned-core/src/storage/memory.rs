@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::OwnedMutexGuard;
 
-use super::{RowAccess, Storage, StorageTransaction, WriteOutcome};
-use crate::entity::TableDef;
+use super::{PatchOutcome, RowAccess, Storage, StorageTransaction, WriteOutcome};
+use crate::entity::{ColumnRole, TableDef};
 use crate::error::{Error, Result, StorageError};
 use crate::value::{Row, Value};
 
@@ -137,60 +137,144 @@ fn check(table: &TableDef, stored: Option<&Row>, expected: Option<u64>) -> Resul
     }
 }
 
-impl RowAccess for MemoryStorage {
-    async fn fetch(&self, table: &'static TableDef, key: &Value) -> Result<Option<Row>> {
-        let key = KeyRepr::of(table, key)?;
-        Ok(table_ref(&lock(&self.tables), table)?.get(&key).cloned())
+/// `row`, with the stored record's creation time: an update never changes it.
+fn keep_created(table: &TableDef, stored: Option<&Row>, row: &Row) -> Row {
+    let mut row = row.clone();
+    if let (Some(index), Some(stored)) = (table.column_with(ColumnRole::CreatedAt), stored)
+        && let Some(created) = stored.get(index)
+    {
+        row.set(index, created.clone());
     }
+    row
+}
 
-    async fn insert(&self, table: &'static TableDef, row: &Row) -> Result<bool> {
-        let key = key_of(table, row)?;
-        let _held = self.wait_for_record(&(table.name, key.clone())).await;
-        let mut tables = lock(&self.tables);
-        let rows = table_mut(&mut tables, table)?;
-        if rows.contains_key(&key) {
-            return Ok(false);
+/// A write decided from the stored row alone: `Some(new)` writes it (`new: None` deletes), `None`
+/// refuses. Autocommit calls and transactions apply the same decisions.
+type Decision = Option<Option<Row>>;
+
+/// What a conditional write did.
+enum Written {
+    /// Written: the new row, or `None` for a delete.
+    Done(Option<Row>),
+    /// Refused; the stored row, if any.
+    Refused(Option<Row>),
+}
+
+/// The row operations, each as one decision: implemented once for both the autocommit storage
+/// and its transactions, which differ only in how they read and apply a decision.
+macro_rules! row_access_via_decisions {
+    ($ty:ty) => {
+        impl RowAccess for $ty {
+            async fn fetch(&self, table: &'static TableDef, key: &Value) -> Result<Option<Row>> {
+                self.read(table, KeyRepr::of(table, key)?)
+            }
+
+            async fn insert(&self, table: &'static TableDef, row: &Row) -> Result<bool> {
+                let written =
+                    self.write(table, key_of(table, row)?, |stored| Ok(stored.is_none().then(|| Some(row.clone()))));
+                Ok(matches!(written.await?, Written::Done(_)))
+            }
+
+            async fn update(&self, table: &'static TableDef, row: &Row, expected: u64) -> Result<WriteOutcome> {
+                let written = self.write(table, key_of(table, row)?, |stored| {
+                    Ok(check(table, stored, Some(expected))?.then(|| Some(keep_created(table, stored, row))))
+                });
+                Ok(written.await?.into())
+            }
+
+            async fn upsert(&self, table: &'static TableDef, row: &Row) -> Result<Option<u64>> {
+                let written = self.write(table, key_of(table, row)?, |stored| {
+                    let next = next_version(table, stored)?;
+                    Ok(next.map(|next| Some(with_version(&keep_created(table, stored, row), table, next))))
+                });
+                match written.await? {
+                    Written::Done(Some(row)) => table.version_of(&row).map(Some),
+                    _ => Ok(None),
+                }
+            }
+
+            async fn patch(
+                &self,
+                table: &'static TableDef,
+                key: &Value,
+                columns: &[(usize, Value)],
+                expected: Option<u64>,
+            ) -> Result<PatchOutcome> {
+                let written = self.write(table, KeyRepr::of(table, key)?, |stored| {
+                    let Some(stored) = stored else { return Ok(None) };
+                    let version = table.version_of(stored)?;
+                    if expected.is_some_and(|e| e != version) || version >= table.version_max {
+                        return Ok(None);
+                    }
+                    let mut row = with_version(stored, table, version + 1);
+                    for (index, value) in columns {
+                        row.set(*index, value.clone());
+                    }
+                    Ok(Some(Some(row)))
+                });
+                Ok(match written.await? {
+                    Written::Done(Some(row)) => PatchOutcome::Applied { row },
+                    Written::Done(None) | Written::Refused(None) => PatchOutcome::Rejected { current: None },
+                    Written::Refused(current) => PatchOutcome::Rejected { current },
+                })
+            }
+
+            async fn delete(
+                &self,
+                table: &'static TableDef,
+                key: &Value,
+                expected: Option<u64>,
+            ) -> Result<WriteOutcome> {
+                let written = self.write(table, KeyRepr::of(table, key)?, |stored| {
+                    Ok(check(table, stored, expected)?.then_some(None))
+                });
+                Ok(written.await?.into())
+            }
         }
-        rows.insert(key, row.clone());
-        Ok(true)
-    }
+    };
+}
 
-    async fn update(&self, table: &'static TableDef, row: &Row, expected: u64) -> Result<WriteOutcome> {
-        let key = key_of(table, row)?;
-        let _held = self.wait_for_record(&(table.name, key.clone())).await;
-        let mut tables = lock(&self.tables);
-        let rows = table_mut(&mut tables, table)?;
-        if check(table, rows.get(&key), Some(expected))? {
-            rows.insert(key, row.clone());
-            Ok(WriteOutcome::Applied)
-        } else {
-            Ok(WriteOutcome::Rejected { current: rows.get(&key).cloned() })
-        }
-    }
-
-    async fn upsert(&self, table: &'static TableDef, row: &Row) -> Result<Option<u64>> {
-        let key = key_of(table, row)?;
-        let _held = self.wait_for_record(&(table.name, key.clone())).await;
-        let mut tables = lock(&self.tables);
-        let rows = table_mut(&mut tables, table)?;
-        let Some(next) = next_version(table, rows.get(&key))? else { return Ok(None) };
-        rows.insert(key, with_version(row, table, next));
-        Ok(Some(next))
-    }
-
-    async fn delete(&self, table: &'static TableDef, key: &Value, expected: Option<u64>) -> Result<WriteOutcome> {
-        let key = KeyRepr::of(table, key)?;
-        let _held = self.wait_for_record(&(table.name, key.clone())).await;
-        let mut tables = lock(&self.tables);
-        let rows = table_mut(&mut tables, table)?;
-        if check(table, rows.get(&key), expected)? {
-            rows.remove(&key);
-            Ok(WriteOutcome::Applied)
-        } else {
-            Ok(WriteOutcome::Rejected { current: rows.get(&key).cloned() })
+impl From<Written> for WriteOutcome {
+    fn from(written: Written) -> Self {
+        match written {
+            Written::Done(_) => WriteOutcome::Applied,
+            Written::Refused(current) => WriteOutcome::Rejected { current },
         }
     }
 }
+
+impl MemoryStorage {
+    fn read(&self, table: &'static TableDef, key: KeyRepr) -> Result<Option<Row>> {
+        Ok(table_ref(&lock(&self.tables), table)?.get(&key).cloned())
+    }
+
+    /// Decides and applies one write in a single critical section, once no transaction holds the
+    /// record's lock.
+    async fn write(
+        &self,
+        table: &'static TableDef,
+        key: KeyRepr,
+        decide: impl FnOnce(Option<&Row>) -> Result<Decision>,
+    ) -> Result<Written> {
+        let _held = self.wait_for_record(&(table.name, key.clone())).await;
+        let mut tables = lock(&self.tables);
+        let rows = table_mut(&mut tables, table)?;
+        let stored = rows.get(&key);
+        Ok(match decide(stored)? {
+            None => Written::Refused(stored.cloned()),
+            Some(Some(row)) => {
+                rows.insert(key, row.clone());
+                Written::Done(Some(row))
+            }
+            Some(None) => {
+                rows.remove(&key);
+                Written::Done(None)
+            }
+        })
+    }
+}
+
+row_access_via_decisions!(MemoryStorage);
 
 impl Storage for MemoryStorage {
     type Transaction = MemoryTransaction;
@@ -224,76 +308,42 @@ struct TxState {
 
 impl MemoryTransaction {
     /// The record as this transaction sees it: its own write if any, else the committed row
-    /// (remembering its version for validation at commit). Runs `then` on it under the state lock.
-    fn with_record<R>(
+    /// (remembering its version, for validation at commit).
+    fn seen(&self, state: &mut TxState, table: &'static TableDef, id: &RecordId) -> Result<Option<Row>> {
+        if let Some((_, row)) = state.written.get(id) {
+            return Ok(row.clone());
+        }
+        let committed = table_ref(&lock(&self.store.tables), table)?.get(&id.1).cloned();
+        let version = committed.as_ref().map(|r| table.version_of(r)).transpose()?;
+        state.read.entry(id.clone()).or_insert((table, version));
+        Ok(committed)
+    }
+
+    fn read(&self, table: &'static TableDef, key: KeyRepr) -> Result<Option<Row>> {
+        self.seen(&mut lock(&self.state), table, &(table.name, key))
+    }
+
+    /// Decides one write against what the transaction sees, and buffers it.
+    async fn write(
         &self,
         table: &'static TableDef,
         key: KeyRepr,
-        then: impl FnOnce(&mut TxState, RecordId, Option<Row>) -> Result<R>,
-    ) -> Result<R> {
+        decide: impl FnOnce(Option<&Row>) -> Result<Decision>,
+    ) -> Result<Written> {
         let id = (table.name, key);
         let mut state = lock(&self.state);
-        let current = match state.written.get(&id) {
-            Some((_, row)) => row.clone(),
-            None => {
-                let committed = table_ref(&lock(&self.store.tables), table)?.get(&id.1).cloned();
-                let version = committed.as_ref().map(|r| table.version_of(r)).transpose()?;
-                state.read.entry(id.clone()).or_insert((table, version));
-                committed
-            }
-        };
-        then(&mut state, id, current)
-    }
-
-    fn write(
-        &self,
-        table: &'static TableDef,
-        key: KeyRepr,
-        expected: Option<u64>,
-        row: Option<Row>,
-    ) -> Result<WriteOutcome> {
-        self.with_record(table, key, |state, id, current| {
-            if check(table, current.as_ref(), expected)? {
-                state.written.insert(id, (table, row));
-                Ok(WriteOutcome::Applied)
-            } else {
-                Ok(WriteOutcome::Rejected { current })
+        let seen = self.seen(&mut state, table, &id)?;
+        Ok(match decide(seen.as_ref())? {
+            None => Written::Refused(seen),
+            Some(row) => {
+                state.written.insert(id, (table, row.clone()));
+                Written::Done(row)
             }
         })
     }
 }
 
-impl RowAccess for MemoryTransaction {
-    async fn fetch(&self, table: &'static TableDef, key: &Value) -> Result<Option<Row>> {
-        self.with_record(table, KeyRepr::of(table, key)?, |_, _, current| Ok(current))
-    }
-
-    async fn insert(&self, table: &'static TableDef, row: &Row) -> Result<bool> {
-        self.with_record(table, key_of(table, row)?, |state, id, current| {
-            if current.is_some() {
-                return Ok(false);
-            }
-            state.written.insert(id, (table, Some(row.clone())));
-            Ok(true)
-        })
-    }
-
-    async fn update(&self, table: &'static TableDef, row: &Row, expected: u64) -> Result<WriteOutcome> {
-        self.write(table, key_of(table, row)?, Some(expected), Some(row.clone()))
-    }
-
-    async fn upsert(&self, table: &'static TableDef, row: &Row) -> Result<Option<u64>> {
-        self.with_record(table, key_of(table, row)?, |state, id, current| {
-            let Some(next) = next_version(table, current.as_ref())? else { return Ok(None) };
-            state.written.insert(id, (table, Some(with_version(row, table, next))));
-            Ok(Some(next))
-        })
-    }
-
-    async fn delete(&self, table: &'static TableDef, key: &Value, expected: Option<u64>) -> Result<WriteOutcome> {
-        self.write(table, KeyRepr::of(table, key)?, expected, None)
-    }
-}
+row_access_via_decisions!(MemoryTransaction);
 
 impl StorageTransaction for MemoryTransaction {
     async fn fetch_for_update(&self, table: &'static TableDef, key: &Value) -> Result<Option<Row>> {

@@ -33,6 +33,22 @@ pub enum WriteOutcome {
     },
 }
 
+/// The outcome of [`RowAccess::patch`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum PatchOutcome {
+    /// The check held; `row` is the whole record as stored after the write.
+    Applied {
+        /// The stored row after the patch.
+        row: Row,
+    },
+    /// Nothing was written: no row has the key (`current: None`), the stored version is not the
+    /// expected one, or it is at `table.version_max`.
+    Rejected {
+        /// The stored row, if any.
+        current: Option<Row>,
+    },
+}
+
 /// The row operations of a backend, shared by its autocommit handle and its transactions.
 ///
 /// Rows are in the column order of the `TableDef`; `table.key` and `table.version` index into
@@ -46,7 +62,8 @@ pub trait RowAccess: Send + Sync {
     fn insert(&self, table: &'static TableDef, row: &Row) -> impl Future<Output = Result<bool>> + Send;
 
     /// Replaces every column of the row whose key is `row`'s key, only if its stored version is
-    /// `expected`. `row`'s version column holds the new version (`expected + 1`). One atomic step.
+    /// `expected`. `row`'s version column holds the new version (`expected + 1`). A
+    /// [`CreatedAt`](crate::ColumnRole::CreatedAt) column keeps its stored value. One atomic step.
     fn update(
         &self,
         table: &'static TableDef,
@@ -54,11 +71,23 @@ pub trait RowAccess: Send + Sync {
         expected: u64,
     ) -> impl Future<Output = Result<WriteOutcome>> + Send;
 
-    /// Writes `row` without a check: inserts it with version 1, or replaces the stored row and sets
-    /// its version to the stored version + 1 (the value in `row`'s version column is ignored).
+    /// Writes `row` without a check: inserts it with version 1, or replaces the stored row (except
+    /// a `CreatedAt` column) and sets its version to the stored version + 1 (the value in `row`'s
+    /// version column is ignored).
     /// Returns the new version, or `None` (writing nothing) when the stored version is already
     /// `table.version_max`. One atomic step.
     fn upsert(&self, table: &'static TableDef, row: &Row) -> impl Future<Output = Result<Option<u64>>> + Send;
+
+    /// Sets only `columns` (index, value) of the row with this key, and its version to the stored
+    /// version + 1; with `Some(expected)`, only if the stored version is `expected`; in any case
+    /// only below `table.version_max`. Returns the whole row after the write. One atomic step.
+    fn patch(
+        &self,
+        table: &'static TableDef,
+        key: &Value,
+        columns: &[(usize, Value)],
+        expected: Option<u64>,
+    ) -> impl Future<Output = Result<PatchOutcome>> + Send;
 
     /// Deletes the row with this key; with `Some(expected)`, only if its stored version is
     /// `expected`. `Rejected { current: None }` means no row had the key.

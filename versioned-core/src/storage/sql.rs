@@ -4,10 +4,11 @@
 //! carrying the version check in its `WHERE` clause. The bind order of every statement is fixed
 //! here and documented on its field, so backends bind without re-deriving it.
 
+use std::collections::HashMap;
 use std::fmt::Write;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
-use crate::entity::TableDef;
+use crate::entity::{ColumnRole, TableDef};
 use crate::value::ColumnType;
 
 /// Quotes an identifier: `name` -> `"name"`, doubling any embedded quote.
@@ -22,9 +23,12 @@ pub(crate) struct Statements {
     pub select: Arc<str>,
     /// `INSERT … ON CONFLICT (key) DO NOTHING` — binds: every column in order.
     pub insert: Arc<str>,
-    /// `UPDATE t SET <non-key columns> WHERE key = ? AND version = ?` — binds: every non-key
-    /// column in order (the version column holding the new version), then key, expected version.
+    /// `UPDATE t SET <update_columns> WHERE key = ? AND version = ?` — binds: the values of
+    /// `update_columns` in order (the version column holding the new version), then key, expected
+    /// version.
     pub update: Arc<str>,
+    /// The columns an update sets: all but the key and a `CreatedAt` column.
+    pub update_columns: Vec<usize>,
     /// `INSERT … ON CONFLICT (key) DO UPDATE SET …, version = version + 1 WHERE version < ?
     /// RETURNING version` — binds: every column in order (version bound as 1), then version_max.
     pub upsert: Arc<str>,
@@ -34,7 +38,17 @@ pub(crate) struct Statements {
     pub delete_unchecked: Arc<str>,
     /// `CREATE TABLE IF NOT EXISTS …`.
     pub create: Arc<str>,
+    /// What [`Statements::patch`] needs, and the patch statements built so far, by column set.
+    table_name: String,
+    key: String,
+    version: String,
+    all_list: String,
+    quoted: Vec<String>,
+    patches: RwLock<HashMap<PatchShape, Arc<str>>>,
 }
+
+/// What a patch statement depends on: the columns it sets, and whether it checks the version.
+type PatchShape = (Vec<usize>, bool);
 
 impl Statements {
     pub(crate) fn sqlite(table: &TableDef) -> Self {
@@ -46,8 +60,11 @@ impl Statements {
         let placeholders = vec!["?"; all.len()].join(", ");
         let non_key = || all.iter().enumerate().filter(move |(i, _)| *i != table.key).map(|(_, c)| c);
 
-        let set_bound: Vec<String> = non_key().map(|c| format!("{c} = ?")).collect();
+        let created = table.column_with(ColumnRole::CreatedAt);
+        let update_columns: Vec<usize> = (0..all.len()).filter(|i| *i != table.key && Some(*i) != created).collect();
+        let set_bound: Vec<String> = update_columns.iter().map(|i| format!("{} = ?", all[*i])).collect();
         let set_excluded: Vec<String> = non_key()
+            .filter(|c| created.is_none_or(|i| **c != all[i]))
             .map(|c| if *c == version { format!("{c} = {t}.{c} + 1") } else { format!("{c} = excluded.{c}") })
             .collect();
 
@@ -82,7 +99,37 @@ impl Statements {
             delete_checked: format!("DELETE FROM {t} WHERE {key} = ? AND {version} = ?").into(),
             delete_unchecked: format!("DELETE FROM {t} WHERE {key} = ?").into(),
             create: create.into(),
+            update_columns,
+            table_name: t,
+            key,
+            version,
+            all_list,
+            quoted: all,
+            patches: RwLock::default(),
         }
+    }
+
+    /// `UPDATE t SET <columns>, version = version + 1 WHERE key = ? [AND version = ?] AND version
+    /// < ? RETURNING <all columns>` — binds: the values of `columns` in order, key, (expected
+    /// version,) version_max. Built once per column set.
+    pub(crate) fn patch(&self, columns: &[usize], checked: bool) -> Arc<str> {
+        let id = (columns.to_vec(), checked);
+        // The map only ever gains complete entries, so a poisoned lock still holds valid data.
+        if let Some(sql) = self.patches.read().unwrap_or_else(PoisonError::into_inner).get(&id) {
+            return Arc::clone(sql);
+        }
+        let (t, key, version) = (&self.table_name, &self.key, &self.version);
+        let mut set: Vec<String> = columns.iter().map(|i| format!("{} = ?", self.quoted[*i])).collect();
+        set.push(format!("{version} = {version} + 1"));
+        let check = if checked { format!(" AND {version} = ?") } else { String::new() };
+        let sql: Arc<str> = format!(
+            "UPDATE {t} SET {} WHERE {key} = ?{check} AND {version} < ? RETURNING {}",
+            set.join(", "),
+            self.all_list
+        )
+        .into();
+        let mut patches = self.patches.write().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(patches.entry(id).or_insert(sql))
     }
 }
 
@@ -95,12 +142,25 @@ mod tests {
         name: "people",
         entity: "Person",
         columns: &[
-            ColumnDef { name: "id", field: "id", ty: ColumnType::Int, nullable: false },
-            ColumnDef { name: "name", field: "name", ty: ColumnType::Text, nullable: true },
-            ColumnDef { name: "version", field: "version", ty: ColumnType::Int, nullable: false },
+            ColumnDef { name: "id", field: "id", ty: ColumnType::Int, nullable: false, role: ColumnRole::Key },
+            ColumnDef { name: "name", field: "name", ty: ColumnType::Text, nullable: true, role: ColumnRole::Data },
+            ColumnDef {
+                name: "created",
+                field: "created",
+                ty: ColumnType::Int,
+                nullable: false,
+                role: ColumnRole::CreatedAt,
+            },
+            ColumnDef {
+                name: "version",
+                field: "version",
+                ty: ColumnType::Int,
+                nullable: false,
+                role: ColumnRole::Version,
+            },
         ],
         key: 0,
-        version: 2,
+        version: 3,
         version_max: 100,
     };
 
@@ -108,15 +168,25 @@ mod tests {
     fn checked_writes_carry_the_version_in_their_where_clause() {
         let s = Statements::sqlite(&PEOPLE);
         assert_eq!(&*s.update, r#"UPDATE "people" SET "name" = ?, "version" = ? WHERE "id" = ? AND "version" = ?"#);
+        assert_eq!(s.update_columns, [1, 3], "an update never sets the key or the creation time");
         assert_eq!(&*s.delete_checked, r#"DELETE FROM "people" WHERE "id" = ? AND "version" = ?"#);
         assert_eq!(
             &*s.upsert,
-            r#"INSERT INTO "people" ("id", "name", "version") VALUES (?, ?, ?) ON CONFLICT ("id") DO UPDATE SET "name" = excluded."name", "version" = "people"."version" + 1 WHERE "people"."version" < ? RETURNING "version""#
+            r#"INSERT INTO "people" ("id", "name", "created", "version") VALUES (?, ?, ?, ?) ON CONFLICT ("id") DO UPDATE SET "name" = excluded."name", "version" = "people"."version" + 1 WHERE "people"."version" < ? RETURNING "version""#
         );
         assert_eq!(
             &*s.create,
-            r#"CREATE TABLE IF NOT EXISTS "people" ("id" INTEGER NOT NULL PRIMARY KEY, "name" TEXT, "version" INTEGER NOT NULL)"#
+            r#"CREATE TABLE IF NOT EXISTS "people" ("id" INTEGER NOT NULL PRIMARY KEY, "name" TEXT, "created" INTEGER NOT NULL, "version" INTEGER NOT NULL)"#
         );
+        assert_eq!(
+            &*s.patch(&[1], true),
+            r#"UPDATE "people" SET "name" = ?, "version" = "version" + 1 WHERE "id" = ? AND "version" = ? AND "version" < ? RETURNING "id", "name", "created", "version""#
+        );
+        assert_eq!(
+            &*s.patch(&[], false),
+            r#"UPDATE "people" SET "version" = "version" + 1 WHERE "id" = ? AND "version" < ? RETURNING "id", "name", "created", "version""#
+        );
+        assert!(Arc::ptr_eq(&s.patch(&[1], true), &s.patch(&[1], true)), "built once per column set");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use sqlx::sqlite::{
 use sqlx::{AssertSqlSafe, Row as _, SqlSafeStr, Sqlite, TypeInfo as _, ValueRef as _};
 
 use super::sql::Statements;
-use super::{RowAccess, Storage, StorageTransaction, WriteOutcome};
+use super::{PatchOutcome, RowAccess, Storage, StorageTransaction, WriteOutcome};
 use crate::entity::TableDef;
 use crate::error::{Error, Result, StorageError};
 use crate::store::Store;
@@ -188,8 +188,8 @@ impl OnConnection<'_> {
     pub(crate) async fn update(&mut self, row: &Row, expected: u64) -> Result<WriteOutcome> {
         let table = self.table;
         let key = table.key_of(row)?;
-        let non_key = row.values().iter().enumerate().filter(|(i, _)| *i != table.key).map(|(_, v)| v);
-        let q = bind(bind(bind_all(query(&self.statements.update), non_key), key), &version_value(expected));
+        let set = self.statements.update_columns.iter().filter_map(|i| row.get(*i));
+        let q = bind(bind(bind_all(query(&self.statements.update), set), key), &version_value(expected));
         let done = q.execute(&mut *self.conn).await.map_err(|e| storage_error(Some(table), e))?;
         self.outcome(done.rows_affected(), key).await
     }
@@ -207,6 +207,26 @@ impl OnConnection<'_> {
                 u64::try_from(v).map_err(|_| Error::decode(table, table.version_column().name, "negative version"))
             })
             .transpose()
+    }
+
+    pub(crate) async fn patch(
+        &mut self,
+        key: &Value,
+        columns: &[(usize, Value)],
+        expected: Option<u64>,
+    ) -> Result<PatchOutcome> {
+        let table = self.table;
+        let indices: Vec<usize> = columns.iter().map(|(i, _)| *i).collect();
+        let sql = self.statements.patch(&indices, expected.is_some());
+        let mut q = bind(bind_all(query(&sql), columns.iter().map(|(_, v)| v)), key);
+        if let Some(expected) = expected {
+            q = bind(q, &version_value(expected));
+        }
+        let q = bind(q, &version_value(table.version_max));
+        match q.fetch_optional(&mut *self.conn).await.map_err(|e| storage_error(Some(table), e))? {
+            Some(row) => Ok(PatchOutcome::Applied { row: decode_row(table, &row)? }),
+            None => Ok(PatchOutcome::Rejected { current: self.fetch(key).await? }),
+        }
     }
 
     pub(crate) async fn delete(&mut self, key: &Value, expected: Option<u64>) -> Result<WriteOutcome> {
@@ -254,6 +274,16 @@ macro_rules! row_access_via_run {
 
             async fn upsert(&self, table: &'static TableDef, row: &Row) -> Result<Option<u64>> {
                 self.run(table, async |c| c.upsert(row).await).await
+            }
+
+            async fn patch(
+                &self,
+                table: &'static TableDef,
+                key: &Value,
+                columns: &[(usize, Value)],
+                expected: Option<u64>,
+            ) -> Result<PatchOutcome> {
+                self.run(table, async |c| c.patch(key, columns, expected).await).await
             }
 
             async fn delete(
