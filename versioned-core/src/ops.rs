@@ -101,9 +101,8 @@ pub async fn put<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()> {
     let table = T::TABLE;
     let expected = version_u64(t)?;
     let mut row = t.to_row()?;
-    let key = table.key_of(&row)?.clone();
     if expected >= table.version_max {
-        return Err(Error::VersionOverflow { table: table.name, key, version: expected });
+        return Err(Error::VersionOverflow { table: table.name, key: table.key_of(&row)?.clone(), version: expected });
     }
     let next = expected + 1;
     let next_field = to_field::<T>(next)?;
@@ -116,7 +115,7 @@ pub async fn put<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()> {
             t.set_version(next_field);
             stamp_entity(t, stamps)
         }
-        WriteOutcome::Rejected { current } => Err(conflict::<T>(key, expected, current)?),
+        WriteOutcome::Rejected { current } => Err(conflict::<T>(table.key_of(&row)?.clone(), expected, current)?),
     }
 }
 

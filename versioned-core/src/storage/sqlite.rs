@@ -196,9 +196,10 @@ impl OnConnection<'_> {
 
     pub(crate) async fn upsert(&mut self, row: &Row) -> Result<Option<u64>> {
         let table = self.table;
-        let mut values = row.clone();
-        values.set(table.version, Value::Int(1));
-        let q = bind(bind_all(query(&self.statements.upsert), values.values()), &version_value(table.version_max));
+        // A new record starts at version 1; an existing one gets `version + 1` from the statement.
+        let first = Value::Int(1);
+        let values = row.values().iter().enumerate().map(|(i, v)| if i == table.version { &first } else { v });
+        let q = bind(bind_all(query(&self.statements.upsert), values), &version_value(table.version_max));
         let returned = q.fetch_optional(&mut *self.conn).await.map_err(|e| storage_error(Some(table), e))?;
         returned
             .map(|r| {
