@@ -248,6 +248,16 @@ impl Xorshift {
     }
 }
 
+/// A `Tiny` record written until its `u8` version is at the maximum, 255.
+async fn tiny_at_maximum<S: Storage>(store: &Store<S>, note: &str) -> Tiny {
+    let mut t = Tiny { id: 1, note: note.into(), version: 0 };
+    store.insert(&mut t).await.expect("insert");
+    for _ in 1..u8::MAX {
+        t.put(store).await.expect("put below the maximum");
+    }
+    t
+}
+
 fn ann() -> Person {
     Person { id: 1, name: "Ann".into(), salary: 100, version: 0 }
 }
@@ -499,11 +509,7 @@ pub async fn delete_unchecked_removes_whatever_the_version<S: Storage>(store: &S
 /// A version at its type's maximum refuses to increment, checked or forced, and nothing changes.
 pub async fn version_at_maximum_refuses_to_increment<S: Storage>(store: &Store<S>) {
     setup(store).await;
-    let mut t = Tiny { id: 1, note: "start".into(), version: 0 };
-    store.insert(&mut t).await.expect("insert");
-    for _ in 1..u8::MAX {
-        t.put(store).await.expect("put below the maximum");
-    }
+    let mut t = tiny_at_maximum(store, "start").await;
     assert_eq!(t.version, u8::MAX);
 
     t.note = "one too many".into();
@@ -1169,11 +1175,7 @@ pub async fn patch_and_touch_inside_transactions<S: Storage>(store: &Store<S>) {
 /// At the version's maximum, `patch` and `touch` refuse like `put`.
 pub async fn patch_and_touch_refuse_to_overflow<S: Storage>(store: &Store<S>) {
     setup(store).await;
-    let mut t = Tiny { id: 1, note: "n".into(), version: 0 };
-    store.insert(&mut t).await.expect("insert");
-    for _ in 1..u8::MAX {
-        t.put(store).await.expect("put below the maximum");
-    }
+    let mut t = tiny_at_maximum(store, "n").await;
     let err = store.patch::<Tiny>(&1, TinyPatch::default().note("x"), Check::Unchecked).await.expect_err("patch");
     assert!(matches!(err, Error::VersionOverflow { version: 255, .. }), "{err:?}");
     let err = store.patch::<Tiny>(&1, TinyPatch::default().note("x"), Check::Version(255)).await.expect_err("patch");

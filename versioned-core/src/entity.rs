@@ -145,50 +145,17 @@ pub fn encode_json<F: serde::Serialize>(table: &'static TableDef, index: usize, 
         .map_err(|e| Error::encode(table, index, format!("cannot serialize to JSON: {e}")))
 }
 
-/// Reads a row's values in column order, decoding each into its field: the other half of
-/// [`Entity::from_row`].
-pub struct RowReader {
-    table: &'static TableDef,
-    values: std::vec::IntoIter<Value>,
-    index: usize,
-}
-
-impl RowReader {
-    /// Starts reading `row`, which must have one value per column of `table`.
-    pub fn new(table: &'static TableDef, row: Row) -> Result<Self, Error> {
-        if row.len() != table.columns.len() {
-            return Err(Error::Decode {
-                table: table.name,
-                column: "*",
-                reason: format!("row has {} values for {} columns", row.len(), table.columns.len()),
-            });
-        }
-        Ok(RowReader { table, values: row.into_values().into_iter(), index: 0 })
-    }
-
-    fn next_value(&mut self) -> Result<(usize, Value), Error> {
-        let index = self.index;
-        self.index += 1;
-        // `new` checked the length against the table, and the derive reads each column once.
-        let value = self.values.next().ok_or_else(|| Error::Decode {
-            table: self.table.name,
+/// A row's values in column order, checked to be one per column of `table`: what the generated
+/// `from_row` decodes, field by field, with [`decode`] and [`decode_json`].
+pub fn row_values(table: &'static TableDef, row: Row) -> Result<std::vec::IntoIter<Value>, Error> {
+    if row.len() != table.columns.len() {
+        return Err(Error::Decode {
+            table: table.name,
             column: "*",
-            reason: format!("row ended before column {index}"),
-        })?;
-        Ok((index, value))
+            reason: format!("row has {} values for {} columns", row.len(), table.columns.len()),
+        });
     }
-
-    /// Decodes the next column into a [`Field`].
-    pub fn field<F: Field>(&mut self) -> Result<F, Error> {
-        let (index, value) = self.next_value()?;
-        F::from_value(value).map_err(|reason| Error::decode(self.table, self.table.columns[index].name, reason))
-    }
-
-    /// Decodes the next column, JSON text, into a serde type.
-    pub fn json<F: serde::de::DeserializeOwned>(&mut self) -> Result<F, Error> {
-        let (index, value) = self.next_value()?;
-        decode_json(self.table, index, value)
-    }
+    Ok(row.into_values().into_iter())
 }
 
 /// Decodes a stored JSON document for column `index` into a serde type.

@@ -25,7 +25,7 @@ mod store;
 mod transaction;
 mod value;
 
-pub use entity::{ColumnDef, ColumnRole, Entity, RowReader, TableDef, decode, decode_json, encode, encode_json};
+pub use entity::{ColumnDef, ColumnRole, Entity, TableDef, decode, decode_json, encode, encode_json, row_values};
 pub use error::{BoxError, Error, Result, StorageError};
 pub use patch::{Change, ChangeValue, Check, Patch};
 pub use retry::RetryPolicy;

@@ -3,7 +3,7 @@
 //! Each function turns the entity into a row, asks the backend for one conditional step, and
 //! turns the outcome into the typed result. The caller's struct is changed only on success.
 
-use crate::entity::{ColumnRole, Entity, TableDef};
+use crate::entity::{ColumnRole, Entity, TableDef, decode_json, encode_json};
 use crate::error::{Error, Result};
 use crate::patch::{ChangeValue, Check, Patch, merge_json};
 use crate::retry::RetryPolicy;
@@ -14,8 +14,13 @@ fn key_value<T: Entity>(key: &T::Key) -> Result<Value> {
     key.to_value().map_err(|reason| Error::encode(T::TABLE, T::TABLE.key, reason))
 }
 
+/// A version the caller holds, as the store counts it.
+fn expected_version<T: Entity>(version: T::Version) -> Result<u64> {
+    version.to_u64().ok_or_else(|| Error::encode(T::TABLE, T::TABLE.version, "a version cannot be negative"))
+}
+
 fn version_u64<T: Entity>(t: &T) -> Result<u64> {
-    t.version().to_u64().ok_or_else(|| Error::encode(T::TABLE, T::TABLE.version, "a version cannot be negative"))
+    expected_version::<T>(t.version())
 }
 
 /// The version `v` as the entity's field type. Callers only pass versions that came from the
@@ -166,9 +171,7 @@ pub async fn patch<T: Entity, A: RowAccess>(
     let table = T::TABLE;
     let key = key_value::<T>(key)?;
     let expected = match check {
-        Check::Version(v) => {
-            Some(v.to_u64().ok_or_else(|| Error::encode(table, table.version, "a version cannot be negative"))?)
-        }
+        Check::Version(v) => Some(expected_version::<T>(v)?),
         Check::Unchecked => None,
     };
     let mut set = stamps(table, false)?;
@@ -181,8 +184,8 @@ pub async fn patch<T: Entity, A: RowAccess>(
     }
     if merges.is_empty() {
         set.sort_by_key(|(i, _)| *i); // one cached statement per column set
-        let outcome = access.patch(table, &key, &set, expected).await?;
-        return patched::<T>(outcome, key, expected);
+        let row = patched::<T>(access.patch(table, &key, &set, expected).await?, key, expected)?;
+        return T::from_row(row);
     }
 
     // A JSON merge needs the stored document: read it, merge, and write back checked against the
@@ -191,62 +194,53 @@ pub async fn patch<T: Entity, A: RowAccess>(
     let mut attempts = RetryPolicy::attempts(100).start();
     loop {
         let Some(stored) = access.fetch(table, &key).await? else {
-            return patched::<T>(PatchOutcome::Rejected { current: None }, key, expected);
+            return Err(rejected::<T>(None, key, expected)?);
         };
         let version = table.version_of(&stored)?;
         if expected.is_some_and(|e| e != version) {
-            return patched::<T>(PatchOutcome::Rejected { current: Some(stored) }, key, expected);
+            return Err(rejected::<T>(Some(stored), key, expected)?);
         }
         let mut columns = set.clone();
         for (index, doc) in &merges {
-            columns.push((*index, merged(table, &stored, *index, doc.clone())?));
+            let mut document: serde_json::Value =
+                decode_json(table, *index, stored.get(*index).cloned().unwrap_or(Value::Null))?;
+            merge_json(&mut document, doc.clone());
+            columns.push((*index, encode_json(table, *index, &document)?));
         }
         columns.sort_by_key(|(i, _)| *i);
         match access.patch(table, &key, &columns, Some(version)).await? {
+            PatchOutcome::Applied { row } => return T::from_row(row),
             PatchOutcome::Rejected { current: Some(current) } if expected.is_none() => {
-                match patched::<T>(PatchOutcome::Rejected { current: Some(current) }, key.clone(), Some(version)) {
-                    Ok(t) => return Ok(t),
-                    Err(err) => attempts.failed(err).await?,
-                }
+                attempts.failed(rejected::<T>(Some(current), key.clone(), Some(version))?).await?;
             }
-            outcome => return patched::<T>(outcome, key, expected),
+            PatchOutcome::Rejected { current } => return Err(rejected::<T>(current, key, expected)?),
         }
     }
 }
 
-/// The stored JSON document of column `index`, with `doc` merged into it.
-fn merged(table: &'static TableDef, stored: &Row, index: usize, doc: serde_json::Value) -> Result<Value> {
-    let column = table.columns.get(index).map_or("?", |c| c.name);
-    let mut base = match stored.get(index) {
-        Some(Value::Text(text)) => {
-            serde_json::from_str(text).map_err(|e| Error::decode(table, column, format!("malformed JSON: {e}")))?
-        }
-        Some(Value::Null) | None => serde_json::Value::Null,
-        Some(other) => {
-            return Err(Error::decode(table, column, format!("expected JSON text, found {}", other.type_name())));
-        }
-    };
-    merge_json(&mut base, doc);
-    serde_json::to_string(&base).map(Value::Text).map_err(|e| Error::encode(table, index, e.to_string()))
+/// The stored row after a patch, or why nothing was written.
+fn patched<T: Entity>(outcome: PatchOutcome, key: Value, expected: Option<u64>) -> Result<Row> {
+    match outcome {
+        PatchOutcome::Applied { row } => Ok(row),
+        PatchOutcome::Rejected { current } => Err(rejected::<T>(current, key, expected)?),
+    }
 }
 
-/// The typed result of a patch: the stored record, or why nothing was written.
-fn patched<T: Entity>(outcome: PatchOutcome, key: Value, expected: Option<u64>) -> Result<T> {
+/// Why a conditional write expecting `expected` (`None`: unchecked) was refused, given the stored
+/// row: no record, a version at its maximum, or a conflict.
+fn rejected<T: Entity>(current: Option<Row>, key: Value, expected: Option<u64>) -> Result<Error> {
     let table = T::TABLE;
-    match outcome {
-        PatchOutcome::Applied { row } => T::from_row(row),
-        PatchOutcome::Rejected { current: None } => match expected {
-            None => Err(Error::NotFound { table: table.name, key }),
-            Some(expected) => Err(conflict::<T>(key, expected, None)?),
-        },
-        PatchOutcome::Rejected { current: Some(row) } => {
-            let version = table.version_of(&row)?;
-            if version >= table.version_max && expected.is_none_or(|e| e == version) {
-                Err(Error::VersionOverflow { table: table.name, key, version })
-            } else {
-                Err(conflict::<T>(key, expected.unwrap_or(version), Some(row))?)
-            }
-        }
+    let Some(row) = current else {
+        return match expected {
+            None => Ok(Error::NotFound { table: table.name, key }),
+            Some(expected) => conflict::<T>(key, expected, None),
+        };
+    };
+    let version = table.version_of(&row)?;
+    if version >= table.version_max && expected.is_none_or(|e| e == version) {
+        Ok(Error::VersionOverflow { table: table.name, key, version })
+    } else {
+        conflict::<T>(key, expected.unwrap_or(version), Some(row))
     }
 }
 
@@ -254,9 +248,8 @@ fn patched<T: Entity>(outcome: PatchOutcome, key: Value, expected: Option<u64>) 
 pub async fn touch<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()> {
     let expected = version_u64(t)?;
     let key = key_value::<T>(t.key())?;
-    let outcome = access.patch(T::TABLE, &key, &[], Some(expected)).await?;
-    let stored: T = patched(outcome, key, Some(expected))?;
-    t.set_version(stored.version());
+    let row = patched::<T>(access.patch(T::TABLE, &key, &[], Some(expected)).await?, key, Some(expected))?;
+    t.set_version(to_field::<T>(T::TABLE.version_of(&row)?)?);
     Ok(())
 }
 

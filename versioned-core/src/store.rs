@@ -200,17 +200,17 @@ impl<S: Storage> Store<S> {
     ) -> Result<R> {
         let mut attempts = policy.start();
         loop {
-            let result = match self.backend.begin().await {
-                Ok(tx) => {
-                    let result = ops::read_modify_write(&tx, key, &mut f).await;
-                    finish(tx, result).await
-                }
-                Err(err) => Err(err),
-            };
-            match result {
+            match self.update_once(key, &mut f).await {
                 Ok(value) => return Ok(value),
                 Err(err) => attempts.failed(err).await?,
             }
         }
+    }
+
+    /// One attempt of [`update`](Self::update), in its own transaction.
+    async fn update_once<T: Entity, R>(&self, key: &T::Key, f: &mut impl FnMut(&mut T) -> R) -> Result<R> {
+        let tx = self.backend.begin().await?;
+        let result = ops::read_modify_write(&tx, key, f).await;
+        finish(tx, result).await
     }
 }

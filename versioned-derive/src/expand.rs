@@ -3,12 +3,12 @@
 //! The generated code only describes the struct and delegates; all behaviour lives in the
 //! runtime, so it is written and tested once.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
 use crate::ast::Audit;
-use crate::check::{Model, Role};
+use crate::check::{Column, Model, Role};
 
 /// The tokens for `model`.
 pub fn expand(model: &Model<'_>) -> TokenStream {
@@ -54,11 +54,8 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
 
     let set_columns = model.columns.iter().enumerate().map(|(i, c)| {
         let field = c.ident;
-        let decode = if c.json {
-            quote_spanned!(c.ty.span()=> __v::decode_json(Self::TABLE, #i, value)?)
-        } else {
-            quote_spanned!(c.ty.span()=> __v::decode(Self::TABLE, #i, value)?)
-        };
+        let (_, decode) = conversions(c);
+        let decode = quote_spanned!(c.ty.span()=> __v::#decode(Self::TABLE, #i, value)?);
         quote!(#i => self.#field = #decode)
     });
 
@@ -112,20 +109,16 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
     // Conversions are spanned at the field's type too: a missing trait shows at the field.
     let encodes = model.columns.iter().enumerate().map(|(i, c)| {
         let field = c.ident;
-        if c.json {
-            quote_spanned!(c.ty.span()=> __v::encode_json(Self::TABLE, #i, &self.#field)?)
-        } else {
-            quote_spanned!(c.ty.span()=> __v::encode(Self::TABLE, #i, &self.#field)?)
-        }
+        let (encode, _) = conversions(c);
+        quote_spanned!(c.ty.span()=> __v::#encode(Self::TABLE, #i, &self.#field)?)
     });
 
-    let decodes = model.columns.iter().map(|c| {
+    // `row_values` checked there is one value per column, so `next()` always has one.
+    let decodes = model.columns.iter().enumerate().map(|(i, c)| {
         let field = c.ident;
-        let read = if c.json {
-            quote_spanned!(c.ty.span()=> __reader.json()?)
-        } else {
-            quote_spanned!(c.ty.span()=> __reader.field()?)
-        };
+        let (_, decode) = conversions(c);
+        let read = quote_spanned!(c.ty.span()=>
+            __v::#decode(Self::TABLE, #i, __values.next().unwrap_or(__v::Value::Null))?);
         quote!(#field: #read)
     });
 
@@ -203,7 +196,7 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
                 }
 
                 fn from_row(row: __v::Row) -> ::core::result::Result<Self, __v::Error> {
-                    let mut __reader = __v::RowReader::new(Self::TABLE, row)?;
+                    let mut __values = __v::row_values(Self::TABLE, row)?;
                     ::core::result::Result::Ok(Self { #(#decodes),* })
                 }
             }
@@ -243,5 +236,17 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
                 }
             }
         };
+    }
+}
+
+/// The runtime's functions that store and load a column's field: JSON text for
+/// `#[versioned(json)]`, the field's own `Field` mapping otherwise. Spanned at the field's type,
+/// where rustc then reports a type that has no such conversion.
+fn conversions(c: &Column<'_>) -> (Ident, Ident) {
+    let span = c.ty.span();
+    if c.json {
+        (Ident::new("encode_json", span), Ident::new("decode_json", span))
+    } else {
+        (Ident::new("encode", span), Ident::new("decode", span))
     }
 }

@@ -386,12 +386,9 @@ impl StorageTransaction for MemoryTransaction {
                 });
             }
         }
-        for (table, _) in state.written.values() {
-            table_ref(&tables, table)?;
-        }
         for ((_, key), (table, row)) in state.written.drain() {
-            // Checked just above: every written table exists.
-            let Ok(rows) = table_mut(&mut tables, table) else { continue };
+            // Every write went through `seen`, which found its table; tables are never dropped.
+            let rows = tables.entry(table.name).or_default();
             match row {
                 Some(row) => rows.insert(key, row),
                 None => rows.remove(&key),

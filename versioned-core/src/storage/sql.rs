@@ -58,14 +58,16 @@ impl Statements {
         let all: Vec<String> = table.columns.iter().map(|c| quote(c.name)).collect();
         let all_list = all.join(", ");
         let placeholders = vec!["?"; all.len()].join(", ");
-        let non_key = || all.iter().enumerate().filter(move |(i, _)| *i != table.key).map(|(_, c)| c);
-
+        // What an update (checked or forced) rewrites: all but the key and the creation time.
         let created = table.column_with(ColumnRole::CreatedAt);
         let update_columns: Vec<usize> = (0..all.len()).filter(|i| *i != table.key && Some(*i) != created).collect();
         let set_bound: Vec<String> = update_columns.iter().map(|i| format!("{} = ?", all[*i])).collect();
-        let set_excluded: Vec<String> = non_key()
-            .filter(|c| created.is_none_or(|i| **c != all[i]))
-            .map(|c| if *c == version { format!("{c} = {t}.{c} + 1") } else { format!("{c} = excluded.{c}") })
+        let set_excluded: Vec<String> = update_columns
+            .iter()
+            .map(|&i| {
+                let c = &all[i];
+                if i == table.version { format!("{c} = {t}.{c} + 1") } else { format!("{c} = excluded.{c}") }
+            })
             .collect();
 
         let mut create = format!("CREATE TABLE IF NOT EXISTS {t} (");
@@ -112,14 +114,14 @@ impl Statements {
     /// `UPDATE t SET <columns>, version = version + 1 WHERE key = ? [AND version = ?] AND version
     /// < ? RETURNING <all columns>` — binds: the values of `columns` in order, key, (expected
     /// version,) version_max. Built once per column set.
-    pub(crate) fn patch(&self, columns: &[usize], checked: bool) -> Arc<str> {
-        let id = (columns.to_vec(), checked);
+    pub(crate) fn patch(&self, columns: Vec<usize>, checked: bool) -> Arc<str> {
+        let id = (columns, checked);
         // The map only ever gains complete entries, so a poisoned lock still holds valid data.
         if let Some(sql) = self.patches.read().unwrap_or_else(PoisonError::into_inner).get(&id) {
             return Arc::clone(sql);
         }
         let (t, key, version) = (&self.table_name, &self.key, &self.version);
-        let mut set: Vec<String> = columns.iter().map(|i| format!("{} = ?", self.quoted[*i])).collect();
+        let mut set: Vec<String> = id.0.iter().map(|i| format!("{} = ?", self.quoted[*i])).collect();
         set.push(format!("{version} = {version} + 1"));
         let check = if checked { format!(" AND {version} = ?") } else { String::new() };
         let sql: Arc<str> = format!(
@@ -179,14 +181,14 @@ mod tests {
             r#"CREATE TABLE IF NOT EXISTS "people" ("id" INTEGER NOT NULL PRIMARY KEY, "name" TEXT, "created" INTEGER NOT NULL, "version" INTEGER NOT NULL)"#
         );
         assert_eq!(
-            &*s.patch(&[1], true),
+            &*s.patch(vec![1], true),
             r#"UPDATE "people" SET "name" = ?, "version" = "version" + 1 WHERE "id" = ? AND "version" = ? AND "version" < ? RETURNING "id", "name", "created", "version""#
         );
         assert_eq!(
-            &*s.patch(&[], false),
+            &*s.patch(vec![], false),
             r#"UPDATE "people" SET "version" = "version" + 1 WHERE "id" = ? AND "version" < ? RETURNING "id", "name", "created", "version""#
         );
-        assert!(Arc::ptr_eq(&s.patch(&[1], true), &s.patch(&[1], true)), "built once per column set");
+        assert!(Arc::ptr_eq(&s.patch(vec![1], true), &s.patch(vec![1], true)), "built once per column set");
     }
 
     #[test]

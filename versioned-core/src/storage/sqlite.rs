@@ -217,8 +217,7 @@ impl OnConnection<'_> {
         expected: Option<u64>,
     ) -> Result<PatchOutcome> {
         let table = self.table;
-        let indices: Vec<usize> = columns.iter().map(|(i, _)| *i).collect();
-        let sql = self.statements.patch(&indices, expected.is_some());
+        let sql = self.statements.patch(columns.iter().map(|(i, _)| *i).collect(), expected.is_some());
         let mut q = bind(bind_all(query(&sql), columns.iter().map(|(_, v)| v)), key);
         if let Some(expected) = expected {
             q = bind(q, &version_value(expected));
