@@ -4,18 +4,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use versioned::{RetryPolicy, SqliteStorage, Store, Versioned};
-
-#[derive(Versioned, Debug, Clone)]
-#[versioned(table = "people")]
-struct Person {
-    #[key]
-    id: i64,
-    name: String,
-    salary: i32,
-    #[version]
-    version: u64,
-}
+use versioned::{RetryPolicy, SqliteStorage, Store};
+// The conformance suite's `people` table: id, name, salary, version.
+use versioned_core::conformance::Person;
 
 fn writes(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
