@@ -18,8 +18,12 @@ mod memory {
         let err = store
             .transaction(|tx| async move {
                 let a = tx.get::<Account>(&1).await?.ok_or_else(|| Error::not_found::<Account>(&1))?;
-                // Meanwhile, another writer changes account 1.
-                other.update::<Account, _>(&1, Default::default(), |a| a.balance = 0).await?;
+                // Meanwhile, another writer (another task) changes account 1.
+                let writer =
+                    tokio::spawn(
+                        async move { other.update::<Account, _>(&1, Default::default(), |a| a.balance = 0).await },
+                    );
+                writer.await.expect("writer task")?;
                 // A record derived from what we read: stale the moment we commit.
                 tx.insert(&mut Account { id: 2, balance: a.balance, version: 0 }).await?;
                 Ok(())

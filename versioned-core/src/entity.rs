@@ -71,11 +71,9 @@ impl TableDef {
             Some(Value::Int(v)) => {
                 u64::try_from(*v).map_err(|_| Error::decode(self, column, format!("negative version {v}")))
             }
-            Some(other) => Err(Error::decode(
-                self,
-                column,
-                format!("version must be an integer, found {} {other}", other.type_name()),
-            )),
+            Some(other) => {
+                Err(Error::decode(self, column, format!("version must be an integer, found {}", other.describe())))
+            }
             None => Err(Error::decode(self, column, "row has no version column")),
         }
     }
@@ -165,10 +163,16 @@ pub fn decode_json<F: serde::de::DeserializeOwned>(
     value: Value,
 ) -> Result<F, Error> {
     let column = table.columns.get(index).map_or("?", |c| c.name);
-    let malformed = |e: serde_json::Error| Error::decode(table, column, format!("malformed JSON: {e}"));
+    let malformed = |e: serde_json::Error| {
+        let what = if e.is_data() { "the JSON document does not fit the field" } else { "malformed JSON" };
+        Error::decode(table, column, format!("{what}: {e}"))
+    };
     match value {
         Value::Text(text) => serde_json::from_str(&text).map_err(malformed),
         Value::Bytes(bytes) => serde_json::from_slice(&bytes).map_err(malformed),
-        other => Err(Error::decode(table, column, format!("expected JSON text, found {} {other}", other.type_name()))),
+        // A column of NUMERIC affinity (SQLite, declared `JSON`) hands back numbers as numbers.
+        Value::Int(i) => serde_json::from_value(i.into()).map_err(malformed),
+        Value::Float(x) => serde_json::from_value(x.into()).map_err(malformed),
+        other => Err(Error::decode(table, column, format!("expected JSON text, found {}", other.describe()))),
     }
 }

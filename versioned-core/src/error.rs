@@ -98,6 +98,25 @@ pub enum Error {
         /// The error of the last attempt.
         last: Box<Error>,
     },
+    /// The store was given a configuration it cannot use: a URL of another database, an empty or
+    /// malformed URL. Nothing was opened.
+    #[error("invalid configuration: {reason}")]
+    Config {
+        /// What is wrong, and what is expected instead.
+        reason: String,
+    },
+    /// A write (or a new transaction) went through the [`Store`](crate::Store) inside a
+    /// transaction closure of the same store, on the same task. It would wait for this task's own
+    /// transaction, which cannot end until the closure returns: a deadlock. Use the transaction
+    /// handle the closure was given (`tx.put(…)`), or write after the transaction.
+    #[error(
+        "store.{operation}() was called inside a transaction of the same store, on the same task: it would wait \
+         for this task's own transaction forever; use the transaction handle (tx.{operation}()) inside the closure"
+    )]
+    StoreUsedInsideTransaction {
+        /// The store's operation that was refused (`put`, `transaction`, …).
+        operation: &'static str,
+    },
     /// The backend failed (I/O, SQL, a busy database).
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -153,6 +172,10 @@ impl Error {
 
     pub(crate) fn decode(table: &TableDef, column: &'static str, reason: impl Into<String>) -> Self {
         Error::Decode { table: table.name, column, reason: reason.into() }
+    }
+
+    pub(crate) fn config(reason: impl Into<String>) -> Self {
+        Error::Config { reason: reason.into() }
     }
 
     pub(crate) fn encode(table: &TableDef, index: usize, reason: impl Into<String>) -> Self {

@@ -34,7 +34,7 @@ pub use serde_json::Value as JsonValue;
 pub use storage::memory::{MemoryStorage, MemoryTransaction};
 #[cfg(feature = "sqlite")]
 pub use storage::sqlite::{SqliteStorage, SqliteTransaction};
-pub use storage::{PatchOutcome, RowAccess, Storage, StorageTransaction, WriteOutcome};
+pub use storage::{RowAccess, Storage, StorageTransaction, WriteOutcome};
 pub use store::{Executor, Store};
 pub use transaction::Transaction;
 pub use value::{ColumnType, Field, KeyField, Row, TimestampField, UserField, Value, VersionField};

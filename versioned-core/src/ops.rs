@@ -7,7 +7,7 @@ use crate::entity::{ColumnRole, Entity, TableDef, decode_json, encode_json};
 use crate::error::{Error, Result};
 use crate::patch::{ChangeValue, Check, Patch, merge_json};
 use crate::retry::RetryPolicy;
-use crate::storage::{PatchOutcome, RowAccess, StorageTransaction, WriteOutcome};
+use crate::storage::{RowAccess, StorageTransaction, WriteOutcome};
 use crate::value::{Field, Row, Value, VersionField};
 
 fn key_value<T: Entity>(key: &T::Key) -> Result<Value> {
@@ -60,6 +60,13 @@ fn stamp_entity<T: Entity>(t: &mut T, stamps: Vec<(usize, Value)>) -> Result<()>
     Ok(())
 }
 
+/// A stored row as `T`, its version checked first: a `NULL`, non-integer or negative stored version
+/// is `Error::Decode` naming the version column, whatever the field's type.
+fn decode_row<T: Entity>(row: Row) -> Result<T> {
+    T::TABLE.version_of(&row)?;
+    T::from_row(row)
+}
+
 fn conflict<T: Entity>(key: Value, expected: u64, current: Option<Row>) -> Result<Error> {
     let actual = current.as_ref().map(|row| T::TABLE.version_of(row)).transpose()?;
     Ok(Error::ConcurrentModification { table: T::TABLE.name, key, expected, actual, current })
@@ -84,7 +91,7 @@ pub async fn insert<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()
 /// See [`Store::get`](crate::Store::get).
 pub async fn get<T: Entity, A: RowAccess>(access: &A, key: &T::Key) -> Result<Option<T>> {
     let key = key_value::<T>(key)?;
-    access.fetch(T::TABLE, &key).await?.map(T::from_row).transpose()
+    access.fetch(T::TABLE, &key).await?.map(decode_row).transpose()
 }
 
 /// See [`Store::get_with_version`](crate::Store::get_with_version).
@@ -95,7 +102,7 @@ pub async fn get_with_version<T: Entity, A: RowAccess>(access: &A, key: &T::Key,
     };
     let stored = T::TABLE.version_of(&row)?;
     match version.to_u64() {
-        Some(expected) if expected == stored => T::from_row(row),
+        Some(expected) if expected == stored => decode_row(row),
         // A negative expected version matches nothing; report it as the stored record's conflict.
         expected => Err(conflict::<T>(key, expected.unwrap_or(0), Some(row))?),
     }
@@ -131,16 +138,17 @@ pub async fn put_unchecked<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Re
     // The creation time is used only if the record is new: an update keeps the stored one.
     let stamps = stamps(table, true)?;
     stamp_row(&mut row, &stamps);
+    let key = table.key_of(&row)?;
     match access.upsert(table, &row).await? {
         Some(version) => {
             t.set_version(to_field::<T>(version)?);
             let created = table.column_with(ColumnRole::CreatedAt).filter(|_| version > 1);
             stamp_entity(t, stamps.into_iter().filter(|(i, _)| Some(*i) != created).collect())
         }
-        None => Err(Error::VersionOverflow {
-            table: table.name,
-            key: table.key_of(&row)?.clone(),
-            version: table.version_max,
+        // Refused: the stored version is at its maximum, or is not a version at all (`Decode`).
+        None => Err(match access.fetch(table, key).await? {
+            Some(stored) => rejected::<T>(Some(stored), key.clone(), None)?,
+            None => Error::VersionOverflow { table: table.name, key: key.clone(), version: table.version_max },
         }),
     }
 }
@@ -158,10 +166,24 @@ pub async fn delete<T: Entity, A: RowAccess>(access: &A, t: &T) -> Result<()> {
 /// See [`Store::delete_unchecked`](crate::Store::delete_unchecked).
 pub async fn delete_unchecked<T: Entity, A: RowAccess>(access: &A, key: &T::Key) -> Result<bool> {
     let key = key_value::<T>(key)?;
-    Ok(access.delete(T::TABLE, &key, None).await? == WriteOutcome::Applied)
+    match access.delete(T::TABLE, &key, None).await? {
+        WriteOutcome::Applied => Ok(true),
+        WriteOutcome::Rejected { current: None } => Ok(false),
+        // Refused although a row is there: its version is not a version (`Decode`).
+        WriteOutcome::Rejected { current: Some(row) } => {
+            let version = T::TABLE.version_of(&row)?;
+            Err(conflict::<T>(key, version, Some(row))?)
+        }
+    }
 }
 
 /// See [`Store::patch`](crate::Store::patch).
+///
+/// Every patch reads the stored row, builds the row the write will make (merging JSON documents),
+/// and decodes it as `T` *before* writing: a patch that would store something `T` cannot read back
+/// (a merged document of the wrong shape, a stored column that no longer decodes) is refused and
+/// writes nothing. The write itself is checked against the version read, in its own statement;
+/// without a check of the caller's own, losing that race just means patching the newer record.
 pub async fn patch<T: Entity, A: RowAccess>(
     access: &A,
     key: &T::Key,
@@ -174,55 +196,46 @@ pub async fn patch<T: Entity, A: RowAccess>(
         Check::Version(v) => Some(expected_version::<T>(v)?),
         Check::Unchecked => None,
     };
-    let mut set = stamps(table, false)?;
-    let mut merges = Vec::new();
-    for change in patch.into_changes()? {
-        match change.value {
-            ChangeValue::Set(value) => set.push((change.column, value)),
-            ChangeValue::Merge(doc) => merges.push((change.column, doc)),
-        }
-    }
-    if merges.is_empty() {
-        set.sort_by_key(|(i, _)| *i); // one cached statement per column set
-        let row = patched::<T>(access.patch(table, &key, &set, expected).await?, key, expected)?;
-        return T::from_row(row);
-    }
-
-    // A JSON merge needs the stored document: read it, merge, and write back checked against the
-    // version read, so a writer in between is never overwritten. Without a check of the caller's
-    // own, such a race just means merging again into the newer document.
+    let changes = patch.into_changes()?;
     let mut attempts = RetryPolicy::attempts(100).start();
     loop {
         let Some(stored) = access.fetch(table, &key).await? else {
             return Err(rejected::<T>(None, key, expected)?);
         };
         let version = table.version_of(&stored)?;
-        if expected.is_some_and(|e| e != version) {
+        if expected.is_some_and(|e| e != version) || version >= table.version_max {
             return Err(rejected::<T>(Some(stored), key, expected)?);
         }
-        let mut columns = set.clone();
-        for (index, doc) in &merges {
-            let mut document: serde_json::Value =
-                decode_json(table, *index, stored.get(*index).cloned().unwrap_or(Value::Null))?;
-            merge_json(&mut document, doc.clone());
-            columns.push((*index, encode_json(table, *index, &document)?));
+        let mut columns = stamps(table, false)?;
+        for change in &changes {
+            let value = match &change.value {
+                ChangeValue::Set(value) => value.clone(),
+                ChangeValue::Merge(doc) => {
+                    let stored_doc = stored.get(change.column).cloned().unwrap_or(Value::Null);
+                    let mut document: serde_json::Value = decode_json(table, change.column, stored_doc)?;
+                    merge_json(&mut document, doc.clone());
+                    encode_json(table, change.column, &document)?
+                }
+            };
+            columns.push((change.column, value));
         }
-        columns.sort_by_key(|(i, _)| *i);
-        match access.patch(table, &key, &columns, Some(version)).await? {
-            PatchOutcome::Applied { row } => return T::from_row(row),
-            PatchOutcome::Rejected { current: Some(current) } if expected.is_none() => {
+        columns.sort_by_key(|(i, _)| *i); // one cached statement per column set
+
+        let mut row = stored;
+        for (index, value) in &columns {
+            row.set(*index, value.clone());
+        }
+        // `version` < version_max <= i64::MAX, so the increment and the cast are exact.
+        row.set(table.version, Value::Int(version as i64 + 1));
+        let patched = T::from_row(row)?;
+
+        match access.patch(table, &key, &columns, version).await? {
+            WriteOutcome::Applied => return Ok(patched),
+            WriteOutcome::Rejected { current: Some(current) } if expected.is_none() => {
                 attempts.failed(rejected::<T>(Some(current), key.clone(), Some(version))?).await?;
             }
-            PatchOutcome::Rejected { current } => return Err(rejected::<T>(current, key, expected)?),
+            WriteOutcome::Rejected { current } => return Err(rejected::<T>(current, key, expected)?),
         }
-    }
-}
-
-/// The stored row after a patch, or why nothing was written.
-fn patched<T: Entity>(outcome: PatchOutcome, key: Value, expected: Option<u64>) -> Result<Row> {
-    match outcome {
-        PatchOutcome::Applied { row } => Ok(row),
-        PatchOutcome::Rejected { current } => Err(rejected::<T>(current, key, expected)?),
     }
 }
 
@@ -246,17 +259,26 @@ fn rejected<T: Entity>(current: Option<Row>, key: Value, expected: Option<u64>) 
 
 /// See [`Store::touch`](crate::Store::touch).
 pub async fn touch<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()> {
+    let table = T::TABLE;
     let expected = version_u64(t)?;
     let key = key_value::<T>(t.key())?;
-    let row = patched::<T>(access.patch(T::TABLE, &key, &[], Some(expected)).await?, key, Some(expected))?;
-    t.set_version(to_field::<T>(T::TABLE.version_of(&row)?)?);
-    Ok(())
+    if expected >= table.version_max {
+        return Err(Error::VersionOverflow { table: table.name, key, version: expected });
+    }
+    let next = to_field::<T>(expected + 1)?;
+    match access.patch(table, &key, &[], expected).await? {
+        WriteOutcome::Applied => {
+            t.set_version(next);
+            Ok(())
+        }
+        WriteOutcome::Rejected { current } => Err(conflict::<T>(key, expected, current)?),
+    }
 }
 
 /// See [`Transaction::get_for_update`](crate::Transaction::get_for_update).
 pub async fn get_for_update<T: Entity, X: StorageTransaction>(tx: &X, key: &T::Key) -> Result<Option<T>> {
     let key = key_value::<T>(key)?;
-    tx.fetch_for_update(T::TABLE, &key).await?.map(T::from_row).transpose()
+    tx.fetch_for_update(T::TABLE, &key).await?.map(decode_row).transpose()
 }
 
 /// One attempt of [`Store::update`](crate::Store::update): read, apply `f`, checked write.

@@ -10,7 +10,7 @@ use crate::patch::Check;
 use crate::retry::RetryPolicy;
 use crate::storage::memory::MemoryStorage;
 use crate::storage::{RowAccess, Storage};
-use crate::transaction::{Transaction, finish, reclaim};
+use crate::transaction::{Transaction, finish, inside, reclaim, refuse_inside_own_transaction};
 
 /// Typed, version-checked operations on entities, over a storage backend.
 ///
@@ -81,6 +81,7 @@ impl<S: Storage> Store<S> {
     /// Fails with [`Error::AlreadyExists`](crate::Error::AlreadyExists) (leaving `t` unchanged)
     /// when a record has the same key.
     pub async fn insert<T: Entity>(&self, t: &mut T) -> Result<()> {
+        self.refuse("insert")?;
         ops::insert(&self.backend, t).await
     }
 
@@ -106,6 +107,7 @@ impl<S: Storage> Store<S> {
     /// conflict nothing is written, `t` is unchanged, and the error carries the stored record (or
     /// says it has been deleted: a stale `put` never re-inserts a deleted record).
     pub async fn put<T: Entity>(&self, t: &mut T) -> Result<()> {
+        self.refuse("put")?;
         ops::put(&self.backend, t).await
     }
 
@@ -113,6 +115,7 @@ impl<S: Storage> Store<S> {
     /// or replaces the stored record. The new version is the stored version + 1 (1 for a new
     /// record), never reused, and is set in `t`.
     pub async fn put_unchecked<T: Entity>(&self, t: &mut T) -> Result<()> {
+        self.refuse("put_unchecked")?;
         ops::put_unchecked(&self.backend, t).await
     }
 
@@ -120,11 +123,13 @@ impl<S: Storage> Store<S> {
     ///
     /// A conflict says `actual: None` when the record was already deleted.
     pub async fn delete<T: Entity>(&self, t: &T) -> Result<()> {
+        self.refuse("delete")?;
         ops::delete(&self.backend, t).await
     }
 
     /// Deletes the record with this key, whatever its version. Returns whether a record was there.
     pub async fn delete_unchecked<T: Entity>(&self, key: &T::Key) -> Result<bool> {
+        self.refuse("delete_unchecked")?;
         ops::delete_unchecked::<T, _>(&self.backend, key).await
     }
 
@@ -137,6 +142,7 @@ impl<S: Storage> Store<S> {
     /// A missing record is [`Error::NotFound`](crate::Error::NotFound) without a check, and a
     /// conflict saying the record is gone with one: a partial update never creates a record.
     pub async fn patch<T: Entity>(&self, key: &T::Key, patch: T::Patch, check: Check<T::Version>) -> Result<T> {
+        self.refuse("patch")?;
         ops::patch(&self.backend, key, patch, check).await
     }
 
@@ -144,6 +150,7 @@ impl<S: Storage> Store<S> {
     /// (Hibernate's `OPTIMISTIC_FORCE_INCREMENT`). Writers of related records can touch a parent
     /// to make its version the guard of the whole group: two of them racing, one gets the conflict.
     pub async fn touch<T: Entity>(&self, t: &mut T) -> Result<()> {
+        self.refuse("touch")?;
         ops::touch(&self.backend, t).await
     }
 
@@ -153,8 +160,27 @@ impl<S: Storage> Store<S> {
     /// `Ok`, the transaction commits, otherwise every write is rolled back and the error is returned
     /// unchanged. A [`ConcurrentModification`](crate::Error::ConcurrentModification) in any write
     /// (with `?`) therefore undoes the writes before it: the Kii Balance failure, where Update 1
-    /// stays after Update 2 fails, cannot happen. A transaction whose future is dropped midway is
-    /// rolled back too.
+    /// stays after Update 2 fails, cannot happen.
+    ///
+    /// # Dropping the future (cancellation, timeouts)
+    ///
+    /// - Dropped **before the closure's future has returned `Ok`**: nothing of the transaction is
+    ///   ever written; the backend rolls it back.
+    /// - Dropped **after the closure returned `Ok`** (while committing): the commit still runs to
+    ///   its end, on a background task of the current tokio runtime. All the writes are applied
+    ///   (or, if the commit itself fails, none); the caller just no longer hears which.
+    /// - Completed: the result says what happened.
+    ///
+    /// Either way a transaction is applied whole or not at all. The one case no library can
+    /// settle is a commit whose acknowledgement is lost (a connection dropped during `COMMIT` on a
+    /// server): it reports an error although the database may have committed.
+    ///
+    /// # Using the store inside the closure
+    ///
+    /// Inside the closure, read and write through `tx`. A write (or a nested `transaction`)
+    /// through this same store on the same task would wait for the open transaction, which
+    /// cannot end before the closure does; it fails at once with
+    /// [`Error::StoreUsedInsideTransaction`](crate::Error::StoreUsedInsideTransaction).
     ///
     /// See the crate's README for an example, and the `balance` example for a whole story.
     pub async fn transaction<R, F, Fut>(&self, f: F) -> Result<R>
@@ -162,8 +188,9 @@ impl<S: Storage> Store<S> {
         F: FnOnce(Transaction<S>) -> Fut,
         Fut: Future<Output = Result<R>>,
     {
+        self.refuse("transaction")?;
         let tx = Arc::new(self.backend.begin().await?);
-        let result = f(Transaction::new(Arc::clone(&tx))).await;
+        let result = inside(self.backend.identity(), f(Transaction::new(Arc::clone(&tx)))).await;
         finish(reclaim(tx)?, result).await
     }
 
@@ -198,6 +225,7 @@ impl<S: Storage> Store<S> {
         policy: RetryPolicy,
         mut f: impl FnMut(&mut T) -> R + Send,
     ) -> Result<R> {
+        self.refuse("update")?;
         let mut attempts = policy.start();
         loop {
             match self.update_once(key, &mut f).await {
@@ -205,6 +233,11 @@ impl<S: Storage> Store<S> {
                 Err(err) => attempts.failed(err).await?,
             }
         }
+    }
+
+    /// Refuses a write through this store inside one of its own transactions on this task.
+    fn refuse(&self, operation: &'static str) -> Result<()> {
+        refuse_inside_own_transaction(self.backend.identity(), operation)
     }
 
     /// One attempt of [`update`](Self::update), in its own transaction.

@@ -1,9 +1,12 @@
 //! Units of work: [`Transaction`], and committing or rolling back a backend transaction.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use crate::entity::Entity;
-use crate::error::{Result, StorageError};
+use crate::error::{Error, Result, StorageError};
 use crate::ops;
 use crate::patch::Check;
 use crate::storage::{Storage, StorageTransaction};
@@ -107,10 +110,14 @@ pub(crate) fn reclaim<X>(tx: Arc<X>) -> Result<X> {
 }
 
 /// Commits `tx` if `result` is `Ok`; otherwise rolls it back and returns the error unchanged.
+///
+/// Once the closure has returned `Ok`, the commit runs to its end even if the caller's future is
+/// dropped meanwhile (it is finished on a background task): the decision to commit is made when
+/// the closure succeeds, never by how far an abandoned future happened to get.
 pub(crate) async fn finish<X: StorageTransaction, R>(tx: X, result: Result<R>) -> Result<R> {
     match result {
         Ok(value) => {
-            tx.commit().await?;
+            Detached::new(tx.commit()).await?;
             Ok(value)
         }
         Err(err) => {
@@ -122,4 +129,71 @@ pub(crate) async fn finish<X: StorageTransaction, R>(tx: X, result: Result<R>) -
             Err(err)
         }
     }
+}
+
+/// A future that, when dropped before it completes, is finished on a background task instead of
+/// being abandoned midway.
+struct Detached<F: Future<Output = Result<()>> + Send + 'static>(Option<Pin<Box<F>>>);
+
+impl<F: Future<Output = Result<()>> + Send + 'static> Detached<F> {
+    fn new(future: F) -> Self {
+        Detached(Some(Box::pin(future)))
+    }
+}
+
+impl<F: Future<Output = Result<()>> + Send + 'static> Future for Detached<F> {
+    type Output = Result<()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let Some(future) = self.0.as_mut() else {
+            return Poll::Ready(Err(StorageError::new("a commit future was polled after it completed").into()));
+        };
+        let done = future.as_mut().poll(cx);
+        if done.is_ready() {
+            self.0 = None;
+        }
+        done
+    }
+}
+
+impl<F: Future<Output = Result<()>> + Send + 'static> Drop for Detached<F> {
+    fn drop(&mut self) {
+        let Some(future) = self.0.take() else { return };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    if let Err(err) = future.await {
+                        tracing::warn!(error = %err, "a commit finished after its caller was dropped failed");
+                    }
+                });
+            }
+            // Dropped outside any runtime: nothing can drive the commit, and the backend rolls
+            // back what it had not committed.
+            Err(_) => tracing::warn!("a commit was abandoned outside a tokio runtime"),
+        }
+    }
+}
+
+tokio::task_local! {
+    /// The storages (their [`Storage::identity`]) whose transaction closures this task is running.
+    static OPEN_TRANSACTIONS: Vec<usize>;
+}
+
+/// Refuses `operation` through the store of `identity` when this task is inside one of that
+/// storage's own transactions: the operation would wait for that transaction, which cannot end
+/// before the operation does.
+pub(crate) fn refuse_inside_own_transaction(identity: Option<usize>, operation: &'static str) -> Result<()> {
+    let Some(id) = identity else { return Ok(()) };
+    if OPEN_TRANSACTIONS.try_with(|open| open.contains(&id)).unwrap_or(false) {
+        return Err(Error::StoreUsedInsideTransaction { operation });
+    }
+    Ok(())
+}
+
+/// Runs a transaction's closure `future`, marked as inside a transaction of `identity`.
+pub(crate) async fn inside<F: Future>(identity: Option<usize>, future: F) -> F::Output {
+    let Some(id) = identity else { return future.await };
+    let mut open = OPEN_TRANSACTIONS.try_with(Vec::clone).unwrap_or_default();
+    open.push(id);
+    OPEN_TRANSACTIONS.scope(open, future).await
 }

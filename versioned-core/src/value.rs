@@ -52,6 +52,14 @@ impl Value {
             Value::Bytes(_) => "bytes",
         }
     }
+
+    /// The value with its type, for error messages: `NULL`, `integer 7`, `text "abc"`.
+    pub fn describe(&self) -> String {
+        match self {
+            Value::Null => "NULL".to_owned(),
+            other => format!("{} {other}", other.type_name()),
+        }
+    }
 }
 
 /// The storage type of a column, chosen by the Rust type of its field.
@@ -69,6 +77,20 @@ pub enum ColumnType {
     Bytes,
     /// A `#[versioned(json)]` field: a serde value stored as JSON text.
     Json,
+}
+
+impl ColumnType {
+    /// What a column of this type holds, for error messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ColumnType::Bool => "a bool",
+            ColumnType::Int => "an integer",
+            ColumnType::Float => "a float",
+            ColumnType::Text => "text",
+            ColumnType::Bytes => "bytes",
+            ColumnType::Json => "a JSON document",
+        }
+    }
 }
 
 /// A record as a backend stores it: one [`Value`] per column, in the order of
@@ -155,7 +177,7 @@ pub trait Field: Sized {
 fn mismatch<T>(expected: &str, found: &Value) -> Result<T, String> {
     Err(match found {
         Value::Null => format!("unexpected NULL where {expected} was expected (use Option<_> for a nullable column)"),
-        other => format!("expected {expected}, found {} {other}", other.type_name()),
+        other => format!("expected {expected}, found {}", other.describe()),
     })
 }
 

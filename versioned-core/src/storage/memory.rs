@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::OwnedMutexGuard;
 
-use super::{PatchOutcome, RowAccess, Storage, StorageTransaction, WriteOutcome};
+use super::{RowAccess, Storage, StorageTransaction, WriteOutcome};
 use crate::entity::{ColumnRole, TableDef};
 use crate::error::{Error, Result, StorageError};
 use crate::value::{Row, Value};
@@ -132,7 +132,7 @@ fn with_version(row: &Row, table: &TableDef, version: u64) -> Row {
 fn check(table: &TableDef, stored: Option<&Row>, expected: Option<u64>) -> Result<bool> {
     match (stored, expected) {
         (None, _) => Ok(false),
-        (Some(_), None) => Ok(true),
+        (Some(row), None) => table.version_of(row).map(|_| true),
         (Some(row), Some(expected)) => Ok(table.version_of(row)? == expected),
     }
 }
@@ -198,25 +198,20 @@ macro_rules! row_access_via_decisions {
                 table: &'static TableDef,
                 key: &Value,
                 columns: &[(usize, Value)],
-                expected: Option<u64>,
-            ) -> Result<PatchOutcome> {
+                expected: u64,
+            ) -> Result<WriteOutcome> {
                 let written = self.write(table, KeyRepr::of(table, key)?, |stored| {
                     let Some(stored) = stored else { return Ok(None) };
-                    let version = table.version_of(stored)?;
-                    if expected.is_some_and(|e| e != version) || version >= table.version_max {
+                    if table.version_of(stored)? != expected {
                         return Ok(None);
                     }
-                    let mut row = with_version(stored, table, version + 1);
+                    let mut row = with_version(stored, table, expected + 1);
                     for (index, value) in columns {
                         row.set(*index, value.clone());
                     }
                     Ok(Some(Some(row)))
                 });
-                Ok(match written.await? {
-                    Written::Done(Some(row)) => PatchOutcome::Applied { row },
-                    Written::Done(None) | Written::Refused(None) => PatchOutcome::Rejected { current: None },
-                    Written::Refused(current) => PatchOutcome::Rejected { current },
-                })
+                Ok(written.await?.into())
             }
 
             async fn delete(
@@ -286,6 +281,10 @@ impl Storage for MemoryStorage {
 
     async fn begin(&self) -> Result<MemoryTransaction> {
         Ok(MemoryTransaction { store: self.clone(), state: Mutex::default() })
+    }
+
+    fn identity(&self) -> Option<usize> {
+        Some(Arc::as_ptr(&self.tables) as *const () as usize)
     }
 }
 

@@ -33,22 +33,6 @@ pub enum WriteOutcome {
     },
 }
 
-/// The outcome of [`RowAccess::patch`].
-#[derive(Debug, Clone, PartialEq)]
-pub enum PatchOutcome {
-    /// The check held; `row` is the whole record as stored after the write.
-    Applied {
-        /// The stored row after the patch.
-        row: Row,
-    },
-    /// Nothing was written: no row has the key (`current: None`), the stored version is not the
-    /// expected one, or it is at `table.version_max`.
-    Rejected {
-        /// The stored row, if any.
-        current: Option<Row>,
-    },
-}
-
 /// The row operations of a backend, shared by its autocommit handle and its transactions.
 ///
 /// Rows are in the column order of the `TableDef`; `table.key` and `table.version` index into
@@ -75,22 +59,25 @@ pub trait RowAccess: Send + Sync {
     /// a `CreatedAt` column) and sets its version to the stored version + 1 (the value in `row`'s
     /// version column is ignored).
     /// Returns the new version, or `None` (writing nothing) when the stored version is already
-    /// `table.version_max`. One atomic step.
+    /// `table.version_max` or is not a valid version (`NULL`, not an integer, negative): the caller
+    /// reads the stored row to say which. One atomic step.
     fn upsert(&self, table: &'static TableDef, row: &Row) -> impl Future<Output = Result<Option<u64>>> + Send;
 
-    /// Sets only `columns` (index, value) of the row with this key, and its version to the stored
-    /// version + 1; with `Some(expected)`, only if the stored version is `expected`; in any case
-    /// only below `table.version_max`. Returns the whole row after the write. One atomic step.
+    /// Sets only `columns` (index, value) of the row with this key, and its version to
+    /// `expected + 1`, only if the stored version is `expected`. The caller has checked that
+    /// `expected + 1` does not pass `table.version_max`, and that the row it will make decodes.
+    /// One atomic step.
     fn patch(
         &self,
         table: &'static TableDef,
         key: &Value,
         columns: &[(usize, Value)],
-        expected: Option<u64>,
-    ) -> impl Future<Output = Result<PatchOutcome>> + Send;
+        expected: u64,
+    ) -> impl Future<Output = Result<WriteOutcome>> + Send;
 
     /// Deletes the row with this key; with `Some(expected)`, only if its stored version is
-    /// `expected`. `Rejected { current: None }` means no row had the key.
+    /// `expected`; with `None`, only if its stored version is a valid version (a non-negative
+    /// integer). `Rejected { current }` carries the stored row, `None` when no row had the key.
     fn delete(
         &self,
         table: &'static TableDef,
@@ -110,6 +97,17 @@ pub trait Storage: RowAccess + Clone + 'static {
 
     /// Begins a transaction: its writes become visible together at commit, or not at all.
     fn begin(&self) -> impl Future<Output = Result<Self::Transaction>> + Send;
+
+    /// An address shared by every clone of this storage and by no other storage, or `None` when
+    /// the backend cannot tell.
+    ///
+    /// The [`Store`](crate::Store) uses it to refuse, at once, a write through the store inside
+    /// one of its own transactions on the same task ([`Error::StoreUsedInsideTransaction`]
+    /// (crate::Error::StoreUsedInsideTransaction)), which would otherwise wait for that very
+    /// transaction. Backends return the address of their shared state (`Arc::as_ptr`).
+    fn identity(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// A backend's transaction: the row operations, seeing its own writes, applied all at once by

@@ -29,12 +29,14 @@ pub(crate) struct Statements {
     pub update: Arc<str>,
     /// The columns an update sets: all but the key and a `CreatedAt` column.
     pub update_columns: Vec<usize>,
-    /// `INSERT … ON CONFLICT (key) DO UPDATE SET …, version = version + 1 WHERE version < ?
-    /// RETURNING version` — binds: every column in order (version bound as 1), then version_max.
+    /// `INSERT … ON CONFLICT (key) DO UPDATE SET …, version = version + 1 WHERE <version is
+    /// valid> AND version < ? RETURNING version` — binds: every column in order (version bound as
+    /// 1), then version_max. A stored version that is not a non-negative integer is never
+    /// incremented: the statement returns no row.
     pub upsert: Arc<str>,
     /// `DELETE FROM t WHERE key = ? AND version = ?` — binds: key, expected version.
     pub delete_checked: Arc<str>,
-    /// `DELETE FROM t WHERE key = ?` — binds: key.
+    /// `DELETE FROM t WHERE key = ? AND <version is valid>` — binds: key.
     pub delete_unchecked: Arc<str>,
     /// `CREATE TABLE IF NOT EXISTS …`.
     pub create: Arc<str>,
@@ -42,13 +44,9 @@ pub(crate) struct Statements {
     table_name: String,
     key: String,
     version: String,
-    all_list: String,
     quoted: Vec<String>,
-    patches: RwLock<HashMap<PatchShape, Arc<str>>>,
+    patches: RwLock<HashMap<Vec<usize>, Arc<str>>>,
 }
-
-/// What a patch statement depends on: the columns it sets, and whether it checks the version.
-type PatchShape = (Vec<usize>, bool);
 
 impl Statements {
     pub(crate) fn sqlite(table: &TableDef) -> Self {
@@ -62,6 +60,8 @@ impl Statements {
         let created = table.column_with(ColumnRole::CreatedAt);
         let update_columns: Vec<usize> = (0..all.len()).filter(|i| *i != table.key && Some(*i) != created).collect();
         let set_bound: Vec<String> = update_columns.iter().map(|i| format!("{} = ?", all[*i])).collect();
+        // SQLite stores any value in any column: only an integer >= 0 is a version.
+        let valid_version = format!("typeof({t}.{version}) = 'integer' AND {t}.{version} >= 0");
         let set_excluded: Vec<String> = update_columns
             .iter()
             .map(|&i| {
@@ -94,44 +94,35 @@ impl Statements {
             update: format!("UPDATE {t} SET {} WHERE {key} = ? AND {version} = ?", set_bound.join(", ")).into(),
             upsert: format!(
                 "INSERT INTO {t} ({all_list}) VALUES ({placeholders}) ON CONFLICT ({key}) DO UPDATE SET {} \
-                 WHERE {t}.{version} < ? RETURNING {version}",
+                 WHERE {valid_version} AND {t}.{version} < ? RETURNING {version}",
                 set_excluded.join(", ")
             )
             .into(),
             delete_checked: format!("DELETE FROM {t} WHERE {key} = ? AND {version} = ?").into(),
-            delete_unchecked: format!("DELETE FROM {t} WHERE {key} = ?").into(),
+            delete_unchecked: format!("DELETE FROM {t} WHERE {key} = ? AND {valid_version}").into(),
             create: create.into(),
             update_columns,
             table_name: t,
             key,
             version,
-            all_list,
             quoted: all,
             patches: RwLock::default(),
         }
     }
 
-    /// `UPDATE t SET <columns>, version = version + 1 WHERE key = ? [AND version = ?] AND version
-    /// < ? RETURNING <all columns>` — binds: the values of `columns` in order, key, (expected
-    /// version,) version_max. Built once per column set.
-    pub(crate) fn patch(&self, columns: Vec<usize>, checked: bool) -> Arc<str> {
-        let id = (columns, checked);
+    /// `UPDATE t SET <columns>, version = ? WHERE key = ? AND version = ?` — binds: the values of
+    /// `columns` in order, the new version, key, expected version. Built once per column set.
+    pub(crate) fn patch(&self, columns: Vec<usize>) -> Arc<str> {
         // The map only ever gains complete entries, so a poisoned lock still holds valid data.
-        if let Some(sql) = self.patches.read().unwrap_or_else(PoisonError::into_inner).get(&id) {
+        if let Some(sql) = self.patches.read().unwrap_or_else(PoisonError::into_inner).get(&columns) {
             return Arc::clone(sql);
         }
         let (t, key, version) = (&self.table_name, &self.key, &self.version);
-        let mut set: Vec<String> = id.0.iter().map(|i| format!("{} = ?", self.quoted[*i])).collect();
-        set.push(format!("{version} = {version} + 1"));
-        let check = if checked { format!(" AND {version} = ?") } else { String::new() };
-        let sql: Arc<str> = format!(
-            "UPDATE {t} SET {} WHERE {key} = ?{check} AND {version} < ? RETURNING {}",
-            set.join(", "),
-            self.all_list
-        )
-        .into();
+        let mut set: Vec<String> = columns.iter().map(|i| format!("{} = ?", self.quoted[*i])).collect();
+        set.push(format!("{version} = ?"));
+        let sql: Arc<str> = format!("UPDATE {t} SET {} WHERE {key} = ? AND {version} = ?", set.join(", ")).into();
         let mut patches = self.patches.write().unwrap_or_else(PoisonError::into_inner);
-        Arc::clone(patches.entry(id).or_insert(sql))
+        Arc::clone(patches.entry(columns).or_insert(sql))
     }
 }
 
@@ -174,21 +165,22 @@ mod tests {
         assert_eq!(&*s.delete_checked, r#"DELETE FROM "people" WHERE "id" = ? AND "version" = ?"#);
         assert_eq!(
             &*s.upsert,
-            r#"INSERT INTO "people" ("id", "name", "created", "version") VALUES (?, ?, ?, ?) ON CONFLICT ("id") DO UPDATE SET "name" = excluded."name", "version" = "people"."version" + 1 WHERE "people"."version" < ? RETURNING "version""#
+            r#"INSERT INTO "people" ("id", "name", "created", "version") VALUES (?, ?, ?, ?) ON CONFLICT ("id") DO UPDATE SET "name" = excluded."name", "version" = "people"."version" + 1 WHERE typeof("people"."version") = 'integer' AND "people"."version" >= 0 AND "people"."version" < ? RETURNING "version""#
+        );
+        assert_eq!(
+            &*s.delete_unchecked,
+            r#"DELETE FROM "people" WHERE "id" = ? AND typeof("people"."version") = 'integer' AND "people"."version" >= 0"#
         );
         assert_eq!(
             &*s.create,
             r#"CREATE TABLE IF NOT EXISTS "people" ("id" INTEGER NOT NULL PRIMARY KEY, "name" TEXT, "created" INTEGER NOT NULL, "version" INTEGER NOT NULL)"#
         );
         assert_eq!(
-            &*s.patch(vec![1], true),
-            r#"UPDATE "people" SET "name" = ?, "version" = "version" + 1 WHERE "id" = ? AND "version" = ? AND "version" < ? RETURNING "id", "name", "created", "version""#
+            &*s.patch(vec![1]),
+            r#"UPDATE "people" SET "name" = ?, "version" = ? WHERE "id" = ? AND "version" = ?"#
         );
-        assert_eq!(
-            &*s.patch(vec![], false),
-            r#"UPDATE "people" SET "version" = "version" + 1 WHERE "id" = ? AND "version" < ? RETURNING "id", "name", "created", "version""#
-        );
-        assert!(Arc::ptr_eq(&s.patch(vec![1], true), &s.patch(vec![1], true)), "built once per column set");
+        assert_eq!(&*s.patch(vec![]), r#"UPDATE "people" SET "version" = ? WHERE "id" = ? AND "version" = ?"#);
+        assert!(Arc::ptr_eq(&s.patch(vec![1]), &s.patch(vec![1])), "built once per column set");
     }
 
     #[test]

@@ -2,11 +2,15 @@
 //!
 //! File databases run in WAL mode with a busy timeout. Each operation takes one connection from
 //! the pool and runs one statement on it; a failed check reads the stored row on the same
-//! connection, to describe the conflict. Transactions begin with `BEGIN IMMEDIATE`. Statements are built once per table
-//! (`storage::sql`), and sqlx keeps them prepared per connection.
+//! connection, to describe the conflict. Transactions begin with `BEGIN IMMEDIATE`. Statements are
+//! built once per table (`storage::sql`), and sqlx keeps them prepared per connection. The first
+//! use of a table checks its declared columns against the struct (`PRAGMA table_info`), so a
+//! missing column or one declared with a type that cannot hold its field is refused before
+//! anything is read or written.
 
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -14,14 +18,14 @@ use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteRow,
 };
-use sqlx::{AssertSqlSafe, Row as _, SqlSafeStr, Sqlite, TypeInfo as _, ValueRef as _};
+use sqlx::{AssertSqlSafe, ConnectOptions as _, Row as _, SqlSafeStr, Sqlite, TypeInfo as _, ValueRef as _};
 
 use super::sql::Statements;
-use super::{PatchOutcome, RowAccess, Storage, StorageTransaction, WriteOutcome};
+use super::{RowAccess, Storage, StorageTransaction, WriteOutcome};
 use crate::entity::TableDef;
 use crate::error::{Error, Result, StorageError};
 use crate::store::Store;
-use crate::value::{Row, Value};
+use crate::value::{ColumnType, Row, Value};
 
 /// How long a statement waits for another connection's write lock before SQLite reports busy.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -42,24 +46,100 @@ type Query<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments>;
 #[derive(Debug, Clone)]
 pub struct SqliteStorage {
     pool: SqlitePool,
-    statements: Arc<RwLock<HashMap<&'static str, Arc<Statements>>>>,
+    tables: Arc<RwLock<HashMap<&'static str, Arc<TableState>>>>,
+    /// For an in-memory database, a connection outside the pool: the database lives as long as
+    /// one connection to it is open, and the pool may close all of its own (idle, cancelled).
+    _keep_alive: Option<Arc<tokio::sync::Mutex<SqliteConnection>>>,
+}
+
+/// What the storage knows of one table: its statements, and whether its schema was checked.
+#[derive(Debug)]
+struct TableState {
+    sql: Statements,
+    schema_checked: AtomicBool,
+}
+
+/// What [`SqliteStorage::connect`] needs to know of a URL before sqlx parses it.
+#[derive(Debug, PartialEq)]
+struct UrlInfo {
+    in_memory: bool,
+    read_only: bool,
+}
+
+const URL_FORMS: &str = "expected `sqlite://path/to/file.db` (add `?mode=rwc` to create it) or `sqlite::memory:`";
+
+/// Checks that `url` is an SQLite URL, and says what it asks for.
+fn inspect_url(url: &str) -> Result<UrlInfo> {
+    if url.trim().is_empty() {
+        return Err(Error::config(format!("the SQLite URL is empty; {URL_FORMS}")));
+    }
+    let scheme = url.split_once(':').map(|(scheme, _)| scheme).filter(|scheme| {
+        scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    });
+    let Some(scheme) = scheme else {
+        return Err(Error::config(format!("{url:?} is not a URL; {URL_FORMS}")));
+    };
+    if !scheme.eq_ignore_ascii_case("sqlite") {
+        return Err(Error::config(format!(
+            "{url:?} is a `{scheme}:` URL, but this is the SQLite backend; {URL_FORMS}"
+        )));
+    }
+    let rest = url[scheme.len() + 1..].trim_start_matches("//");
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.is_empty() {
+        return Err(Error::config(format!("{url:?} names no database file; {URL_FORMS}")));
+    }
+    let params: Vec<(&str, &str)> = query.split('&').filter_map(|p| p.split_once('=')).collect();
+    let has = |key: &str, values: &[&str]| params.iter().any(|(k, v)| *k == key && values.contains(v));
+    Ok(UrlInfo {
+        in_memory: path == ":memory:" || has("mode", &["memory"]),
+        read_only: has("mode", &["ro"]) || has("immutable", &["1", "true"]),
+    })
 }
 
 impl SqliteStorage {
-    /// Opens the database at `url` (`sqlite://path.db?mode=rwc`, `sqlite::memory:`) in WAL mode,
-    /// with a busy timeout of 5 seconds.
+    /// Opens the database at `url`: `sqlite://path.db` (add `?mode=rwc` to create the file,
+    /// `?mode=ro` to open it read-only) or `sqlite::memory:`.
+    ///
+    /// A writable file database is switched to WAL mode (readers and the writer do not block each
+    /// other); a read-only one is opened as it is. Statements wait up to 5 seconds for another
+    /// connection's write lock. An in-memory database lives exactly as long as this storage (and
+    /// its clones): the storage keeps a connection to it open.
+    ///
+    /// A URL of another database, an empty or malformed one is [`Error::Config`].
     pub async fn connect(url: &str) -> Result<Self> {
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(StorageError::new)?
-            .journal_mode(SqliteJournalMode::Wal)
+        let info = inspect_url(url)?;
+        let mut options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| Error::config(format!("{url:?}: {e}; {URL_FORMS}")))?
             .busy_timeout(BUSY_TIMEOUT);
-        let pool = SqlitePoolOptions::new().connect_with(options).await.map_err(StorageError::new)?;
-        Ok(Self::from_pool(pool))
+        if !info.in_memory && !info.read_only {
+            options = options.journal_mode(SqliteJournalMode::Wal);
+        }
+        let open_error = |e: sqlx::Error| -> Error {
+            let hint = if info.in_memory || url.contains("mode=rwc") {
+                ""
+            } else {
+                " (does the file exist? add `?mode=rwc` to the URL to create it)"
+            };
+            StorageError::new(format!("cannot open the SQLite database {url:?}: {e}{hint}")).into()
+        };
+        let mut pool = SqlitePoolOptions::new();
+        let keep_alive = if info.in_memory {
+            pool = pool.idle_timeout(None).max_lifetime(None);
+            let conn = options.connect().await.map_err(open_error)?;
+            Some(Arc::new(tokio::sync::Mutex::new(conn)))
+        } else {
+            None
+        };
+        let pool = pool.connect_with(options).await.map_err(open_error)?;
+        Ok(SqliteStorage { pool, tables: Arc::default(), _keep_alive: keep_alive })
     }
 
-    /// A backend over a pool you configured yourself.
+    /// A backend over a pool you configured yourself. (An in-memory database then lives as long
+    /// as your pool keeps a connection open.)
     pub fn from_pool(pool: SqlitePool) -> Self {
-        SqliteStorage { pool, statements: Arc::default() }
+        SqliteStorage { pool, tables: Arc::default(), _keep_alive: None }
     }
 
     /// The underlying pool, for your own queries.
@@ -67,17 +147,113 @@ impl SqliteStorage {
         &self.pool
     }
 
-    fn statements(&self, table: &'static TableDef) -> Arc<Statements> {
+    fn table(&self, table: &'static TableDef) -> Arc<TableState> {
         // The map only ever gains complete entries, so a poisoned lock still holds valid data.
-        if let Some(found) = self.statements.read().unwrap_or_else(PoisonError::into_inner).get(table.name) {
+        if let Some(found) = self.tables.read().unwrap_or_else(PoisonError::into_inner).get(table.name) {
             return Arc::clone(found);
         }
-        let mut map = self.statements.write().unwrap_or_else(PoisonError::into_inner);
-        Arc::clone(map.entry(table.name).or_insert_with(|| Arc::new(Statements::sqlite(table))))
+        let mut map = self.tables.write().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(map.entry(table.name).or_insert_with(|| {
+            Arc::new(TableState { sql: Statements::sqlite(table), schema_checked: AtomicBool::new(false) })
+        }))
     }
 
     async fn acquire(&self, table: &'static TableDef) -> Result<sqlx::pool::PoolConnection<Sqlite>> {
         self.pool.acquire().await.map_err(|e| storage_error(Some(table), e))
+    }
+}
+
+impl TableState {
+    /// Checks, once, that the table exists and that every column of the struct is declared with
+    /// a type that can hold its field. Runs on the caller's connection (inside its transaction).
+    async fn check_schema(&self, conn: &mut SqliteConnection, table: &'static TableDef) -> Result<()> {
+        if self.schema_checked.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let declared: Vec<(String, String)> = sqlx::query_as("SELECT name, type FROM pragma_table_info(?)")
+            .bind(table.name)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(|e| storage_error(Some(table), e))?;
+        if declared.is_empty() {
+            return Err(StorageError::new(format!(
+                "no such table: {} (create it with create_table, or with your migrations)",
+                table.name
+            ))
+            .into());
+        }
+        for column in table.columns {
+            // SQLite compares identifiers without regard to ASCII case.
+            let Some((_, ty)) = declared.iter().find(|(name, _)| name.eq_ignore_ascii_case(column.name)) else {
+                return Err(Error::decode(table, column.name, "the table has no such column"));
+            };
+            if !Affinity::of(ty).holds(column.ty) {
+                return Err(Error::decode(
+                    table,
+                    column.name,
+                    format!(
+                        "the column is declared {ty:?}, which cannot hold field `{}` ({}); declare it {}",
+                        column.field,
+                        column.ty.describe(),
+                        Affinity::suggested(column.ty)
+                    ),
+                ));
+            }
+        }
+        self.schema_checked.store(true, Ordering::Release);
+        Ok(())
+    }
+}
+
+/// SQLite's column affinity, from the declared type (sqlite.org/datatype3.html, 3.1).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Affinity {
+    Integer,
+    Text,
+    Blob,
+    Real,
+    Numeric,
+}
+
+impl Affinity {
+    fn of(declared: &str) -> Self {
+        let d = declared.to_ascii_uppercase();
+        if d.contains("INT") {
+            Affinity::Integer
+        } else if d.contains("CHAR") || d.contains("CLOB") || d.contains("TEXT") {
+            Affinity::Text
+        } else if d.contains("BLOB") || d.is_empty() {
+            Affinity::Blob
+        } else if d.contains("REAL") || d.contains("FLOA") || d.contains("DOUB") {
+            Affinity::Real
+        } else {
+            Affinity::Numeric
+        }
+    }
+
+    /// Whether every value of a field of type `ty` reads back as it was written. A REAL column
+    /// turns integers into floats, a TEXT column numbers into text, a numeric column numeric
+    /// text into numbers; blobs are never converted.
+    fn holds(self, ty: ColumnType) -> bool {
+        use Affinity::*;
+        match ty {
+            ColumnType::Int | ColumnType::Bool => matches!(self, Integer | Numeric | Blob),
+            ColumnType::Float => matches!(self, Integer | Real | Numeric | Blob),
+            ColumnType::Text => matches!(self, Text | Blob),
+            // JSON numbers come back as numbers from a numeric column, and decode the same.
+            ColumnType::Json => matches!(self, Text | Blob | Numeric),
+            ColumnType::Bytes => true,
+        }
+    }
+
+    fn suggested(ty: ColumnType) -> &'static str {
+        match ty {
+            ColumnType::Int => "INTEGER",
+            ColumnType::Bool => "BOOLEAN",
+            ColumnType::Float => "REAL",
+            ColumnType::Text | ColumnType::Json => "TEXT",
+            ColumnType::Bytes => "BLOB",
+        }
     }
 }
 
@@ -214,34 +390,22 @@ impl OnConnection<'_> {
         &mut self,
         key: &Value,
         columns: &[(usize, Value)],
-        expected: Option<u64>,
-    ) -> Result<PatchOutcome> {
-        let table = self.table;
-        let sql = self.statements.patch(columns.iter().map(|(i, _)| *i).collect(), expected.is_some());
-        let mut q = bind(bind_all(query(&sql), columns.iter().map(|(_, v)| v)), key);
-        if let Some(expected) = expected {
-            q = bind(q, &version_value(expected));
-        }
-        let q = bind(q, &version_value(table.version_max));
-        match q.fetch_optional(&mut *self.conn).await.map_err(|e| storage_error(Some(table), e))? {
-            Some(row) => Ok(PatchOutcome::Applied { row: decode_row(table, &row)? }),
-            None => Ok(PatchOutcome::Rejected { current: self.fetch(key).await? }),
-        }
+        expected: u64,
+    ) -> Result<WriteOutcome> {
+        let sql = self.statements.patch(columns.iter().map(|(i, _)| *i).collect());
+        let q = bind_all(query(&sql), columns.iter().map(|(_, v)| v));
+        let q = bind(bind(bind(q, &version_value(expected.saturating_add(1))), key), &version_value(expected));
+        let done = q.execute(&mut *self.conn).await.map_err(|e| storage_error(Some(self.table), e))?;
+        self.outcome(done.rows_affected(), key).await
     }
 
     pub(crate) async fn delete(&mut self, key: &Value, expected: Option<u64>) -> Result<WriteOutcome> {
-        let table = self.table;
         let q = match expected {
             Some(v) => bind(bind(query(&self.statements.delete_checked), key), &version_value(v)),
             None => bind(query(&self.statements.delete_unchecked), key),
         };
-        let done = q.execute(&mut *self.conn).await.map_err(|e| storage_error(Some(table), e))?;
-        match expected {
-            Some(_) => self.outcome(done.rows_affected(), key).await,
-            // Nothing deleted without a check: there was no row to read back.
-            None if done.rows_affected() == 0 => Ok(WriteOutcome::Rejected { current: None }),
-            None => Ok(WriteOutcome::Applied),
-        }
+        let done = q.execute(&mut *self.conn).await.map_err(|e| storage_error(Some(self.table), e))?;
+        self.outcome(done.rows_affected(), key).await
     }
 
     /// `Applied` when the conditional statement touched the row; otherwise reads the stored row,
@@ -281,8 +445,8 @@ macro_rules! row_access_via_run {
                 table: &'static TableDef,
                 key: &Value,
                 columns: &[(usize, Value)],
-                expected: Option<u64>,
-            ) -> Result<PatchOutcome> {
+                expected: u64,
+            ) -> Result<WriteOutcome> {
                 self.run(table, async |c| c.patch(key, columns, expected).await).await
             }
 
@@ -304,9 +468,10 @@ impl SqliteStorage {
         table: &'static TableDef,
         op: impl AsyncFnOnce(&mut OnConnection<'_>) -> Result<T>,
     ) -> Result<T> {
-        let statements = self.statements(table);
+        let state = self.table(table);
         let mut conn = self.acquire(table).await?;
-        op(&mut OnConnection { conn: &mut conn, table, statements: &statements }).await
+        state.check_schema(&mut conn, table).await?;
+        op(&mut OnConnection { conn: &mut conn, table, statements: &state.sql }).await
     }
 }
 
@@ -327,9 +492,10 @@ impl SqliteTransaction {
         table: &'static TableDef,
         op: impl AsyncFnOnce(&mut OnConnection<'_>) -> Result<T>,
     ) -> Result<T> {
-        let statements = self.storage.statements(table);
+        let state = self.storage.table(table);
         let mut tx = self.tx.lock().await;
-        op(&mut OnConnection { conn: &mut tx, table, statements: &statements }).await
+        state.check_schema(&mut tx, table).await?;
+        op(&mut OnConnection { conn: &mut tx, table, statements: &state.sql }).await
     }
 }
 
@@ -360,8 +526,14 @@ impl Storage for SqliteStorage {
     }
 
     async fn create_table(&self, table: &'static TableDef) -> Result<()> {
-        let statements = self.statements(table);
-        query(&statements.create).execute(&self.pool).await.map_err(|e| storage_error(Some(table), e))?;
-        Ok(())
+        let state = self.table(table);
+        let mut conn = self.acquire(table).await?;
+        query(&state.sql.create).execute(&mut *conn).await.map_err(|e| storage_error(Some(table), e))?;
+        // The table may have existed already, made by a migration: check it fits the struct.
+        state.check_schema(&mut conn, table).await
+    }
+
+    fn identity(&self) -> Option<usize> {
+        Some(Arc::as_ptr(&self.tables) as *const () as usize)
     }
 }
