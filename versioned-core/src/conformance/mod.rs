@@ -24,6 +24,16 @@ use crate::storage::Storage;
 use crate::store::Store;
 use crate::value::Value;
 
+mod cancellation;
+mod faults;
+mod integrity;
+mod misuse;
+
+pub use cancellation::*;
+pub use faults::{Fault, FaultPlan, FaultyStorage, FaultyTransaction, faults_never_leave_half_an_operation};
+pub use integrity::*;
+pub use misuse::*;
+
 /// Slim3's `Person`, with a `salary`.
 #[derive(versioned_derive::Versioned, Debug, Clone, PartialEq)]
 #[versioned(crate = crate, table = "people")]
@@ -125,6 +135,21 @@ pub struct Account {
     pub version: u64,
 }
 
+/// Counts kept as a typed JSON document: a merge must still decode into the map.
+#[derive(versioned_derive::Versioned, Debug, Clone, PartialEq)]
+#[versioned(crate = crate)]
+pub struct Tally {
+    /// Key.
+    #[key]
+    pub id: i64,
+    /// Counts by name.
+    #[versioned(json)]
+    pub counts: std::collections::BTreeMap<String, i32>,
+    /// Version.
+    #[version]
+    pub version: u64,
+}
+
 /// OutSystems' contact, with audit fields and a JSON profile.
 #[derive(versioned_derive::Versioned, Debug, Clone, PartialEq)]
 #[versioned(crate = crate)]
@@ -209,7 +234,13 @@ macro_rules! conformance_tests {
             touch_increments_only_the_version,
             touch_guards_a_group_of_records,
             patch_and_touch_inside_transactions,
-            patch_and_touch_refuse_to_overflow
+            patch_and_touch_refuse_to_overflow,
+            corrupt_stored_versions_are_refused_by_every_operation,
+            a_patch_that_could_not_be_read_back_writes_nothing,
+            a_row_that_no_longer_decodes_is_never_patched,
+            cancelled_transactions_commit_whole_or_not_at_all,
+            store_writes_inside_its_own_transaction_fail_fast,
+            faults_never_leave_half_an_operation
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {$(
@@ -221,7 +252,7 @@ macro_rules! conformance_tests {
     )*};
 }
 
-async fn setup<S: Storage>(store: &Store<S>) {
+pub(crate) async fn setup<S: Storage>(store: &Store<S>) {
     store.create_table::<Person>().await.expect("create people");
     store.create_table::<HighScore>().await.expect("create high_score");
     store.create_table::<Tiny>().await.expect("create tiny");
@@ -229,18 +260,19 @@ async fn setup<S: Storage>(store: &Store<S>) {
     store.create_table::<Counter>().await.expect("create counter");
     store.create_table::<Account>().await.expect("create account");
     store.create_table::<Contact>().await.expect("create contact");
+    store.create_table::<Tally>().await.expect("create tally");
 }
 
 /// Patient enough that a test under heavy contention never runs out of attempts.
-fn patient() -> RetryPolicy {
+pub(crate) fn patient() -> RetryPolicy {
     RetryPolicy { max_attempts: 100_000, max_backoff: Duration::from_millis(5), ..RetryPolicy::default() }
 }
 
 /// A small deterministic generator (xorshift), so the transfer test needs no dependency.
-struct Xorshift(u64);
+pub(crate) struct Xorshift(pub(crate) u64);
 
 impl Xorshift {
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -258,7 +290,7 @@ async fn tiny_at_maximum<S: Storage>(store: &Store<S>, note: &str) -> Tiny {
     t
 }
 
-fn ann() -> Person {
+pub(crate) fn ann() -> Person {
     Person { id: 1, name: "Ann".into(), salary: 100, version: 0 }
 }
 

@@ -1,0 +1,101 @@
+//! Dropped futures: a transaction is applied whole or not at all, and whether it is applied is
+//! decided by its closure returning `Ok`, not by how far an abandoned future happened to get.
+
+use std::future::{Future, poll_fn};
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use super::{Account, Xorshift, patient, setup};
+use crate::error::Error;
+use crate::storage::Storage;
+use crate::store::Store;
+
+/// Polls `future` until it completes or `polls` polls have been made (yielding to the runtime in
+/// between, so its I/O makes progress), then drops it. Returns whether it completed.
+pub(crate) async fn poll_then_drop<F: Future>(future: F, polls: u64) -> bool {
+    let mut future = pin!(future);
+    for _ in 0..polls {
+        if poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx).is_ready())).await {
+            return true;
+        }
+        tokio::task::yield_now().await;
+    }
+    false
+}
+
+/// Both accounts, read in one transaction so that a commit landing meanwhile is seen whole.
+async fn both<S: Storage>(store: &Store<S>) -> (Account, Account) {
+    store
+        .transaction_with_retry(patient(), |tx| async move {
+            let one = tx.get::<Account>(&1).await?.ok_or_else(|| Error::not_found::<Account>(&1))?;
+            let two = tx.get::<Account>(&2).await?.ok_or_else(|| Error::not_found::<Account>(&2))?;
+            Ok((one, two))
+        })
+        .await
+        .expect("read both accounts")
+}
+
+/// Thousands of transfer transactions, each polled a random number of times and then dropped.
+/// One whose closure had returned `Ok` must be committed (its commit finishes in the background);
+/// one whose closure had not must never be; none is ever half applied.
+pub async fn cancelled_transactions_commit_whole_or_not_at_all<S: Storage>(store: &Store<S>) {
+    const ROUNDS: u64 = 2_000;
+    setup(store).await;
+    store.insert(&mut Account { id: 1, balance: 1_000_000, version: 0 }).await.expect("insert 1");
+    store.insert(&mut Account { id: 2, balance: 0, version: 0 }).await.expect("insert 2");
+    let mut rng = Xorshift(0x9e37_79b9_7f4a_7c15);
+    let (mut committed, mut decided_then_dropped, mut dropped_undecided) = (0u64, 0u64, 0u64);
+
+    for round in 0..ROUNDS {
+        let decided = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&decided);
+        let transfer = store.transaction(|tx| async move {
+            let mut from = tx.get::<Account>(&1).await?.ok_or_else(|| Error::not_found::<Account>(&1))?;
+            let mut to = tx.get::<Account>(&2).await?.ok_or_else(|| Error::not_found::<Account>(&2))?;
+            from.balance -= 1;
+            to.balance += 1;
+            tx.put(&mut from).await?;
+            tx.put(&mut to).await?;
+            flag.store(true, Ordering::SeqCst);
+            Ok(())
+        });
+        let completed = poll_then_drop(transfer, rng.below(14)).await;
+        let decided = decided.load(Ordering::SeqCst);
+        if decided {
+            committed += 1;
+            if !completed {
+                decided_then_dropped += 1;
+            }
+        } else {
+            assert!(!completed, "round {round}: a transaction completed without its closure finishing");
+            dropped_undecided += 1;
+        }
+
+        // A decided commit may still be finishing in the background: wait for it, boundedly.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (from, to) = both(store).await;
+            assert_eq!(from.balance + to.balance, 1_000_000, "round {round}: money appeared or vanished");
+            assert_eq!(from.version, to.version, "round {round}: half a transfer was applied");
+            if from.version == committed + 1 {
+                assert_eq!(to.balance as u64, committed, "round {round}: balance and version disagree");
+                break;
+            }
+            assert!(
+                from.version < committed + 1,
+                "round {round}: {} transfers applied but only {committed} closures finished",
+                from.version - 1
+            );
+            assert!(Instant::now() < deadline, "round {round}: a decided commit never finished");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    assert!(
+        dropped_undecided > 0 && committed > 0,
+        "the random polls must cover both sides: {dropped_undecided} dropped undecided, {committed} committed \
+         ({decided_then_dropped} of them dropped while committing)"
+    );
+}
