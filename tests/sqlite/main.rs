@@ -222,3 +222,130 @@ async fn chrono_and_time_audit_fields() {
     assert!(s.updated.expect("set") > updated);
     assert_eq!(db.store.get::<Stamped>(&1).await.expect("get"), Some(s));
 }
+
+/// An in-memory database lives as long as its store, even when the pool closes every
+/// connection of its own (idle timeout, lifetime, a connection closed after a cancelled call).
+#[tokio::test]
+async fn in_memory_database_outlives_the_pools_connections() {
+    let store = Store::sqlite("sqlite::memory:").await.expect("memory db");
+    store.create_table::<Person>().await.expect("create");
+    store.insert(&mut ann()).await.expect("insert");
+    let pool = store.backend().pool();
+    for _ in 0..pool.size() {
+        pool.acquire().await.expect("a pooled connection").close().await.expect("close it");
+    }
+    assert_eq!(pool.size(), 0, "every pooled connection is closed");
+    assert_eq!(store.get::<Person>(&1).await.expect("the table is still there").map(|p| p.name), Some("Ann".into()));
+
+    let other = Store::sqlite("sqlite::memory:").await.expect("another memory db");
+    other.create_table::<Person>().await.expect("create");
+    assert_eq!(other.get::<Person>(&1).await.expect("get"), None, "each store has its own database");
+}
+
+#[track_caller]
+fn assert_config(result: Result<Store<SqliteStorage>, Error>, says: &str) {
+    match result {
+        Err(Error::Config { reason }) => assert!(reason.contains(says), "{reason:?} should say {says:?}"),
+        Err(other) => panic!("expected Error::Config saying {says:?}, got {other:?}"),
+        Ok(_) => panic!("expected Error::Config saying {says:?}, but the store opened"),
+    }
+}
+
+/// A URL that is not an SQLite URL says what is wrong with it, and what is expected.
+#[tokio::test]
+async fn urls_that_are_not_sqlite_urls_are_refused_clearly() {
+    assert_config(Store::sqlite("").await, "empty");
+    assert_config(Store::sqlite("   ").await, "empty");
+    assert_config(Store::sqlite("postgres://postgres@127.0.0.1:5432/test").await, "`postgres:` URL");
+    assert_config(Store::sqlite("mysql://root@127.0.0.1/test").await, "`mysql:` URL");
+    assert_config(Store::sqlite("not a url").await, "not a URL");
+    assert_config(Store::sqlite("sqlite://").await, "names no database file");
+    assert_config(Store::sqlite("sqlite://x.db?mode=sideways").await, "mode");
+    let err = Store::sqlite("sqlite:///nonexistent-dir/x.db").await.expect_err("no such directory");
+    assert!(err.to_string().contains("mode=rwc"), "a missing file suggests mode=rwc: {err}");
+    let ok = Store::sqlite("sqlite::memory:").await.expect("the in-memory form");
+    let _ = ok;
+}
+
+/// `?mode=ro` opens a database as it is, in whatever journal mode it is: reads work, writes
+/// are refused by SQLite.
+#[tokio::test]
+async fn read_only_store_opens_a_database_not_in_wal_mode() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("ro.db");
+    {
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Delete);
+        let pool = SqlitePoolOptions::new().connect_with(options).await.expect("writer");
+        let writer = Store::new(SqliteStorage::from_pool(pool.clone()));
+        writer.create_table::<Person>().await.expect("create");
+        writer.insert(&mut ann()).await.expect("insert");
+        pool.close().await;
+    }
+    let store = Store::sqlite(&format!("sqlite://{}?mode=ro", path.display())).await.expect("opens read-only");
+    assert_eq!(store.get::<Person>(&1).await.expect("reads").map(|p| p.name), Some("Ann".into()));
+    let mut p = store.get::<Person>(&1).await.expect("reads").expect("present");
+    p.salary = 1;
+    let err = p.put(&store).await.expect_err("a read-only database refuses writes");
+    assert!(matches!(err, Error::Storage(_)), "{err:?}");
+    assert_eq!(p.version, 1);
+}
+
+/// A column missing from the table is `Error::Decode` naming it, on an empty table too (SQLite
+/// would otherwise read the unknown double-quoted name as a string literal).
+#[tokio::test]
+async fn a_missing_column_is_named_even_on_an_empty_table() {
+    let db = file_db().await;
+    exec(&db, "CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT, nickname TEXT, skills TEXT, version INTEGER)")
+        .await;
+    let err = db.store.get::<Person>(&1).await.expect_err("no salary column");
+    assert_decode(err, "salary");
+    let err = db.store.create_table::<Person>().await.expect_err("create_table checks an existing table");
+    assert_decode(err, "salary");
+}
+
+/// A column declared with a type that cannot hold its field (TEXT for an integer) is refused
+/// before anything is written, with a message naming the column, the declared type and the
+/// type the field needs.
+#[tokio::test]
+async fn a_column_declared_with_the_wrong_type_is_refused_before_writing() {
+    let db = file_db().await;
+    exec(
+        &db,
+        "CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT, salary TEXT, nickname TEXT, skills TEXT, \
+         version INTEGER)",
+    )
+    .await;
+    let err = db.store.insert(&mut ann()).await.expect_err("salary is declared TEXT");
+    let message = err.to_string();
+    assert_decode(err, "salary");
+    assert!(message.contains("\"TEXT\"") && message.contains("an integer") && message.contains("INTEGER"), "{message}");
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM people").fetch_one(db.store.backend().pool()).await.unwrap();
+    assert_eq!(rows, 0, "nothing was written");
+
+    let db = file_db().await;
+    exec(&db, "CREATE TABLE people (id INTEGER PRIMARY KEY, name INTEGER, salary INT, nickname VARCHAR(20), skills JSON, version BIGINT)").await;
+    let err = db.store.insert(&mut ann()).await.expect_err("name is declared INTEGER");
+    assert_decode(err, "name");
+}
+
+/// Error messages never repeat themselves ("NULL NULL") nor leak the driver's internals.
+#[tokio::test]
+async fn decode_messages_are_plain() {
+    let db = file_db().await;
+    exec(&db, "CREATE TABLE people (version, salary INTEGER, skills TEXT, nickname TEXT, name TEXT, id INTEGER PRIMARY KEY)").await;
+    exec(&db, r#"INSERT INTO people (id, name, salary, skills, version) VALUES (1, 'Ann', 1, '[]', NULL)"#).await;
+    exec(&db, r#"INSERT INTO people (id, name, salary, skills, version) VALUES (2, 'Bo', 1, '[]', 2.5)"#).await;
+    for id in [1, 2] {
+        for err in [
+            db.store.get::<Person>(&id).await.expect_err("bad version"),
+            db.store.put_unchecked(&mut Person { id, ..ann() }).await.expect_err("bad version"),
+        ] {
+            let message = err.to_string();
+            assert!(!message.contains("NULL NULL") && !message.contains("mismatched types"), "{message}");
+            assert_decode(err, "version");
+        }
+    }
+}
