@@ -322,7 +322,8 @@ async fn a_column_declared_with_the_wrong_type_is_refused_before_writing() {
     let message = err.to_string();
     assert_decode(err, "salary");
     assert!(message.contains("\"TEXT\"") && message.contains("an integer") && message.contains("INTEGER"), "{message}");
-    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM people").fetch_one(db.store.backend().pool()).await.unwrap();
+    let rows: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM people").fetch_one(db.store.backend().pool()).await.unwrap();
     assert_eq!(rows, 0, "nothing was written");
 
     let db = file_db().await;
@@ -335,7 +336,11 @@ async fn a_column_declared_with_the_wrong_type_is_refused_before_writing() {
 #[tokio::test]
 async fn decode_messages_are_plain() {
     let db = file_db().await;
-    exec(&db, "CREATE TABLE people (version, salary INTEGER, skills TEXT, nickname TEXT, name TEXT, id INTEGER PRIMARY KEY)").await;
+    exec(
+        &db,
+        "CREATE TABLE people (version, salary INTEGER, skills TEXT, nickname TEXT, name TEXT, id INTEGER PRIMARY KEY)",
+    )
+    .await;
     exec(&db, r#"INSERT INTO people (id, name, salary, skills, version) VALUES (1, 'Ann', 1, '[]', NULL)"#).await;
     exec(&db, r#"INSERT INTO people (id, name, salary, skills, version) VALUES (2, 'Bo', 1, '[]', 2.5)"#).await;
     for id in [1, 2] {
@@ -347,5 +352,172 @@ async fn decode_messages_are_plain() {
             assert!(!message.contains("NULL NULL") && !message.contains("mismatched types"), "{message}");
             assert_decode(err, "version");
         }
+    }
+}
+
+/// The crash test's records: accounts, a ledger of every committed transfer, and its sequence.
+mod crash {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use versioned::{Error, RetryPolicy, SqliteStorage, Store, Versioned};
+
+    #[derive(Versioned, Debug, Clone)]
+    pub struct Account {
+        #[key]
+        pub id: i64,
+        pub balance: i64,
+        #[version]
+        pub version: u64,
+    }
+
+    /// One committed transfer, written in the same transaction as the two accounts.
+    #[derive(Versioned, Debug, Clone)]
+    pub struct Ledger {
+        #[key]
+        pub seq: i64,
+        pub from_id: i64,
+        pub to_id: i64,
+        pub amount: i64,
+        #[version]
+        pub version: u64,
+    }
+
+    #[derive(Versioned, Debug, Clone)]
+    pub struct Sequence {
+        #[key]
+        pub name: String,
+        pub last: i64,
+        #[version]
+        pub version: u64,
+    }
+
+    pub const ACCOUNTS: i64 = 8;
+    pub const TOTAL: i64 = ACCOUNTS * 1_000;
+    const CHILD_ENV: &str = "VERSIONED_CRASH_CHILD_DB";
+
+    async fn open(path: &std::path::Path) -> Store<SqliteStorage> {
+        Store::sqlite(&format!("sqlite://{}?mode=rwc", path.display())).await.expect("open the crash database")
+    }
+
+    /// One transfer: both accounts, the ledger entry and the sequence, all or nothing.
+    async fn transfer(store: &Store<SqliteStorage>, from: i64, to: i64, amount: i64) -> Result<(), Error> {
+        store
+            .transaction_with_retry(RetryPolicy::attempts(1_000), |tx| async move {
+                let mut a = tx.get::<Account>(&from).await?.ok_or_else(|| Error::not_found::<Account>(&from))?;
+                let mut b = tx.get::<Account>(&to).await?.ok_or_else(|| Error::not_found::<Account>(&to))?;
+                let key = "ledger".to_string();
+                let mut seq = tx.get::<Sequence>(&key).await?.ok_or_else(|| Error::not_found::<Sequence>(&key))?;
+                a.balance -= amount;
+                b.balance += amount;
+                seq.last += 1;
+                tx.put(&mut a).await?;
+                tx.put(&mut b).await?;
+                tx.put(&mut seq).await?;
+                tx.insert(&mut Ledger { seq: seq.last, from_id: from, to_id: to, amount, version: 0 }).await
+            })
+            .await
+    }
+
+    /// The child process: transfers from four tasks until it is killed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "the child process of kill_9_during_transfers_loses_nothing, which runs it"]
+    async fn crash_child() {
+        let path = std::env::var_os(CHILD_ENV).expect("run only by kill_9_during_transfers_loses_nothing");
+        let store = open(std::path::Path::new(&path)).await;
+        let tasks: Vec<_> = (0..4u64)
+            .map(|task| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let mut x = (std::process::id() as u64) << 8 | task | 1;
+                    loop {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        let from = (x % ACCOUNTS as u64) as i64;
+                        let to = (from + 1 + (x >> 8) as i64 % (ACCOUNTS - 1)) % ACCOUNTS;
+                        transfer(&store, from, to, (x >> 16) as i64 % 50).await.expect("transfer");
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("transfer task");
+        }
+    }
+
+    /// What the database holds after a crash, checked against its invariants; returns the
+    /// number of committed transfers.
+    async fn check(path: &std::path::Path, kill: usize) -> i64 {
+        let store = open(path).await;
+        let pool = store.backend().pool().clone();
+        let integrity: String = sqlx::query_scalar("PRAGMA integrity_check").fetch_one(&pool).await.expect("check");
+        assert_eq!(integrity, "ok", "after kill {kill}: the file is damaged");
+        let mut total = 0;
+        for id in 0..ACCOUNTS {
+            let account = store.get::<Account>(&id).await.expect("read").expect("account");
+            total += account.balance;
+            let writes: i64 = sqlx::query_scalar("SELECT count(*) FROM ledger WHERE from_id = ? OR to_id = ?")
+                .bind(id)
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .expect("count");
+            assert_eq!(account.version as i64, 1 + writes, "after kill {kill}: account {id}'s version");
+        }
+        assert_eq!(total, TOTAL, "after kill {kill}: money appeared or vanished");
+        let (entries, last_seq): (i64, Option<i64>) =
+            sqlx::query_as("SELECT count(*), max(seq) FROM ledger").fetch_one(&pool).await.expect("ledger");
+        let seq = store.get::<Sequence>(&"ledger".to_string()).await.expect("read").expect("sequence");
+        assert_eq!((seq.last, seq.version as i64 - 1), (entries, entries), "after kill {kill}: the sequence");
+        assert_eq!(last_seq.unwrap_or(0), entries, "after kill {kill}: ledger numbers are dense");
+        pool.close().await;
+        entries
+    }
+
+    /// A child process runs transfer transactions on an SQLite file and is killed with SIGKILL at
+    /// random moments, 32 times. After each kill the file passes `PRAGMA integrity_check`, the
+    /// total is unchanged, and every account's version is 1 + the transfers that touched it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn kill_9_during_transfers_loses_nothing() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("crash.db");
+        {
+            let store = open(&path).await;
+            store.create_table::<Account>().await.expect("create");
+            store.create_table::<Ledger>().await.expect("create");
+            store.create_table::<Sequence>().await.expect("create");
+            for id in 0..ACCOUNTS {
+                store.insert(&mut Account { id, balance: TOTAL / ACCOUNTS, version: 0 }).await.expect("insert");
+            }
+            store.insert(&mut Sequence { name: "ledger".into(), last: 0, version: 0 }).await.expect("insert");
+            store.backend().pool().close().await;
+        }
+        let started = Instant::now();
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let (mut kills, mut committed) = (0, 0);
+        while kills < 32 {
+            assert!(started.elapsed() < Duration::from_secs(120), "the crash test is bounded in time");
+            let mut child = Command::new(std::env::current_exe().expect("this test binary"))
+                .args(["--exact", "crash::crash_child", "--ignored", "--nocapture", "--test-threads=1"])
+                .env(CHILD_ENV, &path)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start the child");
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            tokio::time::sleep(Duration::from_millis(30 + rng % 250)).await;
+            assert!(child.try_wait().expect("child status").is_none(), "the child stopped on its own");
+            child.kill().expect("SIGKILL"); // std's kill is SIGKILL on Unix
+            child.wait().expect("reap the child");
+            kills += 1;
+            let now = check(&path, kills).await;
+            assert!(now >= committed, "after kill {kills}: committed transfers were lost");
+            committed = now;
+        }
+        println!("crash test: {kills} kills with SIGKILL, {committed} transfers committed, every invariant held");
+        assert!(committed > 0, "the child must have committed transfers between kills");
     }
 }
