@@ -1,5 +1,7 @@
 //! The semantics table of `versioned`, run against every backend by one shared test body
-//! (`versioned_core::conformance`).
+//! (`versioned_core::conformance`), and a model-based property test of the same table.
+
+mod model;
 
 mod memory {
     versioned_core::conformance_tests!(|| async { versioned::Store::memory() });
