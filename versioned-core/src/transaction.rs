@@ -20,8 +20,9 @@ use crate::store::Executor;
 /// the closure returns an error — a [`ConcurrentModification`](crate::Error::ConcurrentModification)
 /// from any operation included — every write is rolled back.
 ///
-/// Do not use the [`Store`](crate::Store) itself for writes inside the closure: those are not part
-/// of the transaction (and on SQLite they wait for the transaction's write lock).
+/// Do not use the [`Store`](crate::Store) itself for writes inside the closure: they would not be
+/// part of the transaction, and would wait for it; they fail at once with
+/// [`Error::StoreUsedInsideTransaction`](crate::Error::StoreUsedInsideTransaction).
 pub struct Transaction<S: Storage> {
     inner: Arc<S::Transaction>,
 }
