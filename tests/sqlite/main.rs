@@ -419,7 +419,7 @@ mod crash {
             .await
     }
 
-    /// The child process: transfers from four tasks until it is killed.
+    /// The child process: transfers from four tasks until it is killed (or a minute has passed).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[ignore = "the child process of kill_9_during_transfers_loses_nothing, which runs it"]
     async fn crash_child() {
@@ -430,7 +430,9 @@ mod crash {
                 let store = store.clone();
                 tokio::spawn(async move {
                     let mut x = (std::process::id() as u64) << 8 | task | 1;
-                    loop {
+                    // Bounded, so that a child whose parent died does not run on.
+                    let deadline = Instant::now() + Duration::from_secs(60);
+                    while Instant::now() < deadline {
                         x ^= x << 13;
                         x ^= x >> 7;
                         x ^= x << 17;
