@@ -231,7 +231,11 @@ async fn in_memory_database_outlives_the_pools_connections() {
     store.create_table::<Person>().await.expect("create");
     store.insert(&mut ann()).await.expect("insert");
     let pool = store.backend().pool();
-    for _ in 0..pool.size() {
+    // A connection may still be on its way back to the pool: close until none is left.
+    for _ in 0..50 {
+        if pool.size() == 0 {
+            break;
+        }
         pool.acquire().await.expect("a pooled connection").close().await.expect("close it");
     }
     assert_eq!(pool.size(), 0, "every pooled connection is closed");
