@@ -102,9 +102,9 @@ pub trait Storage: RowAccess + Clone + 'static {
     /// the backend cannot tell.
     ///
     /// The [`Store`](crate::Store) uses it to refuse, at once, a write through the store inside
-    /// one of its own transactions on the same task ([`Error::StoreUsedInsideTransaction`]
-    /// (crate::Error::StoreUsedInsideTransaction)), which would otherwise wait for that very
-    /// transaction. Backends return the address of their shared state (`Arc::as_ptr`).
+    /// one of its own transactions on the same task
+    /// ([`Error::StoreUsedInsideTransaction`](crate::Error::StoreUsedInsideTransaction)), which
+    /// would otherwise wait for that very transaction. Backends return the address of their shared state (`Arc::as_ptr`).
     fn identity(&self) -> Option<usize> {
         None
     }
