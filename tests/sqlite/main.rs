@@ -527,3 +527,35 @@ mod crash {
         assert!(committed > 0, "the child must have committed transfers between kills");
     }
 }
+
+/// A read through the store inside a transaction closure fails at once, on a file and on an
+/// in-memory database (where SQLite's shared cache would make it wait for the writer's table
+/// lock, held by the very transaction that waits for the read).
+#[tokio::test]
+async fn reads_through_the_store_inside_a_transaction_fail_fast() {
+    for url in ["sqlite::memory:", "file"] {
+        let db;
+        let store = if url == "file" {
+            db = file_db().await;
+            db.store.clone()
+        } else {
+            Store::sqlite(url).await.expect("memory db")
+        };
+        store.create_table::<Person>().await.expect("create");
+        store.insert(&mut ann()).await.expect("insert");
+        let outside = store.clone();
+        let result = tokio::time::timeout(
+            Duration::from_secs(3),
+            store.transaction(|tx| async move {
+                let mut p = tx.get::<Person>(&1).await?.expect("present");
+                p.salary = 1;
+                tx.put(&mut p).await?;
+                outside.get::<Person>(&1).await
+            }),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{url}: a read through the store waited for the transaction"));
+        assert!(matches!(result, Err(Error::StoreUsedInsideTransaction { operation: "get" })), "{url}: {result:?}");
+        assert_eq!(store.get::<Person>(&1).await.expect("get").map(|p| p.salary), Some(100), "{url}: rolled back");
+    }
+}

@@ -105,13 +105,15 @@ pub enum Error {
         /// What is wrong, and what is expected instead.
         reason: String,
     },
-    /// A write (or a new transaction) went through the [`Store`](crate::Store) inside a
-    /// transaction closure of the same store, on the same task. It would wait for this task's own
-    /// transaction, which cannot end until the closure returns: a deadlock. Use the transaction
-    /// handle the closure was given (`tx.put(…)`), or write after the transaction.
+    /// An operation went through the [`Store`](crate::Store) inside a transaction closure of the
+    /// same store, on the same task. It would bypass the transaction, and could wait for it
+    /// (a write for its lock, a nested transaction, a read of SQLite's shared in-memory cache)
+    /// while the transaction cannot end before the closure returns: a deadlock. Use the handle
+    /// the closure was given (`tx.put(…)`), or run the operation after the transaction.
     #[error(
-        "store.{operation}() was called inside a transaction of the same store, on the same task: it would wait \
-         for this task's own transaction forever; use the transaction handle (tx.{operation}()) inside the closure"
+        "store.{operation}() was called inside a transaction of the same store, on the same task: it would \
+         bypass the transaction and could wait for it forever; use the transaction handle (tx.{operation}()) \
+         inside the closure"
     )]
     StoreUsedInsideTransaction {
         /// The store's operation that was refused (`put`, `transaction`, …).

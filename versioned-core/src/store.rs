@@ -73,6 +73,7 @@ impl<S: Storage> Store<S> {
 
     /// Creates `T`'s table if it does not exist.
     pub async fn create_table<T: Entity>(&self) -> Result<()> {
+        self.refuse("create_table")?;
         self.backend.create_table(T::TABLE).await
     }
 
@@ -87,6 +88,7 @@ impl<S: Storage> Store<S> {
 
     /// The record with this key, if any.
     pub async fn get<T: Entity>(&self, key: &T::Key) -> Result<Option<T>> {
+        self.refuse("get")?;
         ops::get(&self.backend, key).await
     }
 
@@ -97,6 +99,7 @@ impl<S: Storage> Store<S> {
     /// stored version differs, and [`Error::NotFound`](crate::Error::NotFound) when there is no
     /// record.
     pub async fn get_with_version<T: Entity>(&self, key: &T::Key, version: T::Version) -> Result<T> {
+        self.refuse("get_with_version")?;
         ops::get_with_version(&self.backend, key, version).await
     }
 
@@ -177,10 +180,11 @@ impl<S: Storage> Store<S> {
     ///
     /// # Using the store inside the closure
     ///
-    /// Inside the closure, read and write through `tx`. A write (or a nested `transaction`)
-    /// through this same store on the same task would wait for the open transaction, which
-    /// cannot end before the closure does; it fails at once with
-    /// [`Error::StoreUsedInsideTransaction`](crate::Error::StoreUsedInsideTransaction).
+    /// Inside the closure, read and write through `tx`. Any operation through this same store on
+    /// the same task (a read, a write, a nested `transaction`) would bypass the transaction, and
+    /// could wait for it while it cannot end before the closure does: it fails at once with
+    /// [`Error::StoreUsedInsideTransaction`](crate::Error::StoreUsedInsideTransaction). Other
+    /// tasks use the store as usual.
     ///
     /// See the crate's README for an example, and the `balance` example for a whole story.
     pub async fn transaction<R, F, Fut>(&self, f: F) -> Result<R>

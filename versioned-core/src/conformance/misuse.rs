@@ -22,8 +22,8 @@ fn assert_refused(result: Result<Result<impl std::fmt::Debug, Error>, tokio::tim
     }
 }
 
-/// Writing through the store (instead of the transaction handle) inside a transaction closure,
-/// or opening a nested transaction on it, fails at once with
+/// Reading or writing through the store (instead of the transaction handle) inside a
+/// transaction closure, or opening a nested transaction on it, fails at once with
 /// [`Error::StoreUsedInsideTransaction`] instead of waiting for the open transaction forever
 /// (or until a busy timeout). The outer transaction then rolls back as for any error.
 pub async fn store_writes_inside_its_own_transaction_fail_fast<S: Storage>(store: &Store<S>) {
@@ -50,6 +50,10 @@ pub async fn store_writes_inside_its_own_transaction_fail_fast<S: Storage>(store
     let update = store
         .transaction(|_tx| async move { inner.update::<Account, _>(&1, Default::default(), |a| a.balance += 1).await });
     assert_refused(tokio::time::timeout(limit, update).await, "update");
+
+    let inner = store.clone();
+    let get = store.transaction(|_tx| async move { inner.get::<Account>(&1).await });
+    assert_refused(tokio::time::timeout(limit, get).await, "get");
 
     let inner = store.clone();
     let insert =

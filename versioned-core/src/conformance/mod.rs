@@ -705,8 +705,14 @@ pub async fn transaction_commits_all_writes_at_once_and_reads_its_own<S: Storage
             tx.delete_unchecked::<Account>(&2).await?;
             assert_eq!(tx.get::<Account>(&2).await?, None);
             tx.insert(&mut Account { id: 3, balance: 40, version: 0 }).await?;
-            // Another connection sees none of it yet.
-            Ok((outside.get::<Account>(&1).await?.map(|a| a.balance), outside.get::<Account>(&3).await?))
+            // Another task, on another connection, sees none of it yet.
+            let reader = tokio::spawn(async move {
+                Ok::<_, Error>((
+                    outside.get::<Account>(&1).await?.map(|a| a.balance),
+                    outside.get::<Account>(&3).await?,
+                ))
+            });
+            reader.await.expect("reader task")
         })
         .await
         .expect("transaction");
