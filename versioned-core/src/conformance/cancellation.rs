@@ -62,7 +62,7 @@ pub async fn cancelled_transactions_commit_whole_or_not_at_all<S: Storage>(store
             flag.store(true, Ordering::SeqCst);
             Ok(())
         });
-        let completed = poll_then_drop(transfer, rng.below(14)).await;
+        let completed = poll_then_drop(transfer, rng.below(48)).await;
         let decided = decided.load(Ordering::SeqCst);
         if decided {
             committed += 1;
@@ -93,6 +93,11 @@ pub async fn cancelled_transactions_commit_whole_or_not_at_all<S: Storage>(store
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
+    println!(
+        "cancellation: {ROUNDS} transactions polled a random number of times and dropped: {dropped_undecided} \
+         dropped before their closure finished (none applied), {committed} applied whole ({decided_then_dropped} \
+         of them dropped while committing, and committed in the background)"
+    );
     assert!(
         dropped_undecided > 0 && committed > 0,
         "the random polls must cover both sides: {dropped_undecided} dropped undecided, {committed} committed \
