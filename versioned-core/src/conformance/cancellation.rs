@@ -62,7 +62,7 @@ pub async fn cancelled_transactions_commit_whole_or_not_at_all<S: Storage>(store
             flag.store(true, Ordering::SeqCst);
             Ok(())
         });
-        let completed = poll_then_drop(transfer, rng.below(48)).await;
+        let completed = poll_then_drop(transfer, rng.below(160)).await;
         let decided = decided.load(Ordering::SeqCst);
         if decided {
             committed += 1;
