@@ -20,8 +20,9 @@ use sqlx::sqlite::{
 };
 use sqlx::{AssertSqlSafe, ConnectOptions as _, Row as _, SqlSafeStr, Sqlite, TypeInfo as _, ValueRef as _};
 
-use super::sql::Statements;
-use super::{RowAccess, Storage, StorageTransaction, WriteOutcome};
+use super::sql::rows::{OnConnection, SqlConnection, row_access_via_run};
+use super::sql::{SqliteDialect, Statements};
+use super::{RowAccess, Storage, StorageTransaction};
 use crate::entity::TableDef;
 use crate::error::{Error, Result, StorageError};
 use crate::store::Store;
@@ -154,7 +155,7 @@ impl SqliteStorage {
         }
         let mut map = self.tables.write().unwrap_or_else(PoisonError::into_inner);
         Arc::clone(map.entry(table.name).or_insert_with(|| {
-            Arc::new(TableState { sql: Statements::sqlite(table), schema_checked: AtomicBool::new(false) })
+            Arc::new(TableState { sql: Statements::new(&SqliteDialect, table), schema_checked: AtomicBool::new(false) })
         }))
     }
 
@@ -283,11 +284,6 @@ fn bind_all<'q, 'v>(q: Query<'q>, values: impl IntoIterator<Item = &'v Value>) -
     values.into_iter().fold(q, bind)
 }
 
-/// A version as SQLite stores it. Versions never exceed `version_max <= i64::MAX`.
-fn version_value(v: u64) -> Value {
-    Value::Int(i64::try_from(v).unwrap_or(i64::MAX))
-}
-
 /// Maps a sqlx error: SQLite busy/locked become retryable, a missing column becomes
 /// `Error::Decode` naming it.
 fn storage_error(table: Option<&'static TableDef>, err: sqlx::Error) -> Error {
@@ -339,134 +335,46 @@ fn decode_row(table: &'static TableDef, row: &SqliteRow) -> Result<Row> {
     Ok(Row::new(values))
 }
 
-/// The row operations on one connection: shared by autocommit calls and transactions.
-pub(crate) struct OnConnection<'c> {
-    pub conn: &'c mut SqliteConnection,
-    pub table: &'static TableDef,
-    pub statements: &'c Statements,
-}
-
-impl OnConnection<'_> {
-    pub(crate) async fn fetch(&mut self, key: &Value) -> Result<Option<Row>> {
-        let q = bind(query(&self.statements.select), key);
-        match q.fetch_optional(&mut *self.conn).await.map_err(|e| storage_error(Some(self.table), e))? {
-            Some(row) => decode_row(self.table, &row).map(Some),
-            None => Ok(None),
-        }
+impl SqlConnection for SqliteConnection {
+    async fn execute<'a>(
+        &'a mut self,
+        table: &'static TableDef,
+        sql: &'a Arc<str>,
+        values: Vec<&'a Value>,
+    ) -> Result<u64> {
+        let done = bind_all(query(sql), values).execute(self).await.map_err(|e| storage_error(Some(table), e))?;
+        Ok(done.rows_affected())
     }
 
-    pub(crate) async fn insert(&mut self, row: &Row) -> Result<bool> {
-        let q = bind_all(query(&self.statements.insert), row.values());
-        let done = q.execute(&mut *self.conn).await.map_err(|e| storage_error(Some(self.table), e))?;
-        Ok(done.rows_affected() == 1)
+    async fn fetch_row<'a>(
+        &'a mut self,
+        table: &'static TableDef,
+        sql: &'a Arc<str>,
+        values: Vec<&'a Value>,
+    ) -> Result<Option<Row>> {
+        let row = bind_all(query(sql), values).fetch_optional(self).await.map_err(|e| storage_error(Some(table), e))?;
+        row.map(|row| decode_row(table, &row)).transpose()
     }
 
-    pub(crate) async fn update(&mut self, row: &Row, expected: u64) -> Result<WriteOutcome> {
-        let table = self.table;
-        let key = table.key_of(row)?;
-        let set = self.statements.update_columns.iter().filter_map(|i| row.get(*i));
-        let q = bind(bind(bind_all(query(&self.statements.update), set), key), &version_value(expected));
-        let done = q.execute(&mut *self.conn).await.map_err(|e| storage_error(Some(table), e))?;
-        self.outcome(done.rows_affected(), key).await
+    async fn fetch_int<'a>(
+        &'a mut self,
+        table: &'static TableDef,
+        sql: &'a Arc<str>,
+        values: Vec<&'a Value>,
+    ) -> Result<Option<i64>> {
+        let row = bind_all(query(sql), values).fetch_optional(self).await.map_err(|e| storage_error(Some(table), e))?;
+        row.map(|row| {
+            row.try_get::<i64, _>(0).map_err(|e| Error::decode(table, table.version_column().name, e.to_string()))
+        })
+        .transpose()
     }
-
-    pub(crate) async fn upsert(&mut self, row: &Row) -> Result<Option<u64>> {
-        let table = self.table;
-        // A new record starts at version 1; an existing one gets `version + 1` from the statement.
-        let first = Value::Int(1);
-        let values = row.values().iter().enumerate().map(|(i, v)| if i == table.version { &first } else { v });
-        let q = bind(bind_all(query(&self.statements.upsert), values), &version_value(table.version_max));
-        let returned = q.fetch_optional(&mut *self.conn).await.map_err(|e| storage_error(Some(table), e))?;
-        returned
-            .map(|r| {
-                let v: i64 =
-                    r.try_get(0).map_err(|e| Error::decode(table, table.version_column().name, e.to_string()))?;
-                u64::try_from(v).map_err(|_| Error::decode(table, table.version_column().name, "negative version"))
-            })
-            .transpose()
-    }
-
-    pub(crate) async fn patch(
-        &mut self,
-        key: &Value,
-        columns: &[(usize, Value)],
-        expected: u64,
-    ) -> Result<WriteOutcome> {
-        let sql = self.statements.patch(columns.iter().map(|(i, _)| *i).collect());
-        let q = bind_all(query(&sql), columns.iter().map(|(_, v)| v));
-        let q = bind(bind(bind(q, &version_value(expected.saturating_add(1))), key), &version_value(expected));
-        let done = q.execute(&mut *self.conn).await.map_err(|e| storage_error(Some(self.table), e))?;
-        self.outcome(done.rows_affected(), key).await
-    }
-
-    pub(crate) async fn delete(&mut self, key: &Value, expected: Option<u64>) -> Result<WriteOutcome> {
-        let q = match expected {
-            Some(v) => bind(bind(query(&self.statements.delete_checked), key), &version_value(v)),
-            None => bind(query(&self.statements.delete_unchecked), key),
-        };
-        let done = q.execute(&mut *self.conn).await.map_err(|e| storage_error(Some(self.table), e))?;
-        self.outcome(done.rows_affected(), key).await
-    }
-
-    /// `Applied` when the conditional statement touched the row; otherwise reads the stored row,
-    /// on the same connection, to describe the conflict.
-    async fn outcome(&mut self, rows_affected: u64, key: &Value) -> Result<WriteOutcome> {
-        if rows_affected == 1 {
-            Ok(WriteOutcome::Applied)
-        } else {
-            Ok(WriteOutcome::Rejected { current: self.fetch(key).await? })
-        }
-    }
-}
-
-/// Implements [`RowAccess`] for a type with a `run` method that lends one connection to an
-/// operation: the autocommit storage (a pooled connection) and a transaction (its connection).
-macro_rules! row_access_via_run {
-    ($ty:ty) => {
-        impl RowAccess for $ty {
-            async fn fetch(&self, table: &'static TableDef, key: &Value) -> Result<Option<Row>> {
-                self.run(table, async |c| c.fetch(key).await).await
-            }
-
-            async fn insert(&self, table: &'static TableDef, row: &Row) -> Result<bool> {
-                self.run(table, async |c| c.insert(row).await).await
-            }
-
-            async fn update(&self, table: &'static TableDef, row: &Row, expected: u64) -> Result<WriteOutcome> {
-                self.run(table, async |c| c.update(row, expected).await).await
-            }
-
-            async fn upsert(&self, table: &'static TableDef, row: &Row) -> Result<Option<u64>> {
-                self.run(table, async |c| c.upsert(row).await).await
-            }
-
-            async fn patch(
-                &self,
-                table: &'static TableDef,
-                key: &Value,
-                columns: &[(usize, Value)],
-                expected: u64,
-            ) -> Result<WriteOutcome> {
-                self.run(table, async |c| c.patch(key, columns, expected).await).await
-            }
-
-            async fn delete(
-                &self,
-                table: &'static TableDef,
-                key: &Value,
-                expected: Option<u64>,
-            ) -> Result<WriteOutcome> {
-                self.run(table, async |c| c.delete(key, expected).await).await
-            }
-        }
-    };
 }
 
 impl SqliteStorage {
     async fn run<T>(
         &self,
         table: &'static TableDef,
-        op: impl AsyncFnOnce(&mut OnConnection<'_>) -> Result<T>,
+        op: impl AsyncFnOnce(&mut OnConnection<'_, SqliteConnection>) -> Result<T>,
     ) -> Result<T> {
         let state = self.table(table);
         let mut conn = self.acquire(table).await?;
@@ -490,7 +398,7 @@ impl SqliteTransaction {
     async fn run<T>(
         &self,
         table: &'static TableDef,
-        op: impl AsyncFnOnce(&mut OnConnection<'_>) -> Result<T>,
+        op: impl AsyncFnOnce(&mut OnConnection<'_, SqliteConnection>) -> Result<T>,
     ) -> Result<T> {
         let state = self.storage.table(table);
         let mut tx = self.tx.lock().await;

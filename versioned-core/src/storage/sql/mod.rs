@@ -1,0 +1,226 @@
+//! ONE SQL layer: the statements of a table, built once from its [`TableDef`] and a
+//! [`Dialect`], and the row operations written once over any SQL connection ([`rows`]).
+//!
+//! Identifiers are always quoted, values always bound. Each conditional write is one statement
+//! carrying the version check in its `WHERE` clause. The bind order of every statement is fixed
+//! here and documented on its field, whatever the dialect, so the row operations bind without
+//! re-deriving it. A backend adds a [`Dialect`] and a thin [`rows::SqlConnection`].
+
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use crate::entity::{ColumnRole, TableDef};
+
+pub(crate) mod dialect;
+pub(crate) mod rows;
+
+pub(crate) use dialect::{Dialect, SqliteDialect, Upsert};
+
+/// The statements of one table.
+pub(crate) struct Statements {
+    /// `SELECT <all columns> FROM t WHERE key = ?` — binds: key.
+    pub select: Arc<str>,
+    /// An insert that writes nothing when the key exists — binds: every column in order.
+    pub insert: Arc<str>,
+    /// `UPDATE t SET <update_columns> WHERE key = ? AND version = ?` — binds: the values of
+    /// `update_columns` in order (the version column holding the new version), then key, expected
+    /// version.
+    pub update: Arc<str>,
+    /// The columns an update sets: all but the key and a `CreatedAt` column.
+    pub update_columns: Vec<usize>,
+    /// The upsert of `put_unchecked` ([`Dialect::upsert`]), returning the new version; a stored
+    /// version that is not a valid version, or is at the maximum, is never incremented (no row)
+    /// — binds: every column in order (version bound as 1).
+    pub upsert: Arc<str>,
+    /// `DELETE FROM t WHERE key = ? AND version = ?` — binds: key, expected version.
+    pub delete_checked: Arc<str>,
+    /// `DELETE FROM t WHERE key = ? AND <version is valid>` — binds: key.
+    pub delete_unchecked: Arc<str>,
+    /// `CREATE TABLE IF NOT EXISTS …`.
+    pub create: Arc<str>,
+    dialect: &'static dyn Dialect,
+    table_name: String,
+    key: String,
+    version: String,
+    quoted: Vec<String>,
+    /// The patch statements built so far, by the columns they set.
+    patches: RwLock<HashMap<Vec<usize>, Arc<str>>>,
+}
+
+impl std::fmt::Debug for Statements {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Statements").field("table", &self.table_name).finish_non_exhaustive()
+    }
+}
+
+/// Numbers placeholders in bind order.
+struct Binds<'d> {
+    dialect: &'d dyn Dialect,
+    next: usize,
+}
+
+impl Binds<'_> {
+    fn next(&mut self) -> String {
+        self.next += 1;
+        self.dialect.placeholder(self.next)
+    }
+
+    fn list(&mut self, n: usize) -> String {
+        (0..n).map(|_| self.next()).collect::<Vec<_>>().join(", ")
+    }
+}
+
+fn binds(dialect: &dyn Dialect) -> Binds<'_> {
+    Binds { dialect, next: 0 }
+}
+
+impl Statements {
+    pub(crate) fn new(dialect: &'static dyn Dialect, table: &TableDef) -> Self {
+        let q = |name: &str| dialect.quote(name);
+        let t = q(table.name);
+        let key = q(table.key_column().name);
+        let version = q(table.version_column().name);
+        let all: Vec<String> = table.columns.iter().map(|c| q(c.name)).collect();
+        let all_list = all.join(", ");
+        // What an update (checked or forced) rewrites: all but the key and the creation time.
+        let created = table.column_with(ColumnRole::CreatedAt);
+        let update_columns: Vec<usize> = (0..all.len()).filter(|i| *i != table.key && Some(*i) != created).collect();
+
+        let mut b = binds(dialect);
+        let select = format!("SELECT {all_list} FROM {t} WHERE {key} = {}", b.next());
+        let mut b = binds(dialect);
+        let insert = dialect.insert_unless_exists(&t, &all_list, &b.list(all.len()), &key);
+        let mut b = binds(dialect);
+        let set_bound: Vec<String> = update_columns.iter().map(|i| format!("{} = {}", all[*i], b.next())).collect();
+        let update =
+            format!("UPDATE {t} SET {} WHERE {key} = {} AND {version} = {}", set_bound.join(", "), b.next(), b.next());
+        let mut b = binds(dialect);
+        let set: Vec<String> = update_columns.iter().map(|i| all[*i].clone()).collect();
+        let upsert = dialect.upsert(&Upsert {
+            table: &t,
+            columns: &all_list,
+            values: &b.list(all.len()),
+            key: &key,
+            version: &version,
+            set: &set,
+            version_max: table.version_max,
+        });
+        let mut b = binds(dialect);
+        let delete_checked = format!("DELETE FROM {t} WHERE {key} = {} AND {version} = {}", b.next(), b.next());
+        let mut b = binds(dialect);
+        let delete_unchecked = format!(
+            "DELETE FROM {t} WHERE {key} = {} AND {}",
+            b.next(),
+            dialect.valid_version(&format!("{t}.{version}"))
+        );
+
+        let mut create = format!("CREATE TABLE IF NOT EXISTS {t} (");
+        for (i, c) in table.columns.iter().enumerate() {
+            let sep = if i == 0 { "" } else { ", " };
+            let null = if c.nullable { "" } else { " NOT NULL" };
+            let pk = if i == table.key { " PRIMARY KEY" } else { "" };
+            // Writing to a String cannot fail.
+            let _ = write!(create, "{sep}{} {}{null}{pk}", all[i], dialect.column_type(c));
+        }
+        create.push(')');
+
+        Statements {
+            select: select.into(),
+            insert: insert.into(),
+            update: update.into(),
+            update_columns,
+            upsert: upsert.into(),
+            delete_checked: delete_checked.into(),
+            delete_unchecked: delete_unchecked.into(),
+            create: create.into(),
+            dialect,
+            table_name: t,
+            key,
+            version,
+            quoted: all,
+            patches: RwLock::default(),
+        }
+    }
+
+    /// `UPDATE t SET <columns>, version = ? WHERE key = ? AND version = ?` — binds: the values of
+    /// `columns` in order, the new version, key, expected version. Built once per column set.
+    pub(crate) fn patch(&self, columns: &[usize]) -> Arc<str> {
+        // The map only ever gains complete entries, so a poisoned lock still holds valid data.
+        if let Some(sql) = self.patches.read().unwrap_or_else(PoisonError::into_inner).get(columns) {
+            return Arc::clone(sql);
+        }
+        let (t, key, version) = (&self.table_name, &self.key, &self.version);
+        let mut b = binds(self.dialect);
+        let mut set: Vec<String> = columns.iter().map(|i| format!("{} = {}", self.quoted[*i], b.next())).collect();
+        set.push(format!("{version} = {}", b.next()));
+        let sql: Arc<str> =
+            format!("UPDATE {t} SET {} WHERE {key} = {} AND {version} = {}", set.join(", "), b.next(), b.next()).into();
+        let mut patches = self.patches.write().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(patches.entry(columns.to_vec()).or_insert(sql))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entity::ColumnDef;
+    use crate::value::ColumnType;
+
+    static PEOPLE: TableDef = TableDef {
+        name: "people",
+        entity: "Person",
+        columns: &[
+            ColumnDef { name: "id", field: "id", ty: ColumnType::Int, nullable: false, role: ColumnRole::Key },
+            ColumnDef { name: "name", field: "name", ty: ColumnType::Text, nullable: true, role: ColumnRole::Data },
+            ColumnDef {
+                name: "created",
+                field: "created",
+                ty: ColumnType::Int,
+                nullable: false,
+                role: ColumnRole::CreatedAt,
+            },
+            ColumnDef {
+                name: "version",
+                field: "version",
+                ty: ColumnType::Int,
+                nullable: false,
+                role: ColumnRole::Version,
+            },
+        ],
+        key: 0,
+        version: 3,
+        version_max: 100,
+    };
+
+    #[test]
+    fn checked_writes_carry_the_version_in_their_where_clause() {
+        let s = Statements::new(&SqliteDialect, &PEOPLE);
+        assert_eq!(&*s.update, r#"UPDATE "people" SET "name" = ?, "version" = ? WHERE "id" = ? AND "version" = ?"#);
+        assert_eq!(s.update_columns, [1, 3], "an update never sets the key or the creation time");
+        assert_eq!(&*s.delete_checked, r#"DELETE FROM "people" WHERE "id" = ? AND "version" = ?"#);
+        assert_eq!(
+            &*s.upsert,
+            r#"INSERT INTO "people" ("id", "name", "created", "version") VALUES (?, ?, ?, ?) ON CONFLICT ("id") DO UPDATE SET "name" = excluded."name", "version" = "people"."version" + 1 WHERE typeof("people"."version") = 'integer' AND "people"."version" >= 0 AND "people"."version" < 100 RETURNING "version""#
+        );
+        assert_eq!(
+            &*s.delete_unchecked,
+            r#"DELETE FROM "people" WHERE "id" = ? AND typeof("people"."version") = 'integer' AND "people"."version" >= 0"#
+        );
+        assert_eq!(
+            &*s.create,
+            r#"CREATE TABLE IF NOT EXISTS "people" ("id" INTEGER NOT NULL PRIMARY KEY, "name" TEXT, "created" INTEGER NOT NULL, "version" INTEGER NOT NULL)"#
+        );
+        assert_eq!(
+            &*s.patch(&[1]),
+            r#"UPDATE "people" SET "name" = ?, "version" = ? WHERE "id" = ? AND "version" = ?"#
+        );
+        assert_eq!(&*s.patch(&[]), r#"UPDATE "people" SET "version" = ? WHERE "id" = ? AND "version" = ?"#);
+        assert!(Arc::ptr_eq(&s.patch(&[1]), &s.patch(&[1])), "built once per column set");
+    }
+
+    #[test]
+    fn identifiers_are_quoted() {
+        assert_eq!(SqliteDialect.quote(r#"we"ird"#), r#""we""ird""#);
+    }
+}
