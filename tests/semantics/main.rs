@@ -4,7 +4,7 @@
 mod model;
 
 mod memory {
-    versioned_core::conformance_tests!(|| async { versioned::Store::memory() });
+    versioned_core::conformance_tests!(|| async { Some(versioned::Store::memory()) });
 
     use versioned::{Error, Store};
     use versioned_core::conformance::Account;
@@ -55,12 +55,67 @@ mod sqlite {
         }
     }
 
-    pub async fn file_db() -> FileDb {
+    pub async fn file_db() -> Option<FileDb> {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
         let store = Store::sqlite(&url).await.expect("open SQLite file");
-        FileDb { store, _dir: dir }
+        Some(FileDb { store, _dir: dir })
     }
 
     versioned_core::conformance_tests!(file_db);
+}
+
+mod postgres {
+    use versioned::{PostgresStorage, Store};
+
+    /// A store on a schema of its own in `$VERSIONED_POSTGRES_URL`, dropped with the fixture.
+    pub struct PgDb {
+        store: Store<PostgresStorage>,
+        schema: String,
+        url: String,
+    }
+
+    impl AsRef<Store<PostgresStorage>> for PgDb {
+        fn as_ref(&self) -> &Store<PostgresStorage> {
+            &self.store
+        }
+    }
+
+    impl Drop for PgDb {
+        fn drop(&mut self) {
+            // Dropped inside the test's runtime: clean up on a thread with a runtime of its own.
+            let (url, schema) = (self.url.clone(), self.schema.clone());
+            let cleanup = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+                runtime.block_on(async {
+                    let pool = sqlx::PgPool::connect(&url).await.expect("connect to drop the test schema");
+                    let drop = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
+                    sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&pool).await.expect("drop the test schema");
+                });
+            });
+            let _ = cleanup.join();
+        }
+    }
+
+    /// `None` (the test says it was skipped) when `VERSIONED_POSTGRES_URL` is not set; a panic
+    /// when it is set and the server cannot be reached.
+    pub async fn pg_db() -> Option<PgDb> {
+        let Ok(url) = std::env::var("VERSIONED_POSTGRES_URL") else {
+            eprintln!("skipped: set VERSIONED_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/test) to run it");
+            return None;
+        };
+        let admin = sqlx::PgPool::connect(&url)
+            .await
+            .unwrap_or_else(|e| panic!("VERSIONED_POSTGRES_URL={url} is set but the server is unreachable: {e}"));
+        let schema = format!("vt_{}", uuid::Uuid::new_v4().simple());
+        let create = format!("CREATE SCHEMA {schema}");
+        sqlx::query(sqlx::AssertSqlSafe(create)).execute(&admin).await.expect("create the test schema");
+        admin.close().await;
+        let options: sqlx::postgres::PgConnectOptions = url.parse().expect("a PostgreSQL URL");
+        let options = options.options([("search_path", schema.as_str())]);
+        let storage = PostgresStorage::connect_with(options).await.expect("connect");
+        Some(PgDb { store: Store::new(storage), schema, url })
+    }
+
+    versioned_core::conformance_tests!(pg_db);
 }

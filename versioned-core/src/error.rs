@@ -90,6 +90,16 @@ pub enum Error {
         /// The version that cannot be incremented.
         version: u64,
     },
+    /// `get_for_update` waited for a record another transaction has locked longer than its
+    /// [`LockWait`](crate::LockWait) allows (PostgreSQL `55P03`, MySQL `1205`). Nothing was read
+    /// or written by the call. Retryable: the lock may be free on the next attempt.
+    #[error("{table} {key} is locked by another transaction; gave up waiting for it")]
+    LockTimeout {
+        /// The table.
+        table: &'static str,
+        /// The record's key.
+        key: Value,
+    },
     /// A retried operation still failed after its last attempt (Kii's "Server Busy").
     #[error("gave up after {attempts} attempts: {last}")]
     RetriesExhausted {
@@ -150,11 +160,12 @@ impl Error {
         matches!(self, Error::ConcurrentModification { .. })
     }
 
-    /// True when trying again from a fresh read may succeed: version conflicts and the
-    /// database's own transient refusals (SQLite busy or locked).
+    /// True when trying again from a fresh read may succeed: version conflicts, lock waits that
+    /// expired, and the database's own transient refusals (SQLite busy or locked, PostgreSQL
+    /// serialization failures and deadlocks).
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::ConcurrentModification { .. } => true,
+            Error::ConcurrentModification { .. } | Error::LockTimeout { .. } => true,
             Error::Storage(e) => e.is_retryable(),
             _ => false,
         }

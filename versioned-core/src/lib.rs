@@ -17,6 +17,7 @@
 pub mod conformance;
 mod entity;
 mod error;
+mod lock;
 pub mod ops;
 mod patch;
 mod retry;
@@ -27,11 +28,14 @@ mod value;
 
 pub use entity::{ColumnDef, ColumnRole, Entity, TableDef, decode, decode_json, encode, encode_json, row_values};
 pub use error::{BoxError, Error, Result, StorageError};
+pub use lock::LockWait;
 pub use patch::{Change, ChangeValue, Check, Patch};
 pub use retry::RetryPolicy;
 /// A JSON document: the patch value of a `#[versioned(json)]` field.
 pub use serde_json::Value as JsonValue;
 pub use storage::memory::{MemoryStorage, MemoryTransaction};
+#[cfg(feature = "postgres")]
+pub use storage::postgres::{Isolation, PostgresStorage, PostgresTransaction};
 #[cfg(feature = "sqlite")]
 pub use storage::sqlite::{SqliteStorage, SqliteTransaction};
 pub use storage::{RowAccess, Storage, StorageTransaction, WriteOutcome};

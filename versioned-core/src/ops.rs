@@ -5,6 +5,7 @@
 
 use crate::entity::{ColumnRole, Entity, TableDef, decode_json, encode_json};
 use crate::error::{Error, Result};
+use crate::lock::LockWait;
 use crate::patch::{ChangeValue, Check, Patch, merge_json};
 use crate::retry::RetryPolicy;
 use crate::storage::{RowAccess, StorageTransaction, WriteOutcome};
@@ -276,9 +277,13 @@ pub async fn touch<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()>
 }
 
 /// See [`Transaction::get_for_update`](crate::Transaction::get_for_update).
-pub async fn get_for_update<T: Entity, X: StorageTransaction>(tx: &X, key: &T::Key) -> Result<Option<T>> {
+pub async fn get_for_update<T: Entity, X: StorageTransaction>(
+    tx: &X,
+    key: &T::Key,
+    wait: LockWait,
+) -> Result<Option<T>> {
     let key = key_value::<T>(key)?;
-    tx.fetch_for_update(T::TABLE, &key).await?.map(decode_row).transpose()
+    tx.fetch_for_update(T::TABLE, &key, wait).await?.map(decode_row).transpose()
 }
 
 /// One attempt of [`Store::update`](crate::Store::update): read, apply `f`, checked write.

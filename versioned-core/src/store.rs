@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::entity::Entity;
 use crate::error::Result;
+use crate::lock::LockWait;
 use crate::ops;
 use crate::patch::Check;
 use crate::retry::RetryPolicy;
@@ -27,6 +28,7 @@ use crate::transaction::{Transaction, finish, inside, reclaim, refuse_inside_own
 #[derive(Debug, Clone)]
 pub struct Store<S> {
     backend: S,
+    lock_wait: LockWait,
 }
 
 /// Anything the typed operations run on: a [`Store`] (and a transaction, which offers the same
@@ -63,7 +65,14 @@ impl Store<MemoryStorage> {
 impl<S: Storage> Store<S> {
     /// A store over `backend`.
     pub fn new(backend: S) -> Self {
-        Store { backend }
+        Store { backend, lock_wait: LockWait::default() }
+    }
+
+    /// This store, with `get_for_update` waiting for locked records as `wait` says (default:
+    /// up to 5 seconds).
+    pub fn with_lock_wait(mut self, wait: LockWait) -> Self {
+        self.lock_wait = wait;
+        self
     }
 
     /// The backend.
@@ -194,7 +203,7 @@ impl<S: Storage> Store<S> {
     {
         self.refuse("transaction")?;
         let tx = Arc::new(self.backend.begin().await?);
-        let result = inside(self.backend.identity(), f(Transaction::new(Arc::clone(&tx)))).await;
+        let result = inside(self.backend.identity(), f(Transaction::new(Arc::clone(&tx), self.lock_wait))).await;
         finish(reclaim(tx)?, result).await
     }
 

@@ -7,6 +7,7 @@ use std::task::{Context, Poll};
 
 use crate::entity::Entity;
 use crate::error::{Error, Result, StorageError};
+use crate::lock::LockWait;
 use crate::ops;
 use crate::patch::Check;
 use crate::storage::{Storage, StorageTransaction};
@@ -25,6 +26,7 @@ use crate::store::Executor;
 /// [`Error::StoreUsedInsideTransaction`](crate::Error::StoreUsedInsideTransaction).
 pub struct Transaction<S: Storage> {
     inner: Arc<S::Transaction>,
+    lock_wait: LockWait,
 }
 
 impl<S: Storage> std::fmt::Debug for Transaction<S> {
@@ -42,8 +44,8 @@ impl<S: Storage> Executor for Transaction<S> {
 }
 
 impl<S: Storage> Transaction<S> {
-    pub(crate) fn new(inner: Arc<S::Transaction>) -> Self {
-        Transaction { inner }
+    pub(crate) fn new(inner: Arc<S::Transaction>, lock_wait: LockWait) -> Self {
+        Transaction { inner, lock_wait }
     }
 
     /// The record with this key, as this transaction sees it. See [`Store::get`](crate::Store::get).
@@ -53,8 +55,19 @@ impl<S: Storage> Transaction<S> {
 
     /// The record with this key, locked against other writers until the transaction ends
     /// (OutSystems' `GetForUpdate`): pessimistic locking, for records many users edit at once.
+    ///
+    /// When another transaction holds the record, waits as the store's [`LockWait`] says (5
+    /// seconds by default), then fails with [`Error::LockTimeout`](crate::Error::LockTimeout).
+    /// PostgreSQL locks the row (`SELECT … FOR UPDATE`); SQLite's transactions hold the whole
+    /// database from their start, so there the wait happens when the transaction begins (its
+    /// busy timeout); the memory backend locks the record.
     pub async fn get_for_update<T: Entity>(&self, key: &T::Key) -> Result<Option<T>> {
-        ops::get_for_update(&*self.inner, key).await
+        ops::get_for_update(&*self.inner, key, self.lock_wait).await
+    }
+
+    /// [`get_for_update`](Self::get_for_update), waiting for the lock as `wait` says.
+    pub async fn get_for_update_with<T: Entity>(&self, key: &T::Key, wait: LockWait) -> Result<Option<T>> {
+        ops::get_for_update(&*self.inner, key, wait).await
     }
 
     /// See [`Store::get_with_version`](crate::Store::get_with_version).

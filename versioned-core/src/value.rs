@@ -62,21 +62,35 @@ impl Value {
     }
 }
 
-/// The storage type of a column, chosen by the Rust type of its field.
+/// The storage type of a column, chosen by the Rust type of its field. Each backend declares it
+/// with its own type (SQLite's `INTEGER` for every integer, PostgreSQL's `SMALLINT`, `INTEGER` or
+/// `BIGINT` by width, …).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ColumnType {
     /// `bool`.
     Bool,
-    /// Integers up to 64 bits.
-    Int,
-    /// `f32`, `f64`.
-    Float,
-    /// `String`, and `Uuid` in its hyphenated form.
+    /// `i8`, `i16`, `u8`: integers that fit 16 signed bits.
+    Int16,
+    /// `i32`, `u16`: integers that fit 32 signed bits.
+    Int32,
+    /// `i64`, `u32`, `u64`: integers that fit 64 signed bits.
+    Int64,
+    /// `f32`.
+    Float32,
+    /// `f64`.
+    Float64,
+    /// `String`.
     Text,
     /// `Vec<u8>`.
     Bytes,
-    /// A `#[versioned(json)]` field: a serde value stored as JSON text.
+    /// A `#[versioned(json)]` field: a serde value stored as a JSON document.
     Json,
+    /// `uuid::Uuid` (feature `uuid`), as text in its hyphenated form where the database has no
+    /// UUID type.
+    Uuid,
+    /// A point in time (`SystemTime`, `chrono::DateTime<Utc>`, `time::OffsetDateTime`), as
+    /// microseconds since the Unix epoch where the database has no timestamp type.
+    Timestamp,
 }
 
 impl ColumnType {
@@ -84,12 +98,19 @@ impl ColumnType {
     pub fn describe(self) -> &'static str {
         match self {
             ColumnType::Bool => "a bool",
-            ColumnType::Int => "an integer",
-            ColumnType::Float => "a float",
+            ColumnType::Int16 | ColumnType::Int32 | ColumnType::Int64 => "an integer",
+            ColumnType::Float32 | ColumnType::Float64 => "a float",
             ColumnType::Text => "text",
             ColumnType::Bytes => "bytes",
             ColumnType::Json => "a JSON document",
+            ColumnType::Uuid => "a UUID",
+            ColumnType::Timestamp => "a timestamp",
         }
+    }
+
+    /// Whether values of this type are stored as [`Value::Int`].
+    pub fn is_integer(self) -> bool {
+        matches!(self, ColumnType::Int16 | ColumnType::Int32 | ColumnType::Int64 | ColumnType::Timestamp)
     }
 }
 
@@ -182,9 +203,9 @@ fn mismatch<T>(expected: &str, found: &Value) -> Result<T, String> {
 }
 
 macro_rules! int_field {
-    ($($t:ty),*) => {$(
+    ($($t:ty => $column:ident),*) => {$(
         impl Field for $t {
-            const TYPE: ColumnType = ColumnType::Int;
+            const TYPE: ColumnType = ColumnType::$column;
 
             fn to_value(&self) -> Result<Value, String> {
                 i64::try_from(*self)
@@ -202,10 +223,10 @@ macro_rules! int_field {
         }
     )*};
 }
-int_field!(i8, i16, i32, i64, u8, u16, u32, u64);
+int_field!(i8 => Int16, i16 => Int16, u8 => Int16, i32 => Int32, u16 => Int32, i64 => Int64, u32 => Int64, u64 => Int64);
 
 impl Field for f64 {
-    const TYPE: ColumnType = ColumnType::Float;
+    const TYPE: ColumnType = ColumnType::Float64;
 
     fn to_value(&self) -> Result<Value, String> {
         Ok(Value::Float(*self))
@@ -222,7 +243,7 @@ impl Field for f64 {
 }
 
 impl Field for f32 {
-    const TYPE: ColumnType = ColumnType::Float;
+    const TYPE: ColumnType = ColumnType::Float32;
 
     fn to_value(&self) -> Result<Value, String> {
         Ok(Value::Float(f64::from(*self)))
@@ -303,7 +324,7 @@ impl<T: Field> Field for Option<T> {
 
 #[cfg(feature = "uuid")]
 impl Field for uuid::Uuid {
-    const TYPE: ColumnType = ColumnType::Text;
+    const TYPE: ColumnType = ColumnType::Uuid;
 
     fn to_value(&self) -> Result<Value, String> {
         Ok(Value::Text(self.hyphenated().to_string()))
@@ -319,7 +340,7 @@ impl Field for uuid::Uuid {
 }
 
 impl Field for std::time::SystemTime {
-    const TYPE: ColumnType = ColumnType::Int;
+    const TYPE: ColumnType = ColumnType::Timestamp;
 
     /// Microseconds since the Unix epoch (negative before it).
     fn to_value(&self) -> Result<Value, String> {
@@ -355,7 +376,7 @@ impl TimestampField for Option<std::time::SystemTime> {}
 
 #[cfg(feature = "chrono")]
 impl Field for chrono::DateTime<chrono::Utc> {
-    const TYPE: ColumnType = ColumnType::Int;
+    const TYPE: ColumnType = ColumnType::Timestamp;
 
     /// Microseconds since the Unix epoch, like `SystemTime`.
     fn to_value(&self) -> Result<Value, String> {
@@ -374,7 +395,7 @@ impl TimestampField for Option<chrono::DateTime<chrono::Utc>> {}
 
 #[cfg(feature = "time")]
 impl Field for time::OffsetDateTime {
-    const TYPE: ColumnType = ColumnType::Int;
+    const TYPE: ColumnType = ColumnType::Timestamp;
 
     /// Microseconds since the Unix epoch, like `SystemTime` (finer precision is dropped).
     fn to_value(&self) -> Result<Value, String> {

@@ -26,12 +26,13 @@ pub(crate) async fn poll_then_drop<F: Future>(future: F, polls: u64) -> bool {
     false
 }
 
-/// Both accounts, read in one transaction so that a commit landing meanwhile is seen whole.
+/// Both accounts, read locked in one transaction, so that a commit landing meanwhile is seen
+/// whole (at READ COMMITTED each statement has a snapshot of its own).
 async fn both<S: Storage>(store: &Store<S>) -> (Account, Account) {
     store
         .transaction_with_retry(patient(), |tx| async move {
-            let one = tx.get::<Account>(&1).await?.ok_or_else(|| Error::not_found::<Account>(&1))?;
-            let two = tx.get::<Account>(&2).await?.ok_or_else(|| Error::not_found::<Account>(&2))?;
+            let one = tx.get_for_update::<Account>(&1).await?.ok_or_else(|| Error::not_found::<Account>(&1))?;
+            let two = tx.get_for_update::<Account>(&2).await?.ok_or_else(|| Error::not_found::<Account>(&2))?;
             Ok((one, two))
         })
         .await

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use super::{Account, AccountPatch, patient, setup};
 use crate::entity::TableDef;
 use crate::error::{Error, Result, StorageError};
+use crate::lock::LockWait;
 use crate::patch::Check;
 use crate::storage::{RowAccess, Storage, StorageTransaction, WriteOutcome};
 use crate::store::Store;
@@ -259,8 +260,8 @@ impl<S: Storage> Storage for FaultyStorage<S> {
 }
 
 impl<X: StorageTransaction> StorageTransaction for FaultyTransaction<X> {
-    async fn fetch_for_update(&self, table: &'static TableDef, key: &Value) -> Result<Option<Row>> {
-        self.plan.inject("tx.fetch_for_update", self.inner.fetch_for_update(table, key)).await
+    async fn fetch_for_update(&self, table: &'static TableDef, key: &Value, wait: LockWait) -> Result<Option<Row>> {
+        self.plan.inject("tx.fetch_for_update", self.inner.fetch_for_update(table, key, wait)).await
     }
 
     async fn commit(self) -> Result<()> {
@@ -280,13 +281,14 @@ const COMMITTING: [&str; 6] = ["insert", "update", "upsert", "patch", "delete", 
 /// The accounts as stored: id -> (balance, version).
 type Accounts = BTreeMap<i32, (i64, u64)>;
 
-/// Every account, read in one transaction so that a commit landing meanwhile is seen whole.
+/// Every account, read locked in one transaction, so that a commit landing meanwhile is seen
+/// whole (at READ COMMITTED each statement has a snapshot of its own).
 async fn accounts<S: Storage>(store: &Store<S>) -> Accounts {
     store
         .transaction_with_retry(patient(), |tx| async move {
             let mut all = Accounts::new();
             for id in 1..=4 {
-                if let Some(a) = tx.get::<Account>(&id).await? {
+                if let Some(a) = tx.get_for_update::<Account>(&id).await? {
                     all.insert(id, (a.balance, a.version));
                 }
             }

@@ -16,6 +16,7 @@ use tokio::sync::OwnedMutexGuard;
 use super::{RowAccess, Storage, StorageTransaction, WriteOutcome};
 use crate::entity::{ColumnRole, TableDef};
 use crate::error::{Error, Result, StorageError};
+use crate::lock::LockWait;
 use crate::value::{Row, Value};
 
 /// A key as the memory backend orders it: the subset of [`Value`] that can be a key.
@@ -345,12 +346,19 @@ impl MemoryTransaction {
 row_access_via_decisions!(MemoryTransaction);
 
 impl StorageTransaction for MemoryTransaction {
-    async fn fetch_for_update(&self, table: &'static TableDef, key: &Value) -> Result<Option<Row>> {
+    async fn fetch_for_update(&self, table: &'static TableDef, key: &Value, wait: LockWait) -> Result<Option<Row>> {
         let id = (table.name, KeyRepr::of(table, key)?);
         let already_held = lock(&self.state).held.contains_key(&id);
         if !already_held {
             let record = Arc::clone(lock(&self.store.locks).entry(id.clone()).or_default());
-            let guard = record.lock_owned().await;
+            let timed_out = || Error::LockTimeout { table: table.name, key: key.clone() };
+            let guard = match wait {
+                LockWait::Forever => record.lock_owned().await,
+                LockWait::Timeout(limit) => {
+                    tokio::time::timeout(limit, record.lock_owned()).await.map_err(|_| timed_out())?
+                }
+                LockWait::NoWait => record.try_lock_owned().map_err(|_| timed_out())?,
+            };
             lock(&self.state).held.insert(id.clone(), guard);
         }
         self.fetch(table, key).await

@@ -12,10 +12,13 @@ use std::future::Future;
 
 use crate::entity::TableDef;
 use crate::error::Result;
+use crate::lock::LockWait;
 use crate::value::{Row, Value};
 
 pub mod memory;
-#[cfg(feature = "sqlite")]
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
@@ -118,11 +121,13 @@ pub trait Storage: RowAccess + Clone + 'static {
 /// transaction must be rolled back.
 pub trait StorageTransaction: RowAccess + 'static {
     /// Like [`RowAccess::fetch`], and locks the row against other writers until the transaction
-    /// ends (OutSystems' `GetForUpdate`).
+    /// ends (OutSystems' `GetForUpdate`). When another transaction holds the lock, waits as
+    /// `wait` says, then fails with [`Error::LockTimeout`](crate::Error::LockTimeout).
     fn fetch_for_update(
         &self,
         table: &'static TableDef,
         key: &Value,
+        wait: LockWait,
     ) -> impl Future<Output = Result<Option<Row>>> + Send;
 
     /// Makes every write of the transaction visible at once, or fails and writes nothing (a

@@ -20,11 +20,12 @@ use sqlx::sqlite::{
 };
 use sqlx::{AssertSqlSafe, ConnectOptions as _, Row as _, SqlSafeStr, Sqlite, TypeInfo as _, ValueRef as _};
 
-use super::sql::rows::{OnConnection, SqlConnection, row_access_via_run};
-use super::sql::{SqliteDialect, Statements};
+use super::sql::rows::{Bind, OnConnection, SqlConnection, row_access_via_run};
+use super::sql::{Dialect as _, SqliteDialect, Statements};
 use super::{RowAccess, Storage, StorageTransaction};
-use crate::entity::TableDef;
+use crate::entity::{ColumnDef, TableDef};
 use crate::error::{Error, Result, StorageError};
+use crate::lock::LockWait;
 use crate::store::Store;
 use crate::value::{ColumnType, Row, Value};
 
@@ -196,7 +197,7 @@ impl TableState {
                         "the column is declared {ty:?}, which cannot hold field `{}` ({}); declare it {}",
                         column.field,
                         column.ty.describe(),
-                        Affinity::suggested(column.ty)
+                        Affinity::suggested(column)
                     ),
                 ));
             }
@@ -238,23 +239,19 @@ impl Affinity {
     fn holds(self, ty: ColumnType) -> bool {
         use Affinity::*;
         match ty {
-            ColumnType::Int | ColumnType::Bool => matches!(self, Integer | Numeric | Blob),
-            ColumnType::Float => matches!(self, Integer | Real | Numeric | Blob),
-            ColumnType::Text => matches!(self, Text | Blob),
+            ColumnType::Bool => matches!(self, Integer | Numeric | Blob),
+            ty if ty.is_integer() => matches!(self, Integer | Numeric | Blob),
+            ColumnType::Float32 | ColumnType::Float64 => matches!(self, Integer | Real | Numeric | Blob),
+            ColumnType::Text | ColumnType::Uuid => matches!(self, Text | Blob),
             // JSON numbers come back as numbers from a numeric column, and decode the same.
             ColumnType::Json => matches!(self, Text | Blob | Numeric),
-            ColumnType::Bytes => true,
+            _ => true, // bytes
         }
     }
 
-    fn suggested(ty: ColumnType) -> &'static str {
-        match ty {
-            ColumnType::Int => "INTEGER",
-            ColumnType::Bool => "BOOLEAN",
-            ColumnType::Float => "REAL",
-            ColumnType::Text | ColumnType::Json => "TEXT",
-            ColumnType::Bytes => "BLOB",
-        }
+    /// The type to declare a column of type `ty` with: what `create_table` declares.
+    fn suggested(column: &ColumnDef) -> &'static str {
+        SqliteDialect.column_type(column)
     }
 }
 
@@ -280,8 +277,10 @@ fn bind<'q>(q: Query<'q>, value: &Value) -> Query<'q> {
     }
 }
 
-fn bind_all<'q, 'v>(q: Query<'q>, values: impl IntoIterator<Item = &'v Value>) -> Query<'q> {
-    values.into_iter().fold(q, bind)
+fn bind_all<'q>(q: Query<'q>, binds: Vec<Bind<'_>>) -> Query<'q> {
+    // SQLite stores any value in any column (the schema check refused columns that would turn
+    // them into something else): the column's type does not matter here.
+    binds.into_iter().fold(q, |q, b| bind(q, b.value))
 }
 
 /// Maps a sqlx error: SQLite busy/locked become retryable, a missing column becomes
@@ -340,7 +339,7 @@ impl SqlConnection for SqliteConnection {
         &'a mut self,
         table: &'static TableDef,
         sql: &'a Arc<str>,
-        values: Vec<&'a Value>,
+        values: Vec<Bind<'a>>,
     ) -> Result<u64> {
         let done = bind_all(query(sql), values).execute(self).await.map_err(|e| storage_error(Some(table), e))?;
         Ok(done.rows_affected())
@@ -350,7 +349,7 @@ impl SqlConnection for SqliteConnection {
         &'a mut self,
         table: &'static TableDef,
         sql: &'a Arc<str>,
-        values: Vec<&'a Value>,
+        values: Vec<Bind<'a>>,
     ) -> Result<Option<Row>> {
         let row = bind_all(query(sql), values).fetch_optional(self).await.map_err(|e| storage_error(Some(table), e))?;
         row.map(|row| decode_row(table, &row)).transpose()
@@ -360,7 +359,7 @@ impl SqlConnection for SqliteConnection {
         &'a mut self,
         table: &'static TableDef,
         sql: &'a Arc<str>,
-        values: Vec<&'a Value>,
+        values: Vec<Bind<'a>>,
     ) -> Result<Option<i64>> {
         let row = bind_all(query(sql), values).fetch_optional(self).await.map_err(|e| storage_error(Some(table), e))?;
         row.map(|row| {
@@ -410,7 +409,7 @@ impl SqliteTransaction {
 row_access_via_run!(SqliteTransaction);
 
 impl StorageTransaction for SqliteTransaction {
-    async fn fetch_for_update(&self, table: &'static TableDef, key: &Value) -> Result<Option<Row>> {
+    async fn fetch_for_update(&self, table: &'static TableDef, key: &Value, _wait: LockWait) -> Result<Option<Row>> {
         // `BEGIN IMMEDIATE` already holds the database's write lock: the row is locked against
         // other writers until the transaction ends.
         self.fetch(table, key).await

@@ -40,8 +40,28 @@ pub(crate) trait Dialect: Sync + 'static {
         "?".to_owned()
     }
 
+    /// How the `index`-th bound value (from 1) of a column of type `ty` enters a statement: its
+    /// placeholder, converted where the bound form differs from the column's type.
+    fn bind(&self, index: usize, ty: ColumnType) -> String {
+        let _ = ty;
+        self.placeholder(index)
+    }
+
+    /// How a column of type `ty` is read: the expression that yields the value as bound.
+    fn read(&self, column: &str, ty: ColumnType) -> String {
+        let _ = ty;
+        column.to_owned()
+    }
+
     /// The declared type of a column.
     fn column_type(&self, column: &ColumnDef) -> &'static str;
+
+    /// The clause that locks the rows a `SELECT` reads until the transaction ends, failing at
+    /// once when another transaction holds them (`nowait`); `None` where the database locks no
+    /// rows (SQLite's transactions hold the whole database).
+    fn for_update(&self, nowait: bool) -> Option<&'static str> {
+        Some(if nowait { " FOR UPDATE NOWAIT" } else { " FOR UPDATE" })
+    }
 
     /// The condition that a stored version (a qualified column) is a version: a non-negative
     /// integer. A typed integer column only needs the sign checked.
@@ -82,14 +102,64 @@ impl Dialect for SqliteDialect {
     fn column_type(&self, column: &ColumnDef) -> &'static str {
         match column.ty {
             ColumnType::Bool => "BOOLEAN",
-            ColumnType::Int => "INTEGER",
-            ColumnType::Float => "REAL",
-            ColumnType::Text | ColumnType::Json => "TEXT",
+            ty if ty.is_integer() => "INTEGER",
+            ColumnType::Float32 | ColumnType::Float64 => "REAL",
             ColumnType::Bytes => "BLOB",
+            _ => "TEXT",
         }
     }
 
     fn valid_version(&self, version: &str) -> String {
         format!("typeof({version}) = 'integer' AND {version} >= 0")
+    }
+
+    fn for_update(&self, _nowait: bool) -> Option<&'static str> {
+        None
+    }
+}
+
+/// PostgreSQL: numbered placeholders, native types. JSON documents, UUIDs and timestamps are
+/// bound and read as text and microseconds, converted in the statement.
+#[cfg(feature = "postgres")]
+pub(crate) struct PostgresDialect;
+
+#[cfg(feature = "postgres")]
+impl Dialect for PostgresDialect {
+    fn placeholder(&self, index: usize) -> String {
+        format!("${index}")
+    }
+
+    fn bind(&self, index: usize, ty: ColumnType) -> String {
+        match ty {
+            ColumnType::Json => format!("${index}::jsonb"),
+            ColumnType::Uuid => format!("${index}::uuid"),
+            // Exact for the ±285 years around 1970 that a float8 holds to the microsecond.
+            ColumnType::Timestamp => format!("(TIMESTAMPTZ 'epoch' + ${index}::int8 * INTERVAL '1 microsecond')"),
+            _ => format!("${index}"),
+        }
+    }
+
+    fn read(&self, column: &str, ty: ColumnType) -> String {
+        match ty {
+            ColumnType::Json | ColumnType::Uuid => format!("{column}::text"),
+            ColumnType::Timestamp => format!("(EXTRACT(EPOCH FROM {column}) * 1000000)::int8"),
+            _ => column.to_owned(),
+        }
+    }
+
+    fn column_type(&self, column: &ColumnDef) -> &'static str {
+        match column.ty {
+            ColumnType::Bool => "BOOLEAN",
+            ColumnType::Int16 => "SMALLINT",
+            ColumnType::Int32 => "INTEGER",
+            ColumnType::Int64 => "BIGINT",
+            ColumnType::Float32 => "REAL",
+            ColumnType::Float64 => "DOUBLE PRECISION",
+            ColumnType::Text => "TEXT",
+            ColumnType::Bytes => "BYTEA",
+            ColumnType::Json => "JSONB",
+            ColumnType::Uuid => "UUID",
+            ColumnType::Timestamp => "TIMESTAMPTZ",
+        }
     }
 }

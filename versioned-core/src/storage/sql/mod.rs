@@ -15,12 +15,18 @@ use crate::entity::{ColumnRole, TableDef};
 pub(crate) mod dialect;
 pub(crate) mod rows;
 
+#[cfg(feature = "postgres")]
+pub(crate) use dialect::PostgresDialect;
 pub(crate) use dialect::{Dialect, SqliteDialect, Upsert};
 
 /// The statements of one table.
 pub(crate) struct Statements {
     /// `SELECT <all columns> FROM t WHERE key = ?` — binds: key.
     pub select: Arc<str>,
+    /// `select … FOR UPDATE`, where the dialect locks rows — binds: key.
+    pub select_for_update: Option<Arc<str>>,
+    /// `select … FOR UPDATE NOWAIT`, where the dialect locks rows — binds: key.
+    pub select_for_update_nowait: Option<Arc<str>>,
     /// An insert that writes nothing when the key exists — binds: every column in order.
     pub insert: Arc<str>,
     /// `UPDATE t SET <update_columns> WHERE key = ? AND version = ?` — binds: the values of
@@ -40,6 +46,7 @@ pub(crate) struct Statements {
     /// `CREATE TABLE IF NOT EXISTS …`.
     pub create: Arc<str>,
     dialect: &'static dyn Dialect,
+    table: &'static TableDef,
     table_name: String,
     key: String,
     version: String,
@@ -57,63 +64,69 @@ impl std::fmt::Debug for Statements {
 /// Numbers placeholders in bind order.
 struct Binds<'d> {
     dialect: &'d dyn Dialect,
+    table: &'d TableDef,
     next: usize,
 }
 
 impl Binds<'_> {
-    fn next(&mut self) -> String {
+    /// The next bound value, for column `index`.
+    fn next(&mut self, index: usize) -> String {
         self.next += 1;
-        self.dialect.placeholder(self.next)
+        self.dialect.bind(self.next, self.table.columns[index].ty)
     }
 
-    fn list(&mut self, n: usize) -> String {
-        (0..n).map(|_| self.next()).collect::<Vec<_>>().join(", ")
+    /// A value for every column, in column order.
+    fn row(&mut self) -> String {
+        (0..self.table.columns.len()).map(|i| self.next(i)).collect::<Vec<_>>().join(", ")
     }
-}
-
-fn binds(dialect: &dyn Dialect) -> Binds<'_> {
-    Binds { dialect, next: 0 }
 }
 
 impl Statements {
-    pub(crate) fn new(dialect: &'static dyn Dialect, table: &TableDef) -> Self {
+    pub(crate) fn new(dialect: &'static dyn Dialect, table: &'static TableDef) -> Self {
         let q = |name: &str| dialect.quote(name);
         let t = q(table.name);
         let key = q(table.key_column().name);
         let version = q(table.version_column().name);
         let all: Vec<String> = table.columns.iter().map(|c| q(c.name)).collect();
         let all_list = all.join(", ");
+        let read_list =
+            table.columns.iter().zip(&all).map(|(c, q)| dialect.read(q, c.ty)).collect::<Vec<_>>().join(", ");
         // What an update (checked or forced) rewrites: all but the key and the creation time.
         let created = table.column_with(ColumnRole::CreatedAt);
         let update_columns: Vec<usize> = (0..all.len()).filter(|i| *i != table.key && Some(*i) != created).collect();
+        let (k, v) = (table.key, table.version);
+        let binds = || Binds { dialect, table, next: 0 };
 
-        let mut b = binds(dialect);
-        let select = format!("SELECT {all_list} FROM {t} WHERE {key} = {}", b.next());
-        let mut b = binds(dialect);
-        let insert = dialect.insert_unless_exists(&t, &all_list, &b.list(all.len()), &key);
-        let mut b = binds(dialect);
-        let set_bound: Vec<String> = update_columns.iter().map(|i| format!("{} = {}", all[*i], b.next())).collect();
-        let update =
-            format!("UPDATE {t} SET {} WHERE {key} = {} AND {version} = {}", set_bound.join(", "), b.next(), b.next());
-        let mut b = binds(dialect);
+        let mut b = binds();
+        let select = format!("SELECT {read_list} FROM {t} WHERE {key} = {}", b.next(k));
+        let insert = dialect.insert_unless_exists(&t, &all_list, &binds().row(), &key);
+        let mut b = binds();
+        let set_bound: Vec<String> = update_columns.iter().map(|i| format!("{} = {}", all[*i], b.next(*i))).collect();
+        let update = format!(
+            "UPDATE {t} SET {} WHERE {key} = {} AND {version} = {}",
+            set_bound.join(", "),
+            b.next(k),
+            b.next(v)
+        );
         let set: Vec<String> = update_columns.iter().map(|i| all[*i].clone()).collect();
         let upsert = dialect.upsert(&Upsert {
             table: &t,
             columns: &all_list,
-            values: &b.list(all.len()),
+            values: &binds().row(),
             key: &key,
             version: &version,
             set: &set,
             version_max: table.version_max,
         });
-        let mut b = binds(dialect);
-        let delete_checked = format!("DELETE FROM {t} WHERE {key} = {} AND {version} = {}", b.next(), b.next());
-        let mut b = binds(dialect);
+        let mut b = binds();
+        let delete_checked = format!("DELETE FROM {t} WHERE {key} = {} AND {version} = {}", b.next(k), b.next(v));
+        let mut b = binds();
         let delete_unchecked = format!(
             "DELETE FROM {t} WHERE {key} = {} AND {}",
-            b.next(),
+            b.next(k),
             dialect.valid_version(&format!("{t}.{version}"))
         );
+        let for_update = |nowait| dialect.for_update(nowait).map(|lock| Arc::from(format!("{select}{lock}")));
 
         let mut create = format!("CREATE TABLE IF NOT EXISTS {t} (");
         for (i, c) in table.columns.iter().enumerate() {
@@ -126,6 +139,8 @@ impl Statements {
         create.push(')');
 
         Statements {
+            select_for_update: for_update(false),
+            select_for_update_nowait: for_update(true),
             select: select.into(),
             insert: insert.into(),
             update: update.into(),
@@ -135,6 +150,7 @@ impl Statements {
             delete_unchecked: delete_unchecked.into(),
             create: create.into(),
             dialect,
+            table,
             table_name: t,
             key,
             version,
@@ -151,11 +167,13 @@ impl Statements {
             return Arc::clone(sql);
         }
         let (t, key, version) = (&self.table_name, &self.key, &self.version);
-        let mut b = binds(self.dialect);
-        let mut set: Vec<String> = columns.iter().map(|i| format!("{} = {}", self.quoted[*i], b.next())).collect();
-        set.push(format!("{version} = {}", b.next()));
+        let (k, v) = (self.table.key, self.table.version);
+        let mut b = Binds { dialect: self.dialect, table: self.table, next: 0 };
+        let mut set: Vec<String> = columns.iter().map(|i| format!("{} = {}", self.quoted[*i], b.next(*i))).collect();
+        set.push(format!("{version} = {}", b.next(v)));
         let sql: Arc<str> =
-            format!("UPDATE {t} SET {} WHERE {key} = {} AND {version} = {}", set.join(", "), b.next(), b.next()).into();
+            format!("UPDATE {t} SET {} WHERE {key} = {} AND {version} = {}", set.join(", "), b.next(k), b.next(v))
+                .into();
         let mut patches = self.patches.write().unwrap_or_else(PoisonError::into_inner);
         Arc::clone(patches.entry(columns.to_vec()).or_insert(sql))
     }
@@ -171,19 +189,19 @@ mod tests {
         name: "people",
         entity: "Person",
         columns: &[
-            ColumnDef { name: "id", field: "id", ty: ColumnType::Int, nullable: false, role: ColumnRole::Key },
+            ColumnDef { name: "id", field: "id", ty: ColumnType::Int64, nullable: false, role: ColumnRole::Key },
             ColumnDef { name: "name", field: "name", ty: ColumnType::Text, nullable: true, role: ColumnRole::Data },
             ColumnDef {
                 name: "created",
                 field: "created",
-                ty: ColumnType::Int,
+                ty: ColumnType::Int64,
                 nullable: false,
                 role: ColumnRole::CreatedAt,
             },
             ColumnDef {
                 name: "version",
                 field: "version",
-                ty: ColumnType::Int,
+                ty: ColumnType::Int64,
                 nullable: false,
                 role: ColumnRole::Version,
             },

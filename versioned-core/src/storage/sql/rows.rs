@@ -8,10 +8,35 @@ use std::future::Future;
 use std::sync::Arc;
 
 use super::Statements;
-use crate::entity::TableDef;
+use crate::entity::{ColumnDef, TableDef};
 use crate::error::{Error, Result};
 use crate::storage::WriteOutcome;
-use crate::value::{Row, Value};
+use crate::value::{ColumnType, Row, Value};
+
+/// A value to bind, with the column it is for: a database with strict types needs a `NULL` of the
+/// column's type, binds some types through a conversion, and must refuse a value of another type.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bind<'a> {
+    pub value: &'a Value,
+    pub table: &'static TableDef,
+    pub column: &'static ColumnDef,
+}
+
+impl Bind<'_> {
+    /// The column's type.
+    pub fn ty(&self) -> ColumnType {
+        self.column.ty
+    }
+
+    /// The error for a value that the column's type cannot hold.
+    pub fn mismatch(&self) -> Error {
+        Error::Encode {
+            table: self.table.name,
+            column: self.column.name,
+            reason: format!("{} cannot be stored in a column of {}", self.value.describe(), self.ty().describe()),
+        }
+    }
+}
 
 /// One connection of an SQL backend, as the row operations need it. `table` is what the
 /// statement is about, for errors that name a table or column.
@@ -21,7 +46,7 @@ pub(crate) trait SqlConnection: Send {
         &'a mut self,
         table: &'static TableDef,
         sql: &'a Arc<str>,
-        values: Vec<&'a Value>,
+        values: Vec<Bind<'a>>,
     ) -> impl Future<Output = Result<u64>> + Send + 'a;
 
     /// Runs a query returning at most one row of `table`'s columns, in column order.
@@ -29,7 +54,7 @@ pub(crate) trait SqlConnection: Send {
         &'a mut self,
         table: &'static TableDef,
         sql: &'a Arc<str>,
-        values: Vec<&'a Value>,
+        values: Vec<Bind<'a>>,
     ) -> impl Future<Output = Result<Option<Row>>> + Send + 'a;
 
     /// Runs a query returning at most one row of one integer.
@@ -37,7 +62,7 @@ pub(crate) trait SqlConnection: Send {
         &'a mut self,
         table: &'static TableDef,
         sql: &'a Arc<str>,
-        values: Vec<&'a Value>,
+        values: Vec<Bind<'a>>,
     ) -> impl Future<Output = Result<Option<i64>>> + Send + 'a;
 }
 
@@ -54,21 +79,49 @@ pub(crate) struct OnConnection<'c, C: SqlConnection + ?Sized> {
 }
 
 impl<C: SqlConnection + ?Sized> OnConnection<'_, C> {
+    fn bind<'v>(&self, index: usize, value: &'v Value) -> Bind<'v> {
+        Bind { value, table: self.table, column: &self.table.columns[index] }
+    }
+
+    fn key<'v>(&self, key: &'v Value) -> Bind<'v> {
+        self.bind(self.table.key, key)
+    }
+
+    fn version<'v>(&self, version: &'v Value) -> Bind<'v> {
+        self.bind(self.table.version, version)
+    }
+
+    /// Every column of `values` (one per column, in column order), bound by its column's type.
+    fn binds<'v>(&self, values: impl Iterator<Item = &'v Value>) -> Vec<Bind<'v>> {
+        values.enumerate().map(|(i, v)| self.bind(i, v)).collect()
+    }
+
     pub(crate) async fn fetch(&mut self, key: &Value) -> Result<Option<Row>> {
-        self.conn.fetch_row(self.table, &self.statements.select, vec![key]).await
+        let binds = vec![self.key(key)];
+        self.conn.fetch_row(self.table, &self.statements.select, binds).await
+    }
+
+    /// The row, locked until the transaction ends, where the dialect locks rows (`FOR UPDATE`,
+    /// failing at once with `nowait` when another transaction holds it).
+    pub(crate) async fn fetch_for_update(&mut self, key: &Value, nowait: bool) -> Result<Option<Row>> {
+        let statements = self.statements;
+        let locking = if nowait { &statements.select_for_update_nowait } else { &statements.select_for_update };
+        let binds = vec![self.key(key)];
+        self.conn.fetch_row(self.table, locking.as_ref().unwrap_or(&statements.select), binds).await
     }
 
     pub(crate) async fn insert(&mut self, row: &Row) -> Result<bool> {
-        let inserted = self.conn.execute(self.table, &self.statements.insert, row.values().iter().collect()).await?;
-        Ok(inserted == 1)
+        let binds = self.binds(row.values().iter());
+        Ok(self.conn.execute(self.table, &self.statements.insert, binds).await? == 1)
     }
 
     pub(crate) async fn update(&mut self, row: &Row, expected: u64) -> Result<WriteOutcome> {
         let key = self.table.key_of(row)?;
         let expected = version_value(expected);
-        let mut values: Vec<&Value> = self.statements.update_columns.iter().filter_map(|i| row.get(*i)).collect();
-        values.extend([key, &expected]);
-        let matched = self.conn.execute(self.table, &self.statements.update, values).await?;
+        let mut binds: Vec<Bind<'_>> =
+            self.statements.update_columns.iter().filter_map(|i| row.get(*i).map(|v| self.bind(*i, v))).collect();
+        binds.extend([self.key(key), self.version(&expected)]);
+        let matched = self.conn.execute(self.table, &self.statements.update, binds).await?;
         self.outcome(matched, key).await
     }
 
@@ -76,8 +129,9 @@ impl<C: SqlConnection + ?Sized> OnConnection<'_, C> {
         let table = self.table;
         // A new record starts at version 1; an existing one gets `version + 1` from the statement.
         let first = Value::Int(1);
-        let values = row.values().iter().enumerate().map(|(i, v)| if i == table.version { &first } else { v });
-        let version = self.conn.fetch_int(table, &self.statements.upsert, values.collect()).await?;
+        let binds =
+            self.binds(row.values().iter().enumerate().map(|(i, v)| if i == table.version { &first } else { v }));
+        let version = self.conn.fetch_int(table, &self.statements.upsert, binds).await?;
         version
             .map(|v| {
                 u64::try_from(v).map_err(|_| Error::decode(table, table.version_column().name, "negative version"))
@@ -94,16 +148,22 @@ impl<C: SqlConnection + ?Sized> OnConnection<'_, C> {
         let indexes: Vec<usize> = columns.iter().map(|(i, _)| *i).collect();
         let sql = self.statements.patch(&indexes);
         let (next, expected) = (version_value(expected.saturating_add(1)), version_value(expected));
-        let mut values: Vec<&Value> = columns.iter().map(|(_, v)| v).collect();
-        values.extend([&next, key, &expected]);
-        let matched = self.conn.execute(self.table, &sql, values).await?;
+        let mut binds: Vec<Bind<'_>> = columns.iter().map(|(i, v)| self.bind(*i, v)).collect();
+        binds.extend([self.version(&next), self.key(key), self.version(&expected)]);
+        let matched = self.conn.execute(self.table, &sql, binds).await?;
         self.outcome(matched, key).await
     }
 
     pub(crate) async fn delete(&mut self, key: &Value, expected: Option<u64>) -> Result<WriteOutcome> {
         let deleted = match expected.map(version_value) {
-            Some(v) => self.conn.execute(self.table, &self.statements.delete_checked, vec![key, &v]).await?,
-            None => self.conn.execute(self.table, &self.statements.delete_unchecked, vec![key]).await?,
+            Some(v) => {
+                let binds = vec![self.key(key), self.version(&v)];
+                self.conn.execute(self.table, &self.statements.delete_checked, binds).await?
+            }
+            None => {
+                let binds = vec![self.key(key)];
+                self.conn.execute(self.table, &self.statements.delete_unchecked, binds).await?
+            }
         };
         self.outcome(deleted, key).await
     }
