@@ -93,12 +93,13 @@ pub enum Error {
     /// `get_for_update` waited for a record another transaction has locked longer than its
     /// [`LockWait`](crate::LockWait) allows (PostgreSQL `55P03`, MySQL `1205`). Nothing was read
     /// or written by the call. Retryable: the lock may be free on the next attempt.
-    #[error("{table} {key} is locked by another transaction; gave up waiting for it")]
+    #[error("{} is locked by another transaction; gave up waiting for it", Locked(*.table, .key.as_ref()))]
     LockTimeout {
-        /// The table.
-        table: &'static str,
-        /// The record's key.
-        key: Value,
+        /// The table; `None` when the lock is the whole database's (SQLite's write lock, waited
+        /// for when a transaction begins).
+        table: Option<&'static str>,
+        /// The record's key, where the lock is a record's.
+        key: Option<Value>,
     },
     /// A retried operation still failed after its last attempt (Kii's "Server Busy").
     #[error("gave up after {attempts} attempts: {last}")]
@@ -132,6 +133,18 @@ pub enum Error {
     /// The backend failed (I/O, SQL, a busy database).
     #[error(transparent)]
     Storage(#[from] StorageError),
+}
+
+struct Locked<'a>(Option<&'static str>, Option<&'a Value>);
+
+impl fmt::Display for Locked<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Locked(Some(table), Some(key)) => write!(f, "{table} {key}"),
+            Locked(Some(table), None) => write!(f, "table {table}"),
+            Locked(None, _) => f.write_str("the database"),
+        }
+    }
 }
 
 struct Actual(Option<u64>);

@@ -28,11 +28,13 @@ use crate::value::Value;
 mod cancellation;
 mod faults;
 mod integrity;
+mod locking;
 mod misuse;
 
 pub use cancellation::*;
 pub use faults::{Fault, FaultPlan, FaultyStorage, FaultyTransaction, faults_never_leave_half_an_operation};
 pub use integrity::*;
+pub use locking::*;
 pub use misuse::*;
 
 /// Slim3's `Person`, with a `salary`.
@@ -241,6 +243,7 @@ macro_rules! conformance_tests {
             a_row_that_no_longer_decodes_is_never_patched,
             cancelled_transactions_commit_whole_or_not_at_all,
             store_writes_inside_its_own_transaction_fail_fast,
+            lock_waits_end_in_lock_timeout,
             faults_never_leave_half_an_operation
         );
     };

@@ -351,7 +351,7 @@ impl StorageTransaction for MemoryTransaction {
         let already_held = lock(&self.state).held.contains_key(&id);
         if !already_held {
             let record = Arc::clone(lock(&self.store.locks).entry(id.clone()).or_default());
-            let timed_out = || Error::LockTimeout { table: table.name, key: key.clone() };
+            let timed_out = || Error::LockTimeout { table: Some(table.name), key: Some(key.clone()) };
             let guard = match wait {
                 LockWait::Forever => record.lock_owned().await,
                 LockWait::Timeout(limit) => {

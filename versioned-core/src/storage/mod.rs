@@ -95,6 +95,11 @@ pub trait Storage: RowAccess + Clone + 'static {
     /// The backend's transaction.
     type Transaction: StorageTransaction;
 
+    /// Whether [`StorageTransaction::fetch_for_update`] locks one record (memory, PostgreSQL,
+    /// MySQL), rather than the backend's transactions holding the whole database from their
+    /// start (SQLite), where the wait for the lock happens when a transaction begins.
+    const LOCKS_RECORDS: bool = true;
+
     /// Creates the table for `table` if it does not exist yet.
     fn create_table(&self, table: &'static TableDef) -> impl Future<Output = Result<()>> + Send;
 

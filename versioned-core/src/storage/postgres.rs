@@ -265,7 +265,7 @@ impl SqlConnection for PgConnection {
         let row = bind_all(query(sql), values)?.fetch_optional(self).await.map_err(|e| {
             if is_lock_not_available(&e) {
                 // Only a locking read waits for locks: the key is its one bound value.
-                return Error::LockTimeout { table: table.name, key: Value::Null };
+                return Error::LockTimeout { table: Some(table.name), key: None };
             }
             storage_error(Some(table), e)
         })?;
@@ -342,7 +342,7 @@ impl StorageTransaction for PostgresTransaction {
         let nowait = wait == LockWait::NoWait;
         let on = &mut OnConnection { conn: &mut *state.tx, table, statements: &statements };
         on.fetch_for_update(key, nowait).await.map_err(|err| match err {
-            Error::LockTimeout { table, .. } => Error::LockTimeout { table, key: key.clone() },
+            Error::LockTimeout { table, .. } => Error::LockTimeout { table, key: Some(key.clone()) },
             other => other,
         })
     }

@@ -283,6 +283,16 @@ fn bind_all<'q>(q: Query<'q>, binds: Vec<Bind<'_>>) -> Query<'q> {
     binds.into_iter().fold(q, |q, b| bind(q, b.value))
 }
 
+/// Whether `err` is SQLite's busy or locked refusal (primary result codes 5 and 6, in any
+/// extended form): another connection holds a lock past the busy timeout.
+fn is_busy(err: &sqlx::Error) -> bool {
+    let code = match err {
+        sqlx::Error::Database(db) => db.code().and_then(|c| c.parse::<i32>().ok()).unwrap_or(0),
+        _ => 0,
+    };
+    matches!(code & 0xff, 5 | 6)
+}
+
 /// Maps a sqlx error: SQLite busy/locked become retryable, a missing column becomes
 /// `Error::Decode` naming it.
 fn storage_error(table: Option<&'static TableDef>, err: sqlx::Error) -> Error {
@@ -299,9 +309,7 @@ fn storage_error(table: Option<&'static TableDef>, err: sqlx::Error) -> Error {
                     return Error::decode(table, column.name, "the table has no such column");
                 }
             }
-            // Primary result codes 5 (SQLITE_BUSY) and 6 (SQLITE_LOCKED), in any extended form.
-            let code = db.code().and_then(|c| c.parse::<i32>().ok()).unwrap_or(0);
-            if matches!(code & 0xff, 5 | 6) {
+            if is_busy(&err) {
                 return StorageError::retryable(err).into();
             }
         }
@@ -427,8 +435,13 @@ impl StorageTransaction for SqliteTransaction {
 impl Storage for SqliteStorage {
     type Transaction = SqliteTransaction;
 
+    const LOCKS_RECORDS: bool = false;
+
     async fn begin(&self) -> Result<SqliteTransaction> {
-        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(|e| storage_error(None, e))?;
+        // Another transaction holding the write lock past the busy timeout: the lock wait expired.
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(|e| {
+            if is_busy(&e) { Error::LockTimeout { table: None, key: None } } else { storage_error(None, e) }
+        })?;
         Ok(SqliteTransaction { storage: self.clone(), tx: tokio::sync::Mutex::new(tx) })
     }
 

@@ -1,0 +1,79 @@
+//! Pessimistic locking: `get_for_update` and how long it waits for a record another transaction
+//! holds.
+
+use std::time::{Duration, Instant};
+
+use super::{Account, setup};
+use crate::error::Error;
+use crate::lock::LockWait;
+use crate::storage::Storage;
+use crate::store::Store;
+use crate::value::Value;
+
+#[track_caller]
+fn assert_lock_timeout<T: std::fmt::Debug>(result: Result<T, Error>, what: &str) {
+    match result {
+        Err(err @ Error::LockTimeout { .. }) => {
+            assert!(err.is_retryable() && !err.is_conflict(), "{what}: a lock timeout is retryable, not a conflict");
+            if let Error::LockTimeout { table, key } = &err {
+                assert_eq!((*table, key.clone()), (Some("account"), Some(Value::Int(1))), "{what}: names the record");
+            }
+        }
+        other => panic!("{what}: expected Error::LockTimeout, got {other:?}"),
+    }
+}
+
+/// While another transaction holds a record with `get_for_update`: `NoWait` fails at once with
+/// [`Error::LockTimeout`], `Timeout(d)` after about `d`, other records are not blocked, and
+/// `Forever` gets the record once the holder ends. Where transactions hold the whole database
+/// (SQLite), a second transaction begins only once the holder has ended.
+pub async fn lock_waits_end_in_lock_timeout<S: Storage>(store: &Store<S>) {
+    setup(store).await;
+    store.insert(&mut Account { id: 1, balance: 1, version: 0 }).await.expect("insert 1");
+    store.insert(&mut Account { id: 2, balance: 2, version: 0 }).await.expect("insert 2");
+    let hold = Duration::from_millis(600);
+    let (locked, is_locked) = tokio::sync::oneshot::channel();
+    let other = store.clone();
+    let holder = tokio::spawn(async move {
+        other
+            .transaction(|tx| async move {
+                let mut a = tx.get_for_update::<Account>(&1).await?.ok_or_else(|| Error::not_found::<Account>(&1))?;
+                let _ = locked.send(Instant::now());
+                tokio::time::sleep(hold).await;
+                a.balance = 10;
+                tx.put(&mut a).await
+            })
+            .await
+    });
+    let since = is_locked.await.expect("the holder locked account 1");
+
+    if S::LOCKS_RECORDS {
+        let started = Instant::now();
+        let nowait =
+            store.transaction(|tx| async move { tx.get_for_update_with::<Account>(&1, LockWait::NoWait).await });
+        assert_lock_timeout(nowait.await, "NoWait");
+        assert!(started.elapsed() < Duration::from_millis(300), "NoWait waited {:?}", started.elapsed());
+
+        let started = Instant::now();
+        let limit = LockWait::Timeout(Duration::from_millis(100));
+        let timeout = store.transaction(|tx| async move { tx.get_for_update_with::<Account>(&1, limit).await });
+        assert_lock_timeout(timeout.await, "Timeout(100 ms)");
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(90) && waited < Duration::from_millis(450), "waited {waited:?}");
+
+        let free = store.transaction(|tx| async move { tx.get_for_update_with::<Account>(&2, LockWait::NoWait).await });
+        assert_eq!(free.await.expect("another record is not locked").map(|a| a.balance), Some(2));
+
+        let forever =
+            store.transaction(|tx| async move { tx.get_for_update_with::<Account>(&1, LockWait::Forever).await });
+        let seen = forever.await.expect("Forever waits for the holder").expect("account 1");
+        assert!(since.elapsed() >= hold, "the record was handed over only when the holder ended");
+        assert_eq!((seen.balance, seen.version), (10, 2), "and shows what the holder committed");
+    } else {
+        let after = store.transaction(|tx| async move { tx.get_for_update::<Account>(&1).await });
+        let seen = after.await.expect("the transaction begins once the holder ends").expect("account 1");
+        assert!(since.elapsed() >= hold, "a second transaction waited for the whole database");
+        assert_eq!((seen.balance, seen.version), (10, 2));
+    }
+    holder.await.expect("holder task").expect("holder transaction");
+}
