@@ -1,0 +1,352 @@
+//! PostgreSQL specifics: the schema `create_table` derives (native types), tables made by users'
+//! own migrations, rows that do not fit the struct (`Error::Decode` naming the column), values
+//! that cannot be stored, and the retryable refusals of a server (serialization failures).
+//!
+//! Run with `VERSIONED_POSTGRES_URL` set (`.ci/run` sets it); without it each test says it was
+//! skipped. Each test works in a schema of its own.
+
+use std::time::SystemTime;
+
+use sqlx::postgres::{PgConnectOptions, PgPool};
+use versioned::{Error, Isolation, PostgresStorage, RetryPolicy, Store, Versioned};
+
+#[derive(Versioned, Debug, Clone, PartialEq)]
+#[versioned(table = "people")]
+struct Person {
+    #[key]
+    id: i64,
+    name: String,
+    salary: i32,
+    rank: i16,
+    ratio: f64,
+    score: f32,
+    active: bool,
+    photo: Vec<u8>,
+    nickname: Option<String>,
+    #[versioned(json)]
+    skills: Vec<String>,
+    #[versioned(updated_at)]
+    updated: SystemTime,
+    #[version]
+    version: u64,
+}
+
+fn ann() -> Person {
+    Person {
+        id: 1,
+        name: "Ann".into(),
+        salary: 100,
+        rank: -3,
+        ratio: 0.25,
+        score: 1.5,
+        active: true,
+        photo: vec![0, 255],
+        nickname: None,
+        skills: vec!["rust".into()],
+        updated: SystemTime::UNIX_EPOCH,
+        version: 0,
+    }
+}
+
+/// A store on a fresh schema; the schema is dropped with it.
+struct Db {
+    store: Store<PostgresStorage>,
+    admin: PgPool,
+    schema: String,
+    url: String,
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        // Dropped inside the test's runtime, whose pools cannot serve another runtime: clean up
+        // on a thread with a runtime and a connection of its own.
+        let (url, schema) = (self.url.clone(), self.schema.clone());
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            runtime.block_on(async {
+                let admin = PgPool::connect(&url).await.expect("connect to drop the test schema");
+                let drop = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
+                sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&admin).await.expect("drop the test schema");
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+async fn db() -> Option<Db> {
+    let Ok(url) = std::env::var("VERSIONED_POSTGRES_URL") else {
+        eprintln!("skipped: set VERSIONED_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/test) to run it");
+        return None;
+    };
+    let admin = PgPool::connect(&url)
+        .await
+        .unwrap_or_else(|e| panic!("VERSIONED_POSTGRES_URL={url} is set but the server is unreachable: {e}"));
+    let schema = format!("vt_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&admin).await.expect("schema");
+    let options: PgConnectOptions = url.parse().expect("a PostgreSQL URL");
+    let storage =
+        PostgresStorage::connect_with(options.options([("search_path", schema.as_str())])).await.expect("connect");
+    Some(Db { store: Store::new(storage), admin, schema, url })
+}
+
+impl Db {
+    async fn exec(&self, sql: &str) {
+        let sql = sql.replace("people", &format!("{}.people", self.schema));
+        sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+            .execute(&self.admin)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// A table as a user's migration might write it: other column order, an extra column with a
+    /// default, no NOT NULL constraints (so bad rows can exist).
+    async fn user_table(&self) {
+        self.exec(
+            "CREATE TABLE people (version BIGINT, created TEXT DEFAULT 'then', skills JSONB, photo BYTEA, \
+             active BOOLEAN, score REAL, ratio DOUBLE PRECISION, rank SMALLINT, salary INTEGER, nickname TEXT, \
+             name TEXT, updated TIMESTAMPTZ, id BIGINT PRIMARY KEY)",
+        )
+        .await;
+    }
+
+    async fn insert_raw(&self, columns: &str, values: &str) {
+        self.exec(&format!("INSERT INTO people ({columns}) VALUES ({values})")).await;
+    }
+}
+
+#[track_caller]
+fn assert_decode<T: std::fmt::Debug>(result: Result<T, Error>, column: &str) {
+    match &result {
+        Err(err @ Error::Decode { table: "people", column: c, .. }) if *c == column => {
+            let message = err.to_string();
+            assert!(message.contains(&format!("people.{column}")), "{message}");
+            assert!(!message.contains("mismatched types"), "no driver internals in the message: {message}");
+        }
+        other => panic!("expected Decode of people.{column}, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn create_table_derives_native_types() {
+    let Some(db) = db().await else { return };
+    db.store.create_table::<Person>().await.expect("create");
+    db.store.create_table::<Person>().await.expect("create is idempotent");
+    let columns: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT column_name::text, data_type::text, is_nullable::text FROM information_schema.columns \
+         WHERE table_schema = $1 AND table_name = 'people' ORDER BY ordinal_position",
+    )
+    .bind(&db.schema)
+    .fetch_all(&db.admin)
+    .await
+    .expect("columns");
+    let columns: Vec<(&str, &str, &str)> =
+        columns.iter().map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str())).collect();
+    assert_eq!(
+        columns,
+        [
+            ("id", "bigint", "NO"),
+            ("name", "text", "NO"),
+            ("salary", "integer", "NO"),
+            ("rank", "smallint", "NO"),
+            ("ratio", "double precision", "NO"),
+            ("score", "real", "NO"),
+            ("active", "boolean", "NO"),
+            ("photo", "bytea", "NO"),
+            ("nickname", "text", "YES"),
+            ("skills", "jsonb", "NO"),
+            ("updated", "timestamp with time zone", "NO"),
+            ("version", "bigint", "NO"),
+        ]
+    );
+    let mut p = ann();
+    db.store.insert(&mut p).await.expect("insert");
+    assert_eq!(db.store.get::<Person>(&1).await.expect("get"), Some(p.clone()), "every type round-trips");
+    let stored: (String, f64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT skills->>0, extract(epoch FROM updated)::float8 FROM {}.people",
+        db.schema
+    )))
+    .fetch_one(&db.admin)
+    .await
+    .expect("native values");
+    assert_eq!(stored.0, "rust", "JSON is stored as JSONB");
+    let micros = p.updated.duration_since(SystemTime::UNIX_EPOCH).expect("after 1970").as_micros() as f64;
+    assert!((stored.1 * 1e6 - micros).abs() < 2.0, "the timestamp is stored as TIMESTAMPTZ");
+}
+
+#[tokio::test]
+async fn works_on_a_users_own_table_with_other_column_order_and_extra_columns() {
+    let Some(db) = db().await else { return };
+    db.user_table().await;
+    let mut p = ann();
+    db.store.insert(&mut p).await.expect("insert");
+    p.salary = 200;
+    p.nickname = Some("A".into());
+    p.put(&db.store).await.expect("put");
+    let mut stale = Person { version: 1, ..p.clone() };
+    assert!(stale.put(&db.store).await.expect_err("stale").is_conflict());
+    db.store.put_unchecked(&mut stale).await.expect("force");
+    let stored = db.store.get::<Person>(&1).await.expect("get").expect("present");
+    assert_eq!((stored.salary, stored.nickname.as_deref(), stored.version), (200, Some("A"), 3));
+    let created: String =
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT created FROM {}.people WHERE id = 1", db.schema)))
+            .fetch_one(&db.admin)
+            .await
+            .expect("extra column");
+    assert_eq!(created, "then", "columns the struct does not know keep their default");
+}
+
+#[tokio::test]
+async fn null_in_a_non_option_column_is_a_decode_error() {
+    let Some(db) = db().await else { return };
+    db.user_table().await;
+    db.insert_raw(
+        "id, name, salary, rank, ratio, score, active, photo, skills, updated, version",
+        "1, NULL, 1, 1, 1, 1, true, '', '[]', now(), 1",
+    )
+    .await;
+    assert_decode(db.store.get::<Person>(&1).await, "name");
+}
+
+#[tokio::test]
+async fn wrong_column_type_is_a_decode_error() {
+    let Some(db) = db().await else { return };
+    db.exec("CREATE TABLE people (id BIGINT PRIMARY KEY, name TEXT, salary TEXT, rank SMALLINT, ratio FLOAT8, \
+             score REAL, active BOOLEAN, photo BYTEA, nickname TEXT, skills JSONB, updated TIMESTAMPTZ, version BIGINT)").await;
+    db.insert_raw(
+        "id, name, salary, rank, ratio, score, active, photo, skills, updated, version",
+        "1, 'Ann', 'lots', 1, 1, 1, true, '', '[]', now(), 1",
+    )
+    .await;
+    assert_decode(db.store.get::<Person>(&1).await, "salary");
+}
+
+#[tokio::test]
+async fn integer_out_of_range_is_a_decode_error() {
+    let Some(db) = db().await else { return };
+    db.exec("CREATE TABLE people (id BIGINT PRIMARY KEY, name TEXT, salary BIGINT, rank SMALLINT, ratio FLOAT8, \
+             score REAL, active BOOLEAN, photo BYTEA, nickname TEXT, skills JSONB, updated TIMESTAMPTZ, version BIGINT)").await;
+    db.insert_raw(
+        "id, name, salary, rank, ratio, score, active, photo, skills, updated, version",
+        "1, 'Ann', 1099511627776, 1, 1, 1, true, '', '[]', now(), 1",
+    )
+    .await;
+    assert_decode(db.store.get::<Person>(&1).await, "salary");
+}
+
+#[tokio::test]
+async fn malformed_json_is_a_decode_error() {
+    let Some(db) = db().await else { return };
+    db.user_table().await;
+    // JSONB refuses malformed text; a document of the wrong shape is what can be stored.
+    db.insert_raw(
+        "id, name, salary, rank, ratio, score, active, photo, skills, updated, version",
+        r#"1, 'Ann', 1, 1, 1, 1, true, '', '{"not": "a list"}', now(), 1"#,
+    )
+    .await;
+    assert_decode(db.store.get::<Person>(&1).await, "skills");
+}
+
+#[tokio::test]
+async fn a_missing_column_is_a_decode_error() {
+    let Some(db) = db().await else { return };
+    db.exec(
+        "CREATE TABLE people (id BIGINT PRIMARY KEY, name TEXT, rank SMALLINT, ratio FLOAT8, score REAL, \
+             active BOOLEAN, photo BYTEA, nickname TEXT, skills JSONB, updated TIMESTAMPTZ, version BIGINT)",
+    )
+    .await;
+    assert_decode(db.store.get::<Person>(&1).await, "salary");
+    assert_decode(db.store.insert(&mut ann()).await, "salary");
+}
+
+#[tokio::test]
+async fn a_negative_stored_version_is_a_decode_error() {
+    let Some(db) = db().await else { return };
+    db.user_table().await;
+    db.insert_raw(
+        "id, name, salary, rank, ratio, score, active, photo, skills, updated, version",
+        "1, 'Ann', 1, 1, 1, 1, true, '', '[]', now(), -4",
+    )
+    .await;
+    assert_decode(db.store.get::<Person>(&1).await, "version");
+    assert_decode(db.store.put_unchecked(&mut ann()).await, "version");
+}
+
+/// A `u64` above `i64::MAX` is an error naming the column, never a wrapped negative number.
+#[tokio::test]
+async fn a_u64_above_i64_max_is_refused() {
+    #[derive(Versioned, Debug, Clone)]
+    struct Big {
+        #[key]
+        id: i64,
+        n: u64,
+        #[version]
+        version: u32,
+    }
+    let Some(db) = db().await else { return };
+    db.store.create_table::<Big>().await.expect("create");
+    let err = db.store.insert(&mut Big { id: 1, n: u64::MAX, version: 0 }).await.expect_err("too big");
+    assert!(matches!(err, Error::Encode { table: "big", column: "n", .. }), "{err:?}");
+    db.store.insert(&mut Big { id: 1, n: i64::MAX as u64, version: 0 }).await.expect("i64::MAX fits");
+}
+
+/// At REPEATABLE READ, two transactions writing the same row: PostgreSQL refuses the second with
+/// a serialization failure (40001), which is retryable, and `transaction_with_retry` absorbs it.
+#[tokio::test]
+async fn serialization_failures_are_retried() {
+    #[derive(Versioned, Debug, Clone)]
+    struct Counter {
+        #[key]
+        id: i32,
+        n: i64,
+        #[version]
+        version: u64,
+    }
+    let Some(db) = db().await else { return };
+    let store = Store::new(db.store.backend().clone().with_isolation(Isolation::RepeatableRead));
+    store.create_table::<Counter>().await.expect("create");
+    store.insert(&mut Counter { id: 1, n: 0, version: 0 }).await.expect("insert");
+
+    // Provoke one serialization failure by hand.
+    let (read, reader_read) = tokio::sync::oneshot::channel();
+    let (written, writer_done) = tokio::sync::oneshot::channel::<()>();
+    let slow = store.clone();
+    let slow = tokio::spawn(async move {
+        slow.transaction(|tx| async move {
+            let mut c = tx.get::<Counter>(&1).await?.expect("counter");
+            let _ = read.send(());
+            let _ = writer_done.await;
+            c.n += 1;
+            tx.put(&mut c).await
+        })
+        .await
+    });
+    reader_read.await.expect("the slow transaction read");
+    store.update::<Counter, _>(&1, RetryPolicy::default(), |c| c.n += 1).await.expect("the fast writer");
+    let _ = written.send(());
+    let err = slow.await.expect("task").expect_err("the slow transaction's snapshot is stale");
+    assert!(err.is_retryable(), "a serialization failure (or the conflict it hides) is retryable: {err:?}");
+
+    // Many writers at once, each retried: the count is exact.
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for _ in 0..25 {
+                    store
+                        .transaction_with_retry(RetryPolicy::attempts(1_000), |tx| async move {
+                            let mut c = tx.get::<Counter>(&1).await?.expect("counter");
+                            c.n += 1;
+                            tx.put(&mut c).await
+                        })
+                        .await?;
+                }
+                Ok::<_, Error>(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task").expect("every increment commits");
+    }
+    let c = store.get::<Counter>(&1).await.expect("get").expect("counter");
+    assert_eq!((c.n, c.version), (201, 202), "8 × 25 increments and the one before, exactly");
+}
