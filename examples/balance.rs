@@ -13,7 +13,7 @@ mod common;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use versioned::{Error, RetryPolicy, SqliteStorage, Store, Transaction, Versioned};
+use versioned::{AnyStorage, Error, RetryPolicy, Store, Transaction, Versioned};
 
 #[derive(Versioned, Debug, Clone)]
 #[versioned(table = "balance_book")]
@@ -47,7 +47,7 @@ fn book() -> String {
 
 /// Adds an entry and updates the balance from `balance`, in the transaction `tx`.
 async fn add_entry(
-    tx: &Transaction<SqliteStorage>,
+    tx: &Transaction<AnyStorage>,
     mut balance: Balance,
     id: &str,
     amount: i64,
@@ -61,12 +61,12 @@ async fn add_entry(
     Ok(balance)
 }
 
-async fn fresh_balance(tx: &Transaction<SqliteStorage>) -> versioned::Result<Balance> {
+async fn fresh_balance(tx: &Transaction<AnyStorage>) -> versioned::Result<Balance> {
     tx.get::<Balance>(&book()).await?.ok_or_else(|| Error::not_found::<Balance>(&book()))
 }
 
 /// The invariant: the balance is the sum of its entries, and every entry it lists exists.
-async fn check_books(store: &Store<SqliteStorage>, written: &[&str]) -> Result<(i64, usize), common::Failure> {
+async fn check_books(store: &Store<AnyStorage>, written: &[&str]) -> Result<(i64, usize), common::Failure> {
     let balance = store.get::<Balance>(&book()).await?.ok_or("no balance")?;
     let mut sum = 0;
     for id in &balance.entry_ids {

@@ -12,7 +12,7 @@
 
 mod common;
 
-use versioned::{Error, SqliteStorage, Store, Versioned};
+use versioned::{AnyStorage, Error, Store, Versioned};
 
 #[derive(Versioned, Debug, Clone)]
 #[versioned(table = "bugs")]
@@ -31,14 +31,14 @@ struct Page {
     version: u64,
 }
 
-async fn open_page(store: &Store<SqliteStorage>, user: &str, bug_id: i64) -> Result<Page, common::Failure> {
+async fn open_page(store: &Store<AnyStorage>, user: &str, bug_id: i64) -> Result<Page, common::Failure> {
     let bug = store.get::<Bug>(&bug_id).await?.ok_or("no such bug")?;
     println!("{user} opens Bug {}: {:?}, assigned to {:?} (version {})", bug.id, bug.title, bug.assignee, bug.version);
     Ok(Page { bug_id, version: bug.version })
 }
 
 /// Slim3's `updateSalary` shape: read at the page's version, change, checked put.
-async fn assign(store: &Store<SqliteStorage>, user: &str, page: &Page, to: &str) -> versioned::Result<Bug> {
+async fn assign(store: &Store<AnyStorage>, user: &str, page: &Page, to: &str) -> versioned::Result<Bug> {
     let mut bug = Bug::get_with_version(store, &page.bug_id, page.version).await?;
     bug.assignee = Some(to.into());
     bug.put(store).await?;

@@ -9,7 +9,7 @@
 
 mod common;
 
-use versioned::{SqliteStorage, Store, Versioned};
+use versioned::{AnyStorage, Store, Versioned};
 
 #[derive(Versioned, Debug, Clone)]
 struct HighScore {
@@ -25,7 +25,7 @@ const BOARD: &str = "global";
 
 /// One client's turn: read the high score, and write `score` if it beats it.
 async fn submit(
-    store: &Store<SqliteStorage>,
+    store: &Store<AnyStorage>,
     client: &str,
     read: HighScore,
     score: i64,
@@ -46,7 +46,7 @@ async fn submit(
     Ok(())
 }
 
-async fn race(store: &Store<SqliteStorage>, checked: bool) -> Result<i64, common::Failure> {
+async fn race(store: &Store<AnyStorage>, checked: bool) -> Result<i64, common::Failure> {
     let key = BOARD.to_string();
     store.delete_unchecked::<HighScore>(&key).await?;
     store.insert(&mut HighScore { board: key.clone(), highscore: 60, version: 0 }).await?;

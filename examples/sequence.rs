@@ -16,7 +16,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use versioned::{Error, RetryPolicy, SqliteStorage, Store, Versioned};
+use versioned::{AnyStorage, Error, RetryPolicy, Store, Versioned};
 
 #[derive(Versioned, Debug, Clone)]
 struct Counter {
@@ -40,7 +40,7 @@ enum Draw {
 }
 
 /// Kii's `getSequence`: the next number, or "Server Busy" after the policy's attempts.
-async fn get_sequence(store: &Store<SqliteStorage>, draw: Draw, policy: RetryPolicy) -> versioned::Result<i64> {
+async fn get_sequence(store: &Store<AnyStorage>, draw: Draw, policy: RetryPolicy) -> versioned::Result<i64> {
     let key = "orders".to_string();
     match draw {
         Draw::Update => {
@@ -69,11 +69,7 @@ async fn get_sequence(store: &Store<SqliteStorage>, draw: Draw, policy: RetryPol
 }
 
 /// Runs the workers; returns the numbers handed out and how many draws got "Server Busy".
-async fn run(
-    store: &Store<SqliteStorage>,
-    draw: Draw,
-    policy: RetryPolicy,
-) -> Result<(Vec<i64>, usize), common::Failure> {
+async fn run(store: &Store<AnyStorage>, draw: Draw, policy: RetryPolicy) -> Result<(Vec<i64>, usize), common::Failure> {
     store.delete_unchecked::<Counter>(&"orders".to_string()).await?;
     store.insert(&mut Counter { name: "orders".into(), sequence: 0, version: 0 }).await?;
     let workers: Vec<_> = (0..WORKERS)
@@ -118,7 +114,7 @@ fn report(store_value: i64, numbers: &[i64], busy: usize) -> Result<(), common::
 async fn main() -> Result<(), common::Failure> {
     let store = common::open("sequence").await?;
     store.create_table::<Counter>().await?;
-    let counter = async |store: &Store<SqliteStorage>| -> Result<i64, common::Failure> {
+    let counter = async |store: &Store<AnyStorage>| -> Result<i64, common::Failure> {
         Ok(store.get::<Counter>(&"orders".to_string()).await?.ok_or("no counter")?.sequence)
     };
 

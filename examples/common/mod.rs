@@ -1,15 +1,18 @@
 //! What every example shares: opening its SQLite file, and failing loudly when a story does not
 //! come out as its source document says.
 
-use versioned::{SqliteStorage, Store};
+use versioned::{AnyStorage, Store};
 
 /// The examples' error type: anything, printed by `main` with a non-zero exit.
 pub type Failure = Box<dyn std::error::Error + Send + Sync>;
 
-/// Opens the example's database: `$VERSIONED_DATABASE_URL` if set, otherwise a fresh SQLite file
-/// `versioned-<name>.db` in the system's temporary directory.
-pub async fn open(name: &str) -> Result<Store<SqliteStorage>, Failure> {
+/// Opens the example's database: `$VERSIONED_DATABASE_URL` if set (any backend compiled in: a
+/// PostgreSQL URL needs `--features postgres`), otherwise a fresh SQLite file
+/// `versioned-<name>.db` in the system's temporary directory. On a server the example gets a
+/// schema of its own, emptied first, so every run starts clean.
+pub async fn open(name: &str) -> Result<Store<AnyStorage>, Failure> {
     let url = match std::env::var("VERSIONED_DATABASE_URL") {
+        Ok(url) if url.starts_with("postgres") => fresh_schema(&url, name).await?,
         Ok(url) => url,
         Err(_) => {
             let path = std::env::temp_dir().join(format!("versioned-{name}.db"));
@@ -22,7 +25,19 @@ pub async fn open(name: &str) -> Result<Store<SqliteStorage>, Failure> {
         }
     };
     println!("database: {url}\n");
-    Ok(Store::sqlite(&url).await?)
+    Ok(Store::connect(&url).await?)
+}
+
+/// Creates (anew) the schema `example_<name>` and returns `url` with it as the search path.
+async fn fresh_schema(url: &str, name: &str) -> Result<String, Failure> {
+    let schema = format!("example_{name}");
+    let admin = sqlx::PgPool::connect(url).await?;
+    for sql in [format!("DROP SCHEMA IF EXISTS {schema} CASCADE"), format!("CREATE SCHEMA {schema}")] {
+        sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&admin).await?;
+    }
+    admin.close().await;
+    let separator = if url.contains('?') { '&' } else { '?' };
+    Ok(format!("{url}{separator}options=-c%20search_path%3D{schema}"))
 }
 
 /// Fails the example (exit code 1) unless `holds`.

@@ -33,6 +33,7 @@ pub use patch::{Change, ChangeValue, Check, Patch};
 pub use retry::RetryPolicy;
 /// A JSON document: the patch value of a `#[versioned(json)]` field.
 pub use serde_json::Value as JsonValue;
+pub use storage::any::{AnyStorage, AnyTransaction};
 pub use storage::memory::{MemoryStorage, MemoryTransaction};
 #[cfg(feature = "postgres")]
 pub use storage::postgres::{Isolation, PostgresStorage, PostgresTransaction};

@@ -47,7 +47,7 @@ pub async fn lock_waits_end_in_lock_timeout<S: Storage>(store: &Store<S>) {
     });
     let since = is_locked.await.expect("the holder locked account 1");
 
-    if S::LOCKS_RECORDS {
+    if store.backend().locks_records() {
         let started = Instant::now();
         let nowait =
             store.transaction(|tx| async move { tx.get_for_update_with::<Account>(&1, LockWait::NoWait).await });

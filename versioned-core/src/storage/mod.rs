@@ -15,6 +15,7 @@ use crate::error::Result;
 use crate::lock::LockWait;
 use crate::value::{Row, Value};
 
+pub mod any;
 pub mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;
@@ -95,11 +96,6 @@ pub trait Storage: RowAccess + Clone + 'static {
     /// The backend's transaction.
     type Transaction: StorageTransaction;
 
-    /// Whether [`StorageTransaction::fetch_for_update`] locks one record (memory, PostgreSQL,
-    /// MySQL), rather than the backend's transactions holding the whole database from their
-    /// start (SQLite), where the wait for the lock happens when a transaction begins.
-    const LOCKS_RECORDS: bool = true;
-
     /// Creates the table for `table` if it does not exist yet.
     fn create_table(&self, table: &'static TableDef) -> impl Future<Output = Result<()>> + Send;
 
@@ -115,6 +111,13 @@ pub trait Storage: RowAccess + Clone + 'static {
     /// would otherwise wait for that very transaction. Backends return the address of their shared state (`Arc::as_ptr`).
     fn identity(&self) -> Option<usize> {
         None
+    }
+
+    /// Whether [`StorageTransaction::fetch_for_update`] locks one record (memory, PostgreSQL),
+    /// rather than the backend's transactions holding the whole database from their start
+    /// (SQLite), where the wait for the lock happens when a transaction begins.
+    fn locks_records(&self) -> bool {
+        true
     }
 }
 

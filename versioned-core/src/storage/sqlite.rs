@@ -435,8 +435,6 @@ impl StorageTransaction for SqliteTransaction {
 impl Storage for SqliteStorage {
     type Transaction = SqliteTransaction;
 
-    const LOCKS_RECORDS: bool = false;
-
     async fn begin(&self) -> Result<SqliteTransaction> {
         // Another transaction holding the write lock past the busy timeout: the lock wait expired.
         let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(|e| {
@@ -455,5 +453,9 @@ impl Storage for SqliteStorage {
 
     fn identity(&self) -> Option<usize> {
         Some(Arc::as_ptr(&self.tables) as *const () as usize)
+    }
+
+    fn locks_records(&self) -> bool {
+        false
     }
 }

@@ -1,0 +1,173 @@
+//! [`AnyStorage`]: a backend chosen at run time from a URL, like sqlx's `AnyPool`.
+
+use super::memory::{MemoryStorage, MemoryTransaction};
+#[cfg(feature = "postgres")]
+use super::postgres::{PostgresStorage, PostgresTransaction};
+#[cfg(feature = "sqlite")]
+use super::sqlite::{SqliteStorage, SqliteTransaction};
+use super::{RowAccess, Storage, StorageTransaction, WriteOutcome};
+use crate::entity::TableDef;
+use crate::error::{Error, Result};
+use crate::lock::LockWait;
+use crate::store::Store;
+use crate::value::{Row, Value};
+
+/// Any of the backends compiled in, chosen by [`Store::connect`]'s URL.
+///
+/// ```no_run
+/// # async fn demo() -> versioned_core::Result<()> {
+/// use versioned_core::Store;
+///
+/// let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite::memory:".into());
+/// let store = Store::connect(&url).await?; // sqlite:…, postgres://…, or memory:
+/// # let _ = store;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum AnyStorage {
+    /// The in-memory reference backend (`memory:`).
+    Memory(MemoryStorage),
+    /// SQLite (`sqlite:…`).
+    #[cfg(feature = "sqlite")]
+    Sqlite(SqliteStorage),
+    /// PostgreSQL (`postgres://…`).
+    #[cfg(feature = "postgres")]
+    Postgres(PostgresStorage),
+}
+
+/// A transaction of an [`AnyStorage`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum AnyTransaction {
+    /// Of the memory backend.
+    Memory(MemoryTransaction),
+    /// Of SQLite.
+    #[cfg(feature = "sqlite")]
+    Sqlite(SqliteTransaction),
+    /// Of PostgreSQL.
+    #[cfg(feature = "postgres")]
+    Postgres(PostgresTransaction),
+}
+
+impl Store<AnyStorage> {
+    /// A store over the backend `url` names: `sqlite:…` (feature `sqlite`), `postgres://…` or
+    /// `postgresql://…` (feature `postgres`), or `memory:`. Any other URL is [`Error::Config`].
+    pub async fn connect(url: &str) -> Result<Self> {
+        let scheme = url.split_once(':').map(|(scheme, _)| scheme.to_ascii_lowercase());
+        let storage = match scheme.as_deref() {
+            Some("memory") => AnyStorage::Memory(MemoryStorage::new()),
+            #[cfg(feature = "sqlite")]
+            Some("sqlite") => AnyStorage::Sqlite(SqliteStorage::connect(url).await?),
+            #[cfg(feature = "postgres")]
+            Some("postgres" | "postgresql") => AnyStorage::Postgres(PostgresStorage::connect(url).await?),
+            _ => {
+                return Err(Error::config(format!(
+                    "{url:?} names no backend compiled in; expected {}",
+                    [
+                        "`memory:`",
+                        #[cfg(feature = "sqlite")]
+                        "`sqlite://path.db` or `sqlite::memory:`",
+                        #[cfg(feature = "postgres")]
+                        "`postgres://user@host/database`",
+                    ]
+                    .join(", ")
+                )));
+            }
+        };
+        Ok(Store::new(storage))
+    }
+}
+
+/// Runs `$call` on whichever backend `$self` holds, as `$s`.
+macro_rules! each {
+    ($self:expr, $ty:ident, $s:ident => $call:expr) => {
+        match $self {
+            $ty::Memory($s) => $call,
+            #[cfg(feature = "sqlite")]
+            $ty::Sqlite($s) => $call,
+            #[cfg(feature = "postgres")]
+            $ty::Postgres($s) => $call,
+        }
+    };
+}
+
+/// Implements [`RowAccess`] for `$ty` by delegating to the backend it holds.
+macro_rules! delegate_row_access {
+    ($ty:ident) => {
+        impl RowAccess for $ty {
+            async fn fetch(&self, table: &'static TableDef, key: &Value) -> Result<Option<Row>> {
+                each!(self, $ty, s => s.fetch(table, key).await)
+            }
+
+            async fn insert(&self, table: &'static TableDef, row: &Row) -> Result<bool> {
+                each!(self, $ty, s => s.insert(table, row).await)
+            }
+
+            async fn update(&self, table: &'static TableDef, row: &Row, expected: u64) -> Result<WriteOutcome> {
+                each!(self, $ty, s => s.update(table, row, expected).await)
+            }
+
+            async fn upsert(&self, table: &'static TableDef, row: &Row) -> Result<Option<u64>> {
+                each!(self, $ty, s => s.upsert(table, row).await)
+            }
+
+            async fn patch(
+                &self,
+                table: &'static TableDef,
+                key: &Value,
+                columns: &[(usize, Value)],
+                expected: u64,
+            ) -> Result<WriteOutcome> {
+                each!(self, $ty, s => s.patch(table, key, columns, expected).await)
+            }
+
+            async fn delete(&self, table: &'static TableDef, key: &Value, expected: Option<u64>) -> Result<WriteOutcome> {
+                each!(self, $ty, s => s.delete(table, key, expected).await)
+            }
+        }
+    };
+}
+
+delegate_row_access!(AnyStorage);
+delegate_row_access!(AnyTransaction);
+
+impl Storage for AnyStorage {
+    type Transaction = AnyTransaction;
+
+    async fn create_table(&self, table: &'static TableDef) -> Result<()> {
+        each!(self, AnyStorage, s => s.create_table(table).await)
+    }
+
+    async fn begin(&self) -> Result<AnyTransaction> {
+        Ok(match self {
+            AnyStorage::Memory(s) => AnyTransaction::Memory(s.begin().await?),
+            #[cfg(feature = "sqlite")]
+            AnyStorage::Sqlite(s) => AnyTransaction::Sqlite(s.begin().await?),
+            #[cfg(feature = "postgres")]
+            AnyStorage::Postgres(s) => AnyTransaction::Postgres(s.begin().await?),
+        })
+    }
+
+    fn identity(&self) -> Option<usize> {
+        each!(self, AnyStorage, s => s.identity())
+    }
+
+    fn locks_records(&self) -> bool {
+        each!(self, AnyStorage, s => s.locks_records())
+    }
+}
+
+impl StorageTransaction for AnyTransaction {
+    async fn fetch_for_update(&self, table: &'static TableDef, key: &Value, wait: LockWait) -> Result<Option<Row>> {
+        each!(self, AnyTransaction, s => s.fetch_for_update(table, key, wait).await)
+    }
+
+    async fn commit(self) -> Result<()> {
+        each!(self, AnyTransaction, s => s.commit().await)
+    }
+
+    async fn rollback(self) -> Result<()> {
+        each!(self, AnyTransaction, s => s.rollback().await)
+    }
+}
