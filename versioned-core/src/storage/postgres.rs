@@ -17,10 +17,11 @@ use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::{Arc, PoisonError, RwLock};
 
-use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgQueryResult, PgRow};
 use sqlx::{AssertSqlSafe, Postgres, Row as _, SqlSafeStr, TypeInfo as _, ValueRef as _};
 
-use super::sql::rows::{Bind, OnConnection, SqlConnection, row_access_via_run};
+use super::sql::driver::{self, Conn, Driver, Meaning, Query as DriverQuery};
+use super::sql::rows::{Bind, OnConnection, row_access_via_run};
 use super::sql::{PostgresDialect, Statements};
 use super::{Storage, StorageTransaction};
 use crate::entity::TableDef;
@@ -28,8 +29,6 @@ use crate::error::{Error, Result, StorageError};
 use crate::lock::LockWait;
 use crate::store::Store;
 use crate::value::{ColumnType, Row, Value};
-
-type Query<'q> = sqlx::query::Query<'q, Postgres, PgArguments>;
 
 /// The isolation level of a PostgreSQL transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -128,11 +127,11 @@ impl PostgresStorage {
     async fn run<T>(
         &self,
         table: &'static TableDef,
-        op: impl AsyncFnOnce(&mut OnConnection<'_, PgConnection>) -> Result<T>,
+        op: impl AsyncFnOnce(&mut OnConnection<'_, Conn<'_, Postgres>>) -> Result<T>,
     ) -> Result<T> {
         let statements = self.statements(table);
         let mut conn = self.pool.acquire().await.map_err(|e| storage_error(Some(table), e))?;
-        op(&mut OnConnection { conn: &mut conn, table, statements: &statements }).await
+        op(&mut OnConnection { conn: &mut Conn(&mut *conn), table, statements: &statements }).await
     }
 }
 
@@ -143,14 +142,10 @@ impl Store<PostgresStorage> {
     }
 }
 
-fn query(sql: &Arc<str>) -> Query<'static> {
-    sqlx::query(AssertSqlSafe(Arc::clone(sql)).into_sql_str())
-}
-
 /// Binds a value as its column's type wants it: a typed `NULL`; JSON, UUIDs and timestamps as
 /// text and microseconds, converted by the statement. A value of another type is refused: the
 /// server would take its bytes for the column's type.
-fn bind<'q>(q: Query<'q>, b: Bind<'_>) -> Result<Query<'q>> {
+fn bind_value<'q>(q: DriverQuery<'q, Postgres>, b: Bind<'_>) -> Result<DriverQuery<'q, Postgres>> {
     use ColumnType as T;
     Ok(match (b.value, b.ty()) {
         (Value::Null, T::Bool) => q.bind(None::<bool>),
@@ -169,121 +164,75 @@ fn bind<'q>(q: Query<'q>, b: Bind<'_>) -> Result<Query<'q>> {
     })
 }
 
-fn bind_all<'q>(q: Query<'q>, binds: Vec<Bind<'_>>) -> Result<Query<'q>> {
-    binds.into_iter().try_fold(q, bind)
+/// PostgreSQL's errors that mean something of their own: serialization failures and deadlocks
+/// are retryable, a missing column is `Error::Decode` naming it, a lock wait that expired is
+/// `Error::LockTimeout`.
+fn database_error(table: Option<&'static TableDef>, db: &dyn sqlx::error::DatabaseError) -> Option<Meaning> {
+    match db.code().as_deref() {
+        // serialization_failure, deadlock_detected
+        Some("40001" | "40P01") => Some(Meaning::Retryable),
+        // lock_not_available: `NOWAIT`, or `lock_timeout` expired
+        Some("55P03") => Some(Meaning::Is(Error::LockTimeout { table: table.map(|t| t.name), key: None })),
+        // undefined_column: `column "x" does not exist`, `column "x" of relation "t" …`
+        Some("42703") => {
+            let (table, name) = (table?, db.message().split('"').nth(1)?);
+            let column = table.columns.iter().find(|c| c.name == name)?;
+            Some(Meaning::Is(Error::decode(table, column.name, "the table has no such column")))
+        }
+        // undefined_table
+        Some("42P01") => table.map(|table| {
+            let message = db.message();
+            Meaning::Is(
+                StorageError::new(format!(
+                    "no such table: {} (create it with create_table, or with your migrations): {message}",
+                    table.name
+                ))
+                .into(),
+            )
+        }),
+        _ => None,
+    }
 }
 
-/// Maps a sqlx error: serialization failures and deadlocks become retryable, a missing column
-/// becomes `Error::Decode` naming it, a lock wait that expired `Error::LockTimeout`.
+/// A sqlx error of this backend as ours.
 fn storage_error(table: Option<&'static TableDef>, err: sqlx::Error) -> Error {
-    match &err {
-        sqlx::Error::Database(db) => match db.code().as_deref() {
-            // serialization_failure, deadlock_detected
-            Some("40001" | "40P01") => return StorageError::retryable(err).into(),
-            // undefined_column: `column "x" does not exist`, `column "x" of relation "t" …`
-            Some("42703") => {
-                let name = db.message().split('"').nth(1).unwrap_or_default();
-                if let Some(table) = table
-                    && let Some(column) = table.columns.iter().find(|c| c.name == name)
-                {
-                    return Error::decode(table, column.name, "the table has no such column");
-                }
-            }
-            // undefined_table
-            Some("42P01") => {
-                if let Some(table) = table {
-                    return StorageError::new(format!(
-                        "no such table: {} (create it with create_table, or with your migrations): {err}",
-                        table.name
-                    ))
-                    .into();
-                }
-            }
-            _ => {}
-        },
-        sqlx::Error::PoolTimedOut => return StorageError::retryable(err).into(),
-        _ => {}
-    }
-    StorageError::new(err).into()
+    driver::error::<Postgres>(table, err)
 }
 
-/// Whether `err` is PostgreSQL's `lock_not_available` (`NOWAIT`, `lock_timeout`).
-fn is_lock_not_available(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(db) if db.code().as_deref() == Some("55P03"))
-}
-
-/// Reads a result row into a [`Row`] by each column's PostgreSQL type, so a value of the wrong
-/// type reaches the field's decoder (and becomes `Error::Decode` naming the column).
-fn decode_row(table: &'static TableDef, row: &PgRow) -> Result<Row> {
-    let mut values = Vec::with_capacity(table.columns.len());
-    for (i, column) in table.columns.iter().enumerate() {
-        let decode_err = |e: sqlx::Error| Error::decode(table, column.name, e.to_string());
-        let raw = row.try_get_raw(i).map_err(decode_err)?;
-        let value = if raw.is_null() {
-            Value::Null
-        } else {
-            match raw.type_info().name() {
-                "INT2" => Value::Int(row.try_get_unchecked::<i16, _>(i).map_err(decode_err)?.into()),
-                "INT4" => Value::Int(row.try_get_unchecked::<i32, _>(i).map_err(decode_err)?.into()),
-                "INT8" => Value::Int(row.try_get_unchecked(i).map_err(decode_err)?),
-                "FLOAT4" => Value::Float(row.try_get_unchecked::<f32, _>(i).map_err(decode_err)?.into()),
-                "FLOAT8" => Value::Float(row.try_get_unchecked(i).map_err(decode_err)?),
-                "BOOL" => Value::Bool(row.try_get_unchecked(i).map_err(decode_err)?),
-                "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" => Value::Text(row.try_get_unchecked(i).map_err(decode_err)?),
-                "BYTEA" => Value::Bytes(row.try_get_unchecked(i).map_err(decode_err)?),
-                other => {
-                    return Err(Error::decode(
-                        table,
-                        column.name,
-                        format!("the column's PostgreSQL type {other} cannot hold {}", column.ty.describe()),
-                    ));
-                }
-            }
-        };
-        values.push(value);
-    }
-    Ok(Row::new(values))
-}
-
-impl SqlConnection for PgConnection {
-    async fn execute<'a>(
-        &'a mut self,
-        table: &'static TableDef,
-        sql: &'a Arc<str>,
-        values: Vec<Bind<'a>>,
-    ) -> Result<u64> {
-        let done = bind_all(query(sql), values)?.execute(self).await.map_err(|e| storage_error(Some(table), e))?;
-        Ok(done.rows_affected())
+impl Driver for Postgres {
+    fn bind<'q>(query: DriverQuery<'q, Self>, bind: Bind<'_>) -> Result<DriverQuery<'q, Self>> {
+        bind_value(query, bind)
     }
 
-    async fn fetch_row<'a>(
-        &'a mut self,
-        table: &'static TableDef,
-        sql: &'a Arc<str>,
-        values: Vec<Bind<'a>>,
-    ) -> Result<Option<Row>> {
-        let row = bind_all(query(sql), values)?.fetch_optional(self).await.map_err(|e| {
-            if is_lock_not_available(&e) {
-                // Only a locking read waits for locks: the key is its one bound value.
-                return Error::LockTimeout { table: Some(table.name), key: None };
-            }
-            storage_error(Some(table), e)
-        })?;
-        row.map(|row| decode_row(table, &row)).transpose()
-    }
-
-    async fn fetch_int<'a>(
-        &'a mut self,
-        table: &'static TableDef,
-        sql: &'a Arc<str>,
-        values: Vec<Bind<'a>>,
-    ) -> Result<Option<i64>> {
-        let row =
-            bind_all(query(sql), values)?.fetch_optional(self).await.map_err(|e| storage_error(Some(table), e))?;
-        row.map(|row| {
-            row.try_get::<i64, _>(0).map_err(|e| Error::decode(table, table.version_column().name, e.to_string()))
+    fn decode_value(row: &PgRow, i: usize) -> std::result::Result<Value, String> {
+        let get = |e: sqlx::Error| e.to_string();
+        let raw = row.try_get_raw(i).map_err(get)?;
+        if raw.is_null() {
+            return Ok(Value::Null);
+        }
+        Ok(match raw.type_info().name() {
+            "INT2" => Value::Int(row.try_get_unchecked::<i16, _>(i).map_err(get)?.into()),
+            "INT4" => Value::Int(row.try_get_unchecked::<i32, _>(i).map_err(get)?.into()),
+            "INT8" => Value::Int(row.try_get_unchecked(i).map_err(get)?),
+            "FLOAT4" => Value::Float(row.try_get_unchecked::<f32, _>(i).map_err(get)?.into()),
+            "FLOAT8" => Value::Float(row.try_get_unchecked(i).map_err(get)?),
+            "BOOL" => Value::Bool(row.try_get_unchecked(i).map_err(get)?),
+            "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" => Value::Text(row.try_get_unchecked(i).map_err(get)?),
+            "BYTEA" => Value::Bytes(row.try_get_unchecked(i).map_err(get)?),
+            other => return Err(format!("the column's PostgreSQL type {other} is not one versioned reads")),
         })
-        .transpose()
+    }
+
+    fn first_int(table: &'static TableDef, row: &PgRow) -> Result<i64> {
+        row.try_get::<i64, _>(0).map_err(|e| Error::decode(table, table.version_column().name, e.to_string()))
+    }
+
+    fn rows_affected(done: &PgQueryResult) -> u64 {
+        done.rows_affected()
+    }
+
+    fn database_error(table: Option<&'static TableDef>, db: &dyn sqlx::error::DatabaseError) -> Option<Meaning> {
+        database_error(table, db)
     }
 }
 
@@ -308,11 +257,11 @@ impl PostgresTransaction {
     async fn run<T>(
         &self,
         table: &'static TableDef,
-        op: impl AsyncFnOnce(&mut OnConnection<'_, PgConnection>) -> Result<T>,
+        op: impl AsyncFnOnce(&mut OnConnection<'_, Conn<'_, Postgres>>) -> Result<T>,
     ) -> Result<T> {
         let statements = self.storage.statements(table);
         let mut state = self.state.lock().await;
-        op(&mut OnConnection { conn: &mut state.tx, table, statements: &statements }).await
+        op(&mut OnConnection { conn: &mut Conn::<Postgres>(&mut state.tx), table, statements: &statements }).await
     }
 }
 
@@ -340,7 +289,7 @@ impl StorageTransaction for PostgresTransaction {
             state.lock_timeout = Some(wait);
         }
         let nowait = wait == LockWait::NoWait;
-        let on = &mut OnConnection { conn: &mut *state.tx, table, statements: &statements };
+        let on = &mut OnConnection { conn: &mut Conn::<Postgres>(&mut state.tx), table, statements: &statements };
         on.fetch_for_update(key, nowait).await.map_err(|err| match err {
             Error::LockTimeout { table, .. } => Error::LockTimeout { table, key: Some(key.clone()) },
             other => other,
@@ -369,7 +318,8 @@ impl Storage for PostgresStorage {
 
     async fn create_table(&self, table: &'static TableDef) -> Result<()> {
         let statements = self.statements(table);
-        query(&statements.create).execute(&self.pool).await.map_err(|e| storage_error(Some(table), e))?;
+        let create = sqlx::query(AssertSqlSafe(Arc::clone(&statements.create)).into_sql_str());
+        create.execute(&self.pool).await.map_err(|e| storage_error(Some(table), e))?;
         Ok(())
     }
 

@@ -15,12 +15,13 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use sqlx::sqlite::{
-    SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteQueryResult,
     SqliteRow,
 };
 use sqlx::{AssertSqlSafe, ConnectOptions as _, Row as _, SqlSafeStr, Sqlite, TypeInfo as _, ValueRef as _};
 
-use super::sql::rows::{Bind, OnConnection, SqlConnection, row_access_via_run};
+use super::sql::driver::{self, Conn, Driver, Meaning, Query as DriverQuery};
+use super::sql::rows::{Bind, OnConnection, row_access_via_run};
 use super::sql::{Dialect as _, SqliteDialect, Statements};
 use super::{RowAccess, Storage, StorageTransaction};
 use crate::entity::{ColumnDef, TableDef};
@@ -31,8 +32,6 @@ use crate::value::{ColumnType, Row, Value};
 
 /// How long a statement waits for another connection's write lock before SQLite reports busy.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-type Query<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments>;
 
 /// The SQLite backend: a sqlx pool and the statements of every table it has seen.
 ///
@@ -262,118 +261,78 @@ impl Store<SqliteStorage> {
     }
 }
 
-fn query(sql: &Arc<str>) -> Query<'static> {
-    sqlx::query(AssertSqlSafe(Arc::clone(sql)).into_sql_str())
-}
-
-fn bind<'q>(q: Query<'q>, value: &Value) -> Query<'q> {
-    match value {
-        Value::Null => q.bind(None::<i64>),
-        Value::Bool(b) => q.bind(*b),
-        Value::Int(i) => q.bind(*i),
-        Value::Float(x) => q.bind(*x),
-        Value::Text(s) => q.bind(s.clone()),
-        Value::Bytes(b) => q.bind(b.clone()),
-    }
-}
-
-fn bind_all<'q>(q: Query<'q>, binds: Vec<Bind<'_>>) -> Query<'q> {
-    // SQLite stores any value in any column (the schema check refused columns that would turn
-    // them into something else): the column's type does not matter here.
-    binds.into_iter().fold(q, |q, b| bind(q, b.value))
-}
-
 /// Whether `err` is SQLite's busy or locked refusal (primary result codes 5 and 6, in any
 /// extended form): another connection holds a lock past the busy timeout.
 fn is_busy(err: &sqlx::Error) -> bool {
-    let code = match err {
-        sqlx::Error::Database(db) => db.code().and_then(|c| c.parse::<i32>().ok()).unwrap_or(0),
-        _ => 0,
-    };
+    matches!(err, sqlx::Error::Database(db) if is_busy_code(db.as_ref()))
+}
+
+fn is_busy_code(db: &dyn sqlx::error::DatabaseError) -> bool {
+    let code = db.code().and_then(|c| c.parse::<i32>().ok()).unwrap_or(0);
     matches!(code & 0xff, 5 | 6)
 }
 
-/// Maps a sqlx error: SQLite busy/locked become retryable, a missing column becomes
-/// `Error::Decode` naming it.
-fn storage_error(table: Option<&'static TableDef>, err: sqlx::Error) -> Error {
-    match &err {
-        sqlx::Error::Database(db) => {
-            // Reads say "no such column: x", writes "table t has no column named x".
-            let message = db.message();
-            let missing = message
-                .strip_prefix("no such column: ")
-                .or_else(|| message.split_once(" has no column named ").map(|(_, name)| name));
-            if let (Some(name), Some(table)) = (missing, table) {
-                let name = name.rsplit('.').next().unwrap_or(name).trim_matches('"');
-                if let Some(column) = table.columns.iter().find(|c| c.name.eq_ignore_ascii_case(name)) {
-                    return Error::decode(table, column.name, "the table has no such column");
-                }
-            }
-            if is_busy(&err) {
-                return StorageError::retryable(err).into();
-            }
+/// SQLite's errors that mean something of their own: busy/locked is retryable, a missing column
+/// is `Error::Decode` naming it.
+fn database_error(table: Option<&'static TableDef>, db: &dyn sqlx::error::DatabaseError) -> Option<Meaning> {
+    // Reads say "no such column: x", writes "table t has no column named x".
+    let message = db.message();
+    let missing = message
+        .strip_prefix("no such column: ")
+        .or_else(|| message.split_once(" has no column named ").map(|(_, name)| name));
+    if let (Some(name), Some(table)) = (missing, table) {
+        let name = name.rsplit('.').next().unwrap_or(name).trim_matches('"');
+        if let Some(column) = table.columns.iter().find(|c| c.name.eq_ignore_ascii_case(name)) {
+            return Some(Meaning::Is(Error::decode(table, column.name, "the table has no such column")));
         }
-        sqlx::Error::PoolTimedOut => return StorageError::retryable(err).into(),
-        _ => {}
     }
-    StorageError::new(err).into()
+    is_busy_code(db).then_some(Meaning::Retryable)
 }
 
-/// Reads a result row into a [`Row`], by each value's own storage class, so a value of the wrong
-/// type reaches the field's decoder (and becomes `Error::Decode` naming the column).
-fn decode_row(table: &'static TableDef, row: &SqliteRow) -> Result<Row> {
-    let mut values = Vec::with_capacity(table.columns.len());
-    for (i, column) in table.columns.iter().enumerate() {
-        let decode_err = |e: sqlx::Error| Error::decode(table, column.name, e.to_string());
-        let raw = row.try_get_raw(i).map_err(decode_err)?;
-        let value = if raw.is_null() {
-            Value::Null
-        } else {
-            match raw.type_info().name() {
-                "INTEGER" | "BOOLEAN" => Value::Int(row.try_get_unchecked(i).map_err(decode_err)?),
-                "REAL" => Value::Float(row.try_get_unchecked(i).map_err(decode_err)?),
-                "TEXT" => Value::Text(row.try_get_unchecked(i).map_err(decode_err)?),
-                "BLOB" => Value::Bytes(row.try_get_unchecked(i).map_err(decode_err)?),
-                other => return Err(Error::decode(table, column.name, format!("unsupported SQLite type {other}"))),
-            }
-        };
-        values.push(value);
-    }
-    Ok(Row::new(values))
+/// A sqlx error of this backend as ours.
+fn storage_error(table: Option<&'static TableDef>, err: sqlx::Error) -> Error {
+    driver::error::<Sqlite>(table, err)
 }
 
-impl SqlConnection for SqliteConnection {
-    async fn execute<'a>(
-        &'a mut self,
-        table: &'static TableDef,
-        sql: &'a Arc<str>,
-        values: Vec<Bind<'a>>,
-    ) -> Result<u64> {
-        let done = bind_all(query(sql), values).execute(self).await.map_err(|e| storage_error(Some(table), e))?;
-        Ok(done.rows_affected())
-    }
-
-    async fn fetch_row<'a>(
-        &'a mut self,
-        table: &'static TableDef,
-        sql: &'a Arc<str>,
-        values: Vec<Bind<'a>>,
-    ) -> Result<Option<Row>> {
-        let row = bind_all(query(sql), values).fetch_optional(self).await.map_err(|e| storage_error(Some(table), e))?;
-        row.map(|row| decode_row(table, &row)).transpose()
-    }
-
-    async fn fetch_int<'a>(
-        &'a mut self,
-        table: &'static TableDef,
-        sql: &'a Arc<str>,
-        values: Vec<Bind<'a>>,
-    ) -> Result<Option<i64>> {
-        let row = bind_all(query(sql), values).fetch_optional(self).await.map_err(|e| storage_error(Some(table), e))?;
-        row.map(|row| {
-            row.try_get::<i64, _>(0).map_err(|e| Error::decode(table, table.version_column().name, e.to_string()))
+impl Driver for Sqlite {
+    fn bind<'q>(query: DriverQuery<'q, Self>, bind: Bind<'_>) -> Result<DriverQuery<'q, Self>> {
+        // SQLite stores any value in any column (the schema check refused columns that would
+        // turn them into something else): the column's type does not matter here.
+        Ok(match bind.value {
+            Value::Null => query.bind(None::<i64>),
+            Value::Bool(b) => query.bind(*b),
+            Value::Int(i) => query.bind(*i),
+            Value::Float(x) => query.bind(*x),
+            Value::Text(s) => query.bind(s.clone()),
+            Value::Bytes(b) => query.bind(b.clone()),
         })
-        .transpose()
+    }
+
+    fn decode_value(row: &SqliteRow, i: usize) -> std::result::Result<Value, String> {
+        let get = |e: sqlx::Error| e.to_string();
+        let raw = row.try_get_raw(i).map_err(get)?;
+        if raw.is_null() {
+            return Ok(Value::Null);
+        }
+        Ok(match raw.type_info().name() {
+            "INTEGER" | "BOOLEAN" => Value::Int(row.try_get_unchecked(i).map_err(get)?),
+            "REAL" => Value::Float(row.try_get_unchecked(i).map_err(get)?),
+            "TEXT" => Value::Text(row.try_get_unchecked(i).map_err(get)?),
+            "BLOB" => Value::Bytes(row.try_get_unchecked(i).map_err(get)?),
+            other => return Err(format!("unsupported SQLite type {other}")),
+        })
+    }
+
+    fn first_int(table: &'static TableDef, row: &SqliteRow) -> Result<i64> {
+        row.try_get::<i64, _>(0).map_err(|e| Error::decode(table, table.version_column().name, e.to_string()))
+    }
+
+    fn rows_affected(done: &SqliteQueryResult) -> u64 {
+        done.rows_affected()
+    }
+
+    fn database_error(table: Option<&'static TableDef>, db: &dyn sqlx::error::DatabaseError) -> Option<Meaning> {
+        database_error(table, db)
     }
 }
 
@@ -381,12 +340,12 @@ impl SqliteStorage {
     async fn run<T>(
         &self,
         table: &'static TableDef,
-        op: impl AsyncFnOnce(&mut OnConnection<'_, SqliteConnection>) -> Result<T>,
+        op: impl AsyncFnOnce(&mut OnConnection<'_, Conn<'_, Sqlite>>) -> Result<T>,
     ) -> Result<T> {
         let state = self.table(table);
         let mut conn = self.acquire(table).await?;
         state.check_schema(&mut conn, table).await?;
-        op(&mut OnConnection { conn: &mut conn, table, statements: &state.sql }).await
+        op(&mut OnConnection { conn: &mut Conn(&mut *conn), table, statements: &state.sql }).await
     }
 }
 
@@ -405,12 +364,12 @@ impl SqliteTransaction {
     async fn run<T>(
         &self,
         table: &'static TableDef,
-        op: impl AsyncFnOnce(&mut OnConnection<'_, SqliteConnection>) -> Result<T>,
+        op: impl AsyncFnOnce(&mut OnConnection<'_, Conn<'_, Sqlite>>) -> Result<T>,
     ) -> Result<T> {
         let state = self.storage.table(table);
         let mut tx = self.tx.lock().await;
         state.check_schema(&mut tx, table).await?;
-        op(&mut OnConnection { conn: &mut tx, table, statements: &state.sql }).await
+        op(&mut OnConnection { conn: &mut Conn(&mut **tx), table, statements: &state.sql }).await
     }
 }
 
@@ -446,7 +405,8 @@ impl Storage for SqliteStorage {
     async fn create_table(&self, table: &'static TableDef) -> Result<()> {
         let state = self.table(table);
         let mut conn = self.acquire(table).await?;
-        query(&state.sql.create).execute(&mut *conn).await.map_err(|e| storage_error(Some(table), e))?;
+        let create = sqlx::query(AssertSqlSafe(Arc::clone(&state.sql.create)).into_sql_str());
+        create.execute(&mut *conn).await.map_err(|e| storage_error(Some(table), e))?;
         // The table may have existed already, made by a migration: check it fits the struct.
         state.check_schema(&mut conn, table).await
     }

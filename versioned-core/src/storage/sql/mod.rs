@@ -13,6 +13,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use crate::entity::{ColumnRole, TableDef};
 
 pub(crate) mod dialect;
+pub(crate) mod driver;
 pub(crate) mod rows;
 
 #[cfg(feature = "postgres")]

@@ -1,0 +1,115 @@
+//! The one [`SqlConnection`] over any sqlx driver: a backend says how its driver binds a value,
+//! decodes a value and names its errors ([`Driver`]); running statements, reading rows and the
+//! errors every driver shares are written here once.
+
+use std::sync::Arc;
+
+use sqlx::{AssertSqlSafe, Database, Executor, IntoArguments, SqlSafeStr};
+
+use super::rows::{Bind, SqlConnection};
+use crate::entity::TableDef;
+use crate::error::{Error, Result, StorageError};
+use crate::value::{Row, Value};
+
+/// A query of driver `DB` with its own arguments.
+pub(crate) type Query<'q, DB> = sqlx::query::Query<'q, DB, <DB as Database>::Arguments>;
+
+/// What one sqlx driver adds to the shared SQL layer.
+pub(crate) trait Driver: Database {
+    /// Binds one value as its column wants it, or refuses a value the column cannot hold.
+    fn bind<'q>(query: Query<'q, Self>, bind: Bind<'_>) -> Result<Query<'q, Self>>;
+
+    /// Reads the value at `index` of a result row, by its own database type, as the [`Value`]
+    /// it holds; the error says why it cannot.
+    fn decode_value(row: &Self::Row, index: usize) -> std::result::Result<Value, String>;
+
+    /// Reads the first column of a result row as an integer (a version `RETURNING` gave).
+    fn first_int(table: &'static TableDef, row: &Self::Row) -> Result<i64>;
+
+    /// The rows a statement affected (matched, for an update).
+    fn rows_affected(done: &Self::QueryResult) -> u64;
+
+    /// What a database error of the driver means, where it means more than a plain storage
+    /// error: a retryable refusal, or an error of ours (a missing column, a lock timeout).
+    fn database_error(table: Option<&'static TableDef>, err: &dyn sqlx::error::DatabaseError) -> Option<Meaning>;
+}
+
+/// What a driver's error means.
+pub(crate) enum Meaning {
+    /// A transient refusal: the storage error is retryable.
+    Retryable,
+    /// This error of ours.
+    Is(Error),
+}
+
+/// A driver's error as ours, keeping the driver's error as the source of a storage error. A pool
+/// that had no connection to give in time is retryable.
+pub(crate) fn error<DB: Driver>(table: Option<&'static TableDef>, err: sqlx::Error) -> Error {
+    let meaning = match &err {
+        sqlx::Error::Database(db) => DB::database_error(table, db.as_ref()),
+        sqlx::Error::PoolTimedOut => Some(Meaning::Retryable),
+        _ => None,
+    };
+    match meaning {
+        Some(Meaning::Is(ours)) => ours,
+        Some(Meaning::Retryable) => StorageError::retryable(err).into(),
+        None => StorageError::new(err).into(),
+    }
+}
+
+/// Reads a result row of `table`'s columns, in column order, by each value's own database type,
+/// so a value of the wrong type reaches the field's decoder (and becomes `Error::Decode` naming
+/// the column).
+pub(crate) fn decode_row<DB: Driver>(table: &'static TableDef, row: &DB::Row) -> Result<Row> {
+    let mut values = Vec::with_capacity(table.columns.len());
+    for (i, column) in table.columns.iter().enumerate() {
+        values.push(DB::decode_value(row, i).map_err(|reason| Error::decode(table, column.name, reason))?);
+    }
+    Ok(Row::new(values))
+}
+
+/// A statement of the shared SQL layer, with its values bound.
+fn prepare<'q, DB: Driver>(sql: &Arc<str>, binds: Vec<Bind<'_>>) -> Result<Query<'q, DB>> {
+    binds.into_iter().try_fold(sqlx::query(AssertSqlSafe(Arc::clone(sql)).into_sql_str()), DB::bind)
+}
+
+/// One connection of driver `DB`, lent to the row operations.
+pub(crate) struct Conn<'c, DB: Database>(pub &'c mut DB::Connection);
+
+impl<DB: Driver> SqlConnection for Conn<'_, DB>
+where
+    for<'e> &'e mut DB::Connection: Executor<'e, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+{
+    async fn execute<'a>(
+        &'a mut self,
+        table: &'static TableDef,
+        sql: &'a Arc<str>,
+        binds: Vec<Bind<'a>>,
+    ) -> Result<u64> {
+        let done = prepare::<DB>(sql, binds)?.execute(&mut *self.0).await.map_err(|e| error::<DB>(Some(table), e))?;
+        Ok(DB::rows_affected(&done))
+    }
+
+    async fn fetch_row<'a>(
+        &'a mut self,
+        table: &'static TableDef,
+        sql: &'a Arc<str>,
+        binds: Vec<Bind<'a>>,
+    ) -> Result<Option<Row>> {
+        let row =
+            prepare::<DB>(sql, binds)?.fetch_optional(&mut *self.0).await.map_err(|e| error::<DB>(Some(table), e))?;
+        row.map(|row| decode_row::<DB>(table, &row)).transpose()
+    }
+
+    async fn fetch_int<'a>(
+        &'a mut self,
+        table: &'static TableDef,
+        sql: &'a Arc<str>,
+        binds: Vec<Bind<'a>>,
+    ) -> Result<Option<i64>> {
+        let row =
+            prepare::<DB>(sql, binds)?.fetch_optional(&mut *self.0).await.map_err(|e| error::<DB>(Some(table), e))?;
+        row.map(|row| DB::first_int(table, &row)).transpose()
+    }
+}
