@@ -1,0 +1,310 @@
+//! versioned on PostgreSQL against the same statements written by hand with sqlx, on the same
+//! pool, in the same run; and 16 tasks × 300 `update`s of one row against a hand-written
+//! `SELECT … FOR UPDATE` loop and a hand-written optimistic compare-and-set loop.
+//!
+//! Run: `VERSIONED_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test cargo bench --features postgres --bench postgres`
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use sqlx::PgPool;
+use versioned::{PostgresStorage, RetryPolicy, Store};
+// The conformance suite's `people` (id, name, salary, version) and `counter` (name, n, version).
+use versioned_core::conformance::{Counter, Person};
+
+const TASKS: usize = 16;
+const UPDATES: usize = 300;
+
+fn patient() -> RetryPolicy {
+    RetryPolicy { max_attempts: 100_000, max_backoff: Duration::from_millis(5), ..RetryPolicy::default() }
+}
+
+async fn open(url: &str) -> (Store<PostgresStorage>, PgPool) {
+    let admin = PgPool::connect(url).await.expect("VERSIONED_POSTGRES_URL is set but the server is unreachable");
+    for sql in ["DROP SCHEMA IF EXISTS versioned_bench CASCADE", "CREATE SCHEMA versioned_bench"] {
+        sqlx::query(sql).execute(&admin).await.expect(sql);
+    }
+    let options: sqlx::postgres::PgConnectOptions = url.parse().expect("a PostgreSQL URL");
+    let storage =
+        PostgresStorage::connect_with(options.options([("search_path", "versioned_bench")])).await.expect("connect");
+    let store = Store::new(storage);
+    store.create_table::<Person>().await.expect("create");
+    store.create_table::<Counter>().await.expect("create");
+    store.insert(&mut Person { id: 1, name: "Ann".into(), salary: 0, version: 0 }).await.expect("insert");
+    let pool = store.backend().pool().clone();
+    (store, pool)
+}
+
+async fn reset_counter(pool: &PgPool, store: &Store<PostgresStorage>) {
+    sqlx::query("DELETE FROM counter").execute(pool).await.expect("reset");
+    store.insert(&mut Counter { name: "c".into(), n: 0, version: 0 }).await.expect("counter");
+}
+
+/// Runs `TASKS` tasks of `UPDATES` increments each; checks that the numbers handed out are
+/// exactly 1..=N, and returns the time taken and the attempts per success.
+async fn contended<F, Fut>(name: &str, increment: F) -> (Duration, f64)
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = (i64, u64)> + Send,
+{
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|_| {
+            let increment = increment.clone();
+            tokio::spawn(async move {
+                let mut seen = Vec::with_capacity(UPDATES);
+                let mut attempts = 0;
+                for _ in 0..UPDATES {
+                    let (n, tries) = increment().await;
+                    seen.push(n);
+                    attempts += tries;
+                }
+                (seen, attempts)
+            })
+        })
+        .collect();
+    let (mut all, mut attempts) = (BTreeSet::new(), 0);
+    for task in tasks {
+        let (seen, tries) = task.await.expect("task");
+        attempts += tries;
+        for n in seen {
+            assert!(all.insert(n), "{name}: number {n} handed out twice");
+        }
+    }
+    let elapsed = started.elapsed();
+    let total = (TASKS * UPDATES) as i64;
+    assert_eq!(all.len() as i64, total, "{name}: exact count");
+    assert_eq!(all.first().copied(), Some(1));
+    assert_eq!(all.last().copied(), Some(total));
+    (elapsed, attempts as f64 / total as f64 - 1.0)
+}
+
+fn postgres(c: &mut Criterion) {
+    let Ok(url) = std::env::var("VERSIONED_POSTGRES_URL") else {
+        eprintln!("skipped: set VERSIONED_POSTGRES_URL to run the PostgreSQL benchmarks");
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let (store, pool) = rt.block_on(open(&url));
+    let version = AtomicU64::new(1);
+
+    let mut group = c.benchmark_group("postgres: checked put");
+    group.bench_function("versioned: put", |b| {
+        b.to_async(&rt).iter(|| async {
+            let v = version.fetch_add(1, Ordering::Relaxed);
+            let mut p = Person { id: 1, name: "Ann".into(), salary: 1, version: v };
+            p.put(&store).await.expect("put");
+        });
+    });
+    group.bench_function("hand-written sqlx: UPDATE … WHERE id = $4 AND version = $5", |b| {
+        b.to_async(&rt).iter(|| async {
+            let v = version.fetch_add(1, Ordering::Relaxed) as i64;
+            let done =
+                sqlx::query("UPDATE people SET name = $1, salary = $2, version = $3 WHERE id = $4 AND version = $5")
+                    .bind("Ann")
+                    .bind(1)
+                    .bind(v + 1)
+                    .bind(1i64)
+                    .bind(v)
+                    .execute(&pool)
+                    .await
+                    .expect("update");
+            assert_eq!(done.rows_affected(), 1);
+        });
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("postgres: get");
+    group.bench_function("versioned: get", |b| {
+        b.to_async(&rt).iter(|| async { store.get::<Person>(&1).await.expect("get") });
+    });
+    group.bench_function("hand-written sqlx: SELECT … WHERE id = $1", |b| {
+        b.to_async(&rt).iter(|| async {
+            let row: (i64, String, i32, i64) =
+                sqlx::query_as("SELECT id, name, salary, version FROM people WHERE id = $1")
+                    .bind(1i64)
+                    .fetch_one(&pool)
+                    .await
+                    .expect("select");
+            row
+        });
+    });
+    group.finish();
+
+    let next_id = AtomicI64::new(1_000);
+    let mut group = c.benchmark_group("postgres: insert");
+    group.bench_function("versioned: insert", |b| {
+        b.to_async(&rt).iter(|| async {
+            let id = next_id.fetch_add(1, Ordering::Relaxed);
+            store.insert(&mut Person { id, name: "New".into(), salary: 1, version: 0 }).await.expect("insert");
+        });
+    });
+    group.bench_function("hand-written sqlx: INSERT … ON CONFLICT (id) DO NOTHING", |b| {
+        b.to_async(&rt).iter(|| async {
+            let id = next_id.fetch_add(1, Ordering::Relaxed);
+            let done = sqlx::query(
+                "INSERT INTO people (id, name, salary, version) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(id)
+            .bind("New")
+            .bind(1)
+            .bind(1i64)
+            .execute(&pool)
+            .await
+            .expect("insert");
+            assert_eq!(done.rows_affected(), 1);
+        });
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("postgres: read-modify-write");
+    group.bench_function("versioned: update (one transaction)", |b| {
+        b.to_async(&rt).iter(|| async {
+            store.update::<Person, _>(&1, RetryPolicy::default(), |p| p.salary += 1).await.expect("update")
+        });
+    });
+    group.bench_function("hand-written sqlx: BEGIN; SELECT; UPDATE … AND version = $5; COMMIT", |b| {
+        b.to_async(&rt).iter(|| async {
+            let mut tx = pool.begin().await.expect("begin");
+            let (salary, v): (i32, i64) = sqlx::query_as("SELECT salary, version FROM people WHERE id = $1")
+                .bind(1i64)
+                .fetch_one(&mut *tx)
+                .await
+                .expect("select");
+            let done =
+                sqlx::query("UPDATE people SET name = $1, salary = $2, version = $3 WHERE id = $4 AND version = $5")
+                    .bind("Ann")
+                    .bind(salary + 1)
+                    .bind(v + 1)
+                    .bind(1i64)
+                    .bind(v)
+                    .execute(&mut *tx)
+                    .await
+                    .expect("update");
+            assert_eq!(done.rows_affected(), 1);
+            tx.commit().await.expect("commit");
+        });
+    });
+    group.finish();
+
+    // Contention: every variant hands out exactly 1..=4800, checked on each run.
+    let mut group = c.benchmark_group("postgres: 16 tasks × 300 increments of one row");
+    group.sample_size(10).measurement_time(Duration::from_secs(20));
+    let report = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let runs: [(&str, u8); 3] = [
+        ("versioned: update (retried on conflict)", 0),
+        ("hand-written sqlx: SELECT … FOR UPDATE; UPDATE (one transaction)", 1),
+        ("hand-written sqlx: optimistic CAS loop (autocommit)", 2),
+    ];
+    for (name, variant) in runs {
+        let (store, pool, report) = (store.clone(), pool.clone(), Arc::clone(&report));
+        group.bench_function(name, |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let (store, pool, report) = (store.clone(), pool.clone(), Arc::clone(&report));
+                async move {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        reset_counter(&pool, &store).await;
+                        let (elapsed, retries) = match variant {
+                            0 => {
+                                let store = store.clone();
+                                contended(name, move || {
+                                    let store = store.clone();
+                                    async move {
+                                        let mut calls = 0;
+                                        let n = store
+                                            .update::<Counter, _>(&"c".to_string(), patient(), |c| {
+                                                calls += 1;
+                                                c.n += 1;
+                                                c.n
+                                            })
+                                            .await
+                                            .expect("update");
+                                        (n, calls)
+                                    }
+                                })
+                                .await
+                            }
+                            1 => {
+                                let pool = pool.clone();
+                                contended(name, move || {
+                                    let pool = pool.clone();
+                                    async move {
+                                        let mut tx = pool.begin().await.expect("begin");
+                                        let (n,): (i64,) =
+                                            sqlx::query_as("SELECT n FROM counter WHERE name = 'c' FOR UPDATE")
+                                                .fetch_one(&mut *tx)
+                                                .await
+                                                .expect("lock");
+                                        sqlx::query("UPDATE counter SET n = $1, version = version + 1 WHERE name = 'c'")
+                                            .bind(n + 1)
+                                            .execute(&mut *tx)
+                                            .await
+                                            .expect("update");
+                                        tx.commit().await.expect("commit");
+                                        (n + 1, 1)
+                                    }
+                                })
+                                .await
+                            }
+                            _ => {
+                                let pool = pool.clone();
+                                contended(name, move || {
+                                    let pool = pool.clone();
+                                    async move {
+                                        let mut tries = 0;
+                                        loop {
+                                            tries += 1;
+                                            let (n, v): (i64, i64) =
+                                                sqlx::query_as("SELECT n, version FROM counter WHERE name = 'c'")
+                                                    .fetch_one(&pool)
+                                                    .await
+                                                    .expect("read");
+                                            let done = sqlx::query(
+                                                "UPDATE counter SET n = $1, version = $2 WHERE name = 'c' AND version = $3",
+                                            )
+                                            .bind(n + 1)
+                                            .bind(v + 1)
+                                            .bind(v)
+                                            .execute(&pool)
+                                            .await
+                                            .expect("cas");
+                                            if done.rows_affected() == 1 {
+                                                return (n + 1, tries);
+                                            }
+                                        }
+                                    }
+                                })
+                                .await
+                            }
+                        };
+                        report.lock().expect("report").push((name, elapsed, retries));
+                        total += elapsed;
+                    }
+                    total
+                }
+            });
+        });
+    }
+    group.finish();
+    for (name, variant) in runs {
+        let _ = variant;
+        let rows: Vec<_> = report.lock().expect("report").iter().filter(|r| r.0 == name).map(|r| (r.1, r.2)).collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let secs: f64 = rows.iter().map(|r| r.0.as_secs_f64()).sum::<f64>() / rows.len() as f64;
+        let retries: f64 = rows.iter().map(|r| r.1).sum::<f64>() / rows.len() as f64;
+        println!(
+            "{name}: {:.0} increments/s, {retries:.2} retries per success ({} runs, every count exact)",
+            (TASKS * UPDATES) as f64 / secs,
+            rows.len()
+        );
+    }
+}
+
+criterion_group!(benches, postgres);
+criterion_main!(benches);
