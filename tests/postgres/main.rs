@@ -350,3 +350,47 @@ async fn serialization_failures_are_retried() {
     let c = store.get::<Counter>(&1).await.expect("get").expect("counter");
     assert_eq!((c.n, c.version), (201, 202), "8 × 25 increments and the one before, exactly");
 }
+
+/// Two transactions locking two rows in opposite orders: PostgreSQL breaks the deadlock (`40P01`)
+/// by refusing one of them, and that refusal is retryable (so the retry helpers retry it).
+#[tokio::test]
+async fn deadlocks_are_retryable() {
+    #[derive(Versioned, Debug, Clone)]
+    struct Slot {
+        #[key]
+        id: i32,
+        n: i64,
+        #[version]
+        version: u64,
+    }
+    let Some(db) = db().await else { return };
+    let store = db.store.clone().with_lock_wait(versioned::LockWait::Forever);
+    store.create_table::<Slot>().await.expect("create");
+    for id in [1, 2] {
+        store.insert(&mut Slot { id, n: 0, version: 0 }).await.expect("insert");
+    }
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+    let cross = |first: i32, second: i32| {
+        let (store, barrier) = (store.clone(), barrier.clone());
+        tokio::spawn(async move {
+            let attempt = move |tx: versioned::Transaction<PostgresStorage>| {
+                let barrier = barrier.clone();
+                async move {
+                    let mut a = tx.get_for_update::<Slot>(&first).await?.expect("slot");
+                    barrier.wait().await; // both hold their first row
+                    let mut b = tx.get_for_update::<Slot>(&second).await?.expect("slot");
+                    a.n += 1;
+                    b.n += 1;
+                    tx.put(&mut a).await?;
+                    tx.put(&mut b).await
+                }
+            };
+            store.transaction(attempt).await
+        })
+    };
+    let (one, two) = (cross(1, 2), cross(2, 1));
+    let outcomes = [one.await.expect("task"), two.await.expect("task")];
+    let refused: Vec<_> = outcomes.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert_eq!(refused.len(), 1, "exactly one side is chosen as the deadlock victim: {outcomes:?}");
+    assert!(matches!(refused[0], Error::Storage(_)) && refused[0].is_retryable(), "{:?}", refused[0]);
+}

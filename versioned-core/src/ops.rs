@@ -286,14 +286,16 @@ pub async fn get_for_update<T: Entity, X: StorageTransaction>(
     tx.fetch_for_update(T::TABLE, &key, wait).await?.map(decode_row).transpose()
 }
 
-/// One attempt of [`Store::update`](crate::Store::update): read, apply `f`, checked write.
-pub async fn read_modify_write<T: Entity, R, A: RowAccess>(
-    access: &A,
+/// One attempt of [`Store::update`](crate::Store::update), inside transaction `tx`: read the
+/// record locked (where the backend locks records), apply `f`, checked write.
+pub async fn read_modify_write<T: Entity, R, X: StorageTransaction>(
+    tx: &X,
     key: &T::Key,
+    wait: LockWait,
     f: &mut impl FnMut(&mut T) -> R,
 ) -> Result<R> {
-    let mut t = get::<T, A>(access, key).await?.ok_or_else(|| Error::not_found::<T>(key))?;
+    let mut t = get_for_update::<T, X>(tx, key, wait).await?.ok_or_else(|| Error::not_found::<T>(key))?;
     let result = f(&mut t);
-    put(access, &mut t).await?;
+    put(tx, &mut t).await?;
     Ok(result)
 }

@@ -230,7 +230,11 @@ impl<S: Storage> Store<S> {
     /// Returns what `f` returned in the attempt that committed.
     ///
     /// This is Kii's `getSequence` in one call. `f` may run more than once; it must not have
-    /// effects outside the record. A missing record is [`Error::NotFound`](crate::Error::NotFound);
+    /// effects outside the record.
+    ///
+    /// The read locks the record ([`Transaction::get_for_update`], waiting as the store's
+    /// [`LockWait`] says), so updates of one hot record from many tasks queue for it instead of
+    /// conflicting and retrying; the write is still checked against the version read. A missing record is [`Error::NotFound`](crate::Error::NotFound);
     /// running out of attempts is [`Error::RetriesExhausted`](crate::Error::RetriesExhausted).
     pub async fn update<T: Entity, R: Send>(
         &self,
@@ -256,7 +260,7 @@ impl<S: Storage> Store<S> {
     /// One attempt of [`update`](Self::update), in its own transaction.
     async fn update_once<T: Entity, R>(&self, key: &T::Key, f: &mut impl FnMut(&mut T) -> R) -> Result<R> {
         let tx = self.backend.begin().await?;
-        let result = ops::read_modify_write(&tx, key, f).await;
+        let result = ops::read_modify_write(&tx, key, self.lock_wait, f).await;
         finish(tx, result).await
     }
 }
