@@ -70,6 +70,17 @@ pub struct PostgresStorage {
     pool: PgPool,
     tables: Arc<RwLock<HashMap<&'static str, Arc<Statements>>>>,
     isolation: Isolation,
+    /// The lock wait the pool's sessions were set up with (`None`: unknown, a pool of yours).
+    session_lock_wait: Option<LockWait>,
+}
+
+/// The `lock_timeout` setting for `wait`; `None` for `NoWait`, which the statement says itself.
+fn session_lock_timeout(wait: LockWait) -> Option<String> {
+    match wait {
+        LockWait::Forever => Some("0".to_owned()),
+        LockWait::Timeout(limit) => Some(format!("{}ms", limit.as_millis().max(1))),
+        LockWait::NoWait => None,
+    }
 }
 
 const URL_FORMS: &str = "expected `postgres://user[:password]@host[:port]/database`";
@@ -91,17 +102,20 @@ impl PostgresStorage {
     /// Connects with options you built (to set a `search_path`, TLS, a pool size through
     /// [`from_pool`](Self::from_pool) instead, …). Sessions run in UTC.
     pub async fn connect_with(options: PgConnectOptions) -> Result<Self> {
-        let options = options.options([("TimeZone", "UTC")]);
+        // The default lock wait is the sessions' own, so a transaction sets `lock_timeout` only
+        // for another wait (one round trip saved on every `get_for_update` and `update`).
+        let default_wait = session_lock_timeout(LockWait::default()).unwrap_or_default();
+        let options = options.options([("TimeZone", "UTC"), ("lock_timeout", default_wait.as_str())]);
         let pool = PgPoolOptions::new()
             .connect_with(options)
             .await
             .map_err(|e| StorageError::new(format!("cannot connect to PostgreSQL: {e}")))?;
-        Ok(Self::from_pool(pool))
+        Ok(PostgresStorage { session_lock_wait: Some(LockWait::default()), ..Self::from_pool(pool) })
     }
 
     /// A backend over a pool you configured yourself.
     pub fn from_pool(pool: PgPool) -> Self {
-        PostgresStorage { pool, tables: Arc::default(), isolation: Isolation::default() }
+        PostgresStorage { pool, tables: Arc::default(), isolation: Isolation::default(), session_lock_wait: None }
     }
 
     /// This backend, beginning its transactions at `isolation`.
@@ -249,7 +263,7 @@ pub struct PostgresTransaction {
 #[derive(Debug)]
 struct TxState {
     tx: sqlx::Transaction<'static, Postgres>,
-    /// The `lock_timeout` this transaction last set (`None`: the server's).
+    /// The `lock_timeout` in force in this transaction (`None`: unknown).
     lock_timeout: Option<LockWait>,
 }
 
@@ -273,12 +287,7 @@ impl StorageTransaction for PostgresTransaction {
         let mut state = self.state.lock().await;
         // `lock_timeout` bounds every lock wait of the rest of the transaction; set it only when
         // it changes. `NOWAIT` needs none.
-        let timeout = match wait {
-            LockWait::Forever => Some("0".to_owned()),
-            LockWait::Timeout(limit) => Some(format!("{}ms", limit.as_millis().max(1))),
-            LockWait::NoWait => None,
-        };
-        if let Some(timeout) = timeout
+        if let Some(timeout) = session_lock_timeout(wait)
             && state.lock_timeout != Some(wait)
         {
             sqlx::query("SELECT set_config('lock_timeout', $1, true)")
@@ -312,7 +321,7 @@ impl Storage for PostgresStorage {
         let tx = self.pool.begin_with(self.isolation.begin()).await.map_err(|e| storage_error(None, e))?;
         Ok(PostgresTransaction {
             storage: self.clone(),
-            state: tokio::sync::Mutex::new(TxState { tx, lock_timeout: None }),
+            state: tokio::sync::Mutex::new(TxState { tx, lock_timeout: self.session_lock_wait }),
         })
     }
 
