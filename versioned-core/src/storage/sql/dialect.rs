@@ -74,7 +74,14 @@ pub(crate) trait Dialect: Sync + 'static {
         format!("INSERT INTO {table} ({columns}) VALUES ({values}) ON CONFLICT ({key}) DO NOTHING")
     }
 
-    /// The upsert of `put_unchecked`, returning the new version (no row when refused).
+    /// Whether the upsert returns the new version itself (`RETURNING`). Where it does not, the
+    /// version is read after it, by the same connection in the same transaction.
+    fn returning(&self) -> bool {
+        true
+    }
+
+    /// The upsert of `put_unchecked`, returning the new version (no row when refused) where the
+    /// dialect has `RETURNING`.
     fn upsert(&self, u: &Upsert<'_>) -> String {
         let (t, v) = (u.table, u.version);
         let set: Vec<String> = u
@@ -161,5 +168,81 @@ impl Dialect for PostgresDialect {
             ColumnType::Uuid => "UUID",
             ColumnType::Timestamp => "TIMESTAMPTZ",
         }
+    }
+}
+
+/// MySQL 8 and MariaDB 10.11: backquoted identifiers, `?` placeholders, `ON DUPLICATE KEY UPDATE`
+/// and no `RETURNING` (the version an upsert wrote is read after it, in the same transaction). A
+/// key of text or bytes is a `VARCHAR(255)` / `VARBINARY(255)`: MySQL cannot index a whole
+/// `TEXT`. UUIDs are `CHAR(36)` text; timestamps `DATETIME(6)` in UTC, bound and read as
+/// microseconds since the epoch.
+#[cfg(test)] // Until the MySQL backend (feature `mysql`) uses it.
+pub(crate) struct MysqlDialect;
+
+#[cfg(test)] // Until the MySQL backend (feature `mysql`) uses it.
+impl Dialect for MysqlDialect {
+    fn quote(&self, name: &str) -> String {
+        format!("`{}`", name.replace('`', "``"))
+    }
+
+    fn bind(&self, _index: usize, ty: ColumnType) -> String {
+        match ty {
+            ColumnType::Timestamp => "TIMESTAMPADD(MICROSECOND, ?, '1970-01-01 00:00:00')".to_owned(),
+            _ => "?".to_owned(),
+        }
+    }
+
+    fn read(&self, column: &str, ty: ColumnType) -> String {
+        match ty {
+            ColumnType::Timestamp => format!("TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', {column})"),
+            _ => column.to_owned(),
+        }
+    }
+
+    fn column_type(&self, column: &ColumnDef) -> &'static str {
+        let key = column.role == crate::entity::ColumnRole::Key;
+        match column.ty {
+            ColumnType::Bool => "BOOLEAN",
+            ColumnType::Int16 => "SMALLINT",
+            ColumnType::Int32 => "INT",
+            ColumnType::Int64 => "BIGINT",
+            ColumnType::Float32 => "FLOAT",
+            ColumnType::Float64 => "DOUBLE",
+            ColumnType::Text if key => "VARCHAR(255)",
+            ColumnType::Text => "LONGTEXT",
+            ColumnType::Bytes if key => "VARBINARY(255)",
+            ColumnType::Bytes => "LONGBLOB",
+            ColumnType::Json => "JSON",
+            ColumnType::Uuid => "CHAR(36)",
+            ColumnType::Timestamp => "DATETIME(6)",
+        }
+    }
+
+    /// A plain insert: the duplicate key error (1062) is what says the key exists. (`INSERT
+    /// IGNORE` would also silence other errors, and `ON DUPLICATE KEY UPDATE key = key` counts
+    /// as a found row under `CLIENT_FOUND_ROWS`.)
+    fn insert_unless_exists(&self, table: &str, columns: &str, values: &str, _key: &str) -> String {
+        format!("INSERT INTO {table} ({columns}) VALUES ({values})")
+    }
+
+    fn returning(&self) -> bool {
+        false
+    }
+
+    /// Every assignment is conditional on the stored version (read before the version column,
+    /// assigned last, changes): MySQL's upsert has no `WHERE`.
+    fn upsert(&self, u: &Upsert<'_>) -> String {
+        let v = u.version;
+        let ok = format!("{} AND {v} < {}", self.valid_version(v), u.version_max);
+        let mut set: Vec<String> =
+            u.set.iter().filter(|c| *c != v).map(|c| format!("{c} = IF({ok}, VALUES({c}), {c})")).collect();
+        set.push(format!("{v} = IF({ok}, {v} + 1, {v})"));
+        format!(
+            "INSERT INTO {} ({}) VALUES ({}) ON DUPLICATE KEY UPDATE {}",
+            u.table,
+            u.columns,
+            u.values,
+            set.join(", ")
+        )
     }
 }

@@ -16,6 +16,8 @@ pub(crate) mod dialect;
 pub(crate) mod driver;
 pub(crate) mod rows;
 
+#[cfg(test)] // Until the MySQL backend (feature `mysql`) uses it.
+pub(crate) use dialect::MysqlDialect;
 #[cfg(feature = "postgres")]
 pub(crate) use dialect::PostgresDialect;
 pub(crate) use dialect::{Dialect, SqliteDialect, Upsert};
@@ -24,6 +26,9 @@ pub(crate) use dialect::{Dialect, SqliteDialect, Upsert};
 pub(crate) struct Statements {
     /// `SELECT <all columns> FROM t WHERE key = ?` — binds: key.
     pub select: Arc<str>,
+    /// `SELECT version FROM t WHERE key = ?`: the version an upsert wrote, where the dialect's
+    /// upsert cannot return it — binds: key.
+    pub select_version: Arc<str>,
     /// `select … FOR UPDATE`, where the dialect locks rows — binds: key.
     pub select_for_update: Option<Arc<str>>,
     /// `select … FOR UPDATE NOWAIT`, where the dialect locks rows — binds: key.
@@ -46,6 +51,8 @@ pub(crate) struct Statements {
     pub delete_unchecked: Arc<str>,
     /// `CREATE TABLE IF NOT EXISTS …`.
     pub create: Arc<str>,
+    /// Whether `upsert` returns the new version ([`Dialect::returning`]).
+    pub returning: bool,
     dialect: &'static dyn Dialect,
     table: &'static TableDef,
     table_name: String,
@@ -100,6 +107,8 @@ impl Statements {
 
         let mut b = binds();
         let select = format!("SELECT {read_list} FROM {t} WHERE {key} = {}", b.next(k));
+        let mut b = binds();
+        let select_version = format!("SELECT {version} FROM {t} WHERE {key} = {}", b.next(k));
         let insert = dialect.insert_unless_exists(&t, &all_list, &binds().row(), &key);
         let mut b = binds();
         let set_bound: Vec<String> = update_columns.iter().map(|i| format!("{} = {}", all[*i], b.next(*i))).collect();
@@ -143,6 +152,7 @@ impl Statements {
             select_for_update: for_update(false),
             select_for_update_nowait: for_update(true),
             select: select.into(),
+            select_version: select_version.into(),
             insert: insert.into(),
             update: update.into(),
             update_columns,
@@ -150,6 +160,7 @@ impl Statements {
             delete_checked: delete_checked.into(),
             delete_unchecked: delete_unchecked.into(),
             create: create.into(),
+            returning: dialect.returning(),
             dialect,
             table,
             table_name: t,
@@ -236,6 +247,54 @@ mod tests {
         );
         assert_eq!(&*s.patch(&[]), r#"UPDATE "people" SET "version" = ? WHERE "id" = ? AND "version" = ?"#);
         assert!(Arc::ptr_eq(&s.patch(&[1]), &s.patch(&[1])), "built once per column set");
+    }
+
+    #[test]
+    fn the_mysql_dialect_writes_mysql() {
+        let s = Statements::new(&MysqlDialect, &PEOPLE);
+        assert_eq!(&*s.update, "UPDATE `people` SET `name` = ?, `version` = ? WHERE `id` = ? AND `version` = ?");
+        assert_eq!(&*s.insert, "INSERT INTO `people` (`id`, `name`, `created`, `version`) VALUES (?, ?, ?, ?)");
+        assert_eq!(
+            &*s.upsert,
+            "INSERT INTO `people` (`id`, `name`, `created`, `version`) VALUES (?, ?, ?, ?) ON DUPLICATE KEY UPDATE \
+             `name` = IF(`version` >= 0 AND `version` < 100, VALUES(`name`), `name`), \
+             `version` = IF(`version` >= 0 AND `version` < 100, `version` + 1, `version`)"
+        );
+        assert_eq!(&*s.select_version, "SELECT `version` FROM `people` WHERE `id` = ?");
+        assert_eq!(
+            s.select_for_update.as_deref(),
+            Some("SELECT `id`, `name`, `created`, `version` FROM `people` WHERE `id` = ? FOR UPDATE")
+        );
+        assert_eq!(
+            &*s.create,
+            "CREATE TABLE IF NOT EXISTS `people` (`id` BIGINT NOT NULL PRIMARY KEY, `name` LONGTEXT, `created` BIGINT NOT NULL, `version` BIGINT NOT NULL)"
+        );
+        assert!(!MysqlDialect.returning());
+        assert_eq!(MysqlDialect.quote("we`ird"), "`we``ird`");
+    }
+
+    #[cfg(feature = "postgres")]
+    #[test]
+    fn the_postgres_dialect_numbers_placeholders_and_converts_types() {
+        let s = Statements::new(&PostgresDialect, &PEOPLE);
+        assert_eq!(&*s.update, r#"UPDATE "people" SET "name" = $1, "version" = $2 WHERE "id" = $3 AND "version" = $4"#);
+        assert_eq!(
+            &*s.patch(&[1]),
+            r#"UPDATE "people" SET "name" = $1, "version" = $2 WHERE "id" = $3 AND "version" = $4"#
+        );
+        assert_eq!(
+            s.select_for_update_nowait.as_deref(),
+            Some(r#"SELECT "id", "name", "created", "version" FROM "people" WHERE "id" = $1 FOR UPDATE NOWAIT"#)
+        );
+        assert_eq!(
+            &*s.upsert,
+            r#"INSERT INTO "people" ("id", "name", "created", "version") VALUES ($1, $2, $3, $4) ON CONFLICT ("id") DO UPDATE SET "name" = excluded."name", "version" = "people"."version" + 1 WHERE "people"."version" >= 0 AND "people"."version" < 100 RETURNING "version""#
+        );
+        assert_eq!(PostgresDialect.bind(3, ColumnType::Json), "$3::jsonb");
+        assert_eq!(
+            PostgresDialect.read(r#""at""#, ColumnType::Timestamp),
+            r#"(EXTRACT(EPOCH FROM "at") * 1000000)::int8"#
+        );
     }
 
     #[test]

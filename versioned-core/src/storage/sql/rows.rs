@@ -112,7 +112,12 @@ impl<C: SqlConnection + ?Sized> OnConnection<'_, C> {
 
     pub(crate) async fn insert(&mut self, row: &Row) -> Result<bool> {
         let binds = self.binds(row.values().iter());
-        Ok(self.conn.execute(self.table, &self.statements.insert, binds).await? == 1)
+        match self.conn.execute(self.table, &self.statements.insert, binds).await {
+            Ok(inserted) => Ok(inserted == 1),
+            // A dialect whose insert does not skip an existing key: the driver reports it so.
+            Err(Error::AlreadyExists { .. }) => Ok(false),
+            Err(other) => Err(other),
+        }
     }
 
     pub(crate) async fn update(&mut self, row: &Row, expected: u64) -> Result<WriteOutcome> {
@@ -131,7 +136,17 @@ impl<C: SqlConnection + ?Sized> OnConnection<'_, C> {
         let first = Value::Int(1);
         let binds =
             self.binds(row.values().iter().enumerate().map(|(i, v)| if i == table.version { &first } else { v }));
-        let version = self.conn.fetch_int(table, &self.statements.upsert, binds).await?;
+        let version = if self.statements.returning {
+            self.conn.fetch_int(table, &self.statements.upsert, binds).await?
+        } else {
+            // Read back on this connection (the backend runs the three in one transaction). A
+            // refused upsert changes nothing, so then the version read is the one before.
+            let key = table.key_of(row)?;
+            let before = self.conn.fetch_int(table, &self.statements.select_version, vec![self.key(key)]).await?;
+            self.conn.execute(table, &self.statements.upsert, binds).await?;
+            let after = self.conn.fetch_int(table, &self.statements.select_version, vec![self.key(key)]).await?;
+            after.filter(|a| before.is_none_or(|b| *a != b))
+        };
         version
             .map(|v| {
                 u64::try_from(v).map_err(|_| Error::decode(table, table.version_column().name, "negative version"))
