@@ -35,6 +35,8 @@ pub use retry::RetryPolicy;
 pub use serde_json::Value as JsonValue;
 pub use storage::any::{AnyStorage, AnyTransaction};
 pub use storage::memory::{MemoryStorage, MemoryTransaction};
+#[cfg(feature = "mysql")]
+pub use storage::mysql::{MysqlStorage, MysqlTransaction};
 #[cfg(feature = "postgres")]
 pub use storage::postgres::{Isolation, PostgresStorage, PostgresTransaction};
 #[cfg(feature = "sqlite")]

@@ -31,7 +31,8 @@ pub async fn lock_waits_end_in_lock_timeout<S: Storage>(store: &Store<S>) {
     setup(store).await;
     store.insert(&mut Account { id: 1, balance: 1, version: 0 }).await.expect("insert 1");
     store.insert(&mut Account { id: 2, balance: 2, version: 0 }).await.expect("insert 2");
-    let hold = Duration::from_millis(600);
+    // Long enough for a one-second wait to expire first (MySQL counts lock waits in seconds).
+    let hold = Duration::from_millis(2_500);
     let (locked, is_locked) = tokio::sync::oneshot::channel();
     let other = store.clone();
     let holder = tokio::spawn(async move {
@@ -55,11 +56,11 @@ pub async fn lock_waits_end_in_lock_timeout<S: Storage>(store: &Store<S>) {
         assert!(started.elapsed() < Duration::from_millis(300), "NoWait waited {:?}", started.elapsed());
 
         let started = Instant::now();
-        let limit = LockWait::Timeout(Duration::from_millis(100));
+        let limit = LockWait::Timeout(Duration::from_secs(1));
         let timeout = store.transaction(|tx| async move { tx.get_for_update_with::<Account>(&1, limit).await });
-        assert_lock_timeout(timeout.await, "Timeout(100 ms)");
+        assert_lock_timeout(timeout.await, "Timeout(1 s)");
         let waited = started.elapsed();
-        assert!(waited >= Duration::from_millis(90) && waited < Duration::from_millis(450), "waited {waited:?}");
+        assert!(waited >= Duration::from_millis(950) && waited < Duration::from_millis(2_000), "waited {waited:?}");
 
         let free = store.transaction(|tx| async move { tx.get_for_update_with::<Account>(&2, LockWait::NoWait).await });
         assert_eq!(free.await.expect("another record is not locked").map(|a| a.balance), Some(2));

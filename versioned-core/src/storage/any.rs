@@ -1,6 +1,8 @@
 //! [`AnyStorage`]: a backend chosen at run time from a URL, like sqlx's `AnyPool`.
 
 use super::memory::{MemoryStorage, MemoryTransaction};
+#[cfg(feature = "mysql")]
+use super::mysql::{MysqlStorage, MysqlTransaction};
 #[cfg(feature = "postgres")]
 use super::postgres::{PostgresStorage, PostgresTransaction};
 #[cfg(feature = "sqlite")]
@@ -34,6 +36,9 @@ pub enum AnyStorage {
     /// PostgreSQL (`postgres://…`).
     #[cfg(feature = "postgres")]
     Postgres(PostgresStorage),
+    /// MySQL or MariaDB (`mysql://…`, `mariadb://…`).
+    #[cfg(feature = "mysql")]
+    Mysql(MysqlStorage),
 }
 
 /// A transaction of an [`AnyStorage`].
@@ -48,11 +53,15 @@ pub enum AnyTransaction {
     /// Of PostgreSQL.
     #[cfg(feature = "postgres")]
     Postgres(PostgresTransaction),
+    /// Of MySQL or MariaDB.
+    #[cfg(feature = "mysql")]
+    Mysql(MysqlTransaction),
 }
 
 impl Store<AnyStorage> {
     /// A store over the backend `url` names: `sqlite:…` (feature `sqlite`), `postgres://…` or
-    /// `postgresql://…` (feature `postgres`), or `memory:`. Any other URL is [`Error::Config`].
+    /// `postgresql://…` (feature `postgres`), `mysql://…` or `mariadb://…` (feature `mysql`), or
+    /// `memory:`. Any other URL is [`Error::Config`].
     pub async fn connect(url: &str) -> Result<Self> {
         let scheme = url.split_once(':').map(|(scheme, _)| scheme.to_ascii_lowercase());
         let storage = match scheme.as_deref() {
@@ -61,6 +70,8 @@ impl Store<AnyStorage> {
             Some("sqlite") => AnyStorage::Sqlite(SqliteStorage::connect(url).await?),
             #[cfg(feature = "postgres")]
             Some("postgres" | "postgresql") => AnyStorage::Postgres(PostgresStorage::connect(url).await?),
+            #[cfg(feature = "mysql")]
+            Some("mysql" | "mariadb") => AnyStorage::Mysql(MysqlStorage::connect(url).await?),
             _ => {
                 return Err(Error::config(format!(
                     "{url:?} names no backend compiled in; expected {}",
@@ -70,6 +81,8 @@ impl Store<AnyStorage> {
                         "`sqlite://path.db` or `sqlite::memory:`",
                         #[cfg(feature = "postgres")]
                         "`postgres://user@host/database`",
+                        #[cfg(feature = "mysql")]
+                        "`mysql://user@host/database`",
                     ]
                     .join(", ")
                 )));
@@ -88,6 +101,8 @@ macro_rules! each {
             $ty::Sqlite($s) => $call,
             #[cfg(feature = "postgres")]
             $ty::Postgres($s) => $call,
+            #[cfg(feature = "mysql")]
+            $ty::Mysql($s) => $call,
         }
     };
 }
@@ -146,6 +161,8 @@ impl Storage for AnyStorage {
             AnyStorage::Sqlite(s) => AnyTransaction::Sqlite(s.begin().await?),
             #[cfg(feature = "postgres")]
             AnyStorage::Postgres(s) => AnyTransaction::Postgres(s.begin().await?),
+            #[cfg(feature = "mysql")]
+            AnyStorage::Mysql(s) => AnyTransaction::Mysql(s.begin().await?),
         })
     }
 

@@ -138,6 +138,15 @@ impl PostgresStorage {
         Arc::clone(map.entry(table.name).or_insert_with(|| Arc::new(Statements::new(&PostgresDialect, table))))
     }
 
+    /// Every operation of this backend is one statement: atomic as it is.
+    async fn run_atomic<T>(
+        &self,
+        table: &'static TableDef,
+        op: impl AsyncFnOnce(&mut OnConnection<'_, Conn<'_, Postgres>>) -> Result<T>,
+    ) -> Result<T> {
+        self.run(table, op).await
+    }
+
     async fn run<T>(
         &self,
         table: &'static TableDef,
@@ -268,6 +277,15 @@ struct TxState {
 }
 
 impl PostgresTransaction {
+    /// Every operation of this backend is one statement: atomic as it is.
+    async fn run_atomic<T>(
+        &self,
+        table: &'static TableDef,
+        op: impl AsyncFnOnce(&mut OnConnection<'_, Conn<'_, Postgres>>) -> Result<T>,
+    ) -> Result<T> {
+        self.run(table, op).await
+    }
+
     async fn run<T>(
         &self,
         table: &'static TableDef,

@@ -337,6 +337,15 @@ impl Driver for Sqlite {
 }
 
 impl SqliteStorage {
+    /// Every operation of this backend is one statement: atomic as it is.
+    async fn run_atomic<T>(
+        &self,
+        table: &'static TableDef,
+        op: impl AsyncFnOnce(&mut OnConnection<'_, Conn<'_, Sqlite>>) -> Result<T>,
+    ) -> Result<T> {
+        self.run(table, op).await
+    }
+
     async fn run<T>(
         &self,
         table: &'static TableDef,
@@ -361,6 +370,15 @@ pub struct SqliteTransaction {
 }
 
 impl SqliteTransaction {
+    /// Every operation of this backend is one statement: atomic as it is.
+    async fn run_atomic<T>(
+        &self,
+        table: &'static TableDef,
+        op: impl AsyncFnOnce(&mut OnConnection<'_, Conn<'_, Sqlite>>) -> Result<T>,
+    ) -> Result<T> {
+        self.run(table, op).await
+    }
+
     async fn run<T>(
         &self,
         table: &'static TableDef,

@@ -176,10 +176,10 @@ impl Dialect for PostgresDialect {
 /// key of text or bytes is a `VARCHAR(255)` / `VARBINARY(255)`: MySQL cannot index a whole
 /// `TEXT`. UUIDs are `CHAR(36)` text; timestamps `DATETIME(6)` in UTC, bound and read as
 /// microseconds since the epoch.
-#[cfg(test)] // Until the MySQL backend (feature `mysql`) uses it.
+#[cfg(any(test, feature = "mysql"))]
 pub(crate) struct MysqlDialect;
 
-#[cfg(test)] // Until the MySQL backend (feature `mysql`) uses it.
+#[cfg(any(test, feature = "mysql"))]
 impl Dialect for MysqlDialect {
     fn quote(&self, name: &str) -> String {
         format!("`{}`", name.replace('`', "``"))

@@ -16,7 +16,7 @@ pub(crate) mod dialect;
 pub(crate) mod driver;
 pub(crate) mod rows;
 
-#[cfg(test)] // Until the MySQL backend (feature `mysql`) uses it.
+#[cfg(any(test, feature = "mysql"))]
 pub(crate) use dialect::MysqlDialect;
 #[cfg(feature = "postgres")]
 pub(crate) use dialect::PostgresDialect;

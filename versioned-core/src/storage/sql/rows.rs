@@ -195,8 +195,9 @@ impl<C: SqlConnection + ?Sized> OnConnection<'_, C> {
 }
 
 /// Implements [`RowAccess`](crate::storage::RowAccess) for a type with a `run` method that lends
-/// one connection to an operation: a backend's autocommit storage (a pooled connection) and its
-/// transaction (its own connection).
+/// one connection to an operation — a backend's autocommit storage (a pooled connection) and its
+/// transaction (its own connection) — and a `run_atomic` that does so inside a transaction when
+/// an operation of several statements needs one (`run` where every operation is one statement).
 macro_rules! row_access_via_run {
     ($ty:ty) => {
         impl $crate::storage::RowAccess for $ty {
@@ -222,7 +223,9 @@ macro_rules! row_access_via_run {
             }
 
             async fn upsert(&self, table: &'static $crate::TableDef, row: &$crate::Row) -> $crate::Result<Option<u64>> {
-                self.run(table, async |c| c.upsert(row).await).await
+                // Where the dialect has no `RETURNING`, an upsert is three statements that must
+                // see one state: the backend runs them in a transaction.
+                self.run_atomic(table, async |c| c.upsert(row).await).await
             }
 
             async fn patch(

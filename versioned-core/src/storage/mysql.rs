@@ -1,0 +1,383 @@
+//! The MySQL / MariaDB backend, over sqlx (feature `mysql`).
+//!
+//! Statements come from the shared SQL layer with the MySQL dialect, written against MySQL 8 and
+//! MariaDB 10.11 (tested on MariaDB): backquoted identifiers, `?` placeholders, a plain `INSERT`
+//! whose duplicate-key error (1062) says the key exists, `ON DUPLICATE KEY UPDATE` upserts. MySQL
+//! has no `RETURNING`: a checked write is still one conditional statement (`UPDATE … WHERE key = ?
+//! AND version = ?`), judged by the rows it *found* (sqlx connects with `CLIENT_FOUND_ROWS`, so a
+//! row rewritten with equal values still counts); when its check fails, the stored row is read on
+//! the same connection, inside the same transaction where there is one. An upsert
+//! (`put_unchecked`) reads its new version back the same way, in a transaction of its own.
+//!
+//! Types: `BIGINT`/`INT`/`SMALLINT`, `DOUBLE`/`FLOAT`, `BOOLEAN` (`TINYINT(1)`), `VARCHAR(255)` for
+//! text keys (MySQL cannot index a whole `TEXT`) and `LONGTEXT` otherwise, `LONGBLOB`, `JSON`,
+//! `CHAR(36)` for UUIDs (hyphenated text), `DATETIME(6)` for timestamps, in UTC: bound and read
+//! as microseconds since the epoch with `TIMESTAMPADD`/`TIMESTAMPDIFF`, never through the
+//! session's time zone.
+//!
+//! Transactions run at InnoDB's default `REPEATABLE READ`. Checked writes are safe there: an
+//! `UPDATE`'s `WHERE` reads the newest committed row, not the transaction's snapshot.
+//! `get_for_update` is `SELECT … FOR UPDATE` (`NOWAIT` for [`LockWait::NoWait`]); other waits set
+//! `innodb_lock_wait_timeout` (whole seconds, at least one). A lock wait that expires (1205, or
+//! MySQL's `NOWAIT` refusal 3572) is [`Error::LockTimeout`]; a deadlock (1213) is retryable.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlQueryResult, MySqlRow};
+use sqlx::pool::PoolConnection;
+use sqlx::{MySql, Row as _, TypeInfo as _, ValueRef as _};
+
+use super::sql::driver::{self, Conn, Driver, Meaning, Query as DriverQuery};
+use super::sql::rows::{Bind, OnConnection, row_access_via_run};
+use super::sql::{MysqlDialect, Statements};
+use super::{Storage, StorageTransaction};
+use crate::entity::TableDef;
+use crate::error::{Error, Result, StorageError};
+use crate::lock::LockWait;
+use crate::store::Store;
+use crate::value::{ColumnType, Row, Value};
+
+/// The MySQL / MariaDB backend: a sqlx pool and the statements of every table it has seen.
+///
+/// ```no_run
+/// # async fn demo() -> versioned_core::Result<()> {
+/// use versioned_core::Store;
+///
+/// let store = Store::mysql("mysql://root@127.0.0.1:3306/test").await?;
+/// # let _ = store;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct MysqlStorage {
+    pool: MySqlPool,
+    tables: Arc<RwLock<HashMap<&'static str, Arc<Statements>>>>,
+    /// The lock wait the pool's sessions were set up with (`None`: unknown, a pool of yours).
+    session_lock_wait: Option<LockWait>,
+}
+
+const URL_FORMS: &str = "expected `mysql://user[:password]@host[:port]/database` (or `mariadb://…`)";
+
+/// `innodb_lock_wait_timeout` for `wait`, in whole seconds; `None` for `NoWait`, which the
+/// statement says itself.
+fn session_lock_timeout(wait: LockWait) -> Option<u64> {
+    match wait {
+        // The largest value the server takes: about 34 years.
+        LockWait::Forever => Some(1_073_741_824),
+        LockWait::Timeout(limit) => Some(limit.as_secs() + u64::from(limit.subsec_nanos() > 0)).map(|s| s.max(1)),
+        LockWait::NoWait => None,
+    }
+}
+
+impl MysqlStorage {
+    /// Connects to the database at `url` (`mysql://user@host:port/database`, or `mariadb://…`).
+    /// A URL of another database, an empty or malformed one is [`Error::Config`].
+    pub async fn connect(url: &str) -> Result<Self> {
+        let scheme = url.split_once("://").map(|(scheme, _)| scheme);
+        let url = match scheme {
+            Some("mysql") => url.to_owned(),
+            Some("mariadb") => format!("mysql{}", &url["mariadb".len()..]),
+            _ => return Err(Error::config(format!("{url:?} is not a MySQL URL; {URL_FORMS}"))),
+        };
+        let options =
+            MySqlConnectOptions::from_str(&url).map_err(|e| Error::config(format!("{url:?}: {e}; {URL_FORMS}")))?;
+        Self::connect_with(options).await
+    }
+
+    /// Connects with options you built. Sessions run in UTC, with the default lock wait.
+    pub async fn connect_with(options: MySqlConnectOptions) -> Result<Self> {
+        let timeout = session_lock_timeout(LockWait::default()).unwrap_or(5);
+        let options = options.timezone(Some("+00:00".to_owned()));
+        let pool = MySqlPoolOptions::new()
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    sqlx::query(sqlx::AssertSqlSafe(format!("SET SESSION innodb_lock_wait_timeout = {timeout}")))
+                        .execute(conn)
+                        .await
+                        .map(drop)
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(|e| StorageError::new(format!("cannot connect to MySQL: {e}")))?;
+        Ok(MysqlStorage { session_lock_wait: Some(LockWait::default()), ..Self::from_pool(pool) })
+    }
+
+    /// A backend over a pool you configured yourself.
+    pub fn from_pool(pool: MySqlPool) -> Self {
+        MysqlStorage { pool, tables: Arc::default(), session_lock_wait: None }
+    }
+
+    /// The underlying pool, for your own queries.
+    pub fn pool(&self) -> &MySqlPool {
+        &self.pool
+    }
+
+    fn statements(&self, table: &'static TableDef) -> Arc<Statements> {
+        // The map only ever gains complete entries, so a poisoned lock still holds valid data.
+        if let Some(found) = self.tables.read().unwrap_or_else(PoisonError::into_inner).get(table.name) {
+            return Arc::clone(found);
+        }
+        let mut map = self.tables.write().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(map.entry(table.name).or_insert_with(|| Arc::new(Statements::new(&MysqlDialect, table))))
+    }
+
+    async fn run<T>(
+        &self,
+        table: &'static TableDef,
+        op: impl AsyncFnOnce(&mut OnConnection<'_, Conn<'_, MySql>>) -> Result<T>,
+    ) -> Result<T> {
+        let statements = self.statements(table);
+        let mut conn = self.pool.acquire().await.map_err(|e| storage_error(Some(table), e))?;
+        op(&mut OnConnection { conn: &mut Conn(&mut *conn), table, statements: &statements }).await
+    }
+
+    /// An operation of several statements (an upsert and its read-back), in a transaction.
+    async fn run_atomic<T>(
+        &self,
+        table: &'static TableDef,
+        op: impl AsyncFnOnce(&mut OnConnection<'_, Conn<'_, MySql>>) -> Result<T>,
+    ) -> Result<T> {
+        let tx = self.begin().await?;
+        let result = tx.run(table, op).await;
+        match result {
+            Ok(value) => tx.commit().await.map(|()| value),
+            Err(err) => {
+                // The original error is what the caller needs; the connection is closed if the
+                // rollback fails, which rolls back too.
+                let _ = tx.rollback().await;
+                Err(err)
+            }
+        }
+    }
+}
+
+impl Store<MysqlStorage> {
+    /// A store over the MySQL / MariaDB database at `url`; see [`MysqlStorage::connect`].
+    pub async fn mysql(url: &str) -> Result<Self> {
+        Ok(Store::new(MysqlStorage::connect(url).await?))
+    }
+}
+
+/// Binds a value as its column's type wants it (a typed `NULL`), refusing a value of another
+/// type.
+fn bind_value<'q>(q: DriverQuery<'q, MySql>, b: Bind<'_>) -> Result<DriverQuery<'q, MySql>> {
+    use ColumnType as T;
+    Ok(match (b.value, b.ty()) {
+        (Value::Null, T::Bool) => q.bind(None::<bool>),
+        (Value::Null, T::Float32 | T::Float64) => q.bind(None::<f64>),
+        (Value::Null, T::Bytes) => q.bind(None::<Vec<u8>>),
+        (Value::Null, ty) if ty.is_integer() => q.bind(None::<i64>),
+        (Value::Null, _) => q.bind(None::<String>),
+        (Value::Bool(v), T::Bool) => q.bind(*v),
+        (Value::Int(v), ty) if ty.is_integer() => q.bind(*v),
+        (Value::Float(v), T::Float32 | T::Float64) => q.bind(*v),
+        (Value::Text(v), T::Text | T::Json | T::Uuid) => q.bind(v.clone()),
+        (Value::Bytes(v), T::Bytes) => q.bind(v.clone()),
+        _ => return Err(b.mismatch()),
+    })
+}
+
+/// MySQL's errors that mean something of their own.
+fn database_error(table: Option<&'static TableDef>, db: &dyn sqlx::error::DatabaseError) -> Option<Meaning> {
+    let code = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>().map(|e| e.number())?;
+    match code {
+        // ER_DUP_ENTRY: the insert found the key taken.
+        1062 => table.map(|t| Meaning::Is(Error::AlreadyExists { table: t.name, key: Value::Null })),
+        // ER_LOCK_DEADLOCK
+        1213 => Some(Meaning::Retryable),
+        // ER_LOCK_WAIT_TIMEOUT (MariaDB's NOWAIT too), ER_LOCK_NOWAIT (MySQL 8)
+        1205 | 3572 => Some(Meaning::Is(Error::LockTimeout { table: table.map(|t| t.name), key: None })),
+        // ER_BAD_FIELD_ERROR: "Unknown column 'x' in 'field list'"
+        1054 => {
+            let (table, name) = (table?, db.message().split('\'').nth(1)?);
+            let name = name.rsplit('.').next().unwrap_or(name);
+            let column = table.columns.iter().find(|c| c.name.eq_ignore_ascii_case(name))?;
+            Some(Meaning::Is(Error::decode(table, column.name, "the table has no such column")))
+        }
+        // ER_NO_SUCH_TABLE
+        1146 => table.map(|table| {
+            let message = db.message();
+            Meaning::Is(
+                StorageError::new(format!(
+                    "no such table: {} (create it with create_table, or with your migrations): {message}",
+                    table.name
+                ))
+                .into(),
+            )
+        }),
+        _ => None,
+    }
+}
+
+/// A sqlx error of this backend as ours.
+fn storage_error(table: Option<&'static TableDef>, err: sqlx::Error) -> Error {
+    driver::error::<MySql>(table, err)
+}
+
+impl Driver for MySql {
+    fn bind<'q>(query: DriverQuery<'q, Self>, bind: Bind<'_>) -> Result<DriverQuery<'q, Self>> {
+        bind_value(query, bind)
+    }
+
+    fn decode_value(row: &MySqlRow, i: usize) -> std::result::Result<Value, String> {
+        let get = |e: sqlx::Error| e.to_string();
+        let raw = row.try_get_raw(i).map_err(get)?;
+        if raw.is_null() {
+            return Ok(Value::Null);
+        }
+        Ok(match raw.type_info().name() {
+            "BOOLEAN" => Value::Bool(row.try_get_unchecked(i).map_err(get)?),
+            "TINYINT" | "SMALLINT" | "MEDIUMINT" | "INT" | "BIGINT" => {
+                Value::Int(row.try_get_unchecked(i).map_err(get)?)
+            }
+            "TINYINT UNSIGNED" | "SMALLINT UNSIGNED" | "MEDIUMINT UNSIGNED" | "INT UNSIGNED" | "BIGINT UNSIGNED" => {
+                let v: u64 = row.try_get_unchecked(i).map_err(get)?;
+                Value::Int(i64::try_from(v).map_err(|_| format!("stored integer {v} is above i64::MAX"))?)
+            }
+            "FLOAT" => Value::Float(row.try_get_unchecked::<f32, _>(i).map_err(get)?.into()),
+            "DOUBLE" => Value::Float(row.try_get_unchecked(i).map_err(get)?),
+            "CHAR" | "VARCHAR" | "TINYTEXT" | "TEXT" | "MEDIUMTEXT" | "LONGTEXT" | "JSON" | "ENUM" => {
+                Value::Text(row.try_get_unchecked(i).map_err(get)?)
+            }
+            "BINARY" | "VARBINARY" | "TINYBLOB" | "BLOB" | "MEDIUMBLOB" | "LONGBLOB" => {
+                Value::Bytes(row.try_get_unchecked(i).map_err(get)?)
+            }
+            other => return Err(format!("the column's MySQL type {other} is not one versioned reads")),
+        })
+    }
+
+    fn first_int(table: &'static TableDef, row: &MySqlRow) -> Result<i64> {
+        row.try_get::<i64, _>(0).map_err(|e| Error::decode(table, table.version_column().name, e.to_string()))
+    }
+
+    fn rows_affected(done: &MySqlQueryResult) -> u64 {
+        done.rows_affected()
+    }
+
+    fn database_error(table: Option<&'static TableDef>, db: &dyn sqlx::error::DatabaseError) -> Option<Meaning> {
+        database_error(table, db)
+    }
+}
+
+row_access_via_run!(MysqlStorage);
+
+/// A transaction of the [`MysqlStorage`]: one connection between `START TRANSACTION` and
+/// `COMMIT`. Dropped without commit, its connection is closed, which rolls it back (and takes
+/// any lock wait it set along).
+#[derive(Debug)]
+pub struct MysqlTransaction {
+    storage: MysqlStorage,
+    state: tokio::sync::Mutex<TxState>,
+}
+
+#[derive(Debug)]
+struct TxState {
+    conn: PoolConnection<MySql>,
+    /// Whether `COMMIT` or `ROLLBACK` went through: the connection can go back to the pool.
+    finished: bool,
+    /// The `innodb_lock_wait_timeout` in force on the connection (`None`: unknown).
+    lock_timeout: Option<LockWait>,
+    /// The one the pool's sessions have.
+    session_lock_wait: Option<LockWait>,
+}
+
+impl Drop for TxState {
+    fn drop(&mut self) {
+        // Still inside the transaction, or with a lock wait the pool's sessions do not have:
+        // not for the next user.
+        if !self.finished || self.lock_timeout != self.session_lock_wait {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
+impl TxState {
+    async fn execute(&mut self, sql: &'static str) -> Result<()> {
+        sqlx::query(sql).execute(&mut *self.conn).await.map(drop).map_err(|e| storage_error(None, e))
+    }
+
+    async fn finish(mut self, sql: &'static str) -> Result<()> {
+        self.execute(sql).await?;
+        self.finished = true;
+        Ok(())
+    }
+}
+
+impl MysqlTransaction {
+    async fn run<T>(
+        &self,
+        table: &'static TableDef,
+        op: impl AsyncFnOnce(&mut OnConnection<'_, Conn<'_, MySql>>) -> Result<T>,
+    ) -> Result<T> {
+        let statements = self.storage.statements(table);
+        let mut state = self.state.lock().await;
+        op(&mut OnConnection { conn: &mut Conn(&mut *state.conn), table, statements: &statements }).await
+    }
+
+    /// Inside a transaction every operation shares it: atomic as it is.
+    async fn run_atomic<T>(
+        &self,
+        table: &'static TableDef,
+        op: impl AsyncFnOnce(&mut OnConnection<'_, Conn<'_, MySql>>) -> Result<T>,
+    ) -> Result<T> {
+        self.run(table, op).await
+    }
+}
+
+row_access_via_run!(MysqlTransaction);
+
+impl StorageTransaction for MysqlTransaction {
+    async fn fetch_for_update(&self, table: &'static TableDef, key: &Value, wait: LockWait) -> Result<Option<Row>> {
+        let statements = self.storage.statements(table);
+        let mut state = self.state.lock().await;
+        if let Some(seconds) = session_lock_timeout(wait)
+            && state.lock_timeout != Some(wait)
+        {
+            let set = format!("SET SESSION innodb_lock_wait_timeout = {seconds}");
+            sqlx::query(sqlx::AssertSqlSafe(set))
+                .execute(&mut *state.conn)
+                .await
+                .map_err(|e| storage_error(Some(table), e))?;
+            state.lock_timeout = Some(wait);
+        }
+        let nowait = wait == LockWait::NoWait;
+        let on = &mut OnConnection { conn: &mut Conn::<MySql>(&mut state.conn), table, statements: &statements };
+        on.fetch_for_update(key, nowait).await.map_err(|err| match err {
+            Error::LockTimeout { table, .. } => Error::LockTimeout { table, key: Some(key.clone()) },
+            other => other,
+        })
+    }
+
+    async fn commit(self) -> Result<()> {
+        self.state.into_inner().finish("COMMIT").await
+    }
+
+    async fn rollback(self) -> Result<()> {
+        self.state.into_inner().finish("ROLLBACK").await
+    }
+}
+
+impl Storage for MysqlStorage {
+    type Transaction = MysqlTransaction;
+
+    async fn begin(&self) -> Result<MysqlTransaction> {
+        let conn = self.pool.acquire().await.map_err(|e| storage_error(None, e))?;
+        let session_lock_wait = self.session_lock_wait;
+        let mut state = TxState { conn, finished: false, lock_timeout: session_lock_wait, session_lock_wait };
+        state.execute("START TRANSACTION").await?;
+        Ok(MysqlTransaction { storage: self.clone(), state: tokio::sync::Mutex::new(state) })
+    }
+
+    async fn create_table(&self, table: &'static TableDef) -> Result<()> {
+        let statements = self.statements(table);
+        let create = sqlx::query(sqlx::AssertSqlSafe(Arc::clone(&statements.create)));
+        create.execute(&self.pool).await.map_err(|e| storage_error(Some(table), e))?;
+        Ok(())
+    }
+
+    fn identity(&self) -> Option<usize> {
+        Some(Arc::as_ptr(&self.tables) as *const () as usize)
+    }
+}
