@@ -248,10 +248,6 @@ impl Driver for MySql {
         })
     }
 
-    fn first_int(table: &'static TableDef, row: &MySqlRow) -> Result<i64> {
-        row.try_get::<i64, _>(0).map_err(|e| Error::decode(table, table.version_column().name, e.to_string()))
-    }
-
     fn rows_affected(done: &MySqlQueryResult) -> u64 {
         done.rows_affected()
     }

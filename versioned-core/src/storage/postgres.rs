@@ -246,10 +246,6 @@ impl Driver for Postgres {
         })
     }
 
-    fn first_int(table: &'static TableDef, row: &PgRow) -> Result<i64> {
-        row.try_get::<i64, _>(0).map_err(|e| Error::decode(table, table.version_column().name, e.to_string()))
-    }
-
     fn rows_affected(done: &PgQueryResult) -> u64 {
         done.rows_affected()
     }

@@ -323,10 +323,6 @@ impl Driver for Sqlite {
         })
     }
 
-    fn first_int(table: &'static TableDef, row: &SqliteRow) -> Result<i64> {
-        row.try_get::<i64, _>(0).map_err(|e| Error::decode(table, table.version_column().name, e.to_string()))
-    }
-
     fn rows_affected(done: &SqliteQueryResult) -> u64 {
         done.rows_affected()
     }

@@ -23,8 +23,17 @@ pub(crate) trait Driver: Database {
     /// it holds; the error says why it cannot.
     fn decode_value(row: &Self::Row, index: usize) -> std::result::Result<Value, String>;
 
-    /// Reads the first column of a result row as an integer (a version `RETURNING` gave).
-    fn first_int(table: &'static TableDef, row: &Self::Row) -> Result<i64>;
+    /// Reads the first column of a result row as an integer: a version the statement returned.
+    fn first_int(table: &'static TableDef, row: &Self::Row) -> Result<i64> {
+        let column = table.version_column().name;
+        match Self::decode_value(row, 0) {
+            Ok(Value::Int(version)) => Ok(version),
+            Ok(other) => {
+                Err(Error::decode(table, column, format!("version must be an integer, found {}", other.describe())))
+            }
+            Err(reason) => Err(Error::decode(table, column, reason)),
+        }
+    }
 
     /// The rows a statement affected (matched, for an update).
     fn rows_affected(done: &Self::QueryResult) -> u64;

@@ -1,0 +1,331 @@
+//! MySQL / MariaDB specifics: the schema `create_table` derives, tables made by users' own
+//! migrations, rows that do not fit the struct (`Error::Decode` naming the column), values that
+//! cannot be stored, found rows, and deadlocks.
+//!
+//! Run with `VERSIONED_MYSQL_URL` set (`.ci/run` sets it); without it each test says it was
+//! skipped. Each test works in a database of its own.
+
+use std::time::SystemTime;
+
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool};
+use versioned::{Error, MysqlStorage, Store, Versioned};
+
+#[derive(Versioned, Debug, Clone, PartialEq)]
+#[versioned(table = "people")]
+struct Person {
+    #[key]
+    id: String,
+    name: String,
+    salary: i32,
+    rank: i16,
+    ratio: f64,
+    score: f32,
+    active: bool,
+    photo: Vec<u8>,
+    nickname: Option<String>,
+    #[versioned(json)]
+    skills: Vec<String>,
+    #[versioned(updated_at)]
+    updated: SystemTime,
+    #[version]
+    version: u64,
+}
+
+fn ann() -> Person {
+    Person {
+        id: "ann".into(),
+        name: "Ann".into(),
+        salary: 100,
+        rank: -3,
+        ratio: 0.25,
+        score: 1.5,
+        active: true,
+        photo: vec![0, 255],
+        nickname: None,
+        skills: vec!["rust".into()],
+        updated: SystemTime::UNIX_EPOCH,
+        version: 0,
+    }
+}
+
+/// A store on a fresh database; the database is dropped with it.
+struct Db {
+    store: Store<MysqlStorage>,
+    admin: MySqlPool,
+    database: String,
+    url: String,
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        // Dropped inside the test's runtime, whose pools cannot serve another runtime: clean up
+        // on a thread with a runtime and a connection of its own.
+        let (url, database) = (self.url.clone(), self.database.clone());
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            runtime.block_on(async {
+                let admin = MySqlPool::connect(&url).await.expect("connect to drop the test database");
+                let drop = format!("DROP DATABASE IF EXISTS {database}");
+                sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&admin).await.expect("drop the test database");
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+async fn db() -> Option<Db> {
+    let Ok(url) = std::env::var("VERSIONED_MYSQL_URL") else {
+        eprintln!("skipped: set VERSIONED_MYSQL_URL (e.g. mysql://root@127.0.0.1:3306/test) to run it");
+        return None;
+    };
+    let admin = MySqlPool::connect(&url)
+        .await
+        .unwrap_or_else(|e| panic!("VERSIONED_MYSQL_URL={url} is set but the server is unreachable: {e}"));
+    let database = format!("vt_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}"))).execute(&admin).await.expect("database");
+    let options: MySqlConnectOptions = url.parse().expect("a MySQL URL");
+    let storage = MysqlStorage::connect_with(options.database(&database)).await.expect("connect");
+    Some(Db { store: Store::new(storage), admin, database, url })
+}
+
+impl Db {
+    async fn exec(&self, sql: &str) {
+        let sql = sql.replace("people", &format!("{}.people", self.database));
+        sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+            .execute(&self.admin)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// A table as a user's migration might write it: other column order, an extra column with a
+    /// default, no NOT NULL constraints (so bad rows can exist).
+    async fn user_table(&self, salary: &str) {
+        self.exec(&format!(
+            "CREATE TABLE people (version BIGINT UNSIGNED, created VARCHAR(10) DEFAULT 'then', skills JSON, \
+             photo LONGBLOB, active TINYINT(1), score FLOAT, ratio DOUBLE, `rank` SMALLINT, salary {salary}, \
+             nickname TEXT, name TEXT, updated DATETIME(6), id VARCHAR(64) PRIMARY KEY)"
+        ))
+        .await;
+    }
+
+    async fn insert_raw(&self, values: &str) {
+        self.exec(&format!(
+            "INSERT INTO people (id, name, salary, `rank`, ratio, score, active, photo, skills, updated, version) \
+             VALUES ({values})"
+        ))
+        .await;
+    }
+}
+
+#[track_caller]
+fn assert_decode<T: std::fmt::Debug>(result: Result<T, Error>, column: &str) {
+    match &result {
+        Err(err @ Error::Decode { table: "people", column: c, .. }) if *c == column => {
+            assert!(err.to_string().contains(&format!("people.{column}")), "{err}");
+        }
+        other => panic!("expected Decode of people.{column}, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn create_table_derives_the_schema() {
+    let Some(db) = db().await else { return };
+    db.store.create_table::<Person>().await.expect("create");
+    db.store.create_table::<Person>().await.expect("create is idempotent");
+    let columns: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT CAST(column_name AS CHAR), CAST(column_type AS CHAR), CAST(is_nullable AS CHAR) \
+         FROM information_schema.columns WHERE table_schema = ? AND table_name = 'people' ORDER BY ordinal_position",
+    )
+    .bind(&db.database)
+    .fetch_all(&db.admin)
+    .await
+    .expect("columns");
+    let columns: Vec<(&str, &str, &str)> =
+        columns.iter().map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str())).collect();
+    let json = if columns.iter().any(|c| c.0 == "skills" && c.1 == "json") { "json" } else { "longtext" };
+    assert_eq!(
+        columns,
+        [
+            ("id", "varchar(255)", "NO"),
+            ("name", "longtext", "NO"),
+            ("salary", "int(11)", "NO"),
+            ("rank", "smallint(6)", "NO"),
+            ("ratio", "double", "NO"),
+            ("score", "float", "NO"),
+            ("active", "tinyint(1)", "NO"),
+            ("photo", "longblob", "NO"),
+            ("nickname", "longtext", "YES"),
+            ("skills", json, "NO"),
+            ("updated", "datetime(6)", "NO"),
+            ("version", "bigint(20)", "NO"),
+        ]
+    );
+    let mut p = ann();
+    db.store.insert(&mut p).await.expect("insert");
+    assert_eq!(
+        db.store.get::<Person>(&"ann".to_string()).await.expect("get"),
+        Some(p.clone()),
+        "every type round-trips"
+    );
+    let micros: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', updated) FROM {}.people",
+        db.database
+    )))
+    .fetch_one(&db.admin)
+    .await
+    .expect("the stored timestamp");
+    let expected = p.updated.duration_since(SystemTime::UNIX_EPOCH).expect("after 1970").as_micros() as i64;
+    assert_eq!(micros, expected, "DATETIME(6) holds the UTC time to the microsecond");
+}
+
+#[tokio::test]
+async fn works_on_a_users_own_table_with_other_column_order_and_extra_columns() {
+    let Some(db) = db().await else { return };
+    db.user_table("INT").await;
+    let mut p = ann();
+    db.store.insert(&mut p).await.expect("insert");
+    let err = db.store.insert(&mut ann()).await.expect_err("the key exists");
+    assert!(matches!(err, Error::AlreadyExists { table: "people", .. }), "{err:?}");
+    p.salary = 200;
+    p.nickname = Some("A".into());
+    p.put(&db.store).await.expect("put");
+    let mut stale = Person { version: 1, ..p.clone() };
+    assert!(stale.put(&db.store).await.expect_err("stale").is_conflict());
+    db.store.put_unchecked(&mut stale).await.expect("force");
+    assert_eq!(stale.version, 3, "the upsert's version is read back");
+    let stored = db.store.get::<Person>(&"ann".to_string()).await.expect("get").expect("present");
+    assert_eq!((stored.salary, stored.nickname.as_deref(), stored.version), (200, Some("A"), 3));
+    let created: String =
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT created FROM {}.people WHERE id = 'ann'", db.database)))
+            .fetch_one(&db.admin)
+            .await
+            .expect("extra column");
+    assert_eq!(created, "then", "columns the struct does not know keep their default");
+}
+
+/// A checked write is judged by the rows it *found*: the connection reports a row rewritten with
+/// the values it already had as affected (`CLIENT_FOUND_ROWS`).
+#[tokio::test]
+async fn rows_found_not_rows_changed_are_counted() {
+    let Some(db) = db().await else { return };
+    db.store.create_table::<Person>().await.expect("create");
+    db.store.insert(&mut ann()).await.expect("insert");
+    let same = sqlx::query("UPDATE people SET name = 'Ann' WHERE id = 'ann'")
+        .execute(db.store.backend().pool())
+        .await
+        .expect("update");
+    assert_eq!(same.rows_affected(), 1, "an unchanged row still counts as found");
+}
+
+#[tokio::test]
+async fn null_in_a_non_option_column_is_a_decode_error() {
+    let Some(db) = db().await else { return };
+    db.user_table("INT").await;
+    db.insert_raw("'ann', NULL, 1, 1, 1, 1, 1, '', '[]', NOW(6), 1").await;
+    assert_decode(db.store.get::<Person>(&"ann".to_string()).await, "name");
+}
+
+#[tokio::test]
+async fn wrong_column_type_is_a_decode_error() {
+    let Some(db) = db().await else { return };
+    db.user_table("TEXT").await;
+    db.insert_raw("'ann', 'Ann', 'lots', 1, 1, 1, 1, '', '[]', NOW(6), 1").await;
+    assert_decode(db.store.get::<Person>(&"ann".to_string()).await, "salary");
+}
+
+#[tokio::test]
+async fn integer_out_of_range_is_a_decode_error() {
+    let Some(db) = db().await else { return };
+    db.user_table("BIGINT").await;
+    db.insert_raw("'ann', 'Ann', 1099511627776, 1, 1, 1, 1, '', '[]', NOW(6), 1").await;
+    assert_decode(db.store.get::<Person>(&"ann".to_string()).await, "salary");
+}
+
+#[tokio::test]
+async fn malformed_json_is_a_decode_error() {
+    let Some(db) = db().await else { return };
+    db.user_table("INT").await;
+    // A JSON column refuses malformed text; a document of the wrong shape is what can be stored.
+    db.insert_raw(r#"'ann', 'Ann', 1, 1, 1, 1, 1, '', '{"not": "a list"}', NOW(6), 1"#).await;
+    assert_decode(db.store.get::<Person>(&"ann".to_string()).await, "skills");
+}
+
+#[tokio::test]
+async fn a_missing_column_is_a_decode_error() {
+    let Some(db) = db().await else { return };
+    db.exec(
+        "CREATE TABLE people (id VARCHAR(64) PRIMARY KEY, name TEXT, `rank` SMALLINT, ratio DOUBLE, score FLOAT, \
+         active TINYINT(1), photo LONGBLOB, nickname TEXT, skills JSON, updated DATETIME(6), version BIGINT)",
+    )
+    .await;
+    assert_decode(db.store.get::<Person>(&"ann".to_string()).await, "salary");
+    assert_decode(db.store.insert(&mut ann()).await, "salary");
+}
+
+#[tokio::test]
+async fn an_unsigned_version_above_i64_max_is_a_decode_error() {
+    let Some(db) = db().await else { return };
+    db.user_table("INT").await;
+    db.insert_raw("'ann', 'Ann', 1, 1, 1, 1, 1, '', '[]', NOW(6), 18446744073709551615").await;
+    assert_decode(db.store.get::<Person>(&"ann".to_string()).await, "version");
+}
+
+/// A `u64` above `i64::MAX` is an error naming the column, never a wrapped number.
+#[tokio::test]
+async fn a_u64_above_i64_max_is_refused() {
+    #[derive(Versioned, Debug, Clone)]
+    struct Big {
+        #[key]
+        id: i64,
+        n: u64,
+        #[version]
+        version: u32,
+    }
+    let Some(db) = db().await else { return };
+    db.store.create_table::<Big>().await.expect("create");
+    let err = db.store.insert(&mut Big { id: 1, n: u64::MAX, version: 0 }).await.expect_err("too big");
+    assert!(matches!(err, Error::Encode { table: "big", column: "n", .. }), "{err:?}");
+    db.store.insert(&mut Big { id: 1, n: i64::MAX as u64, version: 0 }).await.expect("i64::MAX fits");
+}
+
+/// Two transactions locking two rows in opposite orders: InnoDB breaks the deadlock (1213) by
+/// refusing one of them, and that refusal is retryable (so the retry helpers retry it).
+#[tokio::test]
+async fn deadlocks_are_retryable() {
+    #[derive(Versioned, Debug, Clone)]
+    struct Slot {
+        #[key]
+        id: i32,
+        n: i64,
+        #[version]
+        version: u64,
+    }
+    let Some(db) = db().await else { return };
+    let store = db.store.clone().with_lock_wait(versioned::LockWait::Timeout(std::time::Duration::from_secs(20)));
+    store.create_table::<Slot>().await.expect("create");
+    for id in [1, 2] {
+        store.insert(&mut Slot { id, n: 0, version: 0 }).await.expect("insert");
+    }
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+    let cross = |first: i32, second: i32| {
+        let (store, barrier) = (store.clone(), barrier.clone());
+        tokio::spawn(async move {
+            store
+                .transaction(|tx| async move {
+                    let mut a = tx.get_for_update::<Slot>(&first).await?.expect("slot");
+                    barrier.wait().await; // both hold their first row
+                    let mut b = tx.get_for_update::<Slot>(&second).await?.expect("slot");
+                    a.n += 1;
+                    b.n += 1;
+                    tx.put(&mut a).await?;
+                    tx.put(&mut b).await
+                })
+                .await
+        })
+    };
+    let (one, two) = (cross(1, 2), cross(2, 1));
+    let outcomes = [one.await.expect("task"), two.await.expect("task")];
+    let refused: Vec<_> = outcomes.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert_eq!(refused.len(), 1, "exactly one side is chosen as the deadlock victim: {outcomes:?}");
+    assert!(matches!(refused[0], Error::Storage(_)) && refused[0].is_retryable(), "{:?}", refused[0]);
+}
