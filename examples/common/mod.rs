@@ -7,12 +7,14 @@ use versioned::{AnyStorage, Store};
 pub type Failure = Box<dyn std::error::Error + Send + Sync>;
 
 /// Opens the example's database: `$VERSIONED_DATABASE_URL` if set (any backend compiled in: a
-/// PostgreSQL URL needs `--features postgres`), otherwise a fresh SQLite file
+/// PostgreSQL URL needs `--features postgres`, a MySQL one `--features mysql`), otherwise a fresh
+/// SQLite file
 /// `versioned-<name>.db` in the system's temporary directory. On a server the example gets a
-/// schema of its own, emptied first, so every run starts clean.
+/// schema (PostgreSQL) or database (MySQL) of its own, emptied first, so every run starts clean.
 pub async fn open(name: &str) -> Result<Store<AnyStorage>, Failure> {
     let url = match std::env::var("VERSIONED_DATABASE_URL") {
         Ok(url) if url.starts_with("postgres") => fresh_schema(&url, name).await?,
+        Ok(url) if url.starts_with("mysql") || url.starts_with("mariadb") => fresh_database(&url, name).await?,
         Ok(url) => url,
         Err(_) => {
             let path = std::env::temp_dir().join(format!("versioned-{name}.db"));
@@ -38,6 +40,20 @@ async fn fresh_schema(url: &str, name: &str) -> Result<String, Failure> {
     admin.close().await;
     let separator = if url.contains('?') { '&' } else { '?' };
     Ok(format!("{url}{separator}options=-c%20search_path%3D{schema}"))
+}
+
+/// Creates (anew) the database `example_<name>` and returns `url` pointing at it.
+async fn fresh_database(url: &str, name: &str) -> Result<String, Failure> {
+    let database = format!("example_{name}");
+    let url = url.replacen("mariadb://", "mysql://", 1);
+    let admin = sqlx::MySqlPool::connect(&url).await?;
+    for sql in [format!("DROP DATABASE IF EXISTS {database}"), format!("CREATE DATABASE {database}")] {
+        sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&admin).await?;
+    }
+    admin.close().await;
+    let (server, query) = url.split_once('?').map_or((url.as_str(), None), |(s, q)| (s, Some(q)));
+    let base = server.rsplit_once('/').map_or(server, |(base, _)| base);
+    Ok(format!("{base}/{database}{}", query.map(|q| format!("?{q}")).unwrap_or_default()))
 }
 
 /// Fails the example (exit code 1) unless `holds`.
