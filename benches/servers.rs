@@ -176,9 +176,7 @@ macro_rules! server_benches {
     group.bench_function(concat!("hand-written sqlx: ", $insert), |b| {
         b.to_async(&rt).iter(|| async {
             let id = next_id.fetch_add(1, Ordering::Relaxed);
-            let done = sqlx::query(
-                $insert,
-            )
+            let done = sqlx::query(sql($insert, $mysql))
             .bind(id)
             .bind("New")
             .bind(1)
