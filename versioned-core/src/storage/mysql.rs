@@ -37,7 +37,7 @@ use crate::entity::TableDef;
 use crate::error::{Error, Result, StorageError};
 use crate::lock::LockWait;
 use crate::store::Store;
-use crate::value::{ColumnType, Row, Value};
+use crate::value::{Row, Value};
 
 /// The MySQL / MariaDB backend: a sqlx pool and the statements of every table it has seen.
 ///
@@ -160,25 +160,6 @@ impl Store<MysqlStorage> {
     }
 }
 
-/// Binds a value as its column's type wants it (a typed `NULL`), refusing a value of another
-/// type.
-fn bind_value<'q>(q: DriverQuery<'q, MySql>, b: Bind<'_>) -> Result<DriverQuery<'q, MySql>> {
-    use ColumnType as T;
-    Ok(match (b.value, b.ty()) {
-        (Value::Null, T::Bool) => q.bind(None::<bool>),
-        (Value::Null, T::Float32 | T::Float64) => q.bind(None::<f64>),
-        (Value::Null, T::Bytes) => q.bind(None::<Vec<u8>>),
-        (Value::Null, ty) if ty.is_integer() => q.bind(None::<i64>),
-        (Value::Null, _) => q.bind(None::<String>),
-        (Value::Bool(v), T::Bool) => q.bind(*v),
-        (Value::Int(v), ty) if ty.is_integer() => q.bind(*v),
-        (Value::Float(v), T::Float32 | T::Float64) => q.bind(*v),
-        (Value::Text(v), T::Text | T::Json | T::Uuid) => q.bind(v.clone()),
-        (Value::Bytes(v), T::Bytes) => q.bind(v.clone()),
-        _ => return Err(b.mismatch()),
-    })
-}
-
 /// MySQL's errors that mean something of their own.
 fn database_error(table: Option<&'static TableDef>, db: &dyn sqlx::error::DatabaseError) -> Option<Meaning> {
     let code = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>().map(|e| e.number())?;
@@ -190,23 +171,9 @@ fn database_error(table: Option<&'static TableDef>, db: &dyn sqlx::error::Databa
         // ER_LOCK_WAIT_TIMEOUT (MariaDB's NOWAIT too), ER_LOCK_NOWAIT (MySQL 8)
         1205 | 3572 => Some(Meaning::Is(Error::LockTimeout { table: table.map(|t| t.name), key: None })),
         // ER_BAD_FIELD_ERROR: "Unknown column 'x' in 'field list'"
-        1054 => {
-            let (table, name) = (table?, db.message().split('\'').nth(1)?);
-            let name = name.rsplit('.').next().unwrap_or(name);
-            let column = table.columns.iter().find(|c| c.name.eq_ignore_ascii_case(name))?;
-            Some(Meaning::Is(Error::decode(table, column.name, "the table has no such column")))
-        }
+        1054 => driver::missing_column(table, db.message().split('\'').nth(1)),
         // ER_NO_SUCH_TABLE
-        1146 => table.map(|table| {
-            let message = db.message();
-            Meaning::Is(
-                StorageError::new(format!(
-                    "no such table: {} (create it with create_table, or with your migrations): {message}",
-                    table.name
-                ))
-                .into(),
-            )
-        }),
+        1146 => driver::missing_table(table, db.message()),
         _ => None,
     }
 }
@@ -218,7 +185,7 @@ fn storage_error(table: Option<&'static TableDef>, err: sqlx::Error) -> Error {
 
 impl Driver for MySql {
     fn bind<'q>(query: DriverQuery<'q, Self>, bind: Bind<'_>) -> Result<DriverQuery<'q, Self>> {
-        bind_value(query, bind)
+        driver::bind_strict(query, bind)
     }
 
     fn decode_value(row: &MySqlRow, i: usize) -> std::result::Result<Value, String> {

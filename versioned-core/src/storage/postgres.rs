@@ -28,7 +28,7 @@ use crate::entity::TableDef;
 use crate::error::{Error, Result, StorageError};
 use crate::lock::LockWait;
 use crate::store::Store;
-use crate::value::{ColumnType, Row, Value};
+use crate::value::{Row, Value};
 
 /// The isolation level of a PostgreSQL transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -165,28 +165,6 @@ impl Store<PostgresStorage> {
     }
 }
 
-/// Binds a value as its column's type wants it: a typed `NULL`; JSON, UUIDs and timestamps as
-/// text and microseconds, converted by the statement. A value of another type is refused: the
-/// server would take its bytes for the column's type.
-fn bind_value<'q>(q: DriverQuery<'q, Postgres>, b: Bind<'_>) -> Result<DriverQuery<'q, Postgres>> {
-    use ColumnType as T;
-    Ok(match (b.value, b.ty()) {
-        (Value::Null, T::Bool) => q.bind(None::<bool>),
-        (Value::Null, T::Float32 | T::Float64) => q.bind(None::<f64>),
-        (Value::Null, T::Bytes) => q.bind(None::<Vec<u8>>),
-        (Value::Null, ty) if ty.is_integer() => q.bind(None::<i64>),
-        (Value::Null, _) => q.bind(None::<String>),
-        (Value::Bool(v), T::Bool) => q.bind(*v),
-        // Into a SMALLINT or INTEGER column the server converts on assignment; the field's type
-        // already checked the range.
-        (Value::Int(v), ty) if ty.is_integer() => q.bind(*v),
-        (Value::Float(v), T::Float32 | T::Float64) => q.bind(*v),
-        (Value::Text(v), T::Text | T::Json | T::Uuid) => q.bind(v.clone()),
-        (Value::Bytes(v), T::Bytes) => q.bind(v.clone()),
-        _ => return Err(b.mismatch()),
-    })
-}
-
 /// PostgreSQL's errors that mean something of their own: serialization failures and deadlocks
 /// are retryable, a missing column is `Error::Decode` naming it, a lock wait that expired is
 /// `Error::LockTimeout`.
@@ -197,22 +175,8 @@ fn database_error(table: Option<&'static TableDef>, db: &dyn sqlx::error::Databa
         // lock_not_available: `NOWAIT`, or `lock_timeout` expired
         Some("55P03") => Some(Meaning::Is(Error::LockTimeout { table: table.map(|t| t.name), key: None })),
         // undefined_column: `column "x" does not exist`, `column "x" of relation "t" …`
-        Some("42703") => {
-            let (table, name) = (table?, db.message().split('"').nth(1)?);
-            let column = table.columns.iter().find(|c| c.name == name)?;
-            Some(Meaning::Is(Error::decode(table, column.name, "the table has no such column")))
-        }
-        // undefined_table
-        Some("42P01") => table.map(|table| {
-            let message = db.message();
-            Meaning::Is(
-                StorageError::new(format!(
-                    "no such table: {} (create it with create_table, or with your migrations): {message}",
-                    table.name
-                ))
-                .into(),
-            )
-        }),
+        Some("42703") => driver::missing_column(table, db.message().split('"').nth(1)),
+        Some("42P01") => driver::missing_table(table, db.message()),
         _ => None,
     }
 }
@@ -224,7 +188,7 @@ fn storage_error(table: Option<&'static TableDef>, err: sqlx::Error) -> Error {
 
 impl Driver for Postgres {
     fn bind<'q>(query: DriverQuery<'q, Self>, bind: Bind<'_>) -> Result<DriverQuery<'q, Self>> {
-        bind_value(query, bind)
+        driver::bind_strict(query, bind)
     }
 
     fn decode_value(row: &PgRow, i: usize) -> std::result::Result<Value, String> {

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use sqlx::{AssertSqlSafe, Database, Executor, IntoArguments, SqlSafeStr};
+use sqlx::{AssertSqlSafe, Database, Encode, Executor, IntoArguments, SqlSafeStr, Type};
 
 use super::rows::{Bind, SqlConnection};
 use crate::entity::TableDef;
@@ -121,4 +121,59 @@ where
             prepare::<DB>(sql, binds)?.fetch_optional(&mut *self.0).await.map_err(|e| error::<DB>(Some(table), e))?;
         row.map(|row| DB::first_int(table, &row)).transpose()
     }
+}
+
+/// Binds a value as a database with strict types wants it: a `NULL` of the column's type, and a
+/// value of the column's own type, or refused (the server would take its bytes for the column's
+/// type). JSON and UUIDs go as text, timestamps as microseconds: the dialect's `bind` converts.
+pub(crate) fn bind_strict<'q, DB>(query: Query<'q, DB>, bind: Bind<'_>) -> Result<Query<'q, DB>>
+where
+    DB: Database,
+    bool: Encode<'q, DB> + Type<DB>,
+    i64: Encode<'q, DB> + Type<DB>,
+    f64: Encode<'q, DB> + Type<DB>,
+    String: Encode<'q, DB> + Type<DB>,
+    Vec<u8>: Encode<'q, DB> + Type<DB>,
+    Option<bool>: Encode<'q, DB> + Type<DB>,
+    Option<i64>: Encode<'q, DB> + Type<DB>,
+    Option<f64>: Encode<'q, DB> + Type<DB>,
+    Option<String>: Encode<'q, DB> + Type<DB>,
+    Option<Vec<u8>>: Encode<'q, DB> + Type<DB>,
+{
+    use crate::value::ColumnType as T;
+    Ok(match (bind.value, bind.ty()) {
+        (Value::Null, T::Bool) => query.bind(None::<bool>),
+        (Value::Null, T::Float32 | T::Float64) => query.bind(None::<f64>),
+        (Value::Null, T::Bytes) => query.bind(None::<Vec<u8>>),
+        (Value::Null, ty) if ty.is_integer() => query.bind(None::<i64>),
+        (Value::Null, _) => query.bind(None::<String>),
+        (Value::Bool(v), T::Bool) => query.bind(*v),
+        // Into a narrower integer column the server converts on assignment; the field's type
+        // already checked the range.
+        (Value::Int(v), ty) if ty.is_integer() => query.bind(*v),
+        (Value::Float(v), T::Float32 | T::Float64) => query.bind(*v),
+        (Value::Text(v), T::Text | T::Json | T::Uuid) => query.bind(v.clone()),
+        (Value::Bytes(v), T::Bytes) => query.bind(v.clone()),
+        _ => return Err(bind.mismatch()),
+    })
+}
+
+/// `Error::Decode` for a column the table lacks, named `name` in the server's message.
+pub(crate) fn missing_column(table: Option<&'static TableDef>, name: Option<&str>) -> Option<Meaning> {
+    let (table, name) = (table?, name?);
+    let name = name.rsplit('.').next().unwrap_or(name);
+    let column = table.columns.iter().find(|c| c.name.eq_ignore_ascii_case(name))?;
+    Some(Meaning::Is(Error::decode(table, column.name, "the table has no such column")))
+}
+
+/// A storage error saying the table does not exist, and how to create it.
+pub(crate) fn missing_table(table: Option<&'static TableDef>, message: &str) -> Option<Meaning> {
+    let table = table?;
+    Some(Meaning::Is(
+        StorageError::new(format!(
+            "no such table: {} (create it with create_table, or with your migrations): {message}",
+            table.name
+        ))
+        .into(),
+    ))
 }
