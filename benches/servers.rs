@@ -296,7 +296,7 @@ macro_rules! server_benches {
                                                     .await
                                                     .expect("read");
                                             let done = sqlx::query(
-                                                "UPDATE counter SET n = $1, version = $2 WHERE name = 'c' AND version = $3",
+                                                sql("UPDATE counter SET n = $1, version = $2 WHERE name = 'c' AND version = $3", $mysql),
                                             )
                                             .bind(n + 1)
                                             .bind(v + 1)
