@@ -7,8 +7,7 @@
 
 use std::time::SystemTime;
 
-use sqlx::mysql::{MySqlConnectOptions, MySqlPool};
-use versioned::{Error, MysqlStorage, Store, Versioned};
+use versioned::{Error, Versioned};
 
 #[derive(Versioned, Debug, Clone, PartialEq)]
 #[versioned(table = "people")]
@@ -48,44 +47,15 @@ fn ann() -> Person {
     }
 }
 
-/// A store on a fresh database; the database is dropped with it.
-struct Db {
-    store: Store<MysqlStorage>,
-    admin: MySqlPool,
-    database: String,
-    url: String,
-}
+// Each binary uses a part of the shared helpers.
+#[allow(dead_code)]
+#[path = "../common/servers.rs"]
+mod servers;
 
-impl Drop for Db {
-    fn drop(&mut self) {
-        // Dropped inside the test's runtime, whose pools cannot serve another runtime: clean up
-        // on a thread with a runtime and a connection of its own.
-        let (url, database) = (self.url.clone(), self.database.clone());
-        let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            runtime.block_on(async {
-                let admin = MySqlPool::connect(&url).await.expect("connect to drop the test database");
-                let drop = format!("DROP DATABASE IF EXISTS {database}");
-                sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&admin).await.expect("drop the test database");
-            });
-        });
-        let _ = cleanup.join();
-    }
-}
+use servers::MyScratch as Db;
 
 async fn db() -> Option<Db> {
-    let Ok(url) = std::env::var("VERSIONED_MYSQL_URL") else {
-        eprintln!("skipped: set VERSIONED_MYSQL_URL (e.g. mysql://root@127.0.0.1:3306/test) to run it");
-        return None;
-    };
-    let admin = MySqlPool::connect(&url)
-        .await
-        .unwrap_or_else(|e| panic!("VERSIONED_MYSQL_URL={url} is set but the server is unreachable: {e}"));
-    let database = format!("vt_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}"))).execute(&admin).await.expect("database");
-    let options: MySqlConnectOptions = url.parse().expect("a MySQL URL");
-    let storage = MysqlStorage::connect_with(options.database(&database)).await.expect("connect");
-    Some(Db { store: Store::new(storage), admin, database, url })
+    servers::mysql().await
 }
 
 impl Db {

@@ -7,7 +7,6 @@
 
 use std::time::SystemTime;
 
-use sqlx::postgres::{PgConnectOptions, PgPool};
 use versioned::{Error, Isolation, PostgresStorage, RetryPolicy, Store, Versioned};
 
 #[derive(Versioned, Debug, Clone, PartialEq)]
@@ -48,45 +47,15 @@ fn ann() -> Person {
     }
 }
 
-/// A store on a fresh schema; the schema is dropped with it.
-struct Db {
-    store: Store<PostgresStorage>,
-    admin: PgPool,
-    schema: String,
-    url: String,
-}
+// Each binary uses a part of the shared helpers.
+#[allow(dead_code)]
+#[path = "../common/servers.rs"]
+mod servers;
 
-impl Drop for Db {
-    fn drop(&mut self) {
-        // Dropped inside the test's runtime, whose pools cannot serve another runtime: clean up
-        // on a thread with a runtime and a connection of its own.
-        let (url, schema) = (self.url.clone(), self.schema.clone());
-        let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            runtime.block_on(async {
-                let admin = PgPool::connect(&url).await.expect("connect to drop the test schema");
-                let drop = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
-                sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&admin).await.expect("drop the test schema");
-            });
-        });
-        let _ = cleanup.join();
-    }
-}
+use servers::PgScratch as Db;
 
 async fn db() -> Option<Db> {
-    let Ok(url) = std::env::var("VERSIONED_POSTGRES_URL") else {
-        eprintln!("skipped: set VERSIONED_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/test) to run it");
-        return None;
-    };
-    let admin = PgPool::connect(&url)
-        .await
-        .unwrap_or_else(|e| panic!("VERSIONED_POSTGRES_URL={url} is set but the server is unreachable: {e}"));
-    let schema = format!("vt_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&admin).await.expect("schema");
-    let options: PgConnectOptions = url.parse().expect("a PostgreSQL URL");
-    let storage =
-        PostgresStorage::connect_with(options.options([("search_path", schema.as_str())])).await.expect("connect");
-    Some(Db { store: Store::new(storage), admin, schema, url })
+    servers::postgres().await
 }
 
 impl Db {

@@ -21,9 +21,8 @@
 //! `innodb_lock_wait_timeout` (whole seconds, at least one). A lock wait that expires (1205, or
 //! MySQL's `NOWAIT` refusal 3572) is [`Error::LockTimeout`]; a deadlock (1213) is retryable.
 
-use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlQueryResult, MySqlRow};
 use sqlx::pool::PoolConnection;
@@ -31,7 +30,7 @@ use sqlx::{MySql, Row as _, TypeInfo as _, ValueRef as _};
 
 use super::sql::driver::{self, Conn, Driver, Meaning, Query as DriverQuery};
 use super::sql::rows::{Bind, OnConnection, row_access_via_run};
-use super::sql::{MysqlDialect, Statements};
+use super::sql::{MysqlDialect, Statements, Tables};
 use super::{Storage, StorageTransaction};
 use crate::entity::TableDef;
 use crate::error::{Error, Result, StorageError};
@@ -52,7 +51,7 @@ use crate::value::{Row, Value};
 #[derive(Debug, Clone)]
 pub struct MysqlStorage {
     pool: MySqlPool,
-    tables: Arc<RwLock<HashMap<&'static str, Arc<Statements>>>>,
+    tables: Tables<Statements>,
     /// The lock wait the pool's sessions were set up with (`None`: unknown, a pool of yours).
     session_lock_wait: Option<LockWait>,
 }
@@ -106,7 +105,7 @@ impl MysqlStorage {
 
     /// A backend over a pool you configured yourself.
     pub fn from_pool(pool: MySqlPool) -> Self {
-        MysqlStorage { pool, tables: Arc::default(), session_lock_wait: None }
+        MysqlStorage { pool, tables: Tables::default(), session_lock_wait: None }
     }
 
     /// The underlying pool, for your own queries.
@@ -115,12 +114,7 @@ impl MysqlStorage {
     }
 
     fn statements(&self, table: &'static TableDef) -> Arc<Statements> {
-        // The map only ever gains complete entries, so a poisoned lock still holds valid data.
-        if let Some(found) = self.tables.read().unwrap_or_else(PoisonError::into_inner).get(table.name) {
-            return Arc::clone(found);
-        }
-        let mut map = self.tables.write().unwrap_or_else(PoisonError::into_inner);
-        Arc::clone(map.entry(table.name).or_insert_with(|| Arc::new(Statements::new(&MysqlDialect, table))))
+        self.tables.get(table, || Statements::new(&MysqlDialect, table))
     }
 
     async fn run<T>(
@@ -224,7 +218,8 @@ impl Driver for MySql {
     }
 }
 
-row_access_via_run!(MysqlStorage);
+// An upsert is two statements here (no `RETURNING`): each in a transaction of its own.
+row_access_via_run!(MysqlStorage, run_atomic);
 
 /// A transaction of the [`MysqlStorage`]: one connection between `START TRANSACTION` and
 /// `COMMIT`. Dropped without commit, its connection is closed, which rolls it back (and takes
@@ -278,15 +273,6 @@ impl MysqlTransaction {
         let mut state = self.state.lock().await;
         op(&mut OnConnection { conn: &mut Conn(&mut *state.conn), table, statements: &statements }).await
     }
-
-    /// Inside a transaction every operation shares it: atomic as it is.
-    async fn run_atomic<T>(
-        &self,
-        table: &'static TableDef,
-        op: impl AsyncFnOnce(&mut OnConnection<'_, Conn<'_, MySql>>) -> Result<T>,
-    ) -> Result<T> {
-        self.run(table, op).await
-    }
 }
 
 row_access_via_run!(MysqlTransaction);
@@ -307,10 +293,7 @@ impl StorageTransaction for MysqlTransaction {
         }
         let nowait = wait == LockWait::NoWait;
         let on = &mut OnConnection { conn: &mut Conn::<MySql>(&mut state.conn), table, statements: &statements };
-        on.fetch_for_update(key, nowait).await.map_err(|err| match err {
-            Error::LockTimeout { table, .. } => Error::LockTimeout { table, key: Some(key.clone()) },
-            other => other,
-        })
+        on.fetch_for_update(key, nowait).await
     }
 
     async fn commit(self) -> Result<()> {
@@ -341,6 +324,6 @@ impl Storage for MysqlStorage {
     }
 
     fn identity(&self) -> Option<usize> {
-        Some(Arc::as_ptr(&self.tables) as *const () as usize)
+        Some(self.tables.identity())
     }
 }

@@ -13,16 +13,15 @@
 //! store's [`LockWait`] (`lock_timeout`, or `NOWAIT`), and expiry is [`Error::LockTimeout`].
 //! Serialization failures (`40001`) and deadlocks (`40P01`) are retryable storage errors.
 
-use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgQueryResult, PgRow};
 use sqlx::{AssertSqlSafe, Postgres, Row as _, SqlSafeStr, TypeInfo as _, ValueRef as _};
 
 use super::sql::driver::{self, Conn, Driver, Meaning, Query as DriverQuery};
 use super::sql::rows::{Bind, OnConnection, row_access_via_run};
-use super::sql::{PostgresDialect, Statements};
+use super::sql::{PostgresDialect, Statements, Tables};
 use super::{Storage, StorageTransaction};
 use crate::entity::TableDef;
 use crate::error::{Error, Result, StorageError};
@@ -68,7 +67,7 @@ impl Isolation {
 #[derive(Debug, Clone)]
 pub struct PostgresStorage {
     pool: PgPool,
-    tables: Arc<RwLock<HashMap<&'static str, Arc<Statements>>>>,
+    tables: Tables<Statements>,
     isolation: Isolation,
     /// The lock wait the pool's sessions were set up with (`None`: unknown, a pool of yours).
     session_lock_wait: Option<LockWait>,
@@ -115,7 +114,7 @@ impl PostgresStorage {
 
     /// A backend over a pool you configured yourself.
     pub fn from_pool(pool: PgPool) -> Self {
-        PostgresStorage { pool, tables: Arc::default(), isolation: Isolation::default(), session_lock_wait: None }
+        PostgresStorage { pool, tables: Tables::default(), isolation: Isolation::default(), session_lock_wait: None }
     }
 
     /// This backend, beginning its transactions at `isolation`.
@@ -130,21 +129,7 @@ impl PostgresStorage {
     }
 
     fn statements(&self, table: &'static TableDef) -> Arc<Statements> {
-        // The map only ever gains complete entries, so a poisoned lock still holds valid data.
-        if let Some(found) = self.tables.read().unwrap_or_else(PoisonError::into_inner).get(table.name) {
-            return Arc::clone(found);
-        }
-        let mut map = self.tables.write().unwrap_or_else(PoisonError::into_inner);
-        Arc::clone(map.entry(table.name).or_insert_with(|| Arc::new(Statements::new(&PostgresDialect, table))))
-    }
-
-    /// Every operation of this backend is one statement: atomic as it is.
-    async fn run_atomic<T>(
-        &self,
-        table: &'static TableDef,
-        op: impl AsyncFnOnce(&mut OnConnection<'_, Conn<'_, Postgres>>) -> Result<T>,
-    ) -> Result<T> {
-        self.run(table, op).await
+        self.tables.get(table, || Statements::new(&PostgresDialect, table))
     }
 
     async fn run<T>(
@@ -237,15 +222,6 @@ struct TxState {
 }
 
 impl PostgresTransaction {
-    /// Every operation of this backend is one statement: atomic as it is.
-    async fn run_atomic<T>(
-        &self,
-        table: &'static TableDef,
-        op: impl AsyncFnOnce(&mut OnConnection<'_, Conn<'_, Postgres>>) -> Result<T>,
-    ) -> Result<T> {
-        self.run(table, op).await
-    }
-
     async fn run<T>(
         &self,
         table: &'static TableDef,
@@ -277,10 +253,7 @@ impl StorageTransaction for PostgresTransaction {
         }
         let nowait = wait == LockWait::NoWait;
         let on = &mut OnConnection { conn: &mut Conn::<Postgres>(&mut state.tx), table, statements: &statements };
-        on.fetch_for_update(key, nowait).await.map_err(|err| match err {
-            Error::LockTimeout { table, .. } => Error::LockTimeout { table, key: Some(key.clone()) },
-            other => other,
-        })
+        on.fetch_for_update(key, nowait).await
     }
 
     async fn commit(self) -> Result<()> {
@@ -311,6 +284,6 @@ impl Storage for PostgresStorage {
     }
 
     fn identity(&self) -> Option<usize> {
-        Some(Arc::as_ptr(&self.tables) as *const () as usize)
+        Some(self.tables.identity())
     }
 }

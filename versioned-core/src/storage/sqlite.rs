@@ -8,10 +8,9 @@
 //! missing column or one declared with a type that cannot hold its field is refused before
 //! anything is read or written.
 
-use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use sqlx::sqlite::{
@@ -22,7 +21,7 @@ use sqlx::{AssertSqlSafe, ConnectOptions as _, Row as _, SqlSafeStr, Sqlite, Typ
 
 use super::sql::driver::{self, Conn, Driver, Meaning, Query as DriverQuery};
 use super::sql::rows::{Bind, OnConnection, row_access_via_run};
-use super::sql::{Dialect as _, SqliteDialect, Statements};
+use super::sql::{Dialect as _, SqliteDialect, Statements, Tables};
 use super::{RowAccess, Storage, StorageTransaction};
 use crate::entity::{ColumnDef, TableDef};
 use crate::error::{Error, Result, StorageError};
@@ -47,7 +46,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct SqliteStorage {
     pool: SqlitePool,
-    tables: Arc<RwLock<HashMap<&'static str, Arc<TableState>>>>,
+    tables: Tables<TableState>,
     /// For an in-memory database, a connection outside the pool: the database lives as long as
     /// one connection to it is open, and the pool may close all of its own (idle, cancelled).
     _keep_alive: Option<Arc<tokio::sync::Mutex<SqliteConnection>>>,
@@ -134,13 +133,13 @@ impl SqliteStorage {
             None
         };
         let pool = pool.connect_with(options).await.map_err(open_error)?;
-        Ok(SqliteStorage { pool, tables: Arc::default(), _keep_alive: keep_alive })
+        Ok(SqliteStorage { pool, tables: Tables::default(), _keep_alive: keep_alive })
     }
 
     /// A backend over a pool you configured yourself. (An in-memory database then lives as long
     /// as your pool keeps a connection open.)
     pub fn from_pool(pool: SqlitePool) -> Self {
-        SqliteStorage { pool, tables: Arc::default(), _keep_alive: None }
+        SqliteStorage { pool, tables: Tables::default(), _keep_alive: None }
     }
 
     /// The underlying pool, for your own queries.
@@ -149,14 +148,10 @@ impl SqliteStorage {
     }
 
     fn table(&self, table: &'static TableDef) -> Arc<TableState> {
-        // The map only ever gains complete entries, so a poisoned lock still holds valid data.
-        if let Some(found) = self.tables.read().unwrap_or_else(PoisonError::into_inner).get(table.name) {
-            return Arc::clone(found);
-        }
-        let mut map = self.tables.write().unwrap_or_else(PoisonError::into_inner);
-        Arc::clone(map.entry(table.name).or_insert_with(|| {
-            Arc::new(TableState { sql: Statements::new(&SqliteDialect, table), schema_checked: AtomicBool::new(false) })
-        }))
+        self.tables.get(table, || TableState {
+            sql: Statements::new(&SqliteDialect, table),
+            schema_checked: AtomicBool::new(false),
+        })
     }
 
     async fn acquire(&self, table: &'static TableDef) -> Result<sqlx::pool::PoolConnection<Sqlite>> {
@@ -333,15 +328,6 @@ impl Driver for Sqlite {
 }
 
 impl SqliteStorage {
-    /// Every operation of this backend is one statement: atomic as it is.
-    async fn run_atomic<T>(
-        &self,
-        table: &'static TableDef,
-        op: impl AsyncFnOnce(&mut OnConnection<'_, Conn<'_, Sqlite>>) -> Result<T>,
-    ) -> Result<T> {
-        self.run(table, op).await
-    }
-
     async fn run<T>(
         &self,
         table: &'static TableDef,
@@ -366,15 +352,6 @@ pub struct SqliteTransaction {
 }
 
 impl SqliteTransaction {
-    /// Every operation of this backend is one statement: atomic as it is.
-    async fn run_atomic<T>(
-        &self,
-        table: &'static TableDef,
-        op: impl AsyncFnOnce(&mut OnConnection<'_, Conn<'_, Sqlite>>) -> Result<T>,
-    ) -> Result<T> {
-        self.run(table, op).await
-    }
-
     async fn run<T>(
         &self,
         table: &'static TableDef,
@@ -426,7 +403,7 @@ impl Storage for SqliteStorage {
     }
 
     fn identity(&self) -> Option<usize> {
-        Some(Arc::as_ptr(&self.tables) as *const () as usize)
+        Some(self.tables.identity())
     }
 
     fn locks_records(&self) -> bool {

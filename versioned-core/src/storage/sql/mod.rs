@@ -22,6 +22,46 @@ pub(crate) use dialect::MysqlDialect;
 pub(crate) use dialect::PostgresDialect;
 pub(crate) use dialect::{Dialect, SqliteDialect, Upsert};
 
+/// What a backend keeps per table (its statements, and whatever else it learns once), shared by
+/// every clone of the backend and built the first time a table is used.
+pub(crate) struct Tables<T>(Arc<RwLock<HashMap<&'static str, Arc<T>>>>);
+
+impl<T> Tables<T> {
+    /// The entry of `table`, made by `make` the first time.
+    pub(crate) fn get(&self, table: &'static TableDef, make: impl FnOnce() -> T) -> Arc<T> {
+        // The map only ever gains complete entries, so a poisoned lock still holds valid data.
+        if let Some(found) = self.0.read().unwrap_or_else(PoisonError::into_inner).get(table.name) {
+            return Arc::clone(found);
+        }
+        let mut map = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(map.entry(table.name).or_insert_with(|| Arc::new(make())))
+    }
+
+    /// An address shared by every clone, and by no other backend: [`Storage::identity`]
+    /// (crate::storage::Storage::identity).
+    pub(crate) fn identity(&self) -> usize {
+        Arc::as_ptr(&self.0) as *const () as usize
+    }
+}
+
+impl<T> Default for Tables<T> {
+    fn default() -> Self {
+        Tables(Arc::default())
+    }
+}
+
+impl<T> Clone for Tables<T> {
+    fn clone(&self) -> Self {
+        Tables(Arc::clone(&self.0))
+    }
+}
+
+impl<T> std::fmt::Debug for Tables<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tables").finish_non_exhaustive()
+    }
+}
+
 /// The statements of one table.
 pub(crate) struct Statements {
     /// `SELECT <all columns> FROM t WHERE key = ?` — binds: key.

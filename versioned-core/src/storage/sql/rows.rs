@@ -107,7 +107,12 @@ impl<C: SqlConnection + ?Sized> OnConnection<'_, C> {
         let statements = self.statements;
         let locking = if nowait { &statements.select_for_update_nowait } else { &statements.select_for_update };
         let binds = vec![self.key(key)];
-        self.conn.fetch_row(self.table, locking.as_ref().unwrap_or(&statements.select), binds).await
+        let sql = locking.as_ref().unwrap_or(&statements.select);
+        self.conn.fetch_row(self.table, sql, binds).await.map_err(|err| match err {
+            // The driver knows the table of a lock wait that expired; the record is this one.
+            Error::LockTimeout { table, key: None } => Error::LockTimeout { table, key: Some(key.clone()) },
+            other => other,
+        })
     }
 
     pub(crate) async fn insert(&mut self, row: &Row) -> Result<bool> {
@@ -139,13 +144,14 @@ impl<C: SqlConnection + ?Sized> OnConnection<'_, C> {
         let version = if self.statements.returning {
             self.conn.fetch_int(table, &self.statements.upsert, binds).await?
         } else {
-            // Read back on this connection (the backend runs the three in one transaction). A
-            // refused upsert changes nothing, so then the version read is the one before.
+            // MySQL's upsert reports 1 for an insert and 2 for an update (1 too for a refused one,
+            // which changed nothing under `CLIENT_FOUND_ROWS`); the version is read back on this
+            // connection, in the transaction the backend runs both in. An insert wrote version 1,
+            // which a refused row cannot hold: refused means invalid or at the maximum (>= 127).
             let key = table.key_of(row)?;
-            let before = self.conn.fetch_int(table, &self.statements.select_version, vec![self.key(key)]).await?;
-            self.conn.execute(table, &self.statements.upsert, binds).await?;
+            let affected = self.conn.execute(table, &self.statements.upsert, binds).await?;
             let after = self.conn.fetch_int(table, &self.statements.select_version, vec![self.key(key)]).await?;
-            after.filter(|a| before.is_none_or(|b| *a != b))
+            after.filter(|v| affected == 2 || *v == 1)
         };
         version
             .map(|v| {
@@ -195,11 +201,16 @@ impl<C: SqlConnection + ?Sized> OnConnection<'_, C> {
 }
 
 /// Implements [`RowAccess`](crate::storage::RowAccess) for a type with a `run` method that lends
-/// one connection to an operation — a backend's autocommit storage (a pooled connection) and its
-/// transaction (its own connection) — and a `run_atomic` that does so inside a transaction when
-/// an operation of several statements needs one (`run` where every operation is one statement).
+/// one connection to an operation: a backend's autocommit storage (a pooled connection) and its
+/// transaction (its own connection).
 macro_rules! row_access_via_run {
+    // Every operation is one statement: an upsert is atomic on the lent connection as it is.
     ($ty:ty) => {
+        $crate::storage::sql::rows::row_access_via_run!($ty, run);
+    };
+    // `$upsert` lends the connection for an upsert: `run_atomic` where the dialect's upsert is
+    // several statements that must see one state.
+    ($ty:ty, $upsert:ident) => {
         impl $crate::storage::RowAccess for $ty {
             async fn fetch(
                 &self,
@@ -223,9 +234,7 @@ macro_rules! row_access_via_run {
             }
 
             async fn upsert(&self, table: &'static $crate::TableDef, row: &$crate::Row) -> $crate::Result<Option<u64>> {
-                // Where the dialect has no `RETURNING`, an upsert is three statements that must
-                // see one state: the backend runs them in a transaction.
-                self.run_atomic(table, async |c| c.upsert(row).await).await
+                self.$upsert(table, async |c| c.upsert(row).await).await
             }
 
             async fn patch(
