@@ -138,11 +138,13 @@ async fn main() -> Result<(), common::Failure> {
             tokio::spawn(async move {
                 for i in 0..25 {
                     let amount = (device * 25 + i) % 41 - 20;
+                    // A transaction's future owns what it uses (see `Store::transaction`): each
+                    // attempt gets its own copy of the entry's id.
                     let id = format!("device{device}-{i}");
-                    let id = id.as_str();
                     store
-                        .transaction_with_retry(RetryPolicy::attempts(100), |tx| async move {
-                            add_entry(&tx, fresh_balance(&tx).await?, id, amount, "shared").await
+                        .transaction_with_retry(RetryPolicy::attempts(100), |tx| {
+                            let id = id.clone();
+                            async move { add_entry(&tx, fresh_balance(&tx).await?, &id, amount, "shared").await }
                         })
                         .await?;
                 }

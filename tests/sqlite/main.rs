@@ -559,3 +559,34 @@ async fn reads_through_the_store_inside_a_transaction_fail_fast() {
         assert_eq!(store.get::<Person>(&1).await.expect("get").map(|p| p.salary), Some(100), "{url}: rolled back");
     }
 }
+
+/// A read-only transaction begins `DEFERRED`: it takes no write lock, so a writer commits while
+/// it is open (a `BEGIN IMMEDIATE` transaction would make the writer wait for it), and it goes
+/// on reading the snapshot of its first read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_transaction_lets_writers_commit_while_it_is_open() {
+    let db = file_db().await;
+    db.store.create_table::<Person>().await.expect("create");
+    db.store.insert(&mut ann()).await.expect("insert");
+    let writer = db.store.clone().with_lock_wait(versioned::LockWait::NoWait);
+    let seen = db
+        .store
+        .read_transaction(|tx| async move {
+            let before = tx.get::<Person>(&1).await?.expect("ann");
+            // Fails at once (busy) if this transaction held the write lock.
+            // Another task: on this one the store refuses to be used inside its own transaction.
+            let write = tokio::spawn(async move {
+                writer.update::<Person, _>(&1, versioned::RetryPolicy::attempts(1), |p| p.salary = 999).await
+            });
+            tokio::time::timeout(Duration::from_secs(2), write)
+                .await
+                .expect("the writer does not wait")
+                .expect("writer task")?;
+            let after = tx.get::<Person>(&1).await?.expect("ann");
+            Ok((before.salary, after.salary))
+        })
+        .await
+        .expect("read transaction");
+    assert_eq!(seen, (100, 100), "the snapshot of the first read");
+    assert_eq!(db.store.get::<Person>(&1).await.expect("get").expect("ann").salary, 999, "the write committed");
+}

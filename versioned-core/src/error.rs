@@ -130,6 +130,21 @@ pub enum Error {
         /// The store's operation that was refused (`put`, `transaction`, …).
         operation: &'static str,
     },
+    /// A write (or `get_for_update`) inside a read-only transaction
+    /// ([`Store::read_transaction`](crate::Store::read_transaction)). Nothing was written.
+    #[error("tx.{operation}() in a read-only transaction: it only reads; use store.transaction to write")]
+    ReadOnlyTransaction {
+        /// The refused operation.
+        operation: &'static str,
+    },
+    /// An operation through a transaction handle while a savepoint of it is open
+    /// ([`Transaction::savepoint`](crate::Transaction::savepoint)). It would silently become part of
+    /// the savepoint; use the handle the savepoint's closure was given. Nothing was done.
+    #[error("tx.{operation}() while a savepoint of this transaction is open: use the savepoint's handle")]
+    SavepointOpen {
+        /// The refused operation.
+        operation: &'static str,
+    },
     /// The backend failed (I/O, SQL, a busy database).
     #[error(transparent)]
     Storage(#[from] StorageError),

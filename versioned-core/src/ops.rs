@@ -132,6 +132,36 @@ pub async fn put<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()> {
     }
 }
 
+/// See [`Store::save`](crate::Store::save).
+///
+/// A copy at version 0 is new and is inserted; any other copy is a checked [`put`]. Either way the
+/// check is the write's own: an insert that finds the key taken is the conflict (the stored record
+/// is read only to describe it).
+pub async fn save<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()> {
+    if version_u64(t)? != 0 {
+        return put(access, t).await;
+    }
+    match insert(access, t).await {
+        Err(Error::AlreadyExists { key, .. }) => {
+            let current = access.fetch(T::TABLE, &key).await?;
+            Err(conflict::<T>(key, 0, current)?)
+        }
+        done => done,
+    }
+}
+
+/// See [`Store::refresh`](crate::Store::refresh).
+pub async fn refresh<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()> {
+    let key = key_value::<T>(t.key())?;
+    match access.fetch(T::TABLE, &key).await? {
+        Some(row) => {
+            *t = decode_row(row)?;
+            Ok(())
+        }
+        None => Err(Error::NotFound { table: T::TABLE.name, key }),
+    }
+}
+
 /// See [`Store::put_unchecked`](crate::Store::put_unchecked).
 pub async fn put_unchecked<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()> {
     let table = T::TABLE;

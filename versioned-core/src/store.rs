@@ -31,21 +31,32 @@ pub struct Store<S> {
     lock_wait: LockWait,
 }
 
-/// Anything the typed operations run on: a [`Store`] (and a transaction, which offers the same
-/// operations). The helpers that `#[derive(Versioned)]` generates take any `Executor`.
+/// Anything the typed operations run on: a [`Store`] or a [`Transaction`]. The helpers that
+/// `#[derive(Versioned)]` generates take any `Executor`, and go through its checks as the
+/// executor's own methods do.
 pub trait Executor: Sync {
     /// The backend's row operations.
     type Access: RowAccess;
 
-    /// The row operations this executor runs on.
-    fn access(&self) -> &Self::Access;
+    /// The row operations for a read named `operation`, or the error refusing it here (a store used
+    /// inside its own transaction, a transaction handle while a savepoint of it is open).
+    fn reader(&self, operation: &'static str) -> Result<&Self::Access>;
+
+    /// The row operations for a write named `operation`, or the error refusing it here (also: a
+    /// read-only transaction).
+    fn writer(&self, operation: &'static str) -> Result<&Self::Access>;
 }
 
 impl<S: Storage> Executor for Store<S> {
     type Access = S;
 
-    fn access(&self) -> &S {
-        &self.backend
+    fn reader(&self, operation: &'static str) -> Result<&S> {
+        refuse_inside_own_transaction(self.backend.identity(), operation)?;
+        Ok(&self.backend)
+    }
+
+    fn writer(&self, operation: &'static str) -> Result<&S> {
+        self.reader(operation)
     }
 }
 
@@ -82,7 +93,7 @@ impl<S: Storage> Store<S> {
 
     /// Creates `T`'s table if it does not exist.
     pub async fn create_table<T: Entity>(&self) -> Result<()> {
-        self.refuse("create_table")?;
+        self.writer("create_table")?;
         self.backend.create_table(T::TABLE).await
     }
 
@@ -91,14 +102,12 @@ impl<S: Storage> Store<S> {
     /// Fails with [`Error::AlreadyExists`](crate::Error::AlreadyExists) (leaving `t` unchanged)
     /// when a record has the same key.
     pub async fn insert<T: Entity>(&self, t: &mut T) -> Result<()> {
-        self.refuse("insert")?;
-        ops::insert(&self.backend, t).await
+        ops::insert(self.writer("insert")?, t).await
     }
 
     /// The record with this key, if any.
     pub async fn get<T: Entity>(&self, key: &T::Key) -> Result<Option<T>> {
-        self.refuse("get")?;
-        ops::get(&self.backend, key).await
+        ops::get(self.reader("get")?, key).await
     }
 
     /// The record with this key, only if its stored version is `version` (Slim3's
@@ -108,8 +117,7 @@ impl<S: Storage> Store<S> {
     /// stored version differs, and [`Error::NotFound`](crate::Error::NotFound) when there is no
     /// record.
     pub async fn get_with_version<T: Entity>(&self, key: &T::Key, version: T::Version) -> Result<T> {
-        self.refuse("get_with_version")?;
-        ops::get_with_version(&self.backend, key, version).await
+        ops::get_with_version(self.reader("get_with_version")?, key, version).await
     }
 
     /// Replaces the stored record with `t`, only if the stored version is still `t`'s version; on
@@ -119,30 +127,46 @@ impl<S: Storage> Store<S> {
     /// conflict nothing is written, `t` is unchanged, and the error carries the stored record (or
     /// says it has been deleted: a stale `put` never re-inserts a deleted record).
     pub async fn put<T: Entity>(&self, t: &mut T) -> Result<()> {
-        self.refuse("put")?;
-        ops::put(&self.backend, t).await
+        ops::put(self.writer("put")?, t).await
     }
 
     /// Writes `t` without a version check (OutSystems' "Force Update", Kii's overwrite): inserts it,
     /// or replaces the stored record. The new version is the stored version + 1 (1 for a new
     /// record), never reused, and is set in `t`.
     pub async fn put_unchecked<T: Entity>(&self, t: &mut T) -> Result<()> {
-        self.refuse("put_unchecked")?;
-        ops::put_unchecked(&self.backend, t).await
+        ops::put_unchecked(self.writer("put_unchecked")?, t).await
+    }
+
+    /// Stores `t` whether it is new or not, checked either way (Hibernate's `upsert` of a versioned
+    /// entity): a copy at version 0 is new and is inserted at version 1; any other copy replaces
+    /// the stored record only if its version is still `t`'s, as [`put`](Self::put). On success
+    /// the version in `t` is the stored one.
+    ///
+    /// Fails with [`Error::ConcurrentModification`](crate::Error::ConcurrentModification), writing
+    /// nothing and leaving `t` unchanged, when the stored version is not `t`'s: a new copy whose
+    /// key is taken (`expected: 0`, with the stored record), a stale copy, or a copy of a record
+    /// that was deleted (`actual: None`: `save` never re-inserts a deleted record either).
+    pub async fn save<T: Entity>(&self, t: &mut T) -> Result<()> {
+        ops::save(self.writer("save")?, t).await
+    }
+
+    /// Replaces `t` with the stored record (its fields and version), so that "the store wins" is
+    /// one call after a conflict. Fails with [`Error::NotFound`](crate::Error::NotFound), leaving
+    /// `t` unchanged, when the record has been deleted.
+    pub async fn refresh<T: Entity>(&self, t: &mut T) -> Result<()> {
+        ops::refresh(self.reader("refresh")?, t).await
     }
 
     /// Deletes the record, only if its stored version is still `t`'s version.
     ///
     /// A conflict says `actual: None` when the record was already deleted.
     pub async fn delete<T: Entity>(&self, t: &T) -> Result<()> {
-        self.refuse("delete")?;
-        ops::delete(&self.backend, t).await
+        ops::delete(self.writer("delete")?, t).await
     }
 
     /// Deletes the record with this key, whatever its version. Returns whether a record was there.
     pub async fn delete_unchecked<T: Entity>(&self, key: &T::Key) -> Result<bool> {
-        self.refuse("delete_unchecked")?;
-        ops::delete_unchecked::<T, _>(&self.backend, key).await
+        ops::delete_unchecked::<T, _>(self.writer("delete_unchecked")?, key).await
     }
 
     /// A partial update (Kii's): only the columns set in `patch` change, the others are kept, and
@@ -154,16 +178,14 @@ impl<S: Storage> Store<S> {
     /// A missing record is [`Error::NotFound`](crate::Error::NotFound) without a check, and a
     /// conflict saying the record is gone with one: a partial update never creates a record.
     pub async fn patch<T: Entity>(&self, key: &T::Key, patch: T::Patch, check: Check<T::Version>) -> Result<T> {
-        self.refuse("patch")?;
-        ops::patch(&self.backend, key, patch, check).await
+        ops::patch(self.writer("patch")?, key, patch, check).await
     }
 
     /// Increments the version, only if the stored version is still `t`'s, changing nothing else
     /// (Hibernate's `OPTIMISTIC_FORCE_INCREMENT`). Writers of related records can touch a parent
     /// to make its version the guard of the whole group: two of them racing, one gets the conflict.
     pub async fn touch<T: Entity>(&self, t: &mut T) -> Result<()> {
-        self.refuse("touch")?;
-        ops::touch(&self.backend, t).await
+        ops::touch(self.writer("touch")?, t).await
     }
 
     /// Runs `f` as one unit of work: all its writes commit together, or none do.
@@ -195,15 +217,63 @@ impl<S: Storage> Store<S> {
     /// [`Error::StoreUsedInsideTransaction`](crate::Error::StoreUsedInsideTransaction). Other
     /// tasks use the store as usual.
     ///
+    /// # Copies written inside: why the future is `'static`
+    ///
+    /// A write bumps the version of the copy it wrote (`tx.put(&mut p)` leaves `p.version` one
+    /// higher). If the transaction then rolls back, that version was never committed; a copy
+    /// still carrying it would later be refused against a record nobody else touched, or, once
+    /// another writer has reached that same version, silently overwrite their write. So the
+    /// future `f` returns must own what it uses (`'static`): a copy is moved in (or cloned in),
+    /// and comes back out through the closure's `Ok` value, which you receive only if the
+    /// transaction committed. When it rolls back, the copies it wrote are dropped with it, and the
+    /// ones you kept outside were never touched. Borrowing a copy into the closure (`let p = &mut
+    /// p; store.transaction(|tx| async move { tx.put(p).await })`) does not compile:
+    ///
+    /// ```
+    /// # use versioned_core::{Store, Error, Entity};
+    /// # async fn demo<T: Entity + Clone>(store: Store<versioned_core::MemoryStorage>, mut p: T) -> Result<(), Error> {
+    /// let mut copy = p.clone(); // or move `p` itself in
+    /// p = store.transaction(|tx| async move { tx.put(&mut copy).await?; Ok(copy) }).await?;
+    /// # let _ = p; Ok(()) }
+    /// ```
+    ///
+    /// (Rails restores the versions of the records a rolled-back transaction wrote; Hibernate and
+    /// EF Core ask you to throw the session away. Here a stale copy cannot be left in your hands.)
+    ///
     /// See the crate's README for an example, and the `balance` example for a whole story.
     pub async fn transaction<R, F, Fut>(&self, f: F) -> Result<R>
     where
         F: FnOnce(Transaction<S>) -> Fut,
-        Fut: Future<Output = Result<R>>,
+        Fut: Future<Output = Result<R>> + 'static,
     {
-        self.refuse("transaction")?;
-        let tx = Arc::new(self.backend.begin().await?);
-        let result = inside(self.backend.identity(), f(Transaction::new(Arc::clone(&tx), self.lock_wait))).await;
+        self.run_transaction("transaction", false, f).await
+    }
+
+    /// Runs `f` in a read-only transaction: every read sees one consistent snapshot of the store,
+    /// and nothing is locked for writing (on SQLite it begins `DEFERRED`, so writers go on while it
+    /// is open; PostgreSQL `REPEATABLE READ READ ONLY`; MySQL `READ ONLY, WITH CONSISTENT
+    /// SNAPSHOT`; the memory backend keeps the tables as they were). Writes through it, and
+    /// `get_for_update`, fail with [`Error::ReadOnlyTransaction`](crate::Error::ReadOnlyTransaction)
+    /// before reaching the database. Use it for reports and pages that read several records that
+    /// must agree with each other.
+    pub async fn read_transaction<R, F, Fut>(&self, f: F) -> Result<R>
+    where
+        F: FnOnce(Transaction<S>) -> Fut,
+        Fut: Future<Output = Result<R>> + 'static,
+    {
+        self.run_transaction("read_transaction", true, f).await
+    }
+
+    async fn run_transaction<R, F, Fut>(&self, operation: &'static str, read_only: bool, f: F) -> Result<R>
+    where
+        F: FnOnce(Transaction<S>) -> Fut,
+        Fut: Future<Output = Result<R>> + 'static,
+    {
+        self.refuse(operation)?;
+        let tx = Arc::new(if read_only { self.backend.begin_read_only().await? } else { self.backend.begin().await? });
+        let (handle, committable) = Transaction::new(Arc::clone(&tx), read_only, self.lock_wait);
+        let result = inside(self.backend.identity(), f(handle)).await;
+        let result = result.and_then(|value| committable.check().map(|()| value));
         finish(reclaim(tx)?, result).await
     }
 
@@ -214,7 +284,7 @@ impl<S: Storage> Store<S> {
     pub async fn transaction_with_retry<R, F, Fut>(&self, policy: RetryPolicy, mut f: F) -> Result<R>
     where
         F: FnMut(Transaction<S>) -> Fut,
-        Fut: Future<Output = Result<R>>,
+        Fut: Future<Output = Result<R>> + 'static,
     {
         let mut attempts = policy.start();
         loop {

@@ -205,34 +205,45 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
             impl #ident {
                 /// The record with this key, if any. See `Store::get`.
                 pub async fn get<E: __v::Executor>(on: &E, key: &#key_ty) -> __v::Result<::core::option::Option<Self>> {
-                    __v::ops::get::<Self, _>(on.access(), key).await
+                    __v::ops::get::<Self, _>(on.reader("get")?, key).await
                 }
 
                 /// The record with this key, only if its stored version is `version`; otherwise
                 /// `Error::ConcurrentModification`. See `Store::get_with_version`.
                 pub async fn get_with_version<E: __v::Executor>(on: &E, key: &#key_ty, version: #version_ty) -> __v::Result<Self> {
-                    __v::ops::get_with_version::<Self, _>(on.access(), key, version).await
+                    __v::ops::get_with_version::<Self, _>(on.reader("get_with_version")?, key, version).await
                 }
 
                 /// Stores this new record with version 1. See `Store::insert`.
                 pub async fn insert<E: __v::Executor>(&mut self, on: &E) -> __v::Result<()> {
-                    __v::ops::insert(on.access(), self).await
+                    __v::ops::insert(on.writer("insert")?, self).await
                 }
 
                 /// Writes this record if its version is still the stored one, then increments the
                 /// version. See `Store::put`.
                 pub async fn put<E: __v::Executor>(&mut self, on: &E) -> __v::Result<()> {
-                    __v::ops::put(on.access(), self).await
+                    __v::ops::put(on.writer("put")?, self).await
+                }
+
+                /// Inserts this record if its version is 0, or writes it if its version is still
+                /// the stored one; then sets the stored version. See `Store::save`.
+                pub async fn save<E: __v::Executor>(&mut self, on: &E) -> __v::Result<()> {
+                    __v::ops::save(on.writer("save")?, self).await
+                }
+
+                /// Replaces this copy with the stored record. See `Store::refresh`.
+                pub async fn refresh<E: __v::Executor>(&mut self, on: &E) -> __v::Result<()> {
+                    __v::ops::refresh(on.reader("refresh")?, self).await
                 }
 
                 /// Writes this record without a version check. See `Store::put_unchecked`.
                 pub async fn put_unchecked<E: __v::Executor>(&mut self, on: &E) -> __v::Result<()> {
-                    __v::ops::put_unchecked(on.access(), self).await
+                    __v::ops::put_unchecked(on.writer("put_unchecked")?, self).await
                 }
 
                 /// Deletes this record if its version is still the stored one. See `Store::delete`.
                 pub async fn delete<E: __v::Executor>(&self, on: &E) -> __v::Result<()> {
-                    __v::ops::delete(on.access(), self).await
+                    __v::ops::delete(on.writer("delete")?, self).await
                 }
             }
         };

@@ -18,7 +18,7 @@ use crate::entity::TableDef;
 use crate::error::{Error, Result, StorageError};
 use crate::lock::LockWait;
 use crate::patch::Check;
-use crate::storage::{RowAccess, Storage, StorageTransaction, WriteOutcome};
+use crate::storage::{RowAccess, SavepointStep, Storage, StorageTransaction, WriteOutcome};
 use crate::store::Store;
 use crate::value::{Row, Value};
 
@@ -254,6 +254,11 @@ impl<S: Storage> Storage for FaultyStorage<S> {
         Ok(FaultyTransaction { inner, plan: Arc::clone(&self.plan) })
     }
 
+    async fn begin_read_only(&self) -> Result<Self::Transaction> {
+        let inner = self.plan.inject("begin", self.inner.begin_read_only()).await?;
+        Ok(FaultyTransaction { inner, plan: Arc::clone(&self.plan) })
+    }
+
     fn identity(&self) -> Option<usize> {
         self.inner.identity()
     }
@@ -262,6 +267,10 @@ impl<S: Storage> Storage for FaultyStorage<S> {
 impl<X: StorageTransaction> StorageTransaction for FaultyTransaction<X> {
     async fn fetch_for_update(&self, table: &'static TableDef, key: &Value, wait: LockWait) -> Result<Option<Row>> {
         self.plan.inject("tx.fetch_for_update", self.inner.fetch_for_update(table, key, wait)).await
+    }
+
+    async fn savepoint(&self, step: SavepointStep) -> Result<()> {
+        self.plan.inject("tx.savepoint", self.inner.savepoint(step)).await
     }
 
     async fn commit(self) -> Result<()> {

@@ -30,12 +30,14 @@ mod faults;
 mod integrity;
 mod locking;
 mod misuse;
+mod transactions;
 
 pub use cancellation::*;
 pub use faults::{Fault, FaultPlan, FaultyStorage, FaultyTransaction, faults_never_leave_half_an_operation};
 pub use integrity::*;
 pub use locking::*;
 pub use misuse::*;
+pub use transactions::*;
 
 /// Slim3's `Person`, with a `salary`.
 #[derive(versioned_derive::Versioned, Debug, Clone, PartialEq)]
@@ -244,6 +246,15 @@ macro_rules! conformance_tests {
             cancelled_transactions_commit_whole_or_not_at_all,
             store_writes_inside_its_own_transaction_fail_fast,
             lock_waits_end_in_lock_timeout,
+            copies_of_a_rolled_back_transaction_stay_usable,
+            retried_attempts_start_from_untouched_copies,
+            a_failed_savepoint_undoes_only_its_own_writes,
+            savepoints_nest,
+            savepoints_cannot_be_misused,
+            a_savepoint_recovers_from_a_lock_refused_inside_it,
+            read_transactions_see_one_snapshot_and_refuse_writes,
+            save_inserts_new_copies_and_checks_the_others,
+            refresh_reloads_and_unchanged_puts_still_count,
             faults_never_leave_half_an_operation
         );
     };

@@ -7,7 +7,7 @@ use super::mysql::{MysqlStorage, MysqlTransaction};
 use super::postgres::{PostgresStorage, PostgresTransaction};
 #[cfg(feature = "sqlite")]
 use super::sqlite::{SqliteStorage, SqliteTransaction};
-use super::{RowAccess, Storage, StorageTransaction, WriteOutcome};
+use super::{RowAccess, SavepointStep, Storage, StorageTransaction, WriteOutcome};
 use crate::entity::TableDef;
 use crate::error::{Error, Result};
 use crate::lock::LockWait;
@@ -147,6 +147,23 @@ macro_rules! delegate_row_access {
 delegate_row_access!(AnyStorage);
 delegate_row_access!(AnyTransaction);
 
+impl AnyStorage {
+    async fn begin_as(&self, read_only: bool) -> Result<AnyTransaction> {
+        async fn begin<S: Storage>(s: &S, read_only: bool) -> Result<S::Transaction> {
+            if read_only { s.begin_read_only().await } else { s.begin().await }
+        }
+        Ok(match self {
+            AnyStorage::Memory(s) => AnyTransaction::Memory(begin(s, read_only).await?),
+            #[cfg(feature = "sqlite")]
+            AnyStorage::Sqlite(s) => AnyTransaction::Sqlite(begin(s, read_only).await?),
+            #[cfg(feature = "postgres")]
+            AnyStorage::Postgres(s) => AnyTransaction::Postgres(begin(s, read_only).await?),
+            #[cfg(feature = "mysql")]
+            AnyStorage::Mysql(s) => AnyTransaction::Mysql(begin(s, read_only).await?),
+        })
+    }
+}
+
 impl Storage for AnyStorage {
     type Transaction = AnyTransaction;
 
@@ -155,15 +172,11 @@ impl Storage for AnyStorage {
     }
 
     async fn begin(&self) -> Result<AnyTransaction> {
-        Ok(match self {
-            AnyStorage::Memory(s) => AnyTransaction::Memory(s.begin().await?),
-            #[cfg(feature = "sqlite")]
-            AnyStorage::Sqlite(s) => AnyTransaction::Sqlite(s.begin().await?),
-            #[cfg(feature = "postgres")]
-            AnyStorage::Postgres(s) => AnyTransaction::Postgres(s.begin().await?),
-            #[cfg(feature = "mysql")]
-            AnyStorage::Mysql(s) => AnyTransaction::Mysql(s.begin().await?),
-        })
+        self.begin_as(false).await
+    }
+
+    async fn begin_read_only(&self) -> Result<AnyTransaction> {
+        self.begin_as(true).await
     }
 
     fn identity(&self) -> Option<usize> {
@@ -178,6 +191,10 @@ impl Storage for AnyStorage {
 impl StorageTransaction for AnyTransaction {
     async fn fetch_for_update(&self, table: &'static TableDef, key: &Value, wait: LockWait) -> Result<Option<Row>> {
         each!(self, AnyTransaction, s => s.fetch_for_update(table, key, wait).await)
+    }
+
+    async fn savepoint(&self, step: SavepointStep) -> Result<()> {
+        each!(self, AnyTransaction, s => s.savepoint(step).await)
     }
 
     async fn commit(self) -> Result<()> {

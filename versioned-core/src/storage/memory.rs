@@ -7,13 +7,16 @@
 //! Transactions are optimistic: they buffer their writes, remember the version of every record
 //! they looked at, and at commit validate those versions and apply all writes in one critical
 //! section. `fetch_for_update` takes a per-record lock that other writers wait for.
+//!
+//! Each table is shared copy-on-write (`Arc`): a read-only transaction keeps the tables as they were
+//! when it began, and a writer copies a table only while such a snapshot of it is alive.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::OwnedMutexGuard;
 
-use super::{RowAccess, Storage, StorageTransaction, WriteOutcome};
+use super::{RowAccess, SavepointStep, Storage, StorageTransaction, WriteOutcome};
 use crate::entity::{ColumnRole, TableDef};
 use crate::error::{Error, Result, StorageError};
 use crate::lock::LockWait;
@@ -48,7 +51,8 @@ impl KeyRepr {
 
 /// A record's address: table name and key.
 type RecordId = (&'static str, KeyRepr);
-type Tables = HashMap<&'static str, BTreeMap<KeyRepr, Row>>;
+type Table = BTreeMap<KeyRepr, Row>;
+type Tables = HashMap<&'static str, Arc<Table>>;
 type RecordLock = Arc<tokio::sync::Mutex<()>>;
 
 /// The in-memory backend. Cloning it gives another handle to the same data.
@@ -95,12 +99,13 @@ impl MemoryStorage {
     }
 }
 
-fn table_ref<'a>(tables: &'a Tables, table: &TableDef) -> Result<&'a BTreeMap<KeyRepr, Row>> {
-    tables.get(table.name).ok_or_else(|| no_table(table))
+fn table_ref<'a>(tables: &'a Tables, table: &TableDef) -> Result<&'a Table> {
+    tables.get(table.name).map(|rows| &**rows).ok_or_else(|| no_table(table))
 }
 
-fn table_mut<'a>(tables: &'a mut Tables, table: &TableDef) -> Result<&'a mut BTreeMap<KeyRepr, Row>> {
-    tables.get_mut(table.name).ok_or_else(|| no_table(table))
+/// The table to change: copied first only if a read-only transaction still holds its snapshot.
+fn table_mut<'a>(tables: &'a mut Tables, table: &TableDef) -> Result<&'a mut Table> {
+    tables.get_mut(table.name).map(Arc::make_mut).ok_or_else(|| no_table(table))
 }
 
 fn no_table(table: &TableDef) -> Error {
@@ -281,7 +286,12 @@ impl Storage for MemoryStorage {
     }
 
     async fn begin(&self) -> Result<MemoryTransaction> {
-        Ok(MemoryTransaction { store: self.clone(), state: Mutex::default() })
+        Ok(MemoryTransaction { store: self.clone(), snapshot: None, state: Mutex::default() })
+    }
+
+    async fn begin_read_only(&self) -> Result<MemoryTransaction> {
+        let snapshot = lock(&self.tables).clone(); // one `Arc` per table
+        Ok(MemoryTransaction { store: self.clone(), snapshot: Some(snapshot), state: Mutex::default() })
     }
 
     fn identity(&self) -> Option<usize> {
@@ -293,6 +303,8 @@ impl Storage for MemoryStorage {
 #[derive(Debug)]
 pub struct MemoryTransaction {
     store: MemoryStorage,
+    /// A read-only transaction's tables, as they were when it began.
+    snapshot: Option<Tables>,
     state: Mutex<TxState>,
 }
 
@@ -304,6 +316,8 @@ struct TxState {
     written: HashMap<RecordId, (&'static TableDef, Option<Row>)>,
     /// Records locked by `fetch_for_update`, released when the transaction ends.
     held: HashMap<RecordId, OwnedMutexGuard<()>>,
+    /// The buffered writes as they were when each open savepoint was set, outermost first.
+    savepoints: Vec<HashMap<RecordId, (&'static TableDef, Option<Row>)>>,
 }
 
 impl MemoryTransaction {
@@ -312,6 +326,9 @@ impl MemoryTransaction {
     fn seen(&self, state: &mut TxState, table: &'static TableDef, id: &RecordId) -> Result<Option<Row>> {
         if let Some((_, row)) = state.written.get(id) {
             return Ok(row.clone());
+        }
+        if let Some(snapshot) = &self.snapshot {
+            return Ok(table_ref(snapshot, table)?.get(&id.1).cloned());
         }
         let committed = table_ref(&lock(&self.store.tables), table)?.get(&id.1).cloned();
         let version = committed.as_ref().map(|r| table.version_of(r)).transpose()?;
@@ -330,6 +347,9 @@ impl MemoryTransaction {
         key: KeyRepr,
         decide: impl FnOnce(Option<&Row>) -> Result<Decision>,
     ) -> Result<Written> {
+        if self.snapshot.is_some() {
+            return Err(Error::ReadOnlyTransaction { operation: "write" });
+        }
         let id = (table.name, key);
         let mut state = lock(&self.state);
         let seen = self.seen(&mut state, table, &id)?;
@@ -364,8 +384,29 @@ impl StorageTransaction for MemoryTransaction {
         self.fetch(table, key).await
     }
 
+    async fn savepoint(&self, step: SavepointStep) -> Result<()> {
+        let mut state = lock(&self.state);
+        // Reads and locks stay: what was read inside a savepoint is still checked at commit.
+        match step {
+            SavepointStep::Set { depth } => {
+                let written = state.written.clone();
+                state.savepoints.truncate(depth.saturating_sub(1) as usize);
+                state.savepoints.push(written);
+            }
+            SavepointStep::RollBack { depth } => {
+                let index = depth.saturating_sub(1) as usize;
+                let Some(written) = state.savepoints.drain(index..).next() else {
+                    return Err(StorageError::new(format!("no savepoint {depth} is open")).into());
+                };
+                state.written = written;
+            }
+            SavepointStep::Release { depth } => state.savepoints.truncate(depth.saturating_sub(1) as usize),
+        }
+        Ok(())
+    }
+
     async fn commit(self) -> Result<()> {
-        let MemoryTransaction { store, state } = self;
+        let MemoryTransaction { store, state, .. } = self;
         let mut state = state.into_inner().unwrap_or_else(PoisonError::into_inner);
         // Records this transaction writes but another transaction has locked: wait for them, in a
         // fixed order so two committers cannot wait for each other.
@@ -395,7 +436,7 @@ impl StorageTransaction for MemoryTransaction {
         }
         for ((_, key), (table, row)) in state.written.drain() {
             // Every write went through `seen`, which found its table; tables are never dropped.
-            let rows = tables.entry(table.name).or_default();
+            let rows = Arc::make_mut(tables.entry(table.name).or_default());
             match row {
                 Some(row) => rows.insert(key, row),
                 None => rows.remove(&key),

@@ -39,6 +39,26 @@ pub enum WriteOutcome {
     },
 }
 
+/// A step of a savepoint inside a transaction: see [`StorageTransaction::savepoint`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SavepointStep {
+    /// Sets savepoint number `depth`.
+    Set {
+        /// 1 for the outermost savepoint, counting up as they nest.
+        depth: u32,
+    },
+    /// Undoes every write made since savepoint `depth` was set, and ends it.
+    RollBack {
+        /// The savepoint's number.
+        depth: u32,
+    },
+    /// Ends savepoint `depth`, keeping its writes as part of the transaction.
+    Release {
+        /// The savepoint's number.
+        depth: u32,
+    },
+}
+
 /// The row operations of a backend, shared by its autocommit handle and its transactions.
 ///
 /// Rows are in the column order of the `TableDef`; `table.key` and `table.version` index into
@@ -104,6 +124,12 @@ pub trait Storage: RowAccess + Clone + 'static {
     /// Begins a transaction: its writes become visible together at commit, or not at all.
     fn begin(&self) -> impl Future<Output = Result<Self::Transaction>> + Send;
 
+    /// Begins a read-only transaction: all its reads see one consistent snapshot of the storage,
+    /// taken no later than its first read, and it takes no write lock (on SQLite, writers go on
+    /// while it is open). [`Transaction`](crate::Transaction) refuses writes through it before they
+    /// reach the backend; a backend may refuse them too.
+    fn begin_read_only(&self) -> impl Future<Output = Result<Self::Transaction>> + Send;
+
     /// An address shared by every clone of this storage and by no other storage, or `None` when
     /// the backend cannot tell.
     ///
@@ -139,6 +165,12 @@ pub trait StorageTransaction: RowAccess + 'static {
         key: &Value,
         wait: LockWait,
     ) -> impl Future<Output = Result<Option<Row>>> + Send;
+
+    /// Sets, rolls back to, or releases a savepoint (SQL's `SAVEPOINT`, `ROLLBACK TO SAVEPOINT`,
+    /// `RELEASE SAVEPOINT`). Savepoints nest: `depth` is 1 for the outermost, and one step only
+    /// ever names the innermost open savepoint. [`SavepointStep::RollBack`] undoes every write
+    /// made since the savepoint was set and ends it; the transaction goes on.
+    fn savepoint(&self, step: SavepointStep) -> impl Future<Output = Result<()>> + Send;
 
     /// Makes every write of the transaction visible at once, or fails and writes nothing (a
     /// backend validating at commit reports a conflict as `Error::ConcurrentModification`).

@@ -31,7 +31,7 @@ use sqlx::{MySql, Row as _, TypeInfo as _, ValueRef as _};
 use super::sql::driver::{self, Conn, Driver, Meaning, Query as DriverQuery};
 use super::sql::rows::{Bind, OnConnection, row_access_via_run};
 use super::sql::{MysqlDialect, Statements, Tables};
-use super::{Storage, StorageTransaction};
+use super::{SavepointStep, Storage, StorageTransaction};
 use crate::entity::TableDef;
 use crate::error::{Error, Result, StorageError};
 use crate::lock::LockWait;
@@ -263,6 +263,16 @@ impl TxState {
     }
 }
 
+impl MysqlStorage {
+    async fn begin_with(&self, begin: &'static str) -> Result<MysqlTransaction> {
+        let conn = self.pool.acquire().await.map_err(|e| storage_error(None, e))?;
+        let session_lock_wait = self.session_lock_wait;
+        let mut state = TxState { conn, finished: false, lock_timeout: session_lock_wait, session_lock_wait };
+        state.execute(begin).await?;
+        Ok(MysqlTransaction { storage: self.clone(), state: tokio::sync::Mutex::new(state) })
+    }
+}
+
 impl MysqlTransaction {
     async fn run<T>(
         &self,
@@ -296,6 +306,10 @@ impl StorageTransaction for MysqlTransaction {
         on.fetch_for_update(key, nowait).await
     }
 
+    async fn savepoint(&self, step: SavepointStep) -> Result<()> {
+        driver::savepoint::<MySql>(&mut self.state.lock().await.conn, step).await
+    }
+
     async fn commit(self) -> Result<()> {
         self.state.into_inner().finish("COMMIT").await
     }
@@ -309,11 +323,12 @@ impl Storage for MysqlStorage {
     type Transaction = MysqlTransaction;
 
     async fn begin(&self) -> Result<MysqlTransaction> {
-        let conn = self.pool.acquire().await.map_err(|e| storage_error(None, e))?;
-        let session_lock_wait = self.session_lock_wait;
-        let mut state = TxState { conn, finished: false, lock_timeout: session_lock_wait, session_lock_wait };
-        state.execute("START TRANSACTION").await?;
-        Ok(MysqlTransaction { storage: self.clone(), state: tokio::sync::Mutex::new(state) })
+        self.begin_with("START TRANSACTION").await
+    }
+
+    async fn begin_read_only(&self) -> Result<MysqlTransaction> {
+        // InnoDB's `REPEATABLE READ` (the sessions' level): one snapshot, taken now.
+        self.begin_with("START TRANSACTION READ ONLY, WITH CONSISTENT SNAPSHOT").await
     }
 
     async fn create_table(&self, table: &'static TableDef) -> Result<()> {

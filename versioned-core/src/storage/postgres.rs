@@ -22,7 +22,7 @@ use sqlx::{AssertSqlSafe, Postgres, Row as _, SqlSafeStr, TypeInfo as _, ValueRe
 use super::sql::driver::{self, Conn, Driver, Meaning, Query as DriverQuery};
 use super::sql::rows::{Bind, OnConnection, row_access_via_run};
 use super::sql::{PostgresDialect, Statements, Tables};
-use super::{Storage, StorageTransaction};
+use super::{SavepointStep, Storage, StorageTransaction};
 use crate::entity::TableDef;
 use crate::error::{Error, Result, StorageError};
 use crate::lock::LockWait;
@@ -221,6 +221,16 @@ struct TxState {
     lock_timeout: Option<LockWait>,
 }
 
+impl PostgresStorage {
+    async fn begin_with(&self, begin: &'static str) -> Result<PostgresTransaction> {
+        let tx = self.pool.begin_with(begin).await.map_err(|e| storage_error(None, e))?;
+        Ok(PostgresTransaction {
+            storage: self.clone(),
+            state: tokio::sync::Mutex::new(TxState { tx, lock_timeout: self.session_lock_wait }),
+        })
+    }
+}
+
 impl PostgresTransaction {
     async fn run<T>(
         &self,
@@ -256,6 +266,16 @@ impl StorageTransaction for PostgresTransaction {
         on.fetch_for_update(key, nowait).await
     }
 
+    async fn savepoint(&self, step: SavepointStep) -> Result<()> {
+        let mut state = self.state.lock().await;
+        let done = driver::savepoint::<Postgres>(&mut state.tx, step).await;
+        if matches!(step, SavepointStep::RollBack { .. }) {
+            // Rolling back also undoes a `lock_timeout` set since the savepoint.
+            state.lock_timeout = None;
+        }
+        done
+    }
+
     async fn commit(self) -> Result<()> {
         self.state.into_inner().tx.commit().await.map_err(|e| storage_error(None, e))
     }
@@ -269,11 +289,12 @@ impl Storage for PostgresStorage {
     type Transaction = PostgresTransaction;
 
     async fn begin(&self) -> Result<PostgresTransaction> {
-        let tx = self.pool.begin_with(self.isolation.begin()).await.map_err(|e| storage_error(None, e))?;
-        Ok(PostgresTransaction {
-            storage: self.clone(),
-            state: tokio::sync::Mutex::new(TxState { tx, lock_timeout: self.session_lock_wait }),
-        })
+        self.begin_with(self.isolation.begin()).await
+    }
+
+    async fn begin_read_only(&self) -> Result<PostgresTransaction> {
+        // One snapshot for the whole transaction; a read-only one is never refused for it.
+        self.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await
     }
 
     async fn create_table(&self, table: &'static TableDef) -> Result<()> {

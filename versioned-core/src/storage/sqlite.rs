@@ -22,7 +22,7 @@ use sqlx::{AssertSqlSafe, ConnectOptions as _, Row as _, SqlSafeStr, Sqlite, Typ
 use super::sql::driver::{self, Conn, Driver, Meaning, Query as DriverQuery};
 use super::sql::rows::{Bind, OnConnection, row_access_via_run};
 use super::sql::{Dialect as _, SqliteDialect, Statements, Tables};
-use super::{RowAccess, Storage, StorageTransaction};
+use super::{RowAccess, SavepointStep, Storage, StorageTransaction};
 use crate::entity::{ColumnDef, TableDef};
 use crate::error::{Error, Result, StorageError};
 use crate::lock::LockWait;
@@ -328,6 +328,14 @@ impl Driver for Sqlite {
 }
 
 impl SqliteStorage {
+    async fn begin_with(&self, begin: &'static str) -> Result<SqliteTransaction> {
+        // Another transaction holding the write lock past the busy timeout: the lock wait expired.
+        let tx = self.pool.begin_with(begin).await.map_err(|e| {
+            if is_busy(&e) { Error::LockTimeout { table: None, key: None } } else { storage_error(None, e) }
+        })?;
+        Ok(SqliteTransaction { storage: self.clone(), tx: tokio::sync::Mutex::new(tx) })
+    }
+
     async fn run<T>(
         &self,
         table: &'static TableDef,
@@ -373,6 +381,11 @@ impl StorageTransaction for SqliteTransaction {
         self.fetch(table, key).await
     }
 
+    async fn savepoint(&self, step: SavepointStep) -> Result<()> {
+        let mut tx = self.tx.lock().await;
+        driver::savepoint::<Sqlite>(&mut tx, step).await
+    }
+
     async fn commit(self) -> Result<()> {
         self.tx.into_inner().commit().await.map_err(|e| storage_error(None, e))
     }
@@ -386,11 +399,13 @@ impl Storage for SqliteStorage {
     type Transaction = SqliteTransaction;
 
     async fn begin(&self) -> Result<SqliteTransaction> {
-        // Another transaction holding the write lock past the busy timeout: the lock wait expired.
-        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(|e| {
-            if is_busy(&e) { Error::LockTimeout { table: None, key: None } } else { storage_error(None, e) }
-        })?;
-        Ok(SqliteTransaction { storage: self.clone(), tx: tokio::sync::Mutex::new(tx) })
+        self.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    async fn begin_read_only(&self) -> Result<SqliteTransaction> {
+        // A deferred transaction that only reads takes no write lock; in WAL mode its first read
+        // fixes the snapshot every later read sees, while writers go on.
+        self.begin_with("BEGIN DEFERRED").await
     }
 
     async fn create_table(&self, table: &'static TableDef) -> Result<()> {

@@ -9,6 +9,7 @@ use sqlx::{AssertSqlSafe, Database, Encode, Executor, IntoArguments, SqlSafeStr,
 use super::rows::{Bind, SqlConnection};
 use crate::entity::TableDef;
 use crate::error::{Error, Result, StorageError};
+use crate::storage::SavepointStep;
 use crate::value::{Row, Value};
 
 /// A query of driver `DB` with its own arguments.
@@ -176,4 +177,24 @@ pub(crate) fn missing_table(table: Option<&'static TableDef>, message: &str) -> 
         ))
         .into(),
     ))
+}
+
+/// Runs a savepoint step on a transaction's connection. The statements are the same in SQLite,
+/// PostgreSQL and MySQL; names are ours, one per nesting depth.
+pub(crate) async fn savepoint<DB: Driver>(conn: &mut DB::Connection, step: SavepointStep) -> Result<()>
+where
+    for<'e> &'e mut DB::Connection: Executor<'e, Database = DB>,
+{
+    let statements = match step {
+        SavepointStep::Set { depth } => vec![format!("SAVEPOINT versioned_{depth}")],
+        // `ROLLBACK TO` keeps the savepoint; releasing it ends it, as the step says.
+        SavepointStep::RollBack { depth } => {
+            vec![format!("ROLLBACK TO SAVEPOINT versioned_{depth}"), format!("RELEASE SAVEPOINT versioned_{depth}")]
+        }
+        SavepointStep::Release { depth } => vec![format!("RELEASE SAVEPOINT versioned_{depth}")],
+    };
+    for sql in statements {
+        conn.execute(AssertSqlSafe(sql)).await.map_err(|e| error::<DB>(None, e))?;
+    }
+    Ok(())
 }
