@@ -202,11 +202,19 @@ impl<S: Storage> Transaction<S> {
         F: FnOnce(Transaction<S>) -> Fut,
         Fut: Future<Output = Result<R>> + 'static,
     {
-        self.reader("savepoint")?;
         let depth = self.depth + 1;
-        self.inner.savepoint(SavepointStep::Set { depth }).await?;
-        self.shared.open.store(depth, Ordering::Release);
-        // From here until the savepoint is ended, a drop breaks the transaction.
+        // Claimed before the first await, so that of two savepoints opened at once from one handle
+        // the second is refused.
+        if self.shared.open.compare_exchange(self.depth, depth, Ordering::AcqRel, Ordering::Acquire).is_err() {
+            return Err(Error::SavepointOpen { operation: "savepoint" });
+        }
+        if let Err(err) = self.inner.savepoint(SavepointStep::Set { depth }).await {
+            // Nothing was written since; a savepoint that was set after all just stays open
+            // inside the transaction, which commits or rolls back with it.
+            self.shared.open.store(self.depth, Ordering::Release);
+            return Err(err);
+        }
+        // From here until the savepoint is ended, a drop (or a failed step) breaks the transaction.
         let guard = Unfinished(&self.shared);
         let handle = Transaction { depth, ..self.handle() };
         let result = f(handle).await;

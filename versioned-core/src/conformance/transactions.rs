@@ -197,12 +197,27 @@ pub async fn savepoints_cannot_be_misused<S: Storage>(store: &Store<S>) {
                 Err(Error::SavepointOpen { operation: "insert" }) => {}
                 other => panic!("expected SavepointOpen from the outer handle, got {other:?}"),
             }
-            tx.insert(&mut Person { id: 3, ..ann() }).await // the savepoint is over: usable again
+            tx.insert(&mut Person { id: 3, ..ann() }).await?; // the savepoint is over: usable again
+            // Two savepoints opened at once from one handle: the second is refused.
+            let (go, wait) = tokio::sync::oneshot::channel::<()>();
+            let first = tx.savepoint(|sp| async move {
+                let _ = wait.await;
+                sp.insert(&mut Person { id: 4, ..ann() }).await
+            });
+            let second = async {
+                let refused = tx.savepoint(|sp| async move { sp.insert(&mut Person { id: 5, ..ann() }).await }).await;
+                let _ = go.send(());
+                refused
+            };
+            let (first, second) = tokio::join!(first, second);
+            first?;
+            assert!(matches!(second, Err(Error::SavepointOpen { .. })), "the sibling is refused: {second:?}");
+            Ok(())
         })
         .await;
     result.expect("the transaction commits");
-    assert!(person(store, 1).await.is_some() && person(store, 3).await.is_some());
-    assert_eq!(person(store, 2).await, None);
+    assert!(person(store, 1).await.is_some() && person(store, 3).await.is_some() && person(store, 4).await.is_some());
+    assert_eq!((person(store, 2).await, person(store, 5).await), (None, None));
 
     let dropped = store
         .transaction(|tx| async move {
