@@ -81,11 +81,11 @@ pub async fn insert<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()
     row.set(table.version, Value::Int(1));
     let stamps = stamps(table, true)?;
     stamp_row(&mut row, &stamps);
-    if access.insert(table, &row).await? {
+    if access.insert(table, row).await? {
         t.set_version(first);
         stamp_entity(t, stamps)
     } else {
-        Err(Error::AlreadyExists { table: table.name, key: table.key_of(&row)?.clone() })
+        Err(Error::AlreadyExists { table: table.name, key: key_value::<T>(t.key())? })
     }
 }
 
@@ -123,12 +123,12 @@ pub async fn put<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()> {
     row.set(table.version, Value::Int(next as i64));
     let stamps = stamps(table, false)?;
     stamp_row(&mut row, &stamps);
-    match access.update(table, &row, expected).await? {
+    match access.update(table, row, expected).await? {
         WriteOutcome::Applied => {
             t.set_version(next_field);
             stamp_entity(t, stamps)
         }
-        WriteOutcome::Rejected { current } => Err(conflict::<T>(table.key_of(&row)?.clone(), expected, current)?),
+        WriteOutcome::Rejected { current } => Err(conflict::<T>(key_value::<T>(t.key())?, expected, current)?),
     }
 }
 
@@ -169,17 +169,17 @@ pub async fn put_unchecked<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Re
     // The creation time is used only if the record is new: an update keeps the stored one.
     let stamps = stamps(table, true)?;
     stamp_row(&mut row, &stamps);
-    let key = table.key_of(&row)?;
-    match access.upsert(table, &row).await? {
+    let key = table.key_of(&row)?.clone();
+    match access.upsert(table, row).await? {
         Some(version) => {
             t.set_version(to_field::<T>(version)?);
             let created = table.column_with(ColumnRole::CreatedAt).filter(|_| version > 1);
             stamp_entity(t, stamps.into_iter().filter(|(i, _)| Some(*i) != created).collect())
         }
         // Refused: the stored version is at its maximum, or is not a version at all (`Decode`).
-        None => Err(match access.fetch(table, key).await? {
-            Some(stored) => rejected::<T>(Some(stored), key.clone(), None)?,
-            None => Error::VersionOverflow { table: table.name, key: key.clone(), version: table.version_max },
+        None => Err(match access.fetch(table, &key).await? {
+            Some(stored) => rejected::<T>(Some(stored), key, None)?,
+            None => Error::VersionOverflow { table: table.name, key, version: table.version_max },
         }),
     }
 }

@@ -205,15 +205,15 @@ macro_rules! faulty_row_access {
                 self.plan.inject(concat!($prefix, "fetch"), self.inner.fetch(table, key)).await
             }
 
-            async fn insert(&self, table: &'static TableDef, row: &Row) -> Result<bool> {
+            async fn insert(&self, table: &'static TableDef, row: Row) -> Result<bool> {
                 self.plan.inject(concat!($prefix, "insert"), self.inner.insert(table, row)).await
             }
 
-            async fn update(&self, table: &'static TableDef, row: &Row, expected: u64) -> Result<WriteOutcome> {
+            async fn update(&self, table: &'static TableDef, row: Row, expected: u64) -> Result<WriteOutcome> {
                 self.plan.inject(concat!($prefix, "update"), self.inner.update(table, row, expected)).await
             }
 
-            async fn upsert(&self, table: &'static TableDef, row: &Row) -> Result<Option<u64>> {
+            async fn upsert(&self, table: &'static TableDef, row: Row) -> Result<Option<u64>> {
                 self.plan.inject(concat!($prefix, "upsert"), self.inner.upsert(table, row)).await
             }
 

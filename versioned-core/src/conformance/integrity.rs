@@ -23,7 +23,7 @@ fn assert_decode(result: Result<impl std::fmt::Debug, Error>, table: &str, colum
 
 /// A row written past the typed API, as a migration or another program might have left it.
 async fn raw_insert<S: Storage>(store: &Store<S>, table: &'static crate::TableDef, values: Vec<Value>) -> bool {
-    store.backend().insert(table, &Row::new(values)).await.is_ok()
+    store.backend().insert(table, Row::new(values)).await.is_ok()
 }
 
 async fn raw_fetch<S: Storage>(store: &Store<S>, table: &'static crate::TableDef, key: i64) -> Option<Row> {

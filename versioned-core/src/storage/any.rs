@@ -115,15 +115,15 @@ macro_rules! delegate_row_access {
                 each!(self, $ty, s => s.fetch(table, key).await)
             }
 
-            async fn insert(&self, table: &'static TableDef, row: &Row) -> Result<bool> {
+            async fn insert(&self, table: &'static TableDef, row: Row) -> Result<bool> {
                 each!(self, $ty, s => s.insert(table, row).await)
             }
 
-            async fn update(&self, table: &'static TableDef, row: &Row, expected: u64) -> Result<WriteOutcome> {
+            async fn update(&self, table: &'static TableDef, row: Row, expected: u64) -> Result<WriteOutcome> {
                 each!(self, $ty, s => s.update(table, row, expected).await)
             }
 
-            async fn upsert(&self, table: &'static TableDef, row: &Row) -> Result<Option<u64>> {
+            async fn upsert(&self, table: &'static TableDef, row: Row) -> Result<Option<u64>> {
                 each!(self, $ty, s => s.upsert(table, row).await)
             }
 

@@ -52,8 +52,54 @@ impl KeyRepr {
 /// A record's address: table name and key.
 type RecordId = (&'static str, KeyRepr);
 type Table = BTreeMap<KeyRepr, Row>;
-type Tables = HashMap<&'static str, Arc<Table>>;
 type RecordLock = Arc<tokio::sync::Mutex<()>>;
+
+/// One table: its rows, shared copy-on-write with read-only transactions' snapshots, and the
+/// locks of the records a transaction has locked with `fetch_for_update` (or once had: entries
+/// stay, an unlocked mutex costs nothing but its slot).
+#[derive(Debug, Default)]
+struct Slot {
+    rows: Arc<Table>,
+    locks: HashMap<KeyRepr, RecordLock>,
+}
+
+/// Every table, behind the storage's one mutex.
+#[derive(Debug, Default)]
+struct Tables {
+    slots: Vec<Slot>,
+    by_name: HashMap<&'static str, usize>,
+    /// `TableDef` addresses already resolved to their slot: an operation finds its table by
+    /// comparing a pointer or two, without hashing the name.
+    by_def: Vec<(usize, usize)>,
+}
+
+impl Tables {
+    fn slot(&mut self, table: &'static TableDef) -> Result<&mut Slot> {
+        let address = std::ptr::from_ref(table) as usize;
+        let index = match self.by_def.iter().find(|(a, _)| *a == address) {
+            Some((_, index)) => *index,
+            None => {
+                // Two structs may share a table: the name decides, once per `TableDef`.
+                let index = *self.by_name.get(table.name).ok_or_else(|| no_table(table))?;
+                self.by_def.push((address, index));
+                index
+            }
+        };
+        Ok(&mut self.slots[index])
+    }
+
+    fn create(&mut self, table: &'static TableDef) {
+        if !self.by_name.contains_key(table.name) {
+            self.by_name.insert(table.name, self.slots.len());
+            self.slots.push(Slot::default());
+        }
+    }
+
+    /// Every table's rows as they are now: one `Arc` per table.
+    fn snapshot(&self) -> HashMap<&'static str, Arc<Table>> {
+        self.by_name.iter().map(|(name, index)| (*name, Arc::clone(&self.slots[*index].rows))).collect()
+    }
+}
 
 /// The in-memory backend. Cloning it gives another handle to the same data.
 ///
@@ -67,14 +113,11 @@ type RecordLock = Arc<tokio::sync::Mutex<()>>;
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStorage {
     tables: Arc<Mutex<Tables>>,
-    /// Records that a transaction has locked with `fetch_for_update` (or once had: entries stay,
-    /// an unlocked mutex costs nothing but its slot).
-    locks: Arc<Mutex<HashMap<RecordId, RecordLock>>>,
 }
 
-/// A panic while one of these locks is held cannot leave its data half-changed: every mutation
-/// is a single map insert or remove after all checks (commit applies a prepared list). So a
-/// poisoned lock still guards sound data.
+/// A panic while this lock is held cannot leave its data half-changed: every mutation is a
+/// single map insert or remove after all checks (commit applies a prepared list). So a poisoned
+/// lock still guards sound data.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -85,27 +128,14 @@ impl MemoryStorage {
         Self::default()
     }
 
-    /// The lock of a record, if any transaction ever locked it.
-    fn record_lock(&self, id: &RecordId) -> Option<RecordLock> {
-        lock(&self.locks).get(id).cloned()
-    }
-
     /// Waits until no transaction holds the record's lock, and holds it for the caller's write.
-    async fn wait_for_record(&self, id: &RecordId) -> Option<OwnedMutexGuard<()>> {
-        match self.record_lock(id) {
+    async fn wait_for_record(&self, table: &'static TableDef, key: &KeyRepr) -> Result<Option<OwnedMutexGuard<()>>> {
+        let record = lock(&self.tables).slot(table)?.locks.get(key).cloned();
+        Ok(match record {
             Some(record) => Some(record.lock_owned().await),
             None => None,
-        }
+        })
     }
-}
-
-fn table_ref<'a>(tables: &'a Tables, table: &TableDef) -> Result<&'a Table> {
-    tables.get(table.name).map(|rows| &**rows).ok_or_else(|| no_table(table))
-}
-
-/// The table to change: copied first only if a read-only transaction still holds its snapshot.
-fn table_mut<'a>(tables: &'a mut Tables, table: &TableDef) -> Result<&'a mut Table> {
-    tables.get_mut(table.name).map(Arc::make_mut).ok_or_else(|| no_table(table))
 }
 
 fn no_table(table: &TableDef) -> Error {
@@ -127,8 +157,7 @@ fn next_version(table: &TableDef, stored: Option<&Row>) -> Result<Option<u64>> {
     }
 }
 
-fn with_version(row: &Row, table: &TableDef, version: u64) -> Row {
-    let mut row = row.clone();
+fn with_version(mut row: Row, table: &TableDef, version: u64) -> Row {
     // `version` <= version_max <= i64::MAX, so the cast is exact.
     row.set(table.version, Value::Int(version as i64));
     row
@@ -144,8 +173,7 @@ fn check(table: &TableDef, stored: Option<&Row>, expected: Option<u64>) -> Resul
 }
 
 /// `row`, with the stored record's creation time: an update never changes it.
-fn keep_created(table: &TableDef, stored: Option<&Row>, row: &Row) -> Row {
-    let mut row = row.clone();
+fn keep_created(table: &TableDef, stored: Option<&Row>, mut row: Row) -> Row {
     if let (Some(index), Some(stored)) = (table.column_with(ColumnRole::CreatedAt), stored)
         && let Some(created) = stored.get(index)
     {
@@ -160,10 +188,43 @@ type Decision = Option<Option<Row>>;
 
 /// What a conditional write did.
 enum Written {
-    /// Written: the new row, or `None` for a delete.
-    Done(Option<Row>),
+    /// Written: the new row's version (what an upsert returns), or `None` for a delete or a row
+    /// whose version is not a version (a test's corrupt row, inserted through the backend).
+    Done(Option<u64>),
     /// Refused; the stored row, if any.
     Refused(Option<Row>),
+}
+
+/// Applies `decision` (made from `stored`) to the entry of one record. The entry is the one map
+/// search of the write.
+fn apply(
+    table: &TableDef,
+    entry: std::collections::btree_map::Entry<'_, KeyRepr, Row>,
+    decide: impl FnOnce(Option<&Row>) -> Result<Decision>,
+) -> Result<Written> {
+    use std::collections::btree_map::Entry;
+    Ok(match entry {
+        Entry::Occupied(mut stored) => match decide(Some(stored.get()))? {
+            None => Written::Refused(Some(stored.get().clone())),
+            Some(Some(row)) => {
+                let version = table.version_of(&row).ok();
+                stored.insert(row);
+                Written::Done(version)
+            }
+            Some(None) => {
+                stored.remove();
+                Written::Done(None)
+            }
+        },
+        Entry::Vacant(vacant) => match decide(None)? {
+            Some(Some(row)) => {
+                let version = table.version_of(&row).ok();
+                vacant.insert(row);
+                Written::Done(version)
+            }
+            _ => Written::Refused(None),
+        },
+    })
 }
 
 /// The row operations, each as one decision: implemented once for both the autocommit storage
@@ -175,27 +236,29 @@ macro_rules! row_access_via_decisions {
                 self.read(table, KeyRepr::of(table, key)?)
             }
 
-            async fn insert(&self, table: &'static TableDef, row: &Row) -> Result<bool> {
-                let written =
-                    self.write(table, key_of(table, row)?, |stored| Ok(stored.is_none().then(|| Some(row.clone()))));
+            async fn insert(&self, table: &'static TableDef, row: Row) -> Result<bool> {
+                let key = key_of(table, &row)?;
+                let written = self.write(table, key, |stored| Ok(stored.is_none().then_some(Some(row))));
                 Ok(matches!(written.await?, Written::Done(_)))
             }
 
-            async fn update(&self, table: &'static TableDef, row: &Row, expected: u64) -> Result<WriteOutcome> {
-                let written = self.write(table, key_of(table, row)?, |stored| {
+            async fn update(&self, table: &'static TableDef, row: Row, expected: u64) -> Result<WriteOutcome> {
+                let key = key_of(table, &row)?;
+                let written = self.write(table, key, |stored| {
                     Ok(check(table, stored, Some(expected))?.then(|| Some(keep_created(table, stored, row))))
                 });
                 Ok(written.await?.into())
             }
 
-            async fn upsert(&self, table: &'static TableDef, row: &Row) -> Result<Option<u64>> {
-                let written = self.write(table, key_of(table, row)?, |stored| {
+            async fn upsert(&self, table: &'static TableDef, row: Row) -> Result<Option<u64>> {
+                let key = key_of(table, &row)?;
+                let written = self.write(table, key, |stored| {
                     let next = next_version(table, stored)?;
-                    Ok(next.map(|next| Some(with_version(&keep_created(table, stored, row), table, next))))
+                    Ok(next.map(|next| Some(with_version(keep_created(table, stored, row), table, next))))
                 });
                 match written.await? {
-                    Written::Done(Some(row)) => table.version_of(&row).map(Some),
-                    _ => Ok(None),
+                    Written::Done(version) => Ok(version),
+                    Written::Refused(_) => Ok(None),
                 }
             }
 
@@ -211,7 +274,7 @@ macro_rules! row_access_via_decisions {
                     if table.version_of(stored)? != expected {
                         return Ok(None);
                     }
-                    let mut row = with_version(stored, table, expected + 1);
+                    let mut row = with_version(stored.clone(), table, expected + 1);
                     for (index, value) in columns {
                         row.set(*index, value.clone());
                     }
@@ -246,32 +309,36 @@ impl From<Written> for WriteOutcome {
 
 impl MemoryStorage {
     fn read(&self, table: &'static TableDef, key: KeyRepr) -> Result<Option<Row>> {
-        Ok(table_ref(&lock(&self.tables), table)?.get(&key).cloned())
+        Ok(lock(&self.tables).slot(table)?.rows.get(&key).cloned())
     }
 
     /// Decides and applies one write in a single critical section, once no transaction holds the
-    /// record's lock.
+    /// record's lock: one lock of the storage, one search of the table.
     async fn write(
         &self,
         table: &'static TableDef,
         key: KeyRepr,
         decide: impl FnOnce(Option<&Row>) -> Result<Decision>,
     ) -> Result<Written> {
-        let _held = self.wait_for_record(&(table.name, key.clone())).await;
-        let mut tables = lock(&self.tables);
-        let rows = table_mut(&mut tables, table)?;
-        let stored = rows.get(&key);
-        Ok(match decide(stored)? {
-            None => Written::Refused(stored.cloned()),
-            Some(Some(row)) => {
-                rows.insert(key, row.clone());
-                Written::Done(Some(row))
-            }
-            Some(None) => {
-                rows.remove(&key);
-                Written::Done(None)
-            }
-        })
+        // The record's lock, once waited for.
+        let mut held: Option<OwnedMutexGuard<()>> = None;
+        loop {
+            let busy = {
+                let mut tables = lock(&self.tables);
+                let slot = tables.slot(table)?;
+                let record = slot.locks.get(&key).filter(|_| held.is_none());
+                match record.map(|r| Arc::clone(r).try_lock_owned().map_err(|_| Arc::clone(r))) {
+                    Some(Err(busy)) => busy,
+                    free => {
+                        // Held (if the record has a lock) until the write is applied.
+                        let _guard = free.and_then(Result::ok);
+                        return apply(table, Arc::make_mut(&mut slot.rows).entry(key), decide);
+                    }
+                }
+            };
+            // A transaction holds the record: wait for it without the storage's lock.
+            held = Some(busy.lock_owned().await);
+        }
     }
 }
 
@@ -281,7 +348,7 @@ impl Storage for MemoryStorage {
     type Transaction = MemoryTransaction;
 
     async fn create_table(&self, table: &'static TableDef) -> Result<()> {
-        lock(&self.tables).entry(table.name).or_default();
+        lock(&self.tables).create(table);
         Ok(())
     }
 
@@ -290,7 +357,7 @@ impl Storage for MemoryStorage {
     }
 
     async fn begin_read_only(&self) -> Result<MemoryTransaction> {
-        let snapshot = lock(&self.tables).clone(); // one `Arc` per table
+        let snapshot = lock(&self.tables).snapshot();
         Ok(MemoryTransaction { store: self.clone(), snapshot: Some(snapshot), state: Mutex::default() })
     }
 
@@ -304,20 +371,23 @@ impl Storage for MemoryStorage {
 pub struct MemoryTransaction {
     store: MemoryStorage,
     /// A read-only transaction's tables, as they were when it began.
-    snapshot: Option<Tables>,
+    snapshot: Option<HashMap<&'static str, Arc<Table>>>,
     state: Mutex<TxState>,
 }
+
+/// A buffered write: the new row, or `None` for a delete.
+type Buffered = HashMap<RecordId, (&'static TableDef, Option<Row>)>;
 
 #[derive(Debug, Default)]
 struct TxState {
     /// The version of every record the transaction looked at, when it first did (`None`: absent).
     read: HashMap<RecordId, (&'static TableDef, Option<u64>)>,
-    /// Buffered writes: the new row, or `None` for a delete.
-    written: HashMap<RecordId, (&'static TableDef, Option<Row>)>,
+    /// Buffered writes.
+    written: Buffered,
     /// Records locked by `fetch_for_update`, released when the transaction ends.
     held: HashMap<RecordId, OwnedMutexGuard<()>>,
     /// The buffered writes as they were when each open savepoint was set, outermost first.
-    savepoints: Vec<HashMap<RecordId, (&'static TableDef, Option<Row>)>>,
+    savepoints: Vec<Buffered>,
 }
 
 impl MemoryTransaction {
@@ -328,9 +398,9 @@ impl MemoryTransaction {
             return Ok(row.clone());
         }
         if let Some(snapshot) = &self.snapshot {
-            return Ok(table_ref(snapshot, table)?.get(&id.1).cloned());
+            return Ok(snapshot.get(table.name).ok_or_else(|| no_table(table))?.get(&id.1).cloned());
         }
-        let committed = table_ref(&lock(&self.store.tables), table)?.get(&id.1).cloned();
+        let committed = lock(&self.store.tables).slot(table)?.rows.get(&id.1).cloned();
         let version = committed.as_ref().map(|r| table.version_of(r)).transpose()?;
         state.read.entry(id.clone()).or_insert((table, version));
         Ok(committed)
@@ -356,8 +426,9 @@ impl MemoryTransaction {
         Ok(match decide(seen.as_ref())? {
             None => Written::Refused(seen),
             Some(row) => {
-                state.written.insert(id, (table, row.clone()));
-                Written::Done(row)
+                let version = row.as_ref().and_then(|r| table.version_of(r).ok());
+                state.written.insert(id, (table, row));
+                Written::Done(version)
             }
         })
     }
@@ -370,7 +441,7 @@ impl StorageTransaction for MemoryTransaction {
         let id = (table.name, KeyRepr::of(table, key)?);
         let already_held = lock(&self.state).held.contains_key(&id);
         if !already_held {
-            let record = Arc::clone(lock(&self.store.locks).entry(id.clone()).or_default());
+            let record = Arc::clone(lock(&self.store.tables).slot(table)?.locks.entry(id.1.clone()).or_default());
             let timed_out = || Error::LockTimeout { table: Some(table.name), key: Some(key.clone()) };
             let guard = match wait {
                 LockWait::Forever => record.lock_owned().await,
@@ -410,18 +481,24 @@ impl StorageTransaction for MemoryTransaction {
         let mut state = state.into_inner().unwrap_or_else(PoisonError::into_inner);
         // Records this transaction writes but another transaction has locked: wait for them, in a
         // fixed order so two committers cannot wait for each other.
-        let mut to_lock: Vec<&RecordId> = state.written.keys().filter(|id| !state.held.contains_key(*id)).collect();
-        to_lock.sort();
+        let mut to_lock: Vec<(&RecordId, &'static TableDef)> = state
+            .written
+            .iter()
+            .filter(|(id, _)| !state.held.contains_key(*id))
+            .map(|(id, (table, _))| (id, *table))
+            .collect();
+        to_lock.sort_by(|a, b| a.0.cmp(b.0));
         let mut waited = Vec::new();
-        for id in to_lock {
-            if let Some(guard) = store.wait_for_record(id).await {
+        for (id, table) in to_lock {
+            if let Some(guard) = store.wait_for_record(table, &id.1).await? {
                 waited.push(guard);
             }
         }
 
         let mut tables = lock(&store.tables);
         for ((_, key), (table, seen)) in &state.read {
-            let stored = table_ref(&tables, table)?.get(key);
+            let slot = tables.slot(table)?;
+            let stored = slot.rows.get(key);
             let now = stored.map(|r| table.version_of(r)).transpose()?;
             if now != *seen {
                 // Versions start at 1, so `expected: 0` says the transaction saw no record.
@@ -436,7 +513,7 @@ impl StorageTransaction for MemoryTransaction {
         }
         for ((_, key), (table, row)) in state.written.drain() {
             // Every write went through `seen`, which found its table; tables are never dropped.
-            let rows = Arc::make_mut(tables.entry(table.name).or_default());
+            let rows = Arc::make_mut(&mut tables.slot(table)?.rows);
             match row {
                 Some(row) => rows.insert(key, row),
                 None => rows.remove(&key),

@@ -61,6 +61,9 @@ pub enum SavepointStep {
 
 /// The row operations of a backend, shared by its autocommit handle and its transactions.
 ///
+/// Writes take their row by value: a backend that keeps rows (memory) or hands them to another
+/// task (SQLite's group commit) stores it without a copy.
+///
 /// Rows are in the column order of the `TableDef`; `table.key` and `table.version` index into
 /// them. Versions are stored as integers.
 pub trait RowAccess: Send + Sync {
@@ -69,7 +72,7 @@ pub trait RowAccess: Send + Sync {
 
     /// Inserts `row` (its version column already set to 1). Returns `false`, writing nothing, when
     /// a row with the same key exists.
-    fn insert(&self, table: &'static TableDef, row: &Row) -> impl Future<Output = Result<bool>> + Send;
+    fn insert(&self, table: &'static TableDef, row: Row) -> impl Future<Output = Result<bool>> + Send;
 
     /// Replaces every column of the row whose key is `row`'s key, only if its stored version is
     /// `expected`. `row`'s version column holds the new version (`expected + 1`). A
@@ -77,7 +80,7 @@ pub trait RowAccess: Send + Sync {
     fn update(
         &self,
         table: &'static TableDef,
-        row: &Row,
+        row: Row,
         expected: u64,
     ) -> impl Future<Output = Result<WriteOutcome>> + Send;
 
@@ -87,7 +90,7 @@ pub trait RowAccess: Send + Sync {
     /// Returns the new version, or `None` (writing nothing) when the stored version is already
     /// `table.version_max` or is not a valid version (`NULL`, not an integer, negative): the caller
     /// reads the stored row to say which. One atomic step.
-    fn upsert(&self, table: &'static TableDef, row: &Row) -> impl Future<Output = Result<Option<u64>>> + Send;
+    fn upsert(&self, table: &'static TableDef, row: Row) -> impl Future<Output = Result<Option<u64>>> + Send;
 
     /// Sets only `columns` (index, value) of the row with this key, and its version to
     /// `expected + 1`, only if the stored version is `expected`. The caller has checked that

@@ -220,21 +220,21 @@ macro_rules! row_access_via_run {
                 self.run(table, async |c| c.fetch(key).await).await
             }
 
-            async fn insert(&self, table: &'static $crate::TableDef, row: &$crate::Row) -> $crate::Result<bool> {
-                self.run(table, async |c| c.insert(row).await).await
+            async fn insert(&self, table: &'static $crate::TableDef, row: $crate::Row) -> $crate::Result<bool> {
+                self.run(table, async |c| c.insert(&row).await).await
             }
 
             async fn update(
                 &self,
                 table: &'static $crate::TableDef,
-                row: &$crate::Row,
+                row: $crate::Row,
                 expected: u64,
             ) -> $crate::Result<$crate::WriteOutcome> {
-                self.run(table, async |c| c.update(row, expected).await).await
+                self.run(table, async |c| c.update(&row, expected).await).await
             }
 
-            async fn upsert(&self, table: &'static $crate::TableDef, row: &$crate::Row) -> $crate::Result<Option<u64>> {
-                self.$upsert(table, async |c| c.upsert(row).await).await
+            async fn upsert(&self, table: &'static $crate::TableDef, row: $crate::Row) -> $crate::Result<Option<u64>> {
+                self.$upsert(table, async |c| c.upsert(&row).await).await
             }
 
             async fn patch(
