@@ -5,10 +5,9 @@
 //!
 //! `VERSIONED_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test VERSIONED_MYSQL_URL=mysql://root@127.0.0.1:3306/test cargo bench --features postgres,mysql --bench servers`
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use sqlx::{MySqlPool, PgPool};
@@ -16,12 +15,9 @@ use versioned::{MysqlStorage, PostgresStorage, RetryPolicy, Store};
 // The conformance suite's `people` (id, name, salary, version) and `counter` (name, n, version).
 use versioned_core::conformance::{Counter, Person};
 
-const TASKS: usize = 16;
-const UPDATES: usize = 300;
+mod common;
 
-fn patient() -> RetryPolicy {
-    RetryPolicy { max_attempts: 100_000, max_backoff: Duration::from_millis(5), ..RetryPolicy::default() }
-}
+use common::{TASKS, UPDATES, contended, patient};
 
 /// Tables `people` (with Ann, id 1) and `counter`, as versioned creates them.
 async fn tables<S: versioned::Storage>(store: &Store<S>) {
@@ -66,45 +62,6 @@ fn sql(postgres: &'static str, mysql: bool) -> sqlx::AssertSqlSafe<String> {
         }
     }
     sqlx::AssertSqlSafe(text)
-}
-
-/// Runs `TASKS` tasks of `UPDATES` increments each; checks that the numbers handed out are
-/// exactly 1..=N, and returns the time taken and the attempts per success.
-async fn contended<F, Fut>(name: &str, increment: F) -> (Duration, f64)
-where
-    F: Fn() -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = (i64, u64)> + Send,
-{
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..TASKS)
-        .map(|_| {
-            let increment = increment.clone();
-            tokio::spawn(async move {
-                let mut seen = Vec::with_capacity(UPDATES);
-                let mut attempts = 0;
-                for _ in 0..UPDATES {
-                    let (n, tries) = increment().await;
-                    seen.push(n);
-                    attempts += tries;
-                }
-                (seen, attempts)
-            })
-        })
-        .collect();
-    let (mut all, mut attempts) = (BTreeSet::new(), 0);
-    for task in tasks {
-        let (seen, tries) = task.await.expect("task");
-        attempts += tries;
-        for n in seen {
-            assert!(all.insert(n), "{name}: number {n} handed out twice");
-        }
-    }
-    let elapsed = started.elapsed();
-    let total = (TASKS * UPDATES) as i64;
-    assert_eq!(all.len() as i64, total, "{name}: exact count");
-    assert_eq!(all.first().copied(), Some(1));
-    assert_eq!(all.last().copied(), Some(total));
-    (elapsed, attempts as f64 / total as f64 - 1.0)
 }
 
 /// The benchmarks of one server, whose hand-written statements are written in PostgreSQL's

@@ -1,7 +1,21 @@
 //! The cost of versioned's checked operations against the same statements written by hand with
 //! sqlx, on an SQLite file (WAL). Run: `cargo bench --bench writes`.
+//!
+//! The hand-written side uses a pool as sqlx makes it by default (it pings a connection before
+//! each use), on the same file, in WAL mode with the same busy timeout and `synchronous` setting.
 
+use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use versioned::Durability;
+
+mod common;
+
+use common::{TASKS as CONTENDING, UPDATES, contended, patient};
+use versioned_core::conformance::Counter;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use versioned::{RetryPolicy, SqliteStorage, Store};
@@ -18,7 +32,7 @@ fn writes(c: &mut Criterion) {
         store.insert(&mut Person { id: 1, name: "Ann".into(), salary: 0, version: 0 }).await.expect("insert");
         store
     });
-    let pool = store.backend().pool().clone();
+    let pool = rt.block_on(hand_written_pool(&url, SqliteSynchronous::Full));
 
     // The stored version, advanced by every checked write of both loops.
     let version = AtomicU64::new(rt.block_on(store.get::<Person>(&1)).expect("get").expect("present").version);
@@ -81,5 +95,184 @@ fn writes(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, writes);
+/// sqlx's default pool on the file at `url`, as a hand-written program would open it.
+async fn hand_written_pool(url: &str, synchronous: SqliteSynchronous) -> SqlitePool {
+    let options = SqliteConnectOptions::from_str(url)
+        .expect("url")
+        .journal_mode(SqliteJournalMode::Wal)
+        .busy_timeout(Duration::from_secs(5))
+        .synchronous(synchronous);
+    SqlitePool::connect_with(options).await.expect("pool")
+}
+
+const TASKS: i64 = 16;
+
+/// 16 tasks, each doing checked puts of its own record in autocommit: what group commit is for.
+fn concurrent_puts(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    for (durability, synchronous, name) in
+        [(Durability::Full, SqliteSynchronous::Full, "FULL"), (Durability::Normal, SqliteSynchronous::Normal, "NORMAL")]
+    {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display());
+        let (store, pool) = rt.block_on(async {
+            let store = Store::sqlite_with(&url, durability).await.expect("open");
+            store.create_table::<Person>().await.expect("create");
+            for id in 0..TASKS {
+                store.insert(&mut Person { id, name: "P".into(), salary: 0, version: 0 }).await.expect("insert");
+            }
+            (store, hand_written_pool(&url, synchronous).await)
+        });
+        let mut group =
+            c.benchmark_group(format!("16 tasks, checked put each on its own record (synchronous = {name})"));
+        group.sample_size(10).measurement_time(Duration::from_secs(8));
+        group.bench_function("versioned: put (group commit)", |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let store = store.clone();
+                async move {
+                    let start = Instant::now();
+                    let tasks: Vec<_> = (0..TASKS)
+                        .map(|id| {
+                            let store = store.clone();
+                            tokio::spawn(async move {
+                                let mut p = store.get::<Person>(&id).await.expect("get").expect("present");
+                                for _ in 0..iters.div_ceil(TASKS as u64) {
+                                    p.salary += 1;
+                                    p.put(&store).await.expect("put");
+                                }
+                            })
+                        })
+                        .collect();
+                    for task in tasks {
+                        task.await.expect("task");
+                    }
+                    start.elapsed()
+                }
+            });
+        });
+        group.bench_function("hand-written sqlx: UPDATE … WHERE id = ? AND version = ?, per statement", |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let pool = pool.clone();
+                async move {
+                    let start = Instant::now();
+                    let tasks: Vec<_> = (0..TASKS)
+                        .map(|id| {
+                            let pool = pool.clone();
+                            tokio::spawn(async move {
+                                let (mut salary, mut version): (i32, i64) =
+                                    sqlx::query_as("SELECT salary, version FROM people WHERE id = ?")
+                                        .bind(id)
+                                        .fetch_one(&pool)
+                                        .await
+                                        .expect("select");
+                                for _ in 0..iters.div_ceil(TASKS as u64) {
+                                    salary += 1;
+                                    let done = sqlx::query(
+                                        "UPDATE people SET name = ?, salary = ?, version = ? WHERE id = ? AND version = ?",
+                                    )
+                                    .bind("P")
+                                    .bind(salary)
+                                    .bind(version + 1)
+                                    .bind(id)
+                                    .bind(version)
+                                    .execute(&pool)
+                                    .await
+                                    .expect("update");
+                                    assert_eq!(done.rows_affected(), 1);
+                                    version += 1;
+                                }
+                            })
+                        })
+                        .collect();
+                    for task in tasks {
+                        task.await.expect("task");
+                    }
+                    start.elapsed()
+                }
+            });
+        });
+        group.finish();
+    }
+}
+
+/// 16 tasks × 300 increments of one row: exact, against a hand-written `BEGIN IMMEDIATE` loop.
+fn contended_updates(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display());
+    let (store, pool) = rt.block_on(async {
+        let store = Store::sqlite(&url).await.expect("open");
+        store.create_table::<Counter>().await.expect("create");
+        (store, hand_written_pool(&url, SqliteSynchronous::Full).await)
+    });
+    let mut group = c.benchmark_group("16 tasks × 300 increments of one row");
+    group.sample_size(10).measurement_time(Duration::from_secs(20));
+    for (name, versioned) in
+        [("versioned: update", true), ("hand-written sqlx: BEGIN IMMEDIATE; SELECT; UPDATE; COMMIT", false)]
+    {
+        let (store, pool) = (store.clone(), pool.clone());
+        group.bench_function(name, |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let (store, pool) = (store.clone(), pool.clone());
+                async move {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        sqlx::query("DELETE FROM counter").execute(&pool).await.expect("reset");
+                        store.insert(&mut Counter { name: "c".into(), n: 0, version: 0 }).await.expect("counter");
+                        let (store, pool) = (store.clone(), pool.clone());
+                        let (elapsed, _) = if versioned {
+                            contended(name, move || {
+                                let store = store.clone();
+                                async move {
+                                    let n = store
+                                        .update::<Counter, _>(&"c".to_string(), patient(), |c| {
+                                            c.n += 1;
+                                            c.n
+                                        })
+                                        .await
+                                        .expect("update");
+                                    (n, 1)
+                                }
+                            })
+                            .await
+                        } else {
+                            contended(name, move || {
+                                let pool = pool.clone();
+                                async move {
+                                    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.expect("begin");
+                                    let (n, v): (i64, i64) =
+                                        sqlx::query_as("SELECT n, version FROM counter WHERE name = 'c'")
+                                            .fetch_one(&mut *tx)
+                                            .await
+                                            .expect("read");
+                                    sqlx::query(
+                                        "UPDATE counter SET n = ?, version = ? WHERE name = 'c' AND version = ?",
+                                    )
+                                    .bind(n + 1)
+                                    .bind(v + 1)
+                                    .bind(v)
+                                    .execute(&mut *tx)
+                                    .await
+                                    .expect("update");
+                                    tx.commit().await.expect("commit");
+                                    (n + 1, 1)
+                                }
+                            })
+                            .await
+                        };
+                        total += elapsed;
+                    }
+                    eprintln!(
+                        "  {name}: {:.0} increments/s",
+                        (CONTENDING * UPDATES) as f64 * iters as f64 / total.as_secs_f64()
+                    );
+                    total
+                }
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, writes, concurrent_puts, contended_updates);
 criterion_main!(benches);

@@ -40,7 +40,7 @@ pub use storage::mysql::{MysqlStorage, MysqlTransaction};
 #[cfg(feature = "postgres")]
 pub use storage::postgres::{Isolation, PostgresStorage, PostgresTransaction};
 #[cfg(feature = "sqlite")]
-pub use storage::sqlite::{SqliteStorage, SqliteTransaction};
+pub use storage::sqlite::{Durability, SqliteStorage, SqliteTransaction};
 pub use storage::{RowAccess, Storage, StorageTransaction, WriteOutcome};
 pub use store::{Executor, Store};
 pub use transaction::Transaction;

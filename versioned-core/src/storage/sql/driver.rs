@@ -124,6 +124,7 @@ where
     }
 }
 
+#[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))] // the server backends' only
 /// Binds a value as a database with strict types wants it: a `NULL` of the column's type, and a
 /// value of the column's own type, or refused (the server would take its bytes for the column's
 /// type). JSON and UUIDs go as text, timestamps as microseconds: the dialect's `bind` converts.
@@ -159,6 +160,7 @@ where
     })
 }
 
+#[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))] // the server backends' only
 /// `Error::Decode` for a column the table lacks, named `name` in the server's message.
 pub(crate) fn missing_column(table: Option<&'static TableDef>, name: Option<&str>) -> Option<Meaning> {
     let (table, name) = (table?, name?);
@@ -167,6 +169,7 @@ pub(crate) fn missing_column(table: Option<&'static TableDef>, name: Option<&str
     Some(Meaning::Is(Error::decode(table, column.name, "the table has no such column")))
 }
 
+#[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))] // the server backends' only
 /// A storage error saying the table does not exist, and how to create it.
 pub(crate) fn missing_table(table: Option<&'static TableDef>, message: &str) -> Option<Meaning> {
     let table = table?;

@@ -63,6 +63,7 @@ impl<T> std::fmt::Debug for Tables<T> {
 }
 
 /// The statements of one table.
+#[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))] // the server backends' only
 pub(crate) struct Statements {
     /// `SELECT <all columns> FROM t WHERE key = ?` — binds: key.
     pub select: Arc<str>,

@@ -15,6 +15,7 @@ use crate::value::{ColumnType, Row, Value};
 
 /// A value to bind, with the column it is for: a database with strict types needs a `NULL` of the
 /// column's type, binds some types through a conversion, and must refuse a value of another type.
+#[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))] // the server backends' only
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Bind<'a> {
     pub value: &'a Value,
@@ -22,6 +23,7 @@ pub(crate) struct Bind<'a> {
     pub column: &'static ColumnDef,
 }
 
+#[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))] // the server backends' only
 impl Bind<'_> {
     /// The column's type.
     pub fn ty(&self) -> ColumnType {
@@ -101,6 +103,7 @@ impl<C: SqlConnection + ?Sized> OnConnection<'_, C> {
         self.conn.fetch_row(self.table, &self.statements.select, binds).await
     }
 
+    #[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))] // the server backends' only
     /// The row, locked until the transaction ends, where the dialect locks rows (`FOR UPDATE`,
     /// failing at once with `nowait` when another transaction holds it).
     pub(crate) async fn fetch_for_update(&mut self, key: &Value, nowait: bool) -> Result<Option<Row>> {

@@ -1,8 +1,10 @@
 //! The SQLite backend, over sqlx (feature `sqlite`, on by default).
 //!
-//! File databases run in WAL mode with a busy timeout. Each operation takes one connection from
-//! the pool and runs one statement on it; a failed check reads the stored row on the same
-//! connection, to describe the conflict. Transactions begin with `BEGIN IMMEDIATE`. Statements are
+//! File databases run in WAL mode with a busy timeout. A read takes one connection from the pool
+//! and runs one statement on it. Autocommit writes go through [group commit](group_commit): those
+//! of many tasks that arrive together share one transaction and one commit. A failed check reads
+//! the stored row on the same connection, to describe the conflict. Transactions begin with
+//! `BEGIN IMMEDIATE` (read-only ones `DEFERRED`). Statements are
 //! built once per table (`storage::sql`), and sqlx keeps them prepared per connection. The first
 //! use of a table checks its declared columns against the struct (`PRAGMA table_info`), so a
 //! missing column or one declared with a type that cannot hold its field is refused before
@@ -15,22 +17,41 @@ use std::time::Duration;
 
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteQueryResult,
-    SqliteRow,
+    SqliteRow, SqliteSynchronous,
 };
 use sqlx::{AssertSqlSafe, ConnectOptions as _, Row as _, SqlSafeStr, Sqlite, TypeInfo as _, ValueRef as _};
 
 use super::sql::driver::{self, Conn, Driver, Meaning, Query as DriverQuery};
 use super::sql::rows::{Bind, OnConnection, row_access_via_run};
 use super::sql::{Dialect as _, SqliteDialect, Statements, Tables};
-use super::{RowAccess, SavepointStep, Storage, StorageTransaction};
+use super::{RowAccess, SavepointStep, Storage, StorageTransaction, WriteOutcome};
 use crate::entity::{ColumnDef, TableDef};
 use crate::error::{Error, Result, StorageError};
 use crate::lock::LockWait;
 use crate::store::Store;
 use crate::value::{ColumnType, Row, Value};
 
+mod group_commit;
+
+use group_commit::{Core, Done, GroupCommit, Op};
+
 /// How long a statement waits for another connection's write lock before SQLite reports busy.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How durable a committed write is on an SQLite file: SQLite's `synchronous` setting, in WAL mode.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// `synchronous = FULL` (the default): a write that returned `Ok` is on disk, and survives a
+    /// crash of the process, of the operating system, or a power loss. Each commit waits for one
+    /// `fsync` of the WAL; group commit shares it among the writes that arrive together.
+    #[default]
+    Full,
+    /// `synchronous = NORMAL`: a write that returned `Ok` survives a crash of the process, but the
+    /// last commits before an operating-system crash or a power loss may be lost (the database is
+    /// never corrupted). No `fsync` per commit, only at checkpoints: several times faster per
+    /// commit on most disks.
+    Normal,
+}
 
 /// The SQLite backend: a sqlx pool and the statements of every table it has seen.
 ///
@@ -47,9 +68,17 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct SqliteStorage {
     pool: SqlitePool,
     tables: Tables<TableState>,
+    writes: GroupCommit,
     /// For an in-memory database, a connection outside the pool: the database lives as long as
     /// one connection to it is open, and the pool may close all of its own (idle, cancelled).
     _keep_alive: Option<Arc<tokio::sync::Mutex<SqliteConnection>>>,
+}
+
+fn table_state(tables: &Tables<TableState>, table: &'static TableDef) -> Arc<TableState> {
+    tables.get(table, || TableState {
+        sql: Statements::new(&SqliteDialect, table),
+        schema_checked: AtomicBool::new(false),
+    })
 }
 
 /// What the storage knows of one table: its statements, and whether its schema was checked.
@@ -109,10 +138,21 @@ impl SqliteStorage {
     ///
     /// A URL of another database, an empty or malformed one is [`Error::Config`].
     pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(url, Durability::default()).await
+    }
+
+    /// [`connect`](Self::connect), with the durability of commits chosen (default:
+    /// [`Durability::Full`]).
+    pub async fn connect_with(url: &str, durability: Durability) -> Result<Self> {
         let info = inspect_url(url)?;
+        let synchronous = match durability {
+            Durability::Full => SqliteSynchronous::Full,
+            Durability::Normal => SqliteSynchronous::Normal,
+        };
         let mut options = SqliteConnectOptions::from_str(url)
             .map_err(|e| Error::config(format!("{url:?}: {e}; {URL_FORMS}")))?
-            .busy_timeout(BUSY_TIMEOUT);
+            .busy_timeout(BUSY_TIMEOUT)
+            .synchronous(synchronous);
         if !info.in_memory && !info.read_only {
             options = options.journal_mode(SqliteJournalMode::Wal);
         }
@@ -124,7 +164,9 @@ impl SqliteStorage {
             };
             StorageError::new(format!("cannot open the SQLite database {url:?}: {e}{hint}")).into()
         };
-        let mut pool = SqlitePoolOptions::new();
+        // An embedded database's connections do not go stale the way a server's can: no ping
+        // before each use (it would be a third round trip per operation).
+        let mut pool = SqlitePoolOptions::new().test_before_acquire(false);
         let keep_alive = if info.in_memory {
             pool = pool.idle_timeout(None).max_lifetime(None);
             let conn = options.connect().await.map_err(open_error)?;
@@ -133,13 +175,13 @@ impl SqliteStorage {
             None
         };
         let pool = pool.connect_with(options).await.map_err(open_error)?;
-        Ok(SqliteStorage { pool, tables: Tables::default(), _keep_alive: keep_alive })
+        Ok(SqliteStorage { pool, tables: Tables::default(), writes: GroupCommit::default(), _keep_alive: keep_alive })
     }
 
     /// A backend over a pool you configured yourself. (An in-memory database then lives as long
     /// as your pool keeps a connection open.)
     pub fn from_pool(pool: SqlitePool) -> Self {
-        SqliteStorage { pool, tables: Tables::default(), _keep_alive: None }
+        SqliteStorage { pool, tables: Tables::default(), writes: GroupCommit::default(), _keep_alive: None }
     }
 
     /// The underlying pool, for your own queries.
@@ -148,10 +190,13 @@ impl SqliteStorage {
     }
 
     fn table(&self, table: &'static TableDef) -> Arc<TableState> {
-        self.tables.get(table, || TableState {
-            sql: Statements::new(&SqliteDialect, table),
-            schema_checked: AtomicBool::new(false),
-        })
+        table_state(&self.tables, table)
+    }
+
+    /// Runs one autocommit write through the storage's group commit.
+    async fn write(&self, table: &'static TableDef, op: Op) -> Result<Done> {
+        let core = Core { pool: self.pool.clone(), tables: self.tables.clone() };
+        self.writes.write(&core, table, op).await
     }
 
     async fn acquire(&self, table: &'static TableDef) -> Result<sqlx::pool::PoolConnection<Sqlite>> {
@@ -254,6 +299,12 @@ impl Store<SqliteStorage> {
     pub async fn sqlite(url: &str) -> Result<Self> {
         Ok(Store::new(SqliteStorage::connect(url).await?))
     }
+
+    /// A store over the SQLite database at `url`, with the durability of commits chosen; see
+    /// [`SqliteStorage::connect_with`].
+    pub async fn sqlite_with(url: &str, durability: Durability) -> Result<Self> {
+        Ok(Store::new(SqliteStorage::connect_with(url, durability).await?))
+    }
 }
 
 /// Whether `err` is SQLite's busy or locked refusal (primary result codes 5 and 6, in any
@@ -348,7 +399,55 @@ impl SqliteStorage {
     }
 }
 
-row_access_via_run!(SqliteStorage);
+impl RowAccess for SqliteStorage {
+    async fn fetch(&self, table: &'static TableDef, key: &Value) -> Result<Option<Row>> {
+        self.run(table, async |c| c.fetch(key).await).await
+    }
+
+    async fn insert(&self, table: &'static TableDef, row: Row) -> Result<bool> {
+        match self.write(table, Op::Insert(row)).await? {
+            Done::Inserted(inserted) => Ok(inserted),
+            _ => Err(mismatched_answer()),
+        }
+    }
+
+    async fn update(&self, table: &'static TableDef, row: Row, expected: u64) -> Result<WriteOutcome> {
+        written(self.write(table, Op::Update(row, expected)).await?)
+    }
+
+    async fn upsert(&self, table: &'static TableDef, row: Row) -> Result<Option<u64>> {
+        match self.write(table, Op::Upsert(row)).await? {
+            Done::Upserted(version) => Ok(version),
+            _ => Err(mismatched_answer()),
+        }
+    }
+
+    async fn patch(
+        &self,
+        table: &'static TableDef,
+        key: &Value,
+        columns: &[(usize, Value)],
+        expected: u64,
+    ) -> Result<WriteOutcome> {
+        written(self.write(table, Op::Patch(key.clone(), columns.to_vec(), expected)).await?)
+    }
+
+    async fn delete(&self, table: &'static TableDef, key: &Value, expected: Option<u64>) -> Result<WriteOutcome> {
+        written(self.write(table, Op::Delete(key.clone(), expected)).await?)
+    }
+}
+
+fn written(done: Done) -> Result<WriteOutcome> {
+    match done {
+        Done::Written(outcome) => Ok(outcome),
+        _ => Err(mismatched_answer()),
+    }
+}
+
+/// The writer answers each operation with its own kind of result; this cannot happen.
+fn mismatched_answer() -> Error {
+    StorageError::new("the SQLite writer answered a write with another kind of result").into()
+}
 
 /// A transaction of the [`SqliteStorage`]: one connection inside `BEGIN IMMEDIATE`, so it holds
 /// SQLite's write lock from its start and other writers wait (up to the busy timeout) until it

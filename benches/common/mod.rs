@@ -1,0 +1,55 @@
+//! What the benchmarks share: the contended-increment harness and its retry policy.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use versioned::RetryPolicy;
+
+/// Tasks that increment one row at once.
+pub const TASKS: usize = 16;
+/// Increments per task.
+pub const UPDATES: usize = 300;
+
+/// Patient enough that no increment runs out of attempts under contention.
+pub fn patient() -> RetryPolicy {
+    RetryPolicy { max_attempts: 100_000, max_backoff: Duration::from_millis(5), ..RetryPolicy::default() }
+}
+
+/// Runs `TASKS` tasks of `UPDATES` increments each; checks that the numbers handed out are
+/// exactly 1..=N, and returns the time taken and the attempts per success.
+pub async fn contended<F, Fut>(name: &str, increment: F) -> (Duration, f64)
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = (i64, u64)> + Send,
+{
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|_| {
+            let increment = increment.clone();
+            tokio::spawn(async move {
+                let mut seen = Vec::with_capacity(UPDATES);
+                let mut attempts = 0;
+                for _ in 0..UPDATES {
+                    let (n, tries) = increment().await;
+                    seen.push(n);
+                    attempts += tries;
+                }
+                (seen, attempts)
+            })
+        })
+        .collect();
+    let (mut all, mut attempts) = (BTreeSet::new(), 0);
+    for task in tasks {
+        let (seen, tries) = task.await.expect("task");
+        attempts += tries;
+        for n in seen {
+            assert!(all.insert(n), "{name}: number {n} handed out twice");
+        }
+    }
+    let elapsed = started.elapsed();
+    let total = (TASKS * UPDATES) as i64;
+    assert_eq!(all.len() as i64, total, "{name}: exact count");
+    assert_eq!(all.first().copied(), Some(1));
+    assert_eq!(all.last().copied(), Some(total));
+    (elapsed, attempts as f64 / total as f64 - 1.0)
+}
