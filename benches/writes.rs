@@ -274,5 +274,76 @@ fn contended_updates(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, writes, concurrent_puts, contended_updates);
+/// 1,000 checked puts in one transaction: `put_all` against 1,000 hand-written UPDATEs.
+fn batches(c: &mut Criterion) {
+    const RECORDS: i64 = 1_000;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display());
+    let (store, pool, records) = rt.block_on(async {
+        let store = Store::sqlite(&url).await.expect("open");
+        store.create_table::<Person>().await.expect("create");
+        let mut records: Vec<Person> =
+            (0..RECORDS).map(|id| Person { id, name: format!("person {id}"), salary: 0, version: 0 }).collect();
+        store.insert_all(&mut records).await.expect("insert_all");
+        (store, hand_written_pool(&url, SqliteSynchronous::Full).await, records)
+    });
+    let mut group = c.benchmark_group("1,000 checked puts in one transaction");
+    group.sample_size(20);
+    let mine = std::sync::Arc::new(tokio::sync::Mutex::new(records));
+    group.bench_function("versioned: put_all", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let (store, mine) = (store.clone(), std::sync::Arc::clone(&mine));
+            async move {
+                let mut batch = mine.lock().await;
+                let start = Instant::now();
+                for _ in 0..iters {
+                    for p in batch.iter_mut() {
+                        p.salary += 1;
+                    }
+                    store.put_all(&mut batch).await.expect("put_all");
+                }
+                start.elapsed()
+            }
+        });
+    });
+    group.bench_function("hand-written sqlx: 1,000 UPDATE … WHERE id = ? AND version = ?, one transaction", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let pool = pool.clone();
+            async move {
+                // The versions as stored now (the other side wrote the same rows), read untimed.
+                let mut rows: Vec<(i64, String, i32, i64)> =
+                    sqlx::query_as("SELECT id, name, salary, version FROM people")
+                        .fetch_all(&pool)
+                        .await
+                        .expect("select");
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let mut tx = pool.begin().await.expect("begin");
+                    for (id, name, salary, version) in &mut rows {
+                        let done = sqlx::query(
+                            "UPDATE people SET name = ?, salary = ?, version = ? WHERE id = ? AND version = ?",
+                        )
+                        .bind(name.as_str())
+                        .bind(*salary + 1)
+                        .bind(*version + 1)
+                        .bind(*id)
+                        .bind(*version)
+                        .execute(&mut *tx)
+                        .await
+                        .expect("update");
+                        assert_eq!(done.rows_affected(), 1);
+                        *salary += 1;
+                        *version += 1;
+                    }
+                    tx.commit().await.expect("commit");
+                }
+                start.elapsed()
+            }
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, writes, concurrent_puts, contended_updates, batches);
 criterion_main!(benches);

@@ -145,6 +145,16 @@ pub enum Error {
         /// The refused operation.
         operation: &'static str,
     },
+    /// A batch write (`put_all`, `insert_all`, `delete_all`) refused: every record whose check
+    /// failed, each as its own error ([`Error::ConcurrentModification`] with the stored record,
+    /// or [`Error::AlreadyExists`]), in the order of the batch. Nothing of the batch was written.
+    #[error("{} of {table}'s records refused, nothing written; first: {}", .conflicts.len(), First(.conflicts))]
+    Conflicts {
+        /// The table.
+        table: &'static str,
+        /// Every refused record's error.
+        conflicts: Vec<Error>,
+    },
     /// The backend failed (I/O, SQL, a busy database).
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -173,6 +183,17 @@ impl fmt::Display for Actual {
     }
 }
 
+struct First<'a>(&'a [Error]);
+
+impl fmt::Display for First<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.first() {
+            Some(first) => first.fmt(f),
+            None => f.write_str("none"),
+        }
+    }
+}
+
 impl Error {
     /// `NotFound` for `key` of entity `T`: handy with `Option::ok_or_else`.
     pub fn not_found<T: Entity>(key: &T::Key) -> Self {
@@ -183,9 +204,14 @@ impl Error {
         }
     }
 
-    /// True for a version conflict ([`Error::ConcurrentModification`]).
+    /// True for a version conflict ([`Error::ConcurrentModification`]), and for a batch refused
+    /// for conflicts only.
     pub fn is_conflict(&self) -> bool {
-        matches!(self, Error::ConcurrentModification { .. })
+        match self {
+            Error::ConcurrentModification { .. } => true,
+            Error::Conflicts { conflicts, .. } => conflicts.iter().all(Error::is_conflict),
+            _ => false,
+        }
     }
 
     /// True when trying again from a fresh read may succeed: version conflicts, lock waits that
@@ -194,6 +220,7 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::ConcurrentModification { .. } | Error::LockTimeout { .. } => true,
+            Error::Conflicts { conflicts, .. } => conflicts.iter().all(Error::is_retryable),
             Error::Storage(e) => e.is_retryable(),
             _ => false,
         }

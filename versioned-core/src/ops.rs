@@ -329,3 +329,146 @@ pub async fn read_modify_write<T: Entity, R, X: StorageTransaction>(
     put(tx, &mut t).await?;
     Ok(result)
 }
+
+/// The store-managed timestamps of a write, by column index.
+pub type Stamps = Vec<(usize, Value)>;
+
+/// The rows of [`Store::put_all`](crate::Store::put_all): each copy as it will be stored (at the
+/// next version, stamped), with the version it expects; and the stamps, for the copies once the
+/// batch is written. Nothing of the copies changes here.
+pub fn put_rows<T: Entity>(ts: &[T]) -> Result<(Vec<(Row, u64)>, Stamps)> {
+    let table = T::TABLE;
+    let stamps = stamps(table, false)?;
+    let mut rows = Vec::with_capacity(ts.len());
+    for t in ts {
+        let expected = version_u64(t)?;
+        let mut row = t.to_row()?;
+        if expected >= table.version_max {
+            return Err(Error::VersionOverflow { table: table.name, key: key_value::<T>(t.key())?, version: expected });
+        }
+        // `expected` < version_max <= i64::MAX, so the increment and the cast are exact.
+        row.set(table.version, Value::Int(expected as i64 + 1));
+        stamp_row(&mut row, &stamps);
+        rows.push((row, expected));
+    }
+    refuse_duplicates::<T>(rows.iter().map(|(row, _)| row))?;
+    Ok((rows, stamps))
+}
+
+/// Writes the rows of [`put_rows`] with checked updates; every refused record is reported, in
+/// [`Error::Conflicts`]. The caller runs it in a transaction or savepoint that a refusal rolls back.
+pub async fn update_rows<T: Entity, A: RowAccess>(access: &A, rows: Vec<(Row, u64)>) -> Result<()> {
+    let keys = rows.iter().map(|(row, e)| Ok((T::TABLE.key_of(row)?.clone(), *e))).collect::<Result<Vec<_>>>()?;
+    let outcomes = access.update_many(T::TABLE, rows).await?;
+    all_applied::<T>(keys.into_iter().zip(outcomes))
+}
+
+/// The copies of a written [`put_rows`] batch: each at its next version, with the stamps.
+pub fn settle_puts<T: Entity>(ts: &mut [T], stamps: &[(usize, Value)]) -> Result<()> {
+    for t in ts {
+        let next = to_field::<T>(version_u64(t)? + 1)?;
+        t.set_version(next);
+        stamp_entity(t, stamps.to_vec())?;
+    }
+    Ok(())
+}
+
+/// The rows of [`Store::insert_all`](crate::Store::insert_all), at version 1 and stamped; and the
+/// stamps.
+pub fn insert_rows<T: Entity>(ts: &[T]) -> Result<(Vec<Row>, Stamps)> {
+    let table = T::TABLE;
+    let stamps = stamps(table, true)?;
+    let mut rows = Vec::with_capacity(ts.len());
+    for t in ts {
+        let mut row = t.to_row()?;
+        row.set(table.version, Value::Int(1));
+        stamp_row(&mut row, &stamps);
+        rows.push(row);
+    }
+    refuse_duplicates::<T>(rows.iter())?;
+    Ok((rows, stamps))
+}
+
+/// Inserts the rows of [`insert_rows`]; every key already taken is reported as
+/// [`Error::AlreadyExists`] in [`Error::Conflicts`].
+pub async fn insert_new_rows<T: Entity, A: RowAccess>(access: &A, rows: Vec<Row>) -> Result<()> {
+    let keys = rows.iter().map(|row| Ok(T::TABLE.key_of(row)?.clone())).collect::<Result<Vec<_>>>()?;
+    let inserted = access.insert_many(T::TABLE, rows).await?;
+    let taken: Vec<Error> = keys
+        .into_iter()
+        .zip(inserted)
+        .filter(|(_, inserted)| !inserted)
+        .map(|(key, _)| Error::AlreadyExists { table: T::TABLE.name, key })
+        .collect();
+    if taken.is_empty() { Ok(()) } else { Err(Error::Conflicts { table: T::TABLE.name, conflicts: taken }) }
+}
+
+/// The copies of a written [`insert_rows`] batch: at version 1, with the stamps.
+pub fn settle_inserts<T: Entity>(ts: &mut [T], stamps: &[(usize, Value)]) -> Result<()> {
+    let first = to_field::<T>(1)?;
+    for t in ts {
+        t.set_version(first);
+        stamp_entity(t, stamps.to_vec())?;
+    }
+    Ok(())
+}
+
+/// The keys and expected versions of [`Store::delete_all`](crate::Store::delete_all).
+pub fn delete_keys<T: Entity>(ts: &[T]) -> Result<Vec<(Value, u64)>> {
+    let keys = ts.iter().map(|t| Ok((key_value::<T>(t.key())?, version_u64(t)?))).collect::<Result<Vec<_>>>()?;
+    refuse_duplicate_keys::<T>(keys.iter().map(|(key, _)| key))?;
+    Ok(keys)
+}
+
+/// Deletes with a check each; every refused record is reported in [`Error::Conflicts`].
+pub async fn delete_rows<T: Entity, A: RowAccess>(access: &A, keys: Vec<(Value, u64)>) -> Result<()> {
+    let outcomes = access.delete_many(T::TABLE, keys.clone()).await?;
+    all_applied::<T>(keys.into_iter().zip(outcomes))
+}
+
+/// `Ok` when every write was applied; otherwise every refusal, as conflicts.
+fn all_applied<T: Entity>(results: impl Iterator<Item = ((Value, u64), WriteOutcome)>) -> Result<()> {
+    let mut conflicts = Vec::new();
+    for ((key, expected), outcome) in results {
+        if let WriteOutcome::Rejected { current } = outcome {
+            conflicts.push(conflict::<T>(key, expected, current)?);
+        }
+    }
+    if conflicts.is_empty() { Ok(()) } else { Err(Error::Conflicts { table: T::TABLE.name, conflicts }) }
+}
+
+fn refuse_duplicates<'r, T: Entity>(rows: impl Iterator<Item = &'r Row>) -> Result<()> {
+    let keys = rows.map(|row| T::TABLE.key_of(row)).collect::<Result<Vec<_>>>()?;
+    refuse_duplicate_keys::<T>(keys.into_iter())
+}
+
+/// A batch names each record once: two copies of one record in a batch would check against each
+/// other's write.
+fn refuse_duplicate_keys<'k, T: Entity>(keys: impl Iterator<Item = &'k Value>) -> Result<()> {
+    fn rank(v: &Value) -> u8 {
+        match v {
+            Value::Int(_) => 0,
+            Value::Text(_) => 1,
+            Value::Bytes(_) => 2,
+            _ => 3,
+        }
+    }
+    fn order(a: &Value, b: &Value) -> std::cmp::Ordering {
+        match (a, b) {
+            (Value::Int(x), Value::Int(y)) => x.cmp(y),
+            (Value::Text(x), Value::Text(y)) => x.cmp(y),
+            (Value::Bytes(x), Value::Bytes(y)) => x.cmp(y),
+            _ => rank(a).cmp(&rank(b)),
+        }
+    }
+    let mut keys: Vec<&Value> = keys.collect();
+    keys.sort_unstable_by(|a, b| order(a, b));
+    match keys.windows(2).find(|pair| pair[0] == pair[1]) {
+        Some(pair) => Err(Error::encode(
+            T::TABLE,
+            T::TABLE.key,
+            format!("key {} appears twice in one batch; a batch writes each record once", pair[0].describe()),
+        )),
+        None => Ok(()),
+    }
+}

@@ -150,6 +150,49 @@ impl<S: Storage> Store<S> {
         ops::save(self.writer("save")?, t).await
     }
 
+    /// Replaces every stored record with its copy in `ts`, each only if its stored version is
+    /// still the copy's: all of them, or none. On success every copy's version goes up by one.
+    ///
+    /// The checks are those of [`put`](Self::put), kept for every record (a bulk write that skips
+    /// them — JPA's bulk update, Rails' `update_all` — is what this is not). On SQLite and
+    /// PostgreSQL the records go in one statement per chunk of up to 1,000 (`UPDATE … FROM (VALUES
+    /// …) … RETURNING key`); on MySQL one statement each; always in one transaction. When any
+    /// check fails nothing is written, the copies are unchanged, and the error is
+    /// [`Error::Conflicts`](crate::Error::Conflicts) listing *every* refused record with its stored
+    /// version (EF Core's `DbUpdateConcurrencyException.Entries`), not only the first. A key may
+    /// appear once per batch.
+    pub async fn put_all<T: Entity>(&self, ts: &mut [T]) -> Result<()> {
+        let (rows, stamps) = ops::put_rows(ts)?;
+        self.run_transaction("put_all", false, move |tx| async move {
+            ops::update_rows::<T, _>(tx.writer("put_all")?, rows).await
+        })
+        .await?;
+        ops::settle_puts(ts, &stamps)
+    }
+
+    /// Stores every copy in `ts` as a new record at version 1: all of them, or none. A key already
+    /// taken refuses the whole batch with [`Error::Conflicts`](crate::Error::Conflicts) listing
+    /// every taken key ([`Error::AlreadyExists`](crate::Error::AlreadyExists) each); the copies are
+    /// then unchanged. One statement per chunk of up to 1,000 records where the database can.
+    pub async fn insert_all<T: Entity>(&self, ts: &mut [T]) -> Result<()> {
+        let (rows, stamps) = ops::insert_rows(ts)?;
+        self.run_transaction("insert_all", false, move |tx| async move {
+            ops::insert_new_rows::<T, _>(tx.writer("insert_all")?, rows).await
+        })
+        .await?;
+        ops::settle_inserts(ts, &stamps)
+    }
+
+    /// Deletes every record of `ts`, each only if its stored version is still the copy's: all of
+    /// them, or none, with every refusal in [`Error::Conflicts`](crate::Error::Conflicts).
+    pub async fn delete_all<T: Entity>(&self, ts: &[T]) -> Result<()> {
+        let keys = ops::delete_keys(ts)?;
+        self.run_transaction("delete_all", false, move |tx| async move {
+            ops::delete_rows::<T, _>(tx.writer("delete_all")?, keys).await
+        })
+        .await
+    }
+
     /// Replaces `t` with the stored record (its fields and version), so that "the store wins" is
     /// one call after a conflict. Fails with [`Error::NotFound`](crate::Error::NotFound), leaving
     /// `t` unchanged, when the record has been deleted.

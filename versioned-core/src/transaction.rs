@@ -159,6 +159,33 @@ impl<S: Storage> Transaction<S> {
         ops::delete_unchecked::<T, _>(self.writer("delete_unchecked")?, key).await
     }
 
+    /// See [`Store::put_all`](crate::Store::put_all): all or none, inside this transaction (in a
+    /// savepoint of its own, so a refused batch leaves the rest of the transaction as it was).
+    pub async fn put_all<T: Entity>(&self, ts: &mut [T]) -> Result<()> {
+        self.writer("put_all")?;
+        let (rows, stamps) = ops::put_rows(ts)?;
+        self.savepoint(move |sp| async move { ops::update_rows::<T, _>(sp.writer("put_all")?, rows).await }).await?;
+        ops::settle_puts(ts, &stamps)
+    }
+
+    /// See [`Store::insert_all`](crate::Store::insert_all), inside this transaction (in a
+    /// savepoint of its own).
+    pub async fn insert_all<T: Entity>(&self, ts: &mut [T]) -> Result<()> {
+        self.writer("insert_all")?;
+        let (rows, stamps) = ops::insert_rows(ts)?;
+        self.savepoint(move |sp| async move { ops::insert_new_rows::<T, _>(sp.writer("insert_all")?, rows).await })
+            .await?;
+        ops::settle_inserts(ts, &stamps)
+    }
+
+    /// See [`Store::delete_all`](crate::Store::delete_all), inside this transaction (in a
+    /// savepoint of its own).
+    pub async fn delete_all<T: Entity>(&self, ts: &[T]) -> Result<()> {
+        self.writer("delete_all")?;
+        let keys = ops::delete_keys(ts)?;
+        self.savepoint(move |sp| async move { ops::delete_rows::<T, _>(sp.writer("delete_all")?, keys).await }).await
+    }
+
     /// Runs `f` as a part of this transaction that can fail alone (a nested transaction: SQL's
     /// `SAVEPOINT`, Rails' `requires_new: true`).
     ///

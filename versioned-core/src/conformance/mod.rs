@@ -25,6 +25,7 @@ use crate::storage::Storage;
 use crate::store::Store;
 use crate::value::Value;
 
+mod batches;
 mod cancellation;
 mod faults;
 mod integrity;
@@ -32,6 +33,7 @@ mod locking;
 mod misuse;
 mod transactions;
 
+pub use batches::*;
 pub use cancellation::*;
 pub use faults::{Fault, FaultPlan, FaultyStorage, FaultyTransaction, faults_never_leave_half_an_operation};
 pub use integrity::*;
@@ -255,6 +257,11 @@ macro_rules! conformance_tests {
             read_transactions_see_one_snapshot_and_refuse_writes,
             save_inserts_new_copies_and_checks_the_others,
             refresh_reloads_and_unchanged_puts_still_count,
+            insert_all_is_all_or_nothing,
+            put_all_checks_every_record_and_reports_every_conflict,
+            delete_all_is_checked_and_all_or_nothing,
+            a_refused_batch_inside_a_transaction_is_undone_alone,
+            batches_carry_every_field_type,
             faults_never_leave_half_an_operation
         );
     };

@@ -140,6 +140,18 @@ macro_rules! delegate_row_access {
             async fn delete(&self, table: &'static TableDef, key: &Value, expected: Option<u64>) -> Result<WriteOutcome> {
                 each!(self, $ty, s => s.delete(table, key, expected).await)
             }
+
+            async fn update_many(&self, table: &'static TableDef, rows: Vec<(Row, u64)>) -> Result<Vec<WriteOutcome>> {
+                each!(self, $ty, s => s.update_many(table, rows).await)
+            }
+
+            async fn insert_many(&self, table: &'static TableDef, rows: Vec<Row>) -> Result<Vec<bool>> {
+                each!(self, $ty, s => s.insert_many(table, rows).await)
+            }
+
+            async fn delete_many(&self, table: &'static TableDef, keys: Vec<(Value, u64)>) -> Result<Vec<WriteOutcome>> {
+                each!(self, $ty, s => s.delete_many(table, keys).await)
+            }
         }
     };
 }

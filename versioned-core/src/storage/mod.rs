@@ -104,6 +104,53 @@ pub trait RowAccess: Send + Sync {
         expected: u64,
     ) -> impl Future<Output = Result<WriteOutcome>> + Send;
 
+    /// Checked updates of many rows, each `(row, expected)` as in [`update`](Self::update); the
+    /// outcome of each, in order. The batch is not atomic by itself: callers run it inside a
+    /// transaction (or a savepoint) and roll back on any rejection. The default runs the rows one
+    /// by one; the SQL backends send one statement per chunk of rows where the database can.
+    fn update_many(
+        &self,
+        table: &'static TableDef,
+        rows: Vec<(Row, u64)>,
+    ) -> impl Future<Output = Result<Vec<WriteOutcome>>> + Send {
+        async move {
+            let mut outcomes = Vec::with_capacity(rows.len());
+            for (row, expected) in rows {
+                outcomes.push(self.update(table, row, expected).await?);
+            }
+            Ok(outcomes)
+        }
+    }
+
+    /// Inserts of many rows, each as in [`insert`](Self::insert); whether each was inserted, in
+    /// order. Not atomic by itself (see [`update_many`](Self::update_many)).
+    fn insert_many(&self, table: &'static TableDef, rows: Vec<Row>) -> impl Future<Output = Result<Vec<bool>>> + Send {
+        async move {
+            let mut inserted = Vec::with_capacity(rows.len());
+            for row in rows {
+                inserted.push(self.insert(table, row).await?);
+            }
+            Ok(inserted)
+        }
+    }
+
+    /// Checked deletes of many rows, each `(key, expected)` as in [`delete`](Self::delete) with
+    /// `Some(expected)`; the outcome of each, in order. Not atomic by itself (see
+    /// [`update_many`](Self::update_many)).
+    fn delete_many(
+        &self,
+        table: &'static TableDef,
+        keys: Vec<(Value, u64)>,
+    ) -> impl Future<Output = Result<Vec<WriteOutcome>>> + Send {
+        async move {
+            let mut outcomes = Vec::with_capacity(keys.len());
+            for (key, expected) in keys {
+                outcomes.push(self.delete(table, &key, Some(expected)).await?);
+            }
+            Ok(outcomes)
+        }
+    }
+
     /// Deletes the row with this key; with `Some(expected)`, only if its stored version is
     /// `expected`; with `None`, only if its stored version is a valid version (a non-negative
     /// integer). `Rejected { current }` carries the stored row, `None` when no row had the key.

@@ -74,6 +74,13 @@ pub(crate) trait Dialect: Sync + 'static {
         format!("INSERT INTO {table} ({columns}) VALUES ({values}) ON CONFLICT ({key}) DO NOTHING")
     }
 
+    /// Whether a batch is one statement per chunk of rows (`UPDATE … FROM (VALUES …)`,
+    /// multi-row `INSERT … ON CONFLICT DO NOTHING`, `DELETE … WHERE (key, version) IN (VALUES …)`,
+    /// each `RETURNING` the keys written), rather than a statement per row.
+    fn batch_values(&self) -> bool {
+        true
+    }
+
     /// Whether the upsert returns the new version itself (`RETURNING`). Where it does not, the
     /// version is read after it, by the same connection in the same transaction.
     fn returning(&self) -> bool {
@@ -226,6 +233,11 @@ impl Dialect for MysqlDialect {
     }
 
     fn returning(&self) -> bool {
+        false
+    }
+
+    /// No `RETURNING` (MySQL) nor `UPDATE … FROM (VALUES …)` (MariaDB): a row at a time.
+    fn batch_values(&self) -> bool {
         false
     }
 

@@ -112,6 +112,17 @@ where
         row.map(|row| decode_row::<DB>(table, &row)).transpose()
     }
 
+    async fn fetch_keys<'a>(
+        &'a mut self,
+        table: &'static TableDef,
+        sql: &'a Arc<str>,
+        binds: Vec<Bind<'a>>,
+    ) -> Result<Vec<Value>> {
+        let rows = prepare::<DB>(sql, binds)?.fetch_all(&mut *self.0).await.map_err(|e| error::<DB>(Some(table), e))?;
+        let key = table.key_column().name;
+        rows.iter().map(|row| DB::decode_value(row, 0).map_err(|reason| Error::decode(table, key, reason))).collect()
+    }
+
     async fn fetch_int<'a>(
         &'a mut self,
         table: &'static TableDef,

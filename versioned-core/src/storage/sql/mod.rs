@@ -102,7 +102,30 @@ pub(crate) struct Statements {
     quoted: Vec<String>,
     /// The patch statements built so far, by the columns they set.
     patches: RwLock<HashMap<Vec<usize>, Arc<str>>>,
+    /// The batch statements built so far, by kind and number of rows.
+    batches: RwLock<HashMap<(Batch, usize), Arc<str>>>,
 }
+
+/// A statement writing many rows at once ([`Statements::batch`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Batch {
+    /// `WITH v(k, <update columns>, e) AS (VALUES …) UPDATE t SET … FROM v WHERE key = v.k AND
+    /// version = v.e RETURNING key` — binds, per row: key, the values of `update_columns`,
+    /// expected version.
+    Update,
+    /// `INSERT INTO t (…) VALUES (…), (…) ON CONFLICT (key) DO NOTHING RETURNING key` — binds,
+    /// per row: every column in order.
+    Insert,
+    /// `DELETE FROM t WHERE (key, version) IN (VALUES (…), (…)) RETURNING key` — binds, per row:
+    /// key, expected version.
+    Delete,
+}
+
+/// The most values one batch statement binds: below SQLite's limit (32,766) and PostgreSQL's
+/// (65,535).
+const MAX_BATCH_BINDS: usize = 30_000;
+/// The most rows one batch statement writes.
+const MAX_BATCH_ROWS: usize = 1_000;
 
 impl std::fmt::Debug for Statements {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -209,7 +232,65 @@ impl Statements {
             version,
             quoted: all,
             patches: RwLock::default(),
+            batches: RwLock::default(),
         }
+    }
+
+    /// How many rows of `binds_per_row` values one batch statement takes, or `None` where the
+    /// dialect writes a batch one row at a time.
+    pub(crate) fn batch_rows(&self, binds_per_row: usize) -> Option<usize> {
+        self.dialect.batch_values().then(|| (MAX_BATCH_BINDS / binds_per_row.max(1)).clamp(1, MAX_BATCH_ROWS))
+    }
+
+    /// The batch statement of `kind` for `rows` rows (see [`Batch`] for its binds). Built once per
+    /// kind and size.
+    pub(crate) fn batch(&self, kind: Batch, rows: usize) -> Arc<str> {
+        // The map only ever gains complete entries, so a poisoned lock still holds valid data.
+        if let Some(sql) = self.batches.read().unwrap_or_else(PoisonError::into_inner).get(&(kind, rows)) {
+            return Arc::clone(sql);
+        }
+        let (t, key, version) = (&self.table_name, &self.key, &self.version);
+        let (k, v) = (self.table.key, self.table.version);
+        let returning = self.dialect.read(key, self.table.key_column().ty);
+        let mut b = Binds { dialect: self.dialect, table: self.table, next: 0 };
+        let sql = match kind {
+            Batch::Update => {
+                let columns = &self.update_columns;
+                let values: Vec<String> = (0..rows)
+                    .map(|_| {
+                        let mut row = vec![b.next(k)];
+                        row.extend(columns.iter().map(|i| b.next(*i)));
+                        row.push(b.next(v));
+                        format!("({})", row.join(", "))
+                    })
+                    .collect();
+                let names: Vec<String> = columns.iter().map(|i| format!("c{i}")).collect();
+                let set: Vec<String> = columns.iter().map(|i| format!("{} = v.c{i}", self.quoted[*i])).collect();
+                format!(
+                    "WITH v(k, {}, e) AS (VALUES {}) UPDATE {t} SET {} FROM v WHERE {t}.{key} = v.k AND {t}.{version} = v.e RETURNING {returning}",
+                    names.join(", "),
+                    values.join(", "),
+                    set.join(", "),
+                )
+            }
+            Batch::Insert => {
+                let values: Vec<String> = (0..rows).map(|_| format!("({})", b.row())).collect();
+                format!(
+                    "INSERT INTO {t} ({}) VALUES {} ON CONFLICT ({key}) DO NOTHING RETURNING {returning}",
+                    self.quoted.join(", "),
+                    values.join(", ")
+                )
+            }
+            Batch::Delete => {
+                let values: Vec<String> = (0..rows).map(|_| format!("({}, {})", b.next(k), b.next(v))).collect();
+                format!(
+                    "DELETE FROM {t} WHERE ({key}, {version}) IN (VALUES {}) RETURNING {returning}",
+                    values.join(", ")
+                )
+            }
+        };
+        let mut batches = self.batches.write().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(batches.entry((kind, rows)).or_insert_with(|| sql.into()))
     }
 
     /// `UPDATE t SET <columns>, version = ? WHERE key = ? AND version = ?` — binds: the values of

@@ -7,7 +7,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use super::Statements;
+use super::{Batch, Statements};
 use crate::entity::{ColumnDef, TableDef};
 use crate::error::{Error, Result};
 use crate::storage::WriteOutcome;
@@ -58,6 +58,14 @@ pub(crate) trait SqlConnection: Send {
         sql: &'a Arc<str>,
         values: Vec<Bind<'a>>,
     ) -> impl Future<Output = Result<Option<Row>>> + Send + 'a;
+
+    /// Runs a query returning any number of rows whose first column is a key of `table`.
+    fn fetch_keys<'a>(
+        &'a mut self,
+        table: &'static TableDef,
+        sql: &'a Arc<str>,
+        values: Vec<Bind<'a>>,
+    ) -> impl Future<Output = Result<Vec<Value>>> + Send + 'a;
 
     /// Runs a query returning at most one row of one integer.
     fn fetch_int<'a>(
@@ -192,6 +200,100 @@ impl<C: SqlConnection + ?Sized> OnConnection<'_, C> {
         self.outcome(deleted, key).await
     }
 
+    /// See [`RowAccess::update_many`](crate::storage::RowAccess::update_many): one statement per
+    /// chunk where the dialect can (`UPDATE … FROM (VALUES …) RETURNING key`), else one per row.
+    pub(crate) async fn update_many(&mut self, rows: &[(Row, u64)]) -> Result<Vec<WriteOutcome>> {
+        let columns = self.statements.update_columns.len() + 2;
+        let Some(chunk) = self.statements.batch_rows(columns) else {
+            let mut outcomes = Vec::with_capacity(rows.len());
+            for (row, expected) in rows {
+                outcomes.push(self.update(row, *expected).await?);
+            }
+            return Ok(outcomes);
+        };
+        let table = self.table;
+        let mut outcomes = Vec::with_capacity(rows.len());
+        for rows in rows.chunks(chunk) {
+            let expected: Vec<Value> = rows.iter().map(|(_, e)| version_value(*e)).collect();
+            let mut binds = Vec::with_capacity(rows.len() * columns);
+            for ((row, _), expected) in rows.iter().zip(&expected) {
+                binds.push(self.key(table.key_of(row)?));
+                for i in &self.statements.update_columns {
+                    binds.push(self.bind(*i, row.get(*i).unwrap_or(&Value::Null)));
+                }
+                binds.push(self.version(expected));
+            }
+            let sql = self.statements.batch(Batch::Update, rows.len());
+            let applied = self.conn.fetch_keys(table, &sql, binds).await?;
+            for (row, _) in rows {
+                outcomes.push(self.applied_or_current(&applied, rows.len(), table.key_of(row)?).await?);
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// See [`RowAccess::insert_many`](crate::storage::RowAccess::insert_many): one multi-row
+    /// insert per chunk where the dialect can, else one per row.
+    pub(crate) async fn insert_many(&mut self, rows: &[Row]) -> Result<Vec<bool>> {
+        let columns = self.table.columns.len();
+        let Some(chunk) = self.statements.batch_rows(columns) else {
+            let mut inserted = Vec::with_capacity(rows.len());
+            for row in rows {
+                inserted.push(self.insert(row).await?);
+            }
+            return Ok(inserted);
+        };
+        let table = self.table;
+        let mut inserted = Vec::with_capacity(rows.len());
+        for rows in rows.chunks(chunk) {
+            let binds = rows.iter().flat_map(|row| self.binds(row.values().iter())).collect();
+            let sql = self.statements.batch(Batch::Insert, rows.len());
+            let keys = self.conn.fetch_keys(table, &sql, binds).await?;
+            for row in rows {
+                inserted.push(keys.len() == rows.len() || keys.contains(table.key_of(row)?));
+            }
+        }
+        Ok(inserted)
+    }
+
+    /// See [`RowAccess::delete_many`](crate::storage::RowAccess::delete_many): one statement per
+    /// chunk where the dialect can (`DELETE … WHERE (key, version) IN (VALUES …) RETURNING key`).
+    pub(crate) async fn delete_many(&mut self, keys: &[(Value, u64)]) -> Result<Vec<WriteOutcome>> {
+        let Some(chunk) = self.statements.batch_rows(2) else {
+            let mut outcomes = Vec::with_capacity(keys.len());
+            for (key, expected) in keys {
+                outcomes.push(self.delete(key, Some(*expected)).await?);
+            }
+            return Ok(outcomes);
+        };
+        let table = self.table;
+        let mut outcomes = Vec::with_capacity(keys.len());
+        for keys in keys.chunks(chunk) {
+            let expected: Vec<Value> = keys.iter().map(|(_, e)| version_value(*e)).collect();
+            let binds = keys
+                .iter()
+                .zip(&expected)
+                .flat_map(|((key, _), expected)| [self.key(key), self.version(expected)])
+                .collect();
+            let sql = self.statements.batch(Batch::Delete, keys.len());
+            let deleted = self.conn.fetch_keys(table, &sql, binds).await?;
+            for (key, _) in keys {
+                outcomes.push(self.applied_or_current(&deleted, keys.len(), key).await?);
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// `Applied` when the batch statement returned `key` (or every key of its chunk of `len`);
+    /// otherwise the stored row, read on the same connection, to describe the refusal.
+    async fn applied_or_current(&mut self, returned: &[Value], len: usize, key: &Value) -> Result<WriteOutcome> {
+        if returned.len() == len || returned.contains(key) {
+            Ok(WriteOutcome::Applied)
+        } else {
+            Ok(WriteOutcome::Rejected { current: self.fetch(key).await? })
+        }
+    }
+
     /// `Applied` when the conditional statement touched the row; otherwise reads the stored row,
     /// on the same connection, to describe why.
     async fn outcome(&mut self, rows_affected: u64, key: &Value) -> Result<WriteOutcome> {
@@ -257,6 +359,30 @@ macro_rules! row_access_via_run {
                 expected: Option<u64>,
             ) -> $crate::Result<$crate::WriteOutcome> {
                 self.run(table, async |c| c.delete(key, expected).await).await
+            }
+
+            async fn update_many(
+                &self,
+                table: &'static $crate::TableDef,
+                rows: Vec<($crate::Row, u64)>,
+            ) -> $crate::Result<Vec<$crate::WriteOutcome>> {
+                self.run(table, async |c| c.update_many(&rows).await).await
+            }
+
+            async fn insert_many(
+                &self,
+                table: &'static $crate::TableDef,
+                rows: Vec<$crate::Row>,
+            ) -> $crate::Result<Vec<bool>> {
+                self.run(table, async |c| c.insert_many(&rows).await).await
+            }
+
+            async fn delete_many(
+                &self,
+                table: &'static $crate::TableDef,
+                keys: Vec<($crate::Value, u64)>,
+            ) -> $crate::Result<Vec<$crate::WriteOutcome>> {
+                self.run(table, async |c| c.delete_many(&keys).await).await
             }
         }
     };
