@@ -1,10 +1,10 @@
 //! The SQLite backend, over sqlx (feature `sqlite`, on by default).
 //!
 //! File databases run in WAL mode with a busy timeout. A read takes one connection from the pool
-//! and runs one statement on it. Autocommit writes go through [group commit](group_commit): those
-//! of many tasks that arrive together share one transaction and one commit. A failed check reads
-//! the stored row on the same connection, to describe the conflict. Transactions begin with
-//! `BEGIN IMMEDIATE` (read-only ones `DEFERRED`). Statements are
+//! and runs one statement on it. Autocommit writes go through group commit: those of many tasks
+//! that arrive together share one transaction and one commit (one `fsync`), each with its own
+//! check and outcome. A failed check reads the stored row on the same connection, to describe the
+//! conflict. Transactions begin with `BEGIN IMMEDIATE` (read-only ones `DEFERRED`). Statements are
 //! built once per table (`storage::sql`), and sqlx keeps them prepared per connection. The first
 //! use of a table checks its declared columns against the struct (`PRAGMA table_info`), so a
 //! missing column or one declared with a type that cannot hold its field is refused before
