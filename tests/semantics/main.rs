@@ -38,6 +38,39 @@ mod memory {
         );
         assert_eq!(store.get::<Account>(&2).await.unwrap(), None, "nothing of the transaction was applied");
     }
+
+    /// A `String` key is looked up with a `&str`, a `&&str` or a `&String`, as `HashMap::get`.
+    #[tokio::test]
+    async fn string_keys_accept_borrowed_forms() {
+        use versioned_core::conformance::HighScore;
+        let store = Store::memory();
+        store.create_table::<HighScore>().await.unwrap();
+        store.insert(&mut HighScore { board: "978-1".into(), score: 1, version: 0 }).await.unwrap();
+        let owned = String::from("978-1");
+        for found in [
+            HighScore::get(&store, &"978-1").await.unwrap(),
+            HighScore::get(&store, "978-1").await.unwrap(),
+            HighScore::get(&store, &owned).await.unwrap(),
+            store.get::<HighScore>("978-1").await.unwrap(),
+            store.get::<HighScore>(&owned).await.unwrap(),
+        ] {
+            assert_eq!(found.map(|h| h.score), Some(1));
+        }
+        assert!(store.delete_unchecked::<HighScore>("978-1").await.unwrap());
+        assert!(matches!(HighScore::get_with_version(&store, "978-1", 1).await, Err(Error::NotFound { .. })));
+    }
+
+    /// The derive's helpers take a store behind `Arc` or a reference as they take the store.
+    #[tokio::test]
+    async fn helpers_take_a_shared_or_borrowed_store() {
+        let shared = std::sync::Arc::new(Store::memory());
+        shared.create_table::<Account>().await.unwrap();
+        let mut a = Account { id: 1, balance: 10, version: 0 };
+        a.insert(&shared).await.unwrap();
+        a.balance = 11;
+        a.put(&&*shared).await.unwrap();
+        assert_eq!(Account::get(&shared, &1).await.unwrap(), Some(a));
+    }
 }
 
 mod sqlite {

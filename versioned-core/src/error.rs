@@ -3,7 +3,7 @@
 use std::fmt;
 
 use crate::entity::{Entity, TableDef};
-use crate::value::{Field, Row, Value};
+use crate::value::{KeyFor, Row, Value};
 
 /// A boxed error from a backend's driver.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -196,11 +196,11 @@ impl fmt::Display for First<'_> {
 
 impl Error {
     /// `NotFound` for `key` of entity `T`: handy with `Option::ok_or_else`.
-    pub fn not_found<T: Entity>(key: &T::Key) -> Self {
+    pub fn not_found<T: Entity>(key: &(impl KeyFor<T::Key> + ?Sized)) -> Self {
         Error::NotFound {
             table: T::TABLE.name,
             // A key that cannot be encoded cannot have been looked up either; show it as NULL.
-            key: key.to_value().unwrap_or(Value::Null),
+            key: key.key_value().unwrap_or(Value::Null),
         }
     }
 

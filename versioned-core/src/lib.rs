@@ -44,4 +44,4 @@ pub use storage::sqlite::{Durability, SqliteStorage, SqliteTransaction};
 pub use storage::{RowAccess, Storage, StorageTransaction, WriteOutcome};
 pub use store::{Executor, Store};
 pub use transaction::Transaction;
-pub use value::{ColumnType, Field, KeyField, Row, TimestampField, UserField, Value, VersionField};
+pub use value::{ColumnType, Field, KeyField, KeyFor, Row, TimestampField, UserField, Value, VersionField};

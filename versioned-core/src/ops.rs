@@ -9,10 +9,10 @@ use crate::lock::LockWait;
 use crate::patch::{ChangeValue, Check, Patch, merge_json};
 use crate::retry::RetryPolicy;
 use crate::storage::{RowAccess, StorageTransaction, WriteOutcome};
-use crate::value::{Field, Row, Value, VersionField};
+use crate::value::{Field, KeyFor, Row, Value, VersionField};
 
-fn key_value<T: Entity>(key: &T::Key) -> Result<Value> {
-    key.to_value().map_err(|reason| Error::encode(T::TABLE, T::TABLE.key, reason))
+fn key_value<T: Entity>(key: &(impl KeyFor<T::Key> + ?Sized)) -> Result<Value> {
+    key.key_value().map_err(|reason| Error::encode(T::TABLE, T::TABLE.key, reason))
 }
 
 /// A version the caller holds, as the store counts it.
@@ -90,13 +90,17 @@ pub async fn insert<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()
 }
 
 /// See [`Store::get`](crate::Store::get).
-pub async fn get<T: Entity, A: RowAccess>(access: &A, key: &T::Key) -> Result<Option<T>> {
+pub async fn get<T: Entity, A: RowAccess>(access: &A, key: &(impl KeyFor<T::Key> + ?Sized)) -> Result<Option<T>> {
     let key = key_value::<T>(key)?;
     access.fetch(T::TABLE, &key).await?.map(decode_row).transpose()
 }
 
 /// See [`Store::get_with_version`](crate::Store::get_with_version).
-pub async fn get_with_version<T: Entity, A: RowAccess>(access: &A, key: &T::Key, version: T::Version) -> Result<T> {
+pub async fn get_with_version<T: Entity, A: RowAccess>(
+    access: &A,
+    key: &(impl KeyFor<T::Key> + ?Sized),
+    version: T::Version,
+) -> Result<T> {
     let key = key_value::<T>(key)?;
     let Some(row) = access.fetch(T::TABLE, &key).await? else {
         return Err(Error::NotFound { table: T::TABLE.name, key });
@@ -195,7 +199,10 @@ pub async fn delete<T: Entity, A: RowAccess>(access: &A, t: &T) -> Result<()> {
 }
 
 /// See [`Store::delete_unchecked`](crate::Store::delete_unchecked).
-pub async fn delete_unchecked<T: Entity, A: RowAccess>(access: &A, key: &T::Key) -> Result<bool> {
+pub async fn delete_unchecked<T: Entity, A: RowAccess>(
+    access: &A,
+    key: &(impl KeyFor<T::Key> + ?Sized),
+) -> Result<bool> {
     let key = key_value::<T>(key)?;
     match access.delete(T::TABLE, &key, None).await? {
         WriteOutcome::Applied => Ok(true),
@@ -217,7 +224,7 @@ pub async fn delete_unchecked<T: Entity, A: RowAccess>(access: &A, key: &T::Key)
 /// without a check of the caller's own, losing that race just means patching the newer record.
 pub async fn patch<T: Entity, A: RowAccess>(
     access: &A,
-    key: &T::Key,
+    key: &(impl KeyFor<T::Key> + ?Sized),
     patch: T::Patch,
     check: Check<T::Version>,
 ) -> Result<T> {
@@ -309,7 +316,7 @@ pub async fn touch<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()>
 /// See [`Transaction::get_for_update`](crate::Transaction::get_for_update).
 pub async fn get_for_update<T: Entity, X: StorageTransaction>(
     tx: &X,
-    key: &T::Key,
+    key: &(impl KeyFor<T::Key> + ?Sized),
     wait: LockWait,
 ) -> Result<Option<T>> {
     let key = key_value::<T>(key)?;
@@ -320,7 +327,7 @@ pub async fn get_for_update<T: Entity, X: StorageTransaction>(
 /// record locked (where the backend locks records), apply `f`, checked write.
 pub async fn read_modify_write<T: Entity, R, X: StorageTransaction>(
     tx: &X,
-    key: &T::Key,
+    key: &(impl KeyFor<T::Key> + ?Sized),
     wait: LockWait,
     f: &mut impl FnMut(&mut T) -> R,
 ) -> Result<R> {

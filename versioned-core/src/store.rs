@@ -12,6 +12,7 @@ use crate::retry::RetryPolicy;
 use crate::storage::memory::MemoryStorage;
 use crate::storage::{RowAccess, Storage};
 use crate::transaction::{Transaction, finish, inside, reclaim, refuse_inside_own_transaction};
+use crate::value::KeyFor;
 
 /// Typed, version-checked operations on entities, over a storage backend.
 ///
@@ -45,6 +46,34 @@ pub trait Executor: Sync {
     /// The row operations for a write named `operation`, or the error refusing it here (also: a
     /// read-only transaction).
     fn writer(&self, operation: &'static str) -> Result<&Self::Access>;
+}
+
+/// A borrowed executor runs the same operations: `p.put(&&store)` and helpers that take
+/// `&impl Executor` compose.
+impl<E: Executor + ?Sized> Executor for &E {
+    type Access = E::Access;
+
+    fn reader(&self, operation: &'static str) -> Result<&Self::Access> {
+        (**self).reader(operation)
+    }
+
+    fn writer(&self, operation: &'static str) -> Result<&Self::Access> {
+        (**self).writer(operation)
+    }
+}
+
+/// A store shared as `Arc<Store<_>>` runs the operations too (though a `Store` is already a cheap
+/// `Clone` handle: cloning it is the simpler way to share it between tasks).
+impl<E: Executor + Send + ?Sized> Executor for Arc<E> {
+    type Access = E::Access;
+
+    fn reader(&self, operation: &'static str) -> Result<&Self::Access> {
+        (**self).reader(operation)
+    }
+
+    fn writer(&self, operation: &'static str) -> Result<&Self::Access> {
+        (**self).writer(operation)
+    }
 }
 
 impl<S: Storage> Executor for Store<S> {
@@ -106,7 +135,7 @@ impl<S: Storage> Store<S> {
     }
 
     /// The record with this key, if any.
-    pub async fn get<T: Entity>(&self, key: &T::Key) -> Result<Option<T>> {
+    pub async fn get<T: Entity>(&self, key: &(impl KeyFor<T::Key> + ?Sized)) -> Result<Option<T>> {
         ops::get(self.reader("get")?, key).await
     }
 
@@ -116,7 +145,11 @@ impl<S: Storage> Store<S> {
     /// Fails with [`Error::ConcurrentModification`](crate::Error::ConcurrentModification) when the
     /// stored version differs, and [`Error::NotFound`](crate::Error::NotFound) when there is no
     /// record.
-    pub async fn get_with_version<T: Entity>(&self, key: &T::Key, version: T::Version) -> Result<T> {
+    pub async fn get_with_version<T: Entity>(
+        &self,
+        key: &(impl KeyFor<T::Key> + ?Sized),
+        version: T::Version,
+    ) -> Result<T> {
         ops::get_with_version(self.reader("get_with_version")?, key, version).await
     }
 
@@ -208,7 +241,7 @@ impl<S: Storage> Store<S> {
     }
 
     /// Deletes the record with this key, whatever its version. Returns whether a record was there.
-    pub async fn delete_unchecked<T: Entity>(&self, key: &T::Key) -> Result<bool> {
+    pub async fn delete_unchecked<T: Entity>(&self, key: &(impl KeyFor<T::Key> + ?Sized)) -> Result<bool> {
         ops::delete_unchecked::<T, _>(self.writer("delete_unchecked")?, key).await
     }
 
@@ -220,7 +253,12 @@ impl<S: Storage> Store<S> {
     ///
     /// A missing record is [`Error::NotFound`](crate::Error::NotFound) without a check, and a
     /// conflict saying the record is gone with one: a partial update never creates a record.
-    pub async fn patch<T: Entity>(&self, key: &T::Key, patch: T::Patch, check: Check<T::Version>) -> Result<T> {
+    pub async fn patch<T: Entity>(
+        &self,
+        key: &(impl KeyFor<T::Key> + ?Sized),
+        patch: T::Patch,
+        check: Check<T::Version>,
+    ) -> Result<T> {
         ops::patch(self.writer("patch")?, key, patch, check).await
     }
 
@@ -351,7 +389,7 @@ impl<S: Storage> Store<S> {
     /// running out of attempts is [`Error::RetriesExhausted`](crate::Error::RetriesExhausted).
     pub async fn update<T: Entity, R: Send>(
         &self,
-        key: &T::Key,
+        key: &(impl KeyFor<T::Key> + ?Sized),
         policy: RetryPolicy,
         mut f: impl FnMut(&mut T) -> R + Send,
     ) -> Result<R> {
@@ -371,7 +409,11 @@ impl<S: Storage> Store<S> {
     }
 
     /// One attempt of [`update`](Self::update), in its own transaction.
-    async fn update_once<T: Entity, R>(&self, key: &T::Key, f: &mut impl FnMut(&mut T) -> R) -> Result<R> {
+    async fn update_once<T: Entity, R>(
+        &self,
+        key: &(impl KeyFor<T::Key> + ?Sized),
+        f: &mut impl FnMut(&mut T) -> R,
+    ) -> Result<R> {
         let tx = self.backend.begin().await?;
         let result = ops::read_modify_write(&tx, key, self.lock_wait, f).await;
         finish(tx, result).await

@@ -13,6 +13,7 @@ use crate::ops;
 use crate::patch::Check;
 use crate::storage::{SavepointStep, Storage, StorageTransaction};
 use crate::store::Executor;
+use crate::value::KeyFor;
 
 /// The handle of a transaction, given to the closure of
 /// [`Store::transaction`](crate::Store::transaction) (or
@@ -85,7 +86,7 @@ impl<S: Storage> Transaction<S> {
     }
 
     /// The record with this key, as this transaction sees it. See [`Store::get`](crate::Store::get).
-    pub async fn get<T: Entity>(&self, key: &T::Key) -> Result<Option<T>> {
+    pub async fn get<T: Entity>(&self, key: &(impl KeyFor<T::Key> + ?Sized)) -> Result<Option<T>> {
         ops::get(self.reader("get")?, key).await
     }
 
@@ -98,17 +99,25 @@ impl<S: Storage> Transaction<S> {
     /// whole database from their start, so there the wait happens when the transaction begins
     /// (its busy timeout); the memory backend locks the record. Refused in a read-only
     /// transaction.
-    pub async fn get_for_update<T: Entity>(&self, key: &T::Key) -> Result<Option<T>> {
+    pub async fn get_for_update<T: Entity>(&self, key: &(impl KeyFor<T::Key> + ?Sized)) -> Result<Option<T>> {
         ops::get_for_update(self.writer("get_for_update")?, key, self.lock_wait).await
     }
 
     /// [`get_for_update`](Self::get_for_update), waiting for the lock as `wait` says.
-    pub async fn get_for_update_with<T: Entity>(&self, key: &T::Key, wait: LockWait) -> Result<Option<T>> {
+    pub async fn get_for_update_with<T: Entity>(
+        &self,
+        key: &(impl KeyFor<T::Key> + ?Sized),
+        wait: LockWait,
+    ) -> Result<Option<T>> {
         ops::get_for_update(self.writer("get_for_update_with")?, key, wait).await
     }
 
     /// See [`Store::get_with_version`](crate::Store::get_with_version).
-    pub async fn get_with_version<T: Entity>(&self, key: &T::Key, version: T::Version) -> Result<T> {
+    pub async fn get_with_version<T: Entity>(
+        &self,
+        key: &(impl KeyFor<T::Key> + ?Sized),
+        version: T::Version,
+    ) -> Result<T> {
         ops::get_with_version(self.reader("get_with_version")?, key, version).await
     }
 
@@ -140,7 +149,12 @@ impl<S: Storage> Transaction<S> {
     }
 
     /// See [`Store::patch`](crate::Store::patch).
-    pub async fn patch<T: Entity>(&self, key: &T::Key, patch: T::Patch, check: Check<T::Version>) -> Result<T> {
+    pub async fn patch<T: Entity>(
+        &self,
+        key: &(impl KeyFor<T::Key> + ?Sized),
+        patch: T::Patch,
+        check: Check<T::Version>,
+    ) -> Result<T> {
         ops::patch(self.writer("patch")?, key, patch, check).await
     }
 
@@ -155,7 +169,7 @@ impl<S: Storage> Transaction<S> {
     }
 
     /// See [`Store::delete_unchecked`](crate::Store::delete_unchecked).
-    pub async fn delete_unchecked<T: Entity>(&self, key: &T::Key) -> Result<bool> {
+    pub async fn delete_unchecked<T: Entity>(&self, key: &(impl KeyFor<T::Key> + ?Sized)) -> Result<bool> {
         ops::delete_unchecked::<T, _>(self.writer("delete_unchecked")?, key).await
     }
 

@@ -442,6 +442,39 @@ key_field!(i8, i16, i32, i64, u8, u16, u32, u64, String);
 #[cfg(feature = "uuid")]
 impl KeyField for uuid::Uuid {}
 
+/// What the operations taking a key accept for an entity keyed by `K`: the key itself or a
+/// reference to it, and for `String` keys also `str` and `&str` — as `HashMap<String, _>::get`
+/// takes a `&str`. So `Book::get(&store, "978-1")`, `Book::get(&store, &"978-1")` and
+/// `Book::get(&store, &isbn)` (an owned `String`) all work.
+pub trait KeyFor<K>: Sync {
+    /// The key as stored.
+    fn key_value(&self) -> Result<Value, String>;
+}
+
+impl<K: KeyField> KeyFor<K> for K {
+    fn key_value(&self) -> Result<Value, String> {
+        self.to_value()
+    }
+}
+
+impl<K: KeyField> KeyFor<K> for &K {
+    fn key_value(&self) -> Result<Value, String> {
+        (**self).to_value()
+    }
+}
+
+impl KeyFor<String> for str {
+    fn key_value(&self) -> Result<Value, String> {
+        Ok(Value::Text(self.to_owned()))
+    }
+}
+
+impl KeyFor<String> for &str {
+    fn key_value(&self) -> Result<Value, String> {
+        Ok(Value::Text((*self).to_owned()))
+    }
+}
+
 /// The type of a `#[version]` field: an integer counter.
 ///
 /// Versions start at 1 on insert and grow by one on every write. [`MAX`](Self::MAX) is the

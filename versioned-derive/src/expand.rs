@@ -204,13 +204,13 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
             #[automatically_derived]
             impl #ident {
                 /// The record with this key, if any. See `Store::get`.
-                pub async fn get<E: __v::Executor>(on: &E, key: &#key_ty) -> __v::Result<::core::option::Option<Self>> {
+                pub async fn get<E: __v::Executor>(on: &E, key: &(impl __v::KeyFor<#key_ty> + ?::core::marker::Sized)) -> __v::Result<::core::option::Option<Self>> {
                     __v::ops::get::<Self, _>(on.reader("get")?, key).await
                 }
 
                 /// The record with this key, only if its stored version is `version`; otherwise
                 /// `Error::ConcurrentModification`. See `Store::get_with_version`.
-                pub async fn get_with_version<E: __v::Executor>(on: &E, key: &#key_ty, version: #version_ty) -> __v::Result<Self> {
+                pub async fn get_with_version<E: __v::Executor>(on: &E, key: &(impl __v::KeyFor<#key_ty> + ?::core::marker::Sized), version: #version_ty) -> __v::Result<Self> {
                     __v::ops::get_with_version::<Self, _>(on.reader("get_with_version")?, key, version).await
                 }
 
