@@ -210,7 +210,9 @@ impl<S: Storage> Transaction<S> {
     ///
     /// While the savepoint is open, use only its handle: an operation through an outer handle
     /// fails with [`Error::SavepointOpen`](crate::Error::SavepointOpen), as it would silently
-    /// become part of the savepoint. If the savepoint cannot be ended (its future is dropped
+    /// become part of the savepoint. Open it when no other operation of the transaction is
+    /// running: one already under way (in a `join!` beside the savepoint) is not refused, and the
+    /// statements it has left would run inside the savepoint. If the savepoint cannot be ended (its future is dropped
     /// before it completes, or the database refuses), the transaction will not commit: its
     /// closure's `Ok` becomes an error, and everything is rolled back.
     ///
@@ -249,12 +251,12 @@ impl<S: Storage> Transaction<S> {
         if self.shared.open.compare_exchange(self.depth, depth, Ordering::AcqRel, Ordering::Acquire).is_err() {
             return Err(Error::SavepointOpen { operation: "savepoint" });
         }
-        if let Err(err) = self.inner.savepoint(SavepointStep::Set { depth }).await {
-            // Nothing was written since; a savepoint that was set after all just stays open
-            // inside the transaction, which commits or rolls back with it.
-            self.shared.open.store(self.depth, Ordering::Release);
-            return Err(err);
-        }
+        // Until the savepoint is set, failing or being dropped gives the depth back: nothing was
+        // written since, and a savepoint that was set after all just stays open inside the
+        // transaction, which commits or rolls back with it.
+        let claim = Reopen { shared: &self.shared, depth: self.depth };
+        self.inner.savepoint(SavepointStep::Set { depth }).await?;
+        std::mem::forget(claim);
         // From here until the savepoint is ended, a drop (or a failed step) breaks the transaction.
         let guard = Unfinished(&self.shared);
         let handle = Transaction { depth, ..self.handle() };
@@ -295,6 +297,18 @@ impl Committable {
             .into());
         }
         Ok(())
+    }
+}
+
+/// Gives the open depth back to `depth` when dropped: armed while a savepoint is being set.
+struct Reopen<'a> {
+    shared: &'a Shared,
+    depth: u32,
+}
+
+impl Drop for Reopen<'_> {
+    fn drop(&mut self) {
+        self.shared.open.store(self.depth, Ordering::Release);
     }
 }
 

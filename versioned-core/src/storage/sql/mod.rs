@@ -109,8 +109,8 @@ pub(crate) struct Statements {
 /// A statement writing many rows at once ([`Statements::batch`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Batch {
-    /// `WITH v(k, <update columns>, e) AS (VALUES …) UPDATE t SET … FROM v WHERE key = v.k AND
-    /// version = v.e RETURNING key` — binds, per row: key, the values of `update_columns`,
+    /// `WITH versioned_batch(…) AS (VALUES …) UPDATE t SET … FROM versioned_batch WHERE key = …
+    /// AND version = … RETURNING key` — binds, per row: key, the values of `update_columns`,
     /// expected version.
     Update,
     /// `INSERT INTO t (…) VALUES (…), (…) ON CONFLICT (key) DO NOTHING RETURNING key` — binds,
@@ -242,9 +242,10 @@ impl Statements {
         self.dialect.batch_values().then(|| (MAX_BATCH_BINDS / binds_per_row.max(1)).clamp(1, MAX_BATCH_ROWS))
     }
 
-    /// The batch statement of `kind` for `rows` rows (see [`Batch`] for its binds). Built once per
-    /// kind and size.
-    pub(crate) fn batch(&self, kind: Batch, rows: usize) -> Arc<str> {
+    /// The batch statement of `kind` for `rows` rows (see [`Batch`] for its binds). Kept when
+    /// `keep` (a full chunk, the size every large batch repeats); a shorter last chunk is built
+    /// each time, so the cache (and the connections' prepared statements) hold one per kind.
+    pub(crate) fn batch(&self, kind: Batch, rows: usize, keep: bool) -> Arc<str> {
         // The map only ever gains complete entries, so a poisoned lock still holds valid data.
         if let Some(sql) = self.batches.read().unwrap_or_else(PoisonError::into_inner).get(&(kind, rows)) {
             return Arc::clone(sql);
@@ -264,10 +265,14 @@ impl Statements {
                         format!("({})", row.join(", "))
                     })
                     .collect();
-                let names: Vec<String> = columns.iter().map(|i| format!("c{i}")).collect();
-                let set: Vec<String> = columns.iter().map(|i| format!("{} = v.c{i}", self.quoted[*i])).collect();
+                // Names of ours, unlike any column's or table's, so nothing is ambiguous.
+                let names: Vec<String> = columns.iter().map(|i| format!("versioned_c{i}")).collect();
+                let set: Vec<String> =
+                    columns.iter().map(|i| format!("{} = versioned_batch.versioned_c{i}", self.quoted[*i])).collect();
                 format!(
-                    "WITH v(k, {}, e) AS (VALUES {}) UPDATE {t} SET {} FROM v WHERE {t}.{key} = v.k AND {t}.{version} = v.e RETURNING {returning}",
+                    "WITH versioned_batch(versioned_k, {}, versioned_e) AS (VALUES {}) UPDATE {t} SET {} \
+                     FROM versioned_batch WHERE {t}.{key} = versioned_batch.versioned_k \
+                     AND {t}.{version} = versioned_batch.versioned_e RETURNING {returning}",
                     names.join(", "),
                     values.join(", "),
                     set.join(", "),
@@ -289,6 +294,9 @@ impl Statements {
                 )
             }
         };
+        if !keep {
+            return sql.into();
+        }
         let mut batches = self.batches.write().unwrap_or_else(PoisonError::into_inner);
         Arc::clone(batches.entry((kind, rows)).or_insert_with(|| sql.into()))
     }

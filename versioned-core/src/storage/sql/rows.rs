@@ -223,7 +223,7 @@ impl<C: SqlConnection + ?Sized> OnConnection<'_, C> {
                 }
                 binds.push(self.version(expected));
             }
-            let sql = self.statements.batch(Batch::Update, rows.len());
+            let sql = self.statements.batch(Batch::Update, rows.len(), rows.len() == chunk);
             let applied = self.conn.fetch_keys(table, &sql, binds).await?;
             for (row, _) in rows {
                 outcomes.push(self.applied_or_current(&applied, rows.len(), table.key_of(row)?).await?);
@@ -247,7 +247,7 @@ impl<C: SqlConnection + ?Sized> OnConnection<'_, C> {
         let mut inserted = Vec::with_capacity(rows.len());
         for rows in rows.chunks(chunk) {
             let binds = rows.iter().flat_map(|row| self.binds(row.values().iter())).collect();
-            let sql = self.statements.batch(Batch::Insert, rows.len());
+            let sql = self.statements.batch(Batch::Insert, rows.len(), rows.len() == chunk);
             let keys = self.conn.fetch_keys(table, &sql, binds).await?;
             for row in rows {
                 inserted.push(keys.len() == rows.len() || keys.contains(table.key_of(row)?));
@@ -275,7 +275,7 @@ impl<C: SqlConnection + ?Sized> OnConnection<'_, C> {
                 .zip(&expected)
                 .flat_map(|((key, _), expected)| [self.key(key), self.version(expected)])
                 .collect();
-            let sql = self.statements.batch(Batch::Delete, keys.len());
+            let sql = self.statements.batch(Batch::Delete, keys.len(), keys.len() == chunk);
             let deleted = self.conn.fetch_keys(table, &sql, binds).await?;
             for (key, _) in keys {
                 outcomes.push(self.applied_or_current(&deleted, keys.len(), key).await?);

@@ -8,9 +8,17 @@
 //! sent back once the commit is done; if it fails, every write of the batch gets the error and
 //! none is applied.
 //!
+//! A write that fails by itself (an error, not a refused check) takes the batch down with it in
+//! SQLite's eyes (some errors roll the whole transaction back), so the batch is rolled back, that
+//! write gets its error, and the others run again as a new batch: a write is never reported as
+//! failed once applied, nor applied after being reported failed.
+//!
 //! A caller that stops waiting (its future dropped) before the writer takes its request is not
 //! written at all; once taken, the write is applied whole or not at all, like any autocommit
 //! statement whose caller went away.
+//!
+//! The writer runs on a thread of its own (with a single-threaded tokio runtime), so it never
+//! depends on the runtime of whoever wrote first being driven.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -61,7 +69,7 @@ pub(super) struct Core {
     pub(super) tables: Tables<TableState>,
 }
 
-/// The queue to the writer task, started with the first write (and again if its runtime ended).
+/// The queue to the writer thread, started with the first write (and again if it ended).
 #[derive(Debug, Clone, Default)]
 pub(super) struct GroupCommit(Arc<Mutex<Option<mpsc::UnboundedSender<Request>>>>);
 
@@ -81,10 +89,16 @@ impl GroupCommit {
         if let Some(sender) = slot.as_ref().filter(|s| !s.is_closed()) {
             return Ok(sender.clone());
         }
-        let runtime = tokio::runtime::Handle::try_current()
-            .map_err(|_| StorageError::new("SQLite writes need a tokio runtime"))?;
         let (sender, queue) = mpsc::unbounded_channel();
-        runtime.spawn(run(core.clone(), queue));
+        let core = core.clone();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| StorageError::new(format!("cannot start the SQLite writer's runtime: {e}")))?;
+        std::thread::Builder::new()
+            .name("versioned-sqlite-writer".into())
+            .spawn(move || runtime.block_on(run(core, queue)))
+            .map_err(|e| StorageError::new(format!("cannot start the SQLite writer thread: {e}")))?;
         *slot = Some(sender.clone());
         Ok(sender)
     }
@@ -124,53 +138,81 @@ async fn run(core: Core, mut queue: mpsc::UnboundedReceiver<Request>) {
 /// Writes `batch` on `conn` and answers every request. Returns whether the connection is fit for
 /// the next batch.
 async fn write_batch(core: &Core, conn: &mut PoolConnection<Sqlite>, batch: &mut Vec<Request>) -> bool {
-    if batch.len() == 1 {
-        // Alone: autocommit, as without group commit.
-        let request = batch.remove(0);
-        let done = execute(core, conn, request.table, request.op).await;
-        let _ = request.reply.send(done);
-        return true;
-    }
-    if let Err(err) = sqlx::query("BEGIN IMMEDIATE").execute(&mut **conn).await {
-        let err = begin_error(err);
-        answer_all(batch, &err);
-        return true;
-    }
-    let mut outcomes = Vec::with_capacity(batch.len());
-    for request in batch.iter_mut() {
-        let op = std::mem::replace(&mut request.op, Op::Delete(Value::Null, None));
-        outcomes.push(execute(core, conn, request.table, op).await);
-    }
-    match sqlx::query("COMMIT").execute(&mut **conn).await {
-        Ok(_) => {
-            for (request, done) in batch.drain(..).zip(outcomes) {
+    loop {
+        if batch.len() == 1 {
+            // Alone: autocommit, as without group commit.
+            let request = batch.remove(0);
+            let done = execute(core, conn, request.table, &request.op).await;
+            let _ = request.reply.send(done);
+            return true;
+        }
+        if let Err(err) = sqlx::query("BEGIN IMMEDIATE").execute(&mut **conn).await {
+            let busy = super::is_busy(&err);
+            answer_all(batch, &begin_error(err));
+            // Any other refusal may mean the connection is already inside a transaction.
+            return busy;
+        }
+        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut failed = None;
+        for (index, request) in batch.iter().enumerate() {
+            let done = execute(core, conn, request.table, &request.op).await;
+            if done.is_err() {
+                failed = Some((index, done));
+                break;
+            }
+            outcomes.push(done);
+        }
+        if let Some((index, done)) = failed {
+            // Some errors roll back the whole transaction; roll back in every case, answer the
+            // write that failed, and write the others again without it.
+            if sqlx::query("ROLLBACK").execute(&mut **conn).await.is_err() && !rolled_back(conn).await {
+                let request = batch.remove(index);
                 let _ = request.reply.send(done);
+                answer_all(batch, &StorageError::new("the SQLite writer could not roll back a batch").into());
+                return false;
             }
-            true
-        }
-        Err(err) => {
-            let err = storage_error(None, err);
-            let rolled_back = sqlx::query("ROLLBACK").execute(&mut **conn).await.is_ok();
-            for (request, done) in batch.drain(..).zip(outcomes) {
-                // A write that failed by itself keeps its own error; the others were not applied.
-                let _ = request.reply.send(done.and_then(|_| Err(copy_of(&err))));
+            let request = batch.remove(index);
+            let _ = request.reply.send(done);
+            if batch.is_empty() {
+                return true;
             }
-            rolled_back
+            continue;
         }
+        return match sqlx::query("COMMIT").execute(&mut **conn).await {
+            Ok(_) => {
+                for (request, done) in batch.drain(..).zip(outcomes) {
+                    let _ = request.reply.send(done);
+                }
+                true
+            }
+            Err(err) => {
+                let err = storage_error(None, err);
+                let fit = sqlx::query("ROLLBACK").execute(&mut **conn).await.is_ok() || rolled_back(conn).await;
+                answer_all(batch, &err);
+                fit
+            }
+        };
     }
 }
 
+/// Whether `conn` is outside any transaction (a `ROLLBACK` that failed because the transaction
+/// was already gone): `BEGIN` succeeds only there, and is undone at once.
+async fn rolled_back(conn: &mut PoolConnection<Sqlite>) -> bool {
+    sqlx::query("BEGIN").execute(&mut **conn).await.is_ok()
+        && sqlx::query("ROLLBACK").execute(&mut **conn).await.is_ok()
+}
+
 /// One write on `conn`, checked as the statement of its kind is.
-async fn execute(core: &Core, conn: &mut PoolConnection<Sqlite>, table: &'static TableDef, op: Op) -> Result<Done> {
+async fn execute(core: &Core, conn: &mut PoolConnection<Sqlite>, table: &'static TableDef, op: &Op) -> Result<Done> {
     let state = super::table_state(&core.tables, table);
     state.check_schema(conn, table).await?;
     let on = &mut OnConnection { conn: &mut Conn::<Sqlite>(&mut **conn), table, statements: &state.sql };
     Ok(match op {
-        Op::Insert(row) => Done::Inserted(on.insert(&row).await?),
-        Op::Update(row, expected) => Done::Written(on.update(&row, expected).await?),
-        Op::Upsert(row) => Done::Upserted(on.upsert(&row).await?),
-        Op::Patch(key, columns, expected) => Done::Written(on.patch(&key, &columns, expected).await?),
-        Op::Delete(key, expected) => Done::Written(on.delete(&key, expected).await?),
+        Op::Insert(row) => Done::Inserted(on.insert(row).await?),
+        Op::Update(row, expected) => Done::Written(on.update(row, *expected).await?),
+        Op::Upsert(row) => Done::Upserted(on.upsert(row).await?),
+        Op::Patch(key, columns, expected) => Done::Written(on.patch(key, columns, *expected).await?),
+        Op::Delete(key, expected) => Done::Written(on.delete(key, *expected).await?),
     })
 }
 
@@ -213,10 +255,13 @@ mod tests {
             "CREATE TABLE orphan (parent INTEGER REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED)",
             "CREATE TRIGGER doomed AFTER UPDATE ON people WHEN NEW.salary = 666 \
              BEGIN INSERT INTO orphan (parent) VALUES (999); END",
+            // A write of salary 777 fails its own statement and rolls the whole transaction back.
+            "CREATE TRIGGER rollback_all BEFORE UPDATE ON people WHEN NEW.salary = 777 \
+             BEGIN SELECT RAISE(ROLLBACK, 'refused by a trigger'); END",
         ] {
             sqlx::query(sql).execute(storage.pool()).await.expect(sql);
         }
-        for id in [1, 2] {
+        for id in [1, 2, 3] {
             let row = Person { id, name: "P".into(), salary: 0, version: 1 }.to_row().expect("row");
             assert!(storage.insert(Person::TABLE, row).await.expect("insert"));
         }
@@ -279,6 +324,25 @@ mod tests {
         );
         assert!(matches!((a, b), (Ok(WriteOutcome::Applied), Ok(WriteOutcome::Applied))));
         assert_eq!((salary(&storage, 1).await, salary(&storage, 2).await), (5, 6));
+    }
+
+    /// A write that fails by itself and rolls the transaction back: it gets its error, the others
+    /// of the batch are written all the same (again, in a new batch), and each caller hears the truth.
+    #[tokio::test]
+    async fn a_write_that_rolls_the_batch_back_fails_alone() {
+        let (storage, core) = storage().await;
+        let (first, first_answer) = update(1, 10, 1);
+        let (failing, failing_answer) = update(2, 777, 1);
+        let (last, last_answer) = update(3, 30, 1);
+        let mut batch = vec![first, failing, last];
+        let mut conn = core.pool.acquire().await.expect("conn");
+        assert!(write_batch(&core, &mut conn, &mut batch).await, "the connection is fine");
+        assert!(matches!(first_answer.await, Ok(Ok(Done::Written(WriteOutcome::Applied)))));
+        assert!(matches!(failing_answer.await, Ok(Err(_))));
+        assert!(matches!(last_answer.await, Ok(Ok(Done::Written(WriteOutcome::Applied)))));
+        drop(conn);
+        let salaries = (salary(&storage, 1).await, salary(&storage, 2).await, salary(&storage, 3).await);
+        assert_eq!(salaries, (10, 0, 30));
     }
 
     /// A caller that stopped waiting before the writer took its request: not written.
