@@ -6,6 +6,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
+
+mod common;
+
+use common::spread;
 use versioned::{MemoryStorage, Store};
 // The conformance suite's `people` table: id, name, salary, version.
 use versioned_core::conformance::Person;
@@ -81,50 +85,30 @@ fn memory(c: &mut Criterion) {
     let mut group = c.benchmark_group("memory: checked put, 16 tasks");
     group.bench_function("versioned: put", |b| {
         b.to_async(&rt).iter_custom(|iters| {
-            let store = store.clone();
-            async move {
-                let start = Instant::now();
-                let tasks: Vec<_> = (0..TASKS)
-                    .map(|id| {
-                        let store = store.clone();
-                        tokio::spawn(async move {
-                            let mut p = store.get::<Person>(&id).await.expect("get").expect("present");
-                            for _ in 0..iters.div_ceil(TASKS as u64) {
-                                p.salary += 1;
-                                p.put(&store).await.expect("put");
-                            }
-                        })
-                    })
-                    .collect();
-                for task in tasks {
-                    task.await.expect("task");
+            spread(TASKS, iters, |id, n| {
+                let store = store.clone();
+                async move {
+                    let mut p = store.get::<Person>(&id).await.expect("get").expect("present");
+                    for _ in 0..n {
+                        p.salary += 1;
+                        p.put(&store).await.expect("put");
+                    }
                 }
-                start.elapsed()
-            }
+            })
         });
     });
     group.bench_function("hand-written: Mutex<HashMap> compare-and-set", |b| {
         b.to_async(&rt).iter_custom(|iters| {
-            let cas = cas.clone();
-            async move {
-                let start = Instant::now();
-                let tasks: Vec<_> = (0..TASKS)
-                    .map(|id| {
-                        let cas = cas.clone();
-                        tokio::spawn(async move {
-                            let mut p = cas.0.lock().expect("lock")[&id].clone();
-                            for _ in 0..iters.div_ceil(TASKS as u64) {
-                                p.salary += 1;
-                                cas.put(&mut p).expect("cas");
-                            }
-                        })
-                    })
-                    .collect();
-                for task in tasks {
-                    task.await.expect("task");
+            spread(TASKS, iters, |id, n| {
+                let cas = cas.clone();
+                async move {
+                    let mut p = cas.0.lock().expect("lock")[&id].clone();
+                    for _ in 0..n {
+                        p.salary += 1;
+                        cas.put(&mut p).expect("cas");
+                    }
                 }
-                start.elapsed()
-            }
+            })
         });
     });
     group.finish();

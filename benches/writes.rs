@@ -14,7 +14,7 @@ use versioned::Durability;
 
 mod common;
 
-use common::{TASKS as CONTENDING, UPDATES, contended, patient};
+use common::{TASKS as CONTENDING, UPDATES, contended, patient, spread};
 use versioned_core::conformance::Counter;
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -128,67 +128,47 @@ fn concurrent_puts(c: &mut Criterion) {
         group.sample_size(10).measurement_time(Duration::from_secs(8));
         group.bench_function("versioned: put (group commit)", |b| {
             b.to_async(&rt).iter_custom(|iters| {
-                let store = store.clone();
-                async move {
-                    let start = Instant::now();
-                    let tasks: Vec<_> = (0..TASKS)
-                        .map(|id| {
-                            let store = store.clone();
-                            tokio::spawn(async move {
-                                let mut p = store.get::<Person>(&id).await.expect("get").expect("present");
-                                for _ in 0..iters.div_ceil(TASKS as u64) {
-                                    p.salary += 1;
-                                    p.put(&store).await.expect("put");
-                                }
-                            })
-                        })
-                        .collect();
-                    for task in tasks {
-                        task.await.expect("task");
+                spread(TASKS, iters, |id, n| {
+                    let store = store.clone();
+                    async move {
+                        let mut p = store.get::<Person>(&id).await.expect("get").expect("present");
+                        for _ in 0..n {
+                            p.salary += 1;
+                            p.put(&store).await.expect("put");
+                        }
                     }
-                    start.elapsed()
-                }
+                })
             });
         });
         group.bench_function("hand-written sqlx: UPDATE … WHERE id = ? AND version = ?, per statement", |b| {
             b.to_async(&rt).iter_custom(|iters| {
-                let pool = pool.clone();
-                async move {
-                    let start = Instant::now();
-                    let tasks: Vec<_> = (0..TASKS)
-                        .map(|id| {
-                            let pool = pool.clone();
-                            tokio::spawn(async move {
-                                let (mut salary, mut version): (i32, i64) =
-                                    sqlx::query_as("SELECT salary, version FROM people WHERE id = ?")
-                                        .bind(id)
-                                        .fetch_one(&pool)
-                                        .await
-                                        .expect("select");
-                                for _ in 0..iters.div_ceil(TASKS as u64) {
-                                    salary += 1;
-                                    let done = sqlx::query(
-                                        "UPDATE people SET name = ?, salary = ?, version = ? WHERE id = ? AND version = ?",
-                                    )
-                                    .bind("P")
-                                    .bind(salary)
-                                    .bind(version + 1)
-                                    .bind(id)
-                                    .bind(version)
-                                    .execute(&pool)
-                                    .await
-                                    .expect("update");
-                                    assert_eq!(done.rows_affected(), 1);
-                                    version += 1;
-                                }
-                            })
-                        })
-                        .collect();
-                    for task in tasks {
-                        task.await.expect("task");
+                spread(TASKS, iters, |id, n| {
+                    let pool = pool.clone();
+                    async move {
+                        let (mut salary, mut version): (i32, i64) =
+                            sqlx::query_as("SELECT salary, version FROM people WHERE id = ?")
+                                .bind(id)
+                                .fetch_one(&pool)
+                                .await
+                                .expect("select");
+                        for _ in 0..n {
+                            salary += 1;
+                            let done = sqlx::query(
+                                "UPDATE people SET name = ?, salary = ?, version = ? WHERE id = ? AND version = ?",
+                            )
+                            .bind("P")
+                            .bind(salary)
+                            .bind(version + 1)
+                            .bind(id)
+                            .bind(version)
+                            .execute(&pool)
+                            .await
+                            .expect("update");
+                            assert_eq!(done.rows_affected(), 1);
+                            version += 1;
+                        }
                     }
-                    start.elapsed()
-                }
+                })
             });
         });
         group.finish();

@@ -1,4 +1,8 @@
-//! What the benchmarks share: the contended-increment harness and its retry policy.
+//! What the benchmarks share: the contended-increment harness and its retry policy, and the
+//! harness that spreads operations over tasks.
+
+// Each benchmark uses a part of it.
+#![allow(dead_code)]
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -52,4 +56,20 @@ where
     assert_eq!(all.first().copied(), Some(1));
     assert_eq!(all.last().copied(), Some(total));
     (elapsed, attempts as f64 / total as f64 - 1.0)
+}
+
+/// Runs `tasks` tasks at once, task `i` doing `task(i, n)` with `n` its share of `iters`
+/// operations, and returns the time until the last one is done.
+pub async fn spread<F, Fut>(tasks: i64, iters: u64, task: F) -> Duration
+where
+    F: Fn(i64, u64) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let start = Instant::now();
+    let share = iters.div_ceil(tasks as u64);
+    let running: Vec<_> = (0..tasks).map(|i| tokio::spawn(task(i, share))).collect();
+    for one in running {
+        one.await.expect("task");
+    }
+    start.elapsed()
 }
