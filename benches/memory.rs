@@ -9,7 +9,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 
 mod common;
 
-use common::spread;
+use common::{own_record_puts, spread};
 use versioned::{MemoryStorage, Store};
 // The conformance suite's `people` table: id, name, salary, version.
 use versioned_core::conformance::Person;
@@ -84,18 +84,7 @@ fn memory(c: &mut Criterion) {
     // 16 tasks, each on its own record: `iters` puts in all, spread over the tasks.
     let mut group = c.benchmark_group("memory: checked put, 16 tasks");
     group.bench_function("versioned: put", |b| {
-        b.to_async(&rt).iter_custom(|iters| {
-            spread(TASKS, iters, |id, n| {
-                let store = store.clone();
-                async move {
-                    let mut p = store.get::<Person>(&id).await.expect("get").expect("present");
-                    for _ in 0..n {
-                        p.salary += 1;
-                        p.put(&store).await.expect("put");
-                    }
-                }
-            })
-        });
+        b.to_async(&rt).iter_custom(|iters| spread(TASKS, iters, |id, n| own_record_puts(store.clone(), id, n)));
     });
     group.bench_function("hand-written: Mutex<HashMap> compare-and-set", |b| {
         b.to_async(&rt).iter_custom(|iters| {

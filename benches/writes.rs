@@ -14,7 +14,7 @@ use versioned::Durability;
 
 mod common;
 
-use common::{TASKS as CONTENDING, UPDATES, contended, patient, spread};
+use common::{TASKS as CONTENDING, UPDATES, contended, own_record_puts, patient, spread};
 use versioned_core::conformance::Counter;
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -127,18 +127,7 @@ fn concurrent_puts(c: &mut Criterion) {
             c.benchmark_group(format!("16 tasks, checked put each on its own record (synchronous = {name})"));
         group.sample_size(10).measurement_time(Duration::from_secs(8));
         group.bench_function("versioned: put (group commit)", |b| {
-            b.to_async(&rt).iter_custom(|iters| {
-                spread(TASKS, iters, |id, n| {
-                    let store = store.clone();
-                    async move {
-                        let mut p = store.get::<Person>(&id).await.expect("get").expect("present");
-                        for _ in 0..n {
-                            p.salary += 1;
-                            p.put(&store).await.expect("put");
-                        }
-                    }
-                })
-            });
+            b.to_async(&rt).iter_custom(|iters| spread(TASKS, iters, |id, n| own_record_puts(store.clone(), id, n)));
         });
         group.bench_function("hand-written sqlx: UPDATE … WHERE id = ? AND version = ?, per statement", |b| {
             b.to_async(&rt).iter_custom(|iters| {

@@ -7,7 +7,8 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use versioned::RetryPolicy;
+use versioned::{RetryPolicy, Storage, Store};
+use versioned_core::conformance::Person;
 
 /// Tasks that increment one row at once.
 pub const TASKS: usize = 16;
@@ -72,4 +73,13 @@ where
         one.await.expect("task");
     }
     start.elapsed()
+}
+
+/// One task's share of checked puts on its own record `id`: read it, then `n` puts.
+pub async fn own_record_puts<S: Storage>(store: Store<S>, id: i64, n: u64) {
+    let mut p = store.get::<Person>(&id).await.expect("get").expect("present");
+    for _ in 0..n {
+        p.salary += 1;
+        p.put(&store).await.expect("put");
+    }
 }

@@ -76,14 +76,9 @@ fn conflict<T: Entity>(key: Value, expected: u64, current: Option<Row>) -> Resul
 /// See [`Store::insert`](crate::Store::insert).
 pub async fn insert<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()> {
     let table = T::TABLE;
-    let first = to_field::<T>(1)?;
-    let mut row = t.to_row()?;
-    row.set(table.version, Value::Int(1));
     let stamps = stamps(table, true)?;
-    stamp_row(&mut row, &stamps);
-    if access.insert(table, row).await? {
-        t.set_version(first);
-        stamp_entity(t, stamps)
+    if access.insert(table, first_row(t, &stamps)?).await? {
+        settle_insert(t, &stamps)
     } else {
         Err(Error::AlreadyExists { table: table.name, key: key_value::<T>(t.key())? })
     }
@@ -116,24 +111,47 @@ pub async fn get_with_version<T: Entity, A: RowAccess>(
 /// See [`Store::put`](crate::Store::put).
 pub async fn put<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()> {
     let table = T::TABLE;
-    let expected = version_u64(t)?;
-    let mut row = t.to_row()?;
-    if expected >= table.version_max {
-        return Err(Error::VersionOverflow { table: table.name, key: table.key_of(&row)?.clone(), version: expected });
-    }
-    let next = expected + 1;
-    let next_field = to_field::<T>(next)?;
-    // `next` <= version_max <= i64::MAX, so the cast is exact.
-    row.set(table.version, Value::Int(next as i64));
     let stamps = stamps(table, false)?;
-    stamp_row(&mut row, &stamps);
+    let (row, expected) = next_row(t, &stamps)?;
     match access.update(table, row, expected).await? {
-        WriteOutcome::Applied => {
-            t.set_version(next_field);
-            stamp_entity(t, stamps)
-        }
+        WriteOutcome::Applied => settle_put(t, &stamps),
         WriteOutcome::Rejected { current } => Err(conflict::<T>(key_value::<T>(t.key())?, expected, current)?),
     }
+}
+
+/// `t` as a checked write stores it: at the next version, stamped; with the version it expects.
+/// Refused at the version's maximum.
+fn next_row<T: Entity>(t: &T, stamps: &[(usize, Value)]) -> Result<(Row, u64)> {
+    let table = T::TABLE;
+    let expected = version_u64(t)?;
+    if expected >= table.version_max {
+        return Err(Error::VersionOverflow { table: table.name, key: key_value::<T>(t.key())?, version: expected });
+    }
+    let mut row = t.to_row()?;
+    // `expected` < version_max <= i64::MAX, so the increment and the cast are exact.
+    row.set(table.version, Value::Int(expected as i64 + 1));
+    stamp_row(&mut row, stamps);
+    Ok((row, expected))
+}
+
+/// `t` once its [`next_row`] is stored: at the next version, with the stamps.
+fn settle_put<T: Entity>(t: &mut T, stamps: &[(usize, Value)]) -> Result<()> {
+    t.set_version(to_field::<T>(version_u64(t)? + 1)?);
+    stamp_entity(t, stamps.to_vec())
+}
+
+/// `t` as a new record's row: at version 1, stamped.
+fn first_row<T: Entity>(t: &T, stamps: &[(usize, Value)]) -> Result<Row> {
+    let mut row = t.to_row()?;
+    row.set(T::TABLE.version, Value::Int(1));
+    stamp_row(&mut row, stamps);
+    Ok(row)
+}
+
+/// `t` once its [`first_row`] is stored: at version 1, with the stamps.
+fn settle_insert<T: Entity>(t: &mut T, stamps: &[(usize, Value)]) -> Result<()> {
+    t.set_version(to_field::<T>(1)?);
+    stamp_entity(t, stamps.to_vec())
 }
 
 /// See [`Store::save`](crate::Store::save).
@@ -173,7 +191,6 @@ pub async fn put_unchecked<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Re
     // The creation time is used only if the record is new: an update keeps the stored one.
     let stamps = stamps(table, true)?;
     stamp_row(&mut row, &stamps);
-    let key = table.key_of(&row)?.clone();
     match access.upsert(table, row).await? {
         Some(version) => {
             t.set_version(to_field::<T>(version)?);
@@ -181,10 +198,13 @@ pub async fn put_unchecked<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Re
             stamp_entity(t, stamps.into_iter().filter(|(i, _)| Some(*i) != created).collect())
         }
         // Refused: the stored version is at its maximum, or is not a version at all (`Decode`).
-        None => Err(match access.fetch(table, &key).await? {
-            Some(stored) => rejected::<T>(Some(stored), key, None)?,
-            None => Error::VersionOverflow { table: table.name, key, version: table.version_max },
-        }),
+        None => {
+            let key = key_value::<T>(t.key())?;
+            Err(match access.fetch(table, &key).await? {
+                Some(stored) => rejected::<T>(Some(stored), key, None)?,
+                None => Error::VersionOverflow { table: table.name, key, version: table.version_max },
+            })
+        }
     }
 }
 
@@ -344,20 +364,8 @@ pub type Stamps = Vec<(usize, Value)>;
 /// next version, stamped), with the version it expects; and the stamps, for the copies once the
 /// batch is written. Nothing of the copies changes here.
 pub fn put_rows<T: Entity>(ts: &[T]) -> Result<(Vec<(Row, u64)>, Stamps)> {
-    let table = T::TABLE;
-    let stamps = stamps(table, false)?;
-    let mut rows = Vec::with_capacity(ts.len());
-    for t in ts {
-        let expected = version_u64(t)?;
-        let mut row = t.to_row()?;
-        if expected >= table.version_max {
-            return Err(Error::VersionOverflow { table: table.name, key: key_value::<T>(t.key())?, version: expected });
-        }
-        // `expected` < version_max <= i64::MAX, so the increment and the cast are exact.
-        row.set(table.version, Value::Int(expected as i64 + 1));
-        stamp_row(&mut row, &stamps);
-        rows.push((row, expected));
-    }
+    let stamps = stamps(T::TABLE, false)?;
+    let rows = ts.iter().map(|t| next_row(t, &stamps)).collect::<Result<Vec<_>>>()?;
     refuse_duplicates::<T>(rows.iter().map(|(row, _)| row))?;
     Ok((rows, stamps))
 }
@@ -372,26 +380,14 @@ pub async fn update_rows<T: Entity, A: RowAccess>(access: &A, rows: Vec<(Row, u6
 
 /// The copies of a written [`put_rows`] batch: each at its next version, with the stamps.
 pub fn settle_puts<T: Entity>(ts: &mut [T], stamps: &[(usize, Value)]) -> Result<()> {
-    for t in ts {
-        let next = to_field::<T>(version_u64(t)? + 1)?;
-        t.set_version(next);
-        stamp_entity(t, stamps.to_vec())?;
-    }
-    Ok(())
+    ts.iter_mut().try_for_each(|t| settle_put(t, stamps))
 }
 
 /// The rows of [`Store::insert_all`](crate::Store::insert_all), at version 1 and stamped; and the
 /// stamps.
 pub fn insert_rows<T: Entity>(ts: &[T]) -> Result<(Vec<Row>, Stamps)> {
-    let table = T::TABLE;
-    let stamps = stamps(table, true)?;
-    let mut rows = Vec::with_capacity(ts.len());
-    for t in ts {
-        let mut row = t.to_row()?;
-        row.set(table.version, Value::Int(1));
-        stamp_row(&mut row, &stamps);
-        rows.push(row);
-    }
+    let stamps = stamps(T::TABLE, true)?;
+    let rows = ts.iter().map(|t| first_row(t, &stamps)).collect::<Result<Vec<_>>>()?;
     refuse_duplicates::<T>(rows.iter())?;
     Ok((rows, stamps))
 }
@@ -412,12 +408,7 @@ pub async fn insert_new_rows<T: Entity, A: RowAccess>(access: &A, rows: Vec<Row>
 
 /// The copies of a written [`insert_rows`] batch: at version 1, with the stamps.
 pub fn settle_inserts<T: Entity>(ts: &mut [T], stamps: &[(usize, Value)]) -> Result<()> {
-    let first = to_field::<T>(1)?;
-    for t in ts {
-        t.set_version(first);
-        stamp_entity(t, stamps.to_vec())?;
-    }
-    Ok(())
+    ts.iter_mut().try_for_each(|t| settle_insert(t, stamps))
 }
 
 /// The keys and expected versions of [`Store::delete_all`](crate::Store::delete_all).
@@ -429,7 +420,7 @@ pub fn delete_keys<T: Entity>(ts: &[T]) -> Result<Vec<(Value, u64)>> {
 
 /// Deletes with a check each; every refused record is reported in [`Error::Conflicts`].
 pub async fn delete_rows<T: Entity, A: RowAccess>(access: &A, keys: Vec<(Value, u64)>) -> Result<()> {
-    let outcomes = access.delete_many(T::TABLE, keys.clone()).await?;
+    let outcomes = access.delete_many(T::TABLE, &keys).await?;
     all_applied::<T>(keys.into_iter().zip(outcomes))
 }
 

@@ -350,7 +350,7 @@ impl<S: Storage> Store<S> {
         F: FnOnce(Transaction<S>) -> Fut,
         Fut: Future<Output = Result<R>> + 'static,
     {
-        self.refuse(operation)?;
+        self.writer(operation)?;
         let tx = Arc::new(if read_only { self.backend.begin_read_only().await? } else { self.backend.begin().await? });
         let (handle, committable) = Transaction::new(Arc::clone(&tx), read_only, self.lock_wait);
         let result = inside(self.backend.identity(), f(handle)).await;
@@ -393,7 +393,7 @@ impl<S: Storage> Store<S> {
         policy: RetryPolicy,
         mut f: impl FnMut(&mut T) -> R + Send,
     ) -> Result<R> {
-        self.refuse("update")?;
+        self.writer("update")?;
         let mut attempts = policy.start();
         loop {
             match self.update_once(key, &mut f).await {
@@ -401,11 +401,6 @@ impl<S: Storage> Store<S> {
                 Err(err) => attempts.failed(err).await?,
             }
         }
-    }
-
-    /// Refuses a write through this store inside one of its own transactions on this task.
-    fn refuse(&self, operation: &'static str) -> Result<()> {
-        refuse_inside_own_transaction(self.backend.identity(), operation)
     }
 
     /// One attempt of [`update`](Self::update), in its own transaction.

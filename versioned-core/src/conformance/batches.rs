@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-use super::{Contact, Everything, Person, jo, setup};
+use super::{Contact, Everything, Person, everything, jo, setup};
 use crate::error::Error;
 use crate::storage::Storage;
 use crate::store::Store;
@@ -140,30 +140,7 @@ pub async fn a_refused_batch_inside_a_transaction_is_undone_alone<S: Storage>(st
 /// and the audit timestamps (kept `created_at`, new `updated_at`).
 pub async fn batches_carry_every_field_type<S: Storage>(store: &Store<S>) {
     setup(store).await;
-    let mut records = vec![
-        Everything {
-            id: "full".into(),
-            nickname: Some("Nick".into()),
-            rank: Some(-3),
-            ratio: 0.25,
-            active: true,
-            blob: vec![0, 1, 254, 255],
-            big: i64::MAX as u64,
-            meta: serde_json::json!({"tags": ["a", "b"]}),
-            version: 0,
-        },
-        Everything {
-            id: "empty".into(),
-            nickname: None,
-            rank: None,
-            ratio: -1.5,
-            active: false,
-            blob: vec![],
-            big: 0,
-            meta: serde_json::Value::Null,
-            version: 0,
-        },
-    ];
+    let mut records = everything().to_vec();
     store.insert_all(&mut records).await.expect("insert_all");
     records[0].nickname = None;
     records[1].meta = serde_json::json!({"now": 1});

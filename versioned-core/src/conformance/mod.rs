@@ -598,31 +598,39 @@ pub async fn conflict_current_decodes_to_stored_struct<S: Storage>(store: &Store
     assert!(err.to_string().contains("expected version 1"), "{err}");
 }
 
+/// Two records of every field type: one with every value set (the extremes where there are
+/// any), one with every `Option` empty.
+pub(crate) fn everything() -> [Everything; 2] {
+    [
+        Everything {
+            id: "full".into(),
+            nickname: Some("Nick".into()),
+            rank: Some(-3),
+            ratio: 0.25,
+            active: true,
+            blob: vec![0, 1, 254, 255],
+            big: i64::MAX as u64,
+            meta: serde_json::json!({"tags": ["a", "b"], "nested": {"level": 2}}),
+            version: 0,
+        },
+        Everything {
+            id: "empty".into(),
+            nickname: None,
+            rank: None,
+            ratio: -1.5,
+            active: false,
+            blob: vec![],
+            big: 0,
+            meta: serde_json::Value::Null,
+            version: 0,
+        },
+    ]
+}
+
 /// Every supported field type, `NULL`s and JSON round-trip unchanged.
 pub async fn every_field_type_round_trips<S: Storage>(store: &Store<S>) {
     setup(store).await;
-    let mut full = Everything {
-        id: "full".into(),
-        nickname: Some("Nick".into()),
-        rank: Some(-3),
-        ratio: 0.25,
-        active: true,
-        blob: vec![0, 1, 254, 255],
-        big: i64::MAX as u64,
-        meta: serde_json::json!({"tags": ["a", "b"], "nested": {"level": 2}}),
-        version: 0,
-    };
-    let mut empty = Everything {
-        id: "empty".into(),
-        nickname: None,
-        rank: None,
-        ratio: -1.5,
-        active: false,
-        blob: vec![],
-        big: 0,
-        meta: serde_json::Value::Null,
-        version: 0,
-    };
+    let [mut full, mut empty] = everything();
     store.insert(&mut full).await.expect("insert full");
     store.insert(&mut empty).await.expect("insert empty");
     assert_eq!(store.get::<Everything>(&"full".to_string()).await.expect("get"), Some(full));

@@ -149,7 +149,7 @@ macro_rules! delegate_row_access {
                 each!(self, $ty, s => s.insert_many(table, rows).await)
             }
 
-            async fn delete_many(&self, table: &'static TableDef, keys: Vec<(Value, u64)>) -> Result<Vec<WriteOutcome>> {
+            async fn delete_many(&self, table: &'static TableDef, keys: &[(Value, u64)]) -> Result<Vec<WriteOutcome>> {
                 each!(self, $ty, s => s.delete_many(table, keys).await)
             }
         }

@@ -188,9 +188,8 @@ type Decision = Option<Option<Row>>;
 
 /// What a conditional write did.
 enum Written {
-    /// Written: the new row's version (what an upsert returns), or `None` for a delete or a row
-    /// whose version is not a version (a test's corrupt row, inserted through the backend).
-    Done(Option<u64>),
+    /// Written.
+    Done,
     /// Refused; the stored row, if any.
     Refused(Option<Row>),
 }
@@ -198,7 +197,6 @@ enum Written {
 /// Applies `decision` (made from `stored`) to the entry of one record. The entry is the one map
 /// search of the write.
 fn apply(
-    table: &TableDef,
     entry: std::collections::btree_map::Entry<'_, KeyRepr, Row>,
     decide: impl FnOnce(Option<&Row>) -> Result<Decision>,
 ) -> Result<Written> {
@@ -207,20 +205,18 @@ fn apply(
         Entry::Occupied(mut stored) => match decide(Some(stored.get()))? {
             None => Written::Refused(Some(stored.get().clone())),
             Some(Some(row)) => {
-                let version = table.version_of(&row).ok();
                 stored.insert(row);
-                Written::Done(version)
+                Written::Done
             }
             Some(None) => {
                 stored.remove();
-                Written::Done(None)
+                Written::Done
             }
         },
         Entry::Vacant(vacant) => match decide(None)? {
             Some(Some(row)) => {
-                let version = table.version_of(&row).ok();
                 vacant.insert(row);
-                Written::Done(version)
+                Written::Done
             }
             _ => Written::Refused(None),
         },
@@ -239,7 +235,7 @@ macro_rules! row_access_via_decisions {
             async fn insert(&self, table: &'static TableDef, row: Row) -> Result<bool> {
                 let key = key_of(table, &row)?;
                 let written = self.write(table, key, |stored| Ok(stored.is_none().then_some(Some(row))));
-                Ok(matches!(written.await?, Written::Done(_)))
+                Ok(matches!(written.await?, Written::Done))
             }
 
             async fn update(&self, table: &'static TableDef, row: Row, expected: u64) -> Result<WriteOutcome> {
@@ -252,12 +248,13 @@ macro_rules! row_access_via_decisions {
 
             async fn upsert(&self, table: &'static TableDef, row: Row) -> Result<Option<u64>> {
                 let key = key_of(table, &row)?;
+                let mut version = None;
                 let written = self.write(table, key, |stored| {
-                    let next = next_version(table, stored)?;
-                    Ok(next.map(|next| Some(with_version(keep_created(table, stored, row), table, next))))
+                    version = next_version(table, stored)?;
+                    Ok(version.map(|next| Some(with_version(keep_created(table, stored, row), table, next))))
                 });
                 match written.await? {
-                    Written::Done(version) => Ok(version),
+                    Written::Done => Ok(version),
                     Written::Refused(_) => Ok(None),
                 }
             }
@@ -301,7 +298,7 @@ macro_rules! row_access_via_decisions {
 impl From<Written> for WriteOutcome {
     fn from(written: Written) -> Self {
         match written {
-            Written::Done(_) => WriteOutcome::Applied,
+            Written::Done => WriteOutcome::Applied,
             Written::Refused(current) => WriteOutcome::Rejected { current },
         }
     }
@@ -332,7 +329,7 @@ impl MemoryStorage {
                     free => {
                         // Held (if the record has a lock) until the write is applied.
                         let _guard = free.and_then(Result::ok);
-                        return apply(table, Arc::make_mut(&mut slot.rows).entry(key), decide);
+                        return apply(Arc::make_mut(&mut slot.rows).entry(key), decide);
                     }
                 }
             };
@@ -426,9 +423,8 @@ impl MemoryTransaction {
         Ok(match decide(seen.as_ref())? {
             None => Written::Refused(seen),
             Some(row) => {
-                let version = row.as_ref().and_then(|r| table.version_of(r).ok());
                 state.written.insert(id, (table, row));
-                Written::Done(version)
+                Written::Done
             }
         })
     }

@@ -140,12 +140,12 @@ pub trait RowAccess: Send + Sync {
     fn delete_many(
         &self,
         table: &'static TableDef,
-        keys: Vec<(Value, u64)>,
+        keys: &[(Value, u64)],
     ) -> impl Future<Output = Result<Vec<WriteOutcome>>> + Send {
         async move {
             let mut outcomes = Vec::with_capacity(keys.len());
             for (key, expected) in keys {
-                outcomes.push(self.delete(table, &key, Some(expected)).await?);
+                outcomes.push(self.delete(table, key, Some(*expected)).await?);
             }
             Ok(outcomes)
         }

@@ -107,9 +107,7 @@ where
         sql: &'a Arc<str>,
         binds: Vec<Bind<'a>>,
     ) -> Result<Option<Row>> {
-        let row =
-            prepare::<DB>(sql, binds)?.fetch_optional(&mut *self.0).await.map_err(|e| error::<DB>(Some(table), e))?;
-        row.map(|row| decode_row::<DB>(table, &row)).transpose()
+        self.optional(table, sql, binds).await?.map(|row| decode_row::<DB>(table, &row)).transpose()
     }
 
     async fn fetch_keys<'a>(
@@ -129,9 +127,23 @@ where
         sql: &'a Arc<str>,
         binds: Vec<Bind<'a>>,
     ) -> Result<Option<i64>> {
-        let row =
-            prepare::<DB>(sql, binds)?.fetch_optional(&mut *self.0).await.map_err(|e| error::<DB>(Some(table), e))?;
-        row.map(|row| DB::first_int(table, &row)).transpose()
+        self.optional(table, sql, binds).await?.map(|row| DB::first_int(table, &row)).transpose()
+    }
+}
+
+impl<DB: Driver> Conn<'_, DB>
+where
+    for<'e> &'e mut DB::Connection: Executor<'e, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+{
+    /// The one result row of a statement, if any.
+    async fn optional(
+        &mut self,
+        table: &'static TableDef,
+        sql: &Arc<str>,
+        binds: Vec<Bind<'_>>,
+    ) -> Result<Option<DB::Row>> {
+        prepare::<DB>(sql, binds)?.fetch_optional(&mut *self.0).await.map_err(|e| error::<DB>(Some(table), e))
     }
 }
 

@@ -380,9 +380,9 @@ macro_rules! row_access_via_run {
             async fn delete_many(
                 &self,
                 table: &'static $crate::TableDef,
-                keys: Vec<($crate::Value, u64)>,
+                keys: &[($crate::Value, u64)],
             ) -> $crate::Result<Vec<$crate::WriteOutcome>> {
-                self.run(table, async |c| c.delete_many(&keys).await).await
+                self.run(table, async |c| c.delete_many(keys).await).await
             }
         }
     };

@@ -63,7 +63,6 @@ struct Request {
 
 /// What the writer task needs of the storage (not the storage itself: the task must end when
 /// the last handle of the storage is dropped, which closes its queue).
-#[derive(Clone)]
 pub(super) struct Core {
     pub(super) pool: sqlx::SqlitePool,
     pub(super) tables: Tables<TableState>,
@@ -74,8 +73,9 @@ pub(super) struct Core {
 pub(super) struct GroupCommit(Arc<Mutex<Option<mpsc::UnboundedSender<Request>>>>);
 
 impl GroupCommit {
-    /// Runs `op` through the writer task of `core`'s storage.
-    pub(super) async fn write(&self, core: &Core, table: &'static TableDef, op: Op) -> Result<Done> {
+    /// Runs `op` through the writer of the storage; `core` makes what a writer needs, only when
+    /// one has to be started.
+    pub(super) async fn write(&self, core: impl FnOnce() -> Core, table: &'static TableDef, op: Op) -> Result<Done> {
         let (reply, done) = oneshot::channel();
         self.sender(core)?
             .send(Request { table, op, reply })
@@ -83,14 +83,14 @@ impl GroupCommit {
         done.await.map_err(|_| StorageError::new("the SQLite writer task stopped before answering"))?
     }
 
-    fn sender(&self, core: &Core) -> Result<mpsc::UnboundedSender<Request>> {
+    fn sender(&self, core: impl FnOnce() -> Core) -> Result<mpsc::UnboundedSender<Request>> {
         // Only a send and a clone happen under this lock.
         let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(sender) = slot.as_ref().filter(|s| !s.is_closed()) {
             return Ok(sender.clone());
         }
         let (sender, queue) = mpsc::unbounded_channel();
-        let core = core.clone();
+        let core = core();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -195,8 +195,8 @@ impl SqliteStorage {
 
     /// Runs one autocommit write through the storage's group commit.
     async fn write(&self, table: &'static TableDef, op: Op) -> Result<Done> {
-        let core = Core { pool: self.pool.clone(), tables: self.tables.clone() };
-        self.writes.write(&core, table, op).await
+        let core = || Core { pool: self.pool.clone(), tables: self.tables.clone() };
+        self.writes.write(core, table, op).await
     }
 
     async fn acquire(&self, table: &'static TableDef) -> Result<sqlx::pool::PoolConnection<Sqlite>> {
