@@ -1,3 +1,4 @@
+// Two fields whose types have no column mapping: one error each, on the whole type.
 use std::collections::HashMap;
 use versioned::Versioned;
 
@@ -6,6 +7,7 @@ struct Person {
     #[key]
     id: i64,
     tags: HashMap<String, String>,
+    scores: Option<std::collections::BTreeSet<i64>>,
     #[version]
     version: u64,
 }

@@ -2,7 +2,7 @@
 
 use crate::error::Error;
 use crate::patch::Patch;
-use crate::value::{ColumnType, Field, KeyField, Row, Value, VersionField};
+use crate::value::{ColumnType, Field, KeyField, Row, Value, VersionField, from_json_value, json_text};
 
 /// The storage description of an entity: its table and columns. Built by the derive.
 #[derive(Debug)]
@@ -125,26 +125,41 @@ pub trait Entity: Sized + Send + Sync + 'static {
     fn from_row(row: Row) -> Result<Self, Error>;
 }
 
-/// Decodes a stored value into a field for column `index`: the generated `set_column` uses it.
+/// Decodes a stored value into a field for column `index`.
 pub fn decode<F: Field>(table: &'static TableDef, index: usize, value: Value) -> Result<F, Error> {
-    let column = table.columns.get(index).map_or("?", |c| c.name);
-    F::from_value(value).map_err(|reason| Error::decode(table, column, reason))
+    decoded(table, index, F::from_value(value))
 }
 
 /// Encodes one field for column `index` of `table`.
 pub fn encode<F: Field>(table: &'static TableDef, index: usize, field: &F) -> Result<Value, Error> {
-    field.to_value().map_err(|reason| Error::encode(table, index, reason))
+    encoded(table, index, field.to_value())
+}
+
+/// The outcome of a field's conversion to its stored value ([`Field::to_value`] or
+/// [`JsonField::to_json`](crate::JsonField::to_json)), its error naming the table and the column `index`.
+///
+/// The generated `to_row` and patches call the conversion through the field's type
+/// (`<T as Field>::to_value(&self.field)`) and this with its result: a type without the
+/// conversion is then reported once, at the field's type, never at a bound of this function.
+pub fn encoded(table: &'static TableDef, index: usize, converted: Result<Value, String>) -> Result<Value, Error> {
+    converted.map_err(|reason| Error::encode(table, index, reason))
+}
+
+/// The outcome of a field's conversion from a stored value ([`Field::from_value`] or
+/// [`JsonField::from_json`](crate::JsonField::from_json)), its error naming the table and the column `index`: what the
+/// generated `from_row` and `set_column` do with each field (see [`encoded`]).
+pub fn decoded<F>(table: &'static TableDef, index: usize, converted: Result<F, String>) -> Result<F, Error> {
+    let column = table.columns.get(index).map_or("?", |c| c.name);
+    converted.map_err(|reason| Error::decode(table, column, reason))
 }
 
 /// Encodes a `#[versioned(json)]` field as JSON text for column `index` of `table`.
 pub fn encode_json<F: serde::Serialize>(table: &'static TableDef, index: usize, field: &F) -> Result<Value, Error> {
-    serde_json::to_string(field)
-        .map(Value::Text)
-        .map_err(|e| Error::encode(table, index, format!("cannot serialize to JSON: {e}")))
+    encoded(table, index, json_text(field))
 }
 
 /// A row's values in column order, checked to be one per column of `table`: what the generated
-/// `from_row` decodes, field by field, with [`decode`] and [`decode_json`].
+/// `from_row` decodes, field by field (see [`decoded`]).
 pub fn row_values(table: &'static TableDef, row: Row) -> Result<std::vec::IntoIter<Value>, Error> {
     if row.len() != table.columns.len() {
         return Err(Error::Decode {
@@ -162,17 +177,5 @@ pub fn decode_json<F: serde::de::DeserializeOwned>(
     index: usize,
     value: Value,
 ) -> Result<F, Error> {
-    let column = table.columns.get(index).map_or("?", |c| c.name);
-    let malformed = |e: serde_json::Error| {
-        let what = if e.is_data() { "the JSON document does not fit the field" } else { "malformed JSON" };
-        Error::decode(table, column, format!("{what}: {e}"))
-    };
-    match value {
-        Value::Text(text) => serde_json::from_str(&text).map_err(malformed),
-        Value::Bytes(bytes) => serde_json::from_slice(&bytes).map_err(malformed),
-        // A column of NUMERIC affinity (SQLite, declared `JSON`) hands back numbers as numbers.
-        Value::Int(i) => serde_json::from_value(i.into()).map_err(malformed),
-        Value::Float(x) => serde_json::from_value(x.into()).map_err(malformed),
-        other => Err(Error::decode(table, column, format!("expected JSON text, found {}", other.describe()))),
-    }
+    decoded(table, index, from_json_value(value))
 }

@@ -26,7 +26,9 @@ mod store;
 mod transaction;
 mod value;
 
-pub use entity::{ColumnDef, ColumnRole, Entity, TableDef, decode, decode_json, encode, encode_json, row_values};
+pub use entity::{
+    ColumnDef, ColumnRole, Entity, TableDef, decode, decode_json, decoded, encode, encode_json, encoded, row_values,
+};
 pub use error::{BoxError, Error, Result, StorageError};
 pub use lock::LockWait;
 pub use patch::{Change, ChangeValue, Check, Patch};
@@ -44,4 +46,6 @@ pub use storage::sqlite::{Durability, SqliteStorage, SqliteTransaction};
 pub use storage::{RowAccess, Storage, StorageTransaction, WriteOutcome};
 pub use store::{Executor, Store};
 pub use transaction::Transaction;
-pub use value::{ColumnType, Field, KeyField, KeyFor, Row, TimestampField, UserField, Value, VersionField};
+pub use value::{
+    ColumnType, Field, JsonField, KeyField, KeyFor, Row, TimestampField, UserField, Value, VersionField,
+};

@@ -171,15 +171,19 @@ impl From<Vec<Value>> for Row {
 /// A Rust type that is stored in one column.
 ///
 /// Implemented for the integers `i8`..`i64` and `u8`..`u64`, `f32`, `f64`, `bool`, `String`,
-/// `Vec<u8>`, `Option<T>` of any of those, and `uuid::Uuid` with the `uuid` feature. Anything
-/// serde can (de)serialize is stored with `#[versioned(json)]` instead.
+/// `Vec<u8>`, `SystemTime`, `uuid::Uuid` (feature `uuid`), `chrono::DateTime<Utc>` (feature
+/// `chrono`), `time::OffsetDateTime` (feature `time`), and `Option<T>` of any of those. Anything
+/// serde can (de)serialize is stored with `#[versioned(json)]` instead (see [`JsonField`]).
 ///
 /// Conversions never lose data silently: a `u64` above `i64::MAX`, or a stored integer that does
 /// not fit the field's type, is an error naming the value.
+///
+/// The implementations are `#[diagnostic::do_not_recommend]`: for a type without one, the
+/// compiler's error shows the list of supported types below, complete, rather than a few of them.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` has no storage mapping in `versioned`",
     label = "`{Self}` cannot be stored in a column as it is",
-    note = "supported: integers, f32, f64, bool, String, Vec<u8>, Option<_> of those (and Uuid with the `uuid` feature)",
+    note = "a column holds an integer (i8 to i64, u8 to u64), f32, f64, bool, String, Vec<u8>, SystemTime, uuid::Uuid (feature `uuid`), chrono::DateTime<Utc> (feature `chrono`), time::OffsetDateTime (feature `time`), or an Option of one",
     note = "to store any serde type as JSON text, mark the field `#[versioned(json)]`"
 )]
 pub trait Field: Sized {
@@ -204,6 +208,7 @@ fn mismatch<T>(expected: &str, found: &Value) -> Result<T, String> {
 
 macro_rules! int_field {
     ($($t:ty => $column:ident),*) => {$(
+        #[diagnostic::do_not_recommend]
         impl Field for $t {
             const TYPE: ColumnType = ColumnType::$column;
 
@@ -225,6 +230,7 @@ macro_rules! int_field {
 }
 int_field!(i8 => Int16, i16 => Int16, u8 => Int16, i32 => Int32, u16 => Int32, i64 => Int64, u32 => Int64, u64 => Int64);
 
+#[diagnostic::do_not_recommend]
 impl Field for f64 {
     const TYPE: ColumnType = ColumnType::Float64;
 
@@ -242,6 +248,7 @@ impl Field for f64 {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl Field for f32 {
     const TYPE: ColumnType = ColumnType::Float32;
 
@@ -256,6 +263,7 @@ impl Field for f32 {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl Field for bool {
     const TYPE: ColumnType = ColumnType::Bool;
 
@@ -273,6 +281,7 @@ impl Field for bool {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl Field for String {
     const TYPE: ColumnType = ColumnType::Text;
 
@@ -288,6 +297,7 @@ impl Field for String {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl Field for Vec<u8> {
     const TYPE: ColumnType = ColumnType::Bytes;
 
@@ -303,6 +313,7 @@ impl Field for Vec<u8> {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl<T: Field> Field for Option<T> {
     const TYPE: ColumnType = T::TYPE;
     const NULLABLE: bool = true;
@@ -323,6 +334,7 @@ impl<T: Field> Field for Option<T> {
 }
 
 #[cfg(feature = "uuid")]
+#[diagnostic::do_not_recommend]
 impl Field for uuid::Uuid {
     const TYPE: ColumnType = ColumnType::Uuid;
 
@@ -339,6 +351,7 @@ impl Field for uuid::Uuid {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl Field for std::time::SystemTime {
     const TYPE: ColumnType = ColumnType::Timestamp;
 
@@ -363,6 +376,64 @@ impl Field for std::time::SystemTime {
     }
 }
 
+/// A type stored as a JSON document: the type of a `#[versioned(json)]` field. Every type serde
+/// can serialize and deserialize is one.
+///
+/// ```
+/// use versioned_core::{JsonField, Value};
+///
+/// let tags = vec!["a".to_owned(), "b".to_owned()];
+/// assert_eq!(tags.to_json(), Ok(Value::Text(r#"["a","b"]"#.to_owned())));
+/// assert_eq!(Vec::<String>::from_json(Value::Text(r#"["a","b"]"#.to_owned())), Ok(tags));
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be stored as JSON: a `#[versioned(json)]` field's type must implement `Serialize` and `DeserializeOwned`",
+    label = "not `Serialize` and `DeserializeOwned`",
+    note = "derive both on the type with serde (feature `derive`): `#[derive(serde::Serialize, serde::Deserialize)]`"
+)]
+pub trait JsonField: Sized {
+    /// The field as a JSON document (text); the error says why serde could not serialize it.
+    fn to_json(&self) -> Result<Value, String>;
+
+    /// The field from a stored JSON document; the error says whether the document is malformed or
+    /// does not fit the type.
+    fn from_json(value: Value) -> Result<Self, String>;
+}
+
+// `do_not_recommend`: a type that is not serde's gets `JsonField`'s own message, not serde's
+// `Deserialize` error with its list of every type that implements it.
+#[diagnostic::do_not_recommend]
+impl<T: serde::Serialize + serde::de::DeserializeOwned> JsonField for T {
+    fn to_json(&self) -> Result<Value, String> {
+        json_text(self)
+    }
+
+    fn from_json(value: Value) -> Result<Self, String> {
+        from_json_value(value)
+    }
+}
+
+/// `field` as JSON text.
+pub(crate) fn json_text<F: serde::Serialize + ?Sized>(field: &F) -> Result<Value, String> {
+    serde_json::to_string(field).map(Value::Text).map_err(|e| format!("cannot serialize to JSON: {e}"))
+}
+
+/// A serde type from a stored JSON document.
+pub(crate) fn from_json_value<F: serde::de::DeserializeOwned>(value: Value) -> Result<F, String> {
+    let malformed = |e: serde_json::Error| {
+        let what = if e.is_data() { "the JSON document does not fit the field" } else { "malformed JSON" };
+        format!("{what}: {e}")
+    };
+    match value {
+        Value::Text(text) => serde_json::from_str(&text).map_err(malformed),
+        Value::Bytes(bytes) => serde_json::from_slice(&bytes).map_err(malformed),
+        // A column of NUMERIC affinity (SQLite, declared `JSON`) hands back numbers as numbers.
+        Value::Int(i) => serde_json::from_value(i.into()).map_err(malformed),
+        Value::Float(x) => serde_json::from_value(x.into()).map_err(malformed),
+        other => Err(format!("expected JSON text, found {}", other.describe())),
+    }
+}
+
 /// A type the store can set to "now": the type of a `#[versioned(created_at)]` or
 /// `#[versioned(updated_at)]` field. Stored as microseconds since the Unix epoch.
 #[diagnostic::on_unimplemented(
@@ -370,11 +441,19 @@ impl Field for std::time::SystemTime {
     label = "not a timestamp type",
     note = "`created_at` and `updated_at` fields are std::time::SystemTime, chrono::DateTime<Utc> (feature `chrono`) or time::OffsetDateTime (feature `time`), or an Option of one"
 )]
-pub trait TimestampField: Field {}
+pub trait TimestampField: Field {
+    /// Names the trait in a path: `#[derive(Versioned)]` writes `<T as TimestampField>::CHECK`
+    /// so that a field type that is not a timestamp gets one error, at the field.
+    #[doc(hidden)]
+    const CHECK: () = ();
+}
+#[diagnostic::do_not_recommend]
 impl TimestampField for std::time::SystemTime {}
+#[diagnostic::do_not_recommend]
 impl TimestampField for Option<std::time::SystemTime> {}
 
 #[cfg(feature = "chrono")]
+#[diagnostic::do_not_recommend]
 impl Field for chrono::DateTime<chrono::Utc> {
     const TYPE: ColumnType = ColumnType::Timestamp;
 
@@ -389,11 +468,14 @@ impl Field for chrono::DateTime<chrono::Utc> {
     }
 }
 #[cfg(feature = "chrono")]
+#[diagnostic::do_not_recommend]
 impl TimestampField for chrono::DateTime<chrono::Utc> {}
 #[cfg(feature = "chrono")]
+#[diagnostic::do_not_recommend]
 impl TimestampField for Option<chrono::DateTime<chrono::Utc>> {}
 
 #[cfg(feature = "time")]
+#[diagnostic::do_not_recommend]
 impl Field for time::OffsetDateTime {
     const TYPE: ColumnType = ColumnType::Timestamp;
 
@@ -411,8 +493,10 @@ impl Field for time::OffsetDateTime {
     }
 }
 #[cfg(feature = "time")]
+#[diagnostic::do_not_recommend]
 impl TimestampField for time::OffsetDateTime {}
 #[cfg(feature = "time")]
+#[diagnostic::do_not_recommend]
 impl TimestampField for Option<time::OffsetDateTime> {}
 
 /// The type of a `#[versioned(updated_by)]` field: who made a write.
@@ -421,25 +505,35 @@ impl TimestampField for Option<time::OffsetDateTime> {}
     label = "not a user name type",
     note = "an `updated_by` field is a String or an Option<String>"
 )]
-pub trait UserField: Field {}
+pub trait UserField: Field {
+    /// Names the trait in a path: `#[derive(Versioned)]` writes `<T as UserField>::CHECK` so
+    /// that a field type that cannot name a user gets one error, at the field.
+    #[doc(hidden)]
+    const CHECK: () = ();
+}
+#[diagnostic::do_not_recommend]
 impl UserField for String {}
+#[diagnostic::do_not_recommend]
 impl UserField for Option<String> {}
 
 /// A type that can identify a record: the type of the `#[key]` field.
 ///
-/// Integers, `String`, and `uuid::Uuid` (feature `uuid`).
+/// Integers, `String`, and `uuid::Uuid` (feature `uuid`). As for [`Field`], the implementations
+/// are `#[diagnostic::do_not_recommend]`, so the compiler's error lists every key type (the note
+/// below) instead of only those that look like the type given (only the integers, for an `f64`).
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a `#[key]`",
     label = "not a key type",
-    note = "a key is an integer, a String, or a uuid::Uuid (feature `uuid`)"
+    note = "a key is an integer (i8 to i64, u8 to u64), a String, or a uuid::Uuid (feature `uuid`)"
 )]
 pub trait KeyField: Field + Clone + fmt::Debug + Send + Sync + 'static {}
 
 macro_rules! key_field {
-    ($($t:ty),*) => {$( impl KeyField for $t {} )*};
+    ($($t:ty),*) => {$( #[diagnostic::do_not_recommend] impl KeyField for $t {} )*};
 }
 key_field!(i8, i16, i32, i64, u8, u16, u32, u64, String);
 #[cfg(feature = "uuid")]
+#[diagnostic::do_not_recommend]
 impl KeyField for uuid::Uuid {}
 
 /// What the operations taking a key accept for an entity keyed by `K`: the key itself or a
@@ -498,6 +592,7 @@ pub trait VersionField: Field + Copy + Send + Sync + 'static {
 
 macro_rules! version_field {
     ($($t:ty),*) => {$(
+        #[diagnostic::do_not_recommend]
         impl VersionField for $t {
             // Capped at i64::MAX: every backend stores versions as signed 64-bit integers.
             const MAX: u64 = if (<$t>::MAX as u128) < (i64::MAX as u128) { <$t>::MAX as u64 } else { i64::MAX as u64 };

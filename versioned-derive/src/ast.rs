@@ -85,10 +85,11 @@ impl<'a> Container<'a> {
                         path_name(&meta.path)
                     )));
                 } else {
-                    return Err(meta.error(format!(
-                        "unknown versioned option `{}`; on a struct: `table = \"...\"`, `crate = path`",
-                        path_name(&meta.path)
-                    )));
+                    return Err(unknown_option(
+                        &meta,
+                        STRUCT_OPTIONS,
+                        "on a struct: `table = \"...\"`, `crate = path`",
+                    ));
                 }
                 Ok(())
             });
@@ -202,10 +203,11 @@ impl<'a> Field<'a> {
                         path_name(&meta.path)
                     )));
                 } else {
-                    return Err(meta.error(format!(
-                        "unknown versioned option `{}`; on a field: `column = \"...\"`, `json`, `created_at`, `updated_at`, `updated_by`",
-                        path_name(&meta.path)
-                    )));
+                    return Err(unknown_option(
+                        &meta,
+                        FIELD_OPTIONS,
+                        "on a field: `column = \"...\"`, `json`, `created_at`, `updated_at`, `updated_by`",
+                    ));
                 }
                 Ok(())
             });
@@ -215,6 +217,59 @@ impl<'a> Field<'a> {
         }
         Some(Field { ident, vis: &field.vis, ty: &field.ty, audit, key, version, column, json })
     }
+}
+
+/// The options of a struct's `#[versioned(...)]`.
+const STRUCT_OPTIONS: &[&str] = &["table", "crate"];
+
+/// The options of a field's `#[versioned(...)]`.
+const FIELD_OPTIONS: &[&str] = &["column", "json", "created_at", "updated_at", "updated_by"];
+
+/// The error for an option that is none of `known`: the nearest one if it is a likely typo,
+/// otherwise the list `all` of what the place accepts.
+fn unknown_option(meta: &syn::meta::ParseNestedMeta<'_>, known: &[&str], all: &str) -> syn::Error {
+    let name = path_name(&meta.path);
+    match nearest(&name, known) {
+        Some(near) => meta.error(format!("unknown versioned option `{name}`: did you mean `{near}`?")),
+        None => meta.error(format!("unknown versioned option `{name}`; {all}")),
+    }
+}
+
+/// The candidate nearest to `name` by edit distance, if it is near enough to be a typo of it: at
+/// most one edit per three characters (rustc's rule for "a similar name exists").
+fn nearest<'k>(name: &str, candidates: &[&'k str]) -> Option<&'k str> {
+    let most = name.chars().count().max(3) / 3;
+    candidates
+        .iter()
+        .map(|&candidate| (edit_distance(name, candidate), candidate))
+        .filter(|&(distance, _)| distance <= most)
+        .min_by_key(|&(distance, _)| distance)
+        .map(|(_, candidate)| candidate)
+}
+
+/// The optimal string alignment distance: insertions, deletions, substitutions and swaps of two
+/// neighbouring characters (`tabel` is one edit from `table`) each count one.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    // rows[i][j]: the distance between the first i characters of `a` and the first j of `b`.
+    let mut rows = vec![vec![0; b.len() + 1]; a.len() + 1];
+    for (i, row) in rows.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in rows[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let substitution = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (rows[i - 1][j] + 1).min(rows[i][j - 1] + 1).min(rows[i - 1][j - 1] + substitution);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(rows[i - 2][j - 2] + 1);
+            }
+            rows[i][j] = best;
+        }
+    }
+    rows[a.len()][b.len()]
 }
 
 fn versioned_attrs(attrs: &[Attribute]) -> impl Iterator<Item = &Attribute> {
@@ -231,4 +286,31 @@ fn set_once<T: quote::ToTokens>(cx: &Ctxt, slot: &mut Option<T>, value: T, name:
 
 fn path_name(path: &Path) -> String {
     quote::ToTokens::to_token_stream(path).to_string().replace(' ', "")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{FIELD_OPTIONS, STRUCT_OPTIONS, edit_distance, nearest};
+
+    #[test]
+    fn edit_distances() {
+        assert_eq!(edit_distance("table", "table"), 0);
+        assert_eq!(edit_distance("tabel", "table"), 1);
+        assert_eq!(edit_distance("colum", "column"), 1);
+        assert_eq!(edit_distance("jsn", "json"), 1);
+        assert_eq!(edit_distance("", "json"), 4);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn typos_suggest_the_nearest_option_and_others_none() {
+        assert_eq!(nearest("tabel", STRUCT_OPTIONS), Some("table"));
+        assert_eq!(nearest("crat", STRUCT_OPTIONS), Some("crate"));
+        assert_eq!(nearest("colum", FIELD_OPTIONS), Some("column"));
+        assert_eq!(nearest("jsno", FIELD_OPTIONS), Some("json"));
+        assert_eq!(nearest("update_at", FIELD_OPTIONS), Some("updated_at"));
+        assert_eq!(nearest("createdat", FIELD_OPTIONS), Some("created_at"));
+        assert_eq!(nearest("rename", FIELD_OPTIONS), None);
+        assert_eq!(nearest("x", STRUCT_OPTIONS), None);
+    }
 }
