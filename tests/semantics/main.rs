@@ -60,6 +60,104 @@ mod memory {
         assert!(matches!(HighScore::get_with_version(&store, "978-1", 1).await, Err(Error::NotFound { .. })));
     }
 
+    /// A checked put of a `Clone` struct without timestamps stores the struct itself: every other
+    /// path (reads, snapshots, patches, transactions, conflicts, locks) sees it as a row, and a
+    /// struct that is not `Clone` is stored as a row.
+    #[tokio::test]
+    async fn structs_stored_as_values_read_back_everywhere() {
+        use std::time::Duration;
+        use versioned::{Check, LockWait, Versioned};
+        use versioned_core::conformance::AccountPatch;
+
+        let store = Store::memory();
+        store.create_table::<Account>().await.unwrap();
+        let mut a = Account { id: 1, balance: 10, version: 0 };
+        store.insert(&mut a).await.unwrap();
+        let stale = a.clone();
+        for balance in [11, 12] {
+            a.balance = balance;
+            store.put(&mut a).await.unwrap();
+        }
+        assert_eq!(store.get::<Account>(&1).await.unwrap(), Some(a.clone()));
+
+        // A conflict carries the stored struct as its row.
+        let err = store.put(&mut stale.clone()).await.unwrap_err();
+        let Error::ConcurrentModification { expected: 1, actual: Some(3), current: Some(row), .. } = err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(versioned::Entity::from_row(row).ok(), Some(a.clone()));
+
+        // A read-only transaction keeps the struct as it was while a put replaces it.
+        let (seen_before, seen_after) = store
+            .read_transaction({
+                let (store, mut a) = (store.clone(), a.clone());
+                move |tx| async move {
+                    let before = tx.get::<Account>(&1).await?;
+                    a.balance = 13;
+                    tokio::spawn(async move { store.put(&mut a).await }).await.expect("writer")?;
+                    Ok((before, tx.get::<Account>(&1).await?))
+                }
+            })
+            .await
+            .unwrap();
+        assert_eq!(seen_before.map(|a| a.balance), Some(12));
+        assert_eq!(seen_after.map(|a| a.balance), Some(12));
+        a = store.get::<Account>(&1).await.unwrap().unwrap();
+        assert_eq!((a.balance, a.version), (13, 4));
+
+        // A patch and a transaction read and write the struct stored as a value.
+        store.patch::<Account>(&1, AccountPatch::default().balance(20), Check::Version(4)).await.unwrap();
+        store
+            .transaction(|tx| async move {
+                let mut a = tx.get::<Account>(&1).await?.expect("present");
+                a.balance += 1;
+                tx.put(&mut a).await
+            })
+            .await
+            .unwrap();
+        a = store.get::<Account>(&1).await.unwrap().unwrap();
+        assert_eq!((a.balance, a.version), (21, 6));
+
+        // A record locked by a transaction: the put waits for the lock, then writes.
+        let (locked, release) = tokio::sync::oneshot::channel();
+        let holder = tokio::spawn({
+            let store = store.clone();
+            async move {
+                store
+                    .transaction(|tx| async move {
+                        tx.get_for_update_with::<Account>(&1, LockWait::NoWait).await?;
+                        let _ = locked.send(());
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        Ok(())
+                    })
+                    .await
+            }
+        });
+        release.await.unwrap();
+        let started = std::time::Instant::now();
+        a.balance = 22;
+        store.put(&mut a).await.unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(50), "the put waited for the record's lock");
+        holder.await.unwrap().unwrap();
+        assert_eq!(store.get::<Account>(&1).await.unwrap().map(|a| (a.balance, a.version)), Some((22, 7)));
+
+        // Not `Clone`: stored as a row, same rules.
+        #[derive(Versioned, Debug, PartialEq)]
+        struct Plain {
+            #[key]
+            id: i64,
+            n: i64,
+            #[version]
+            version: u64,
+        }
+        store.create_table::<Plain>().await.unwrap();
+        let mut p = Plain { id: 1, n: 0, version: 0 };
+        store.insert(&mut p).await.unwrap();
+        p.n = 1;
+        store.put(&mut p).await.unwrap();
+        assert_eq!(store.get::<Plain>(&1).await.unwrap(), Some(Plain { id: 1, n: 1, version: 2 }));
+    }
+
     /// The derive's helpers take a store behind `Arc` or a reference as they take the store.
     #[tokio::test]
     async fn helpers_take_a_shared_or_borrowed_store() {

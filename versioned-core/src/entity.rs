@@ -78,6 +78,19 @@ impl TableDef {
         }
     }
 
+    /// Whether the store sets or keeps a timestamp of the table (`created_at`, `updated_at`).
+    pub const fn has_timestamps(&self) -> bool {
+        // A loop, not an iterator, so that it can be evaluated at compile time.
+        let mut i = 0;
+        while i < self.columns.len() {
+            if matches!(self.columns[i].role, ColumnRole::CreatedAt | ColumnRole::UpdatedAt) {
+                return true;
+            }
+            i += 1;
+        }
+        false
+    }
+
     /// The index of the column with `role`, if the table has one.
     pub fn column_with(&self, role: ColumnRole) -> Option<usize> {
         self.columns.iter().position(|c| c.role == role)
@@ -123,6 +136,12 @@ pub trait Entity: Sized + Send + Sync + 'static {
 
     /// The record from a row; `Error::Decode` names the column that does not fit.
     fn from_row(row: Row) -> Result<Self, Error>;
+
+    /// A copy of the record, when its type is `Clone` (the derive decides). A backend that keeps
+    /// records as values stores the copy itself instead of a row.
+    fn copy(&self) -> Option<Self> {
+        None
+    }
 }
 
 /// Decodes a stored value into a field for column `index`.

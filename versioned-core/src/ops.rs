@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::lock::LockWait;
 use crate::patch::{ChangeValue, Check, Patch, merge_json};
 use crate::retry::RetryPolicy;
-use crate::storage::{RowAccess, StorageTransaction, WriteOutcome};
+use crate::storage::{RowAccess, StorageTransaction, TypedWrite, WriteOutcome};
 use crate::value::{Field, KeyFor, Row, Value, VersionField};
 
 fn key_value<T: Entity>(key: &(impl KeyFor<T::Key> + ?Sized)) -> Result<Value> {
@@ -111,11 +111,44 @@ pub async fn get_with_version<T: Entity, A: RowAccess>(
 /// See [`Store::put`](crate::Store::put).
 pub async fn put<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()> {
     let table = T::TABLE;
-    let stamps = stamps(table, false)?;
-    let (row, expected) = next_row(t, &stamps)?;
+    let (row, expected, stamps) = if !const { T::TABLE.has_timestamps() }
+        && access.keeps_values()
+        && let Some(copy) = t.copy()
+    {
+        match put_value(access, t, copy)? {
+            None => return Ok(()),
+            Some((row, expected)) => (row, expected, Vec::new()),
+        }
+    } else {
+        let stamps = stamps(table, false)?;
+        let (row, expected) = next_row(t, &stamps)?;
+        (row, expected, stamps)
+    };
     match access.update(table, row, expected).await? {
         WriteOutcome::Applied => settle_put(t, &stamps),
         WriteOutcome::Rejected { current } => Err(conflict::<T>(key_value::<T>(t.key())?, expected, current)?),
+    }
+}
+
+/// [`put`] of a record without timestamps, offering the backend `copy` (a copy of `t`) to store
+/// as it is, without an await. `Ok(None)`: written, and `t` is at its new version. `Ok(Some(row))`:
+/// the backend declined; `row` is what the row path writes.
+fn put_value<T: Entity, A: RowAccess>(access: &A, t: &mut T, mut copy: T) -> Result<Option<(Row, u64)>> {
+    let table = T::TABLE;
+    let expected = version_u64(t)?;
+    if expected >= table.version_max {
+        return Err(Error::VersionOverflow { table: table.name, key: key_value::<T>(t.key())?, version: expected });
+    }
+    let next = to_field::<T>(expected + 1)?;
+    copy.set_version(next);
+    let key = key_value::<T>(t.key())?;
+    match access.update_value(table, &key, copy, expected)? {
+        TypedWrite::Decided(WriteOutcome::Applied) => {
+            t.set_version(next);
+            Ok(None)
+        }
+        TypedWrite::Decided(WriteOutcome::Rejected { current }) => Err(conflict::<T>(key, expected, current)?),
+        TypedWrite::Declined(copy) => Ok(Some((copy.to_row()?, expected))),
     }
 }
 

@@ -199,6 +199,13 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
                     ::core::result::Result::Ok(__v::Row::new(::std::vec![#(#encodes),*]))
                 }
 
+                fn copy(&self) -> ::core::option::Option<Self> {
+                    // A clone if the struct is `Clone`, `None` otherwise (see `versioned_core::copy`).
+                    #[allow(unused_imports)]
+                    use __v::copy::{CopyByClone as _, NoCopy as _};
+                    (&__v::copy::Copier(self)).copy()
+                }
+
                 fn from_row(row: __v::Row) -> ::core::result::Result<Self, __v::Error> {
                     let mut __values = __v::row_values(Self::TABLE, row)?;
                     ::core::result::Result::Ok(Self { #(#decodes),* })

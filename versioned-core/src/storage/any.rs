@@ -7,8 +7,8 @@ use super::mysql::{MysqlStorage, MysqlTransaction};
 use super::postgres::{PostgresStorage, PostgresTransaction};
 #[cfg(feature = "sqlite")]
 use super::sqlite::{SqliteStorage, SqliteTransaction};
-use super::{RowAccess, SavepointStep, Storage, StorageTransaction, WriteOutcome};
-use crate::entity::TableDef;
+use super::{RowAccess, SavepointStep, Storage, StorageTransaction, TypedWrite, WriteOutcome};
+use crate::entity::{Entity, TableDef};
 use crate::error::{Error, Result};
 use crate::lock::LockWait;
 use crate::store::Store;
@@ -121,6 +121,20 @@ macro_rules! delegate_row_access {
 
             async fn update(&self, table: &'static TableDef, row: Row, expected: u64) -> Result<WriteOutcome> {
                 each!(self, $ty, s => s.update(table, row, expected).await)
+            }
+
+            fn keeps_values(&self) -> bool {
+                each!(self, $ty, s => s.keeps_values())
+            }
+
+            fn update_value<T: Entity>(
+                &self,
+                table: &'static TableDef,
+                key: &Value,
+                copy: T,
+                expected: u64,
+            ) -> Result<TypedWrite<T>> {
+                each!(self, $ty, s => s.update_value(table, key, copy, expected))
             }
 
             async fn upsert(&self, table: &'static TableDef, row: Row) -> Result<Option<u64>> {

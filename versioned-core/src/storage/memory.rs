@@ -8,19 +8,26 @@
 //! they looked at, and at commit validate those versions and apply all writes in one critical
 //! section. `fetch_for_update` takes a per-record lock that other writers wait for.
 //!
-//! Each table is shared copy-on-write (`Arc`): a read-only transaction keeps the tables as they were
-//! when it began, and a writer copies a table only while such a snapshot of it is alive.
+//! A read-only transaction reads a copy of each table as it was when the transaction began. The
+//! copy is made once per table between two writes and shared by the read-only transactions that
+//! begin in that time, so writers never pay for snapshots (no copy-on-write, no shared counts).
+//!
+//! A checked `put` of a `Clone` struct without timestamps stores the struct itself, not a row,
+//! and the next such put overwrites it in place; every other operation reads it as a row.
 
-use std::collections::{BTreeMap, HashMap};
+use std::any::Any;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::OwnedMutexGuard;
 
-use super::{RowAccess, SavepointStep, Storage, StorageTransaction, WriteOutcome};
-use crate::entity::{ColumnRole, TableDef};
+use super::{RowAccess, SavepointStep, Storage, StorageTransaction, TypedWrite, WriteOutcome};
+use crate::entity::{ColumnRole, Entity, TableDef};
 use crate::error::{Error, Result, StorageError};
 use crate::lock::LockWait;
-use crate::value::{Row, Value};
+use crate::value::{Row, Value, VersionField};
 
 /// A key as the memory backend orders it: the subset of [`Value`] that can be a key.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -31,6 +38,7 @@ enum KeyRepr {
 }
 
 impl KeyRepr {
+    #[inline]
     fn of(table: &TableDef, key: &Value) -> Result<Self> {
         match key {
             Value::Int(i) => Ok(KeyRepr::Int(*i)),
@@ -51,15 +59,82 @@ impl KeyRepr {
 
 /// A record's address: table name and key.
 type RecordId = (&'static str, KeyRepr);
-type Table = BTreeMap<KeyRepr, Row>;
+/// Keys hash with foldhash, seeded per table: SipHash (std's default) would cost more than the
+/// rest of a lookup, and foldhash's random seed still keeps chosen keys from colliding at will.
+type Table = HashMap<KeyRepr, Stored, foldhash::fast::RandomState>;
+/// A table as a read-only transaction sees it.
+type Snapshot = Arc<HashMap<KeyRepr, Row, foldhash::fast::RandomState>>;
+
+/// A stored record: a row, as the row operations write them, or the struct itself, as a checked
+/// put of a `Clone` struct without audit fields stores it (no conversion to a row, and the next
+/// such put overwrites it in place). Either reads back as a row.
+enum Stored {
+    Row(Row),
+    Value(Box<dyn StoredValue>),
+}
+
+/// A struct kept as a value: what the backend needs of it without knowing its type.
+trait StoredValue: Send + Sync {
+    fn to_row(&self) -> Result<Row>;
+    fn version(&self) -> Option<u64>;
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+}
+
+impl<T: Entity> StoredValue for T {
+    fn to_row(&self) -> Result<Row> {
+        Entity::to_row(self)
+    }
+
+    fn version(&self) -> Option<u64> {
+        Entity::version(self).to_u64()
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+impl Stored {
+    /// The record as a row: borrowed if it is one.
+    fn row(&self) -> Result<Cow<'_, Row>> {
+        match self {
+            Stored::Row(row) => Ok(Cow::Borrowed(row)),
+            Stored::Value(value) => value.to_row().map(Cow::Owned),
+        }
+    }
+
+    fn to_row(&self) -> Result<Row> {
+        self.row().map(Cow::into_owned)
+    }
+
+    fn version(&self, table: &'static TableDef) -> Result<u64> {
+        match self {
+            Stored::Row(row) => table.version_of(row),
+            // A stored struct was written at a version the store counted, never negative.
+            Stored::Value(value) => value
+                .version()
+                .ok_or_else(|| Error::decode(table, table.version_column().name, "a version cannot be negative")),
+        }
+    }
+}
+
+impl fmt::Debug for Stored {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Stored::Row(row) => row.fmt(f),
+            Stored::Value(_) => f.write_str("Stored::Value(..)"),
+        }
+    }
+}
 type RecordLock = Arc<tokio::sync::Mutex<()>>;
 
-/// One table: its rows, shared copy-on-write with read-only transactions' snapshots, and the
+/// One table: its rows, the copy read-only transactions share until the next write, and the
 /// locks of the records a transaction has locked with `fetch_for_update` (or once had: entries
 /// stay, an unlocked mutex costs nothing but its slot).
 #[derive(Debug, Default)]
 struct Slot {
-    rows: Arc<Table>,
+    rows: Table,
+    snapshot: Option<Snapshot>,
     locks: HashMap<KeyRepr, RecordLock>,
 }
 
@@ -74,6 +149,7 @@ struct Tables {
 }
 
 impl Tables {
+    #[inline]
     fn slot(&mut self, table: &'static TableDef) -> Result<&mut Slot> {
         let address = std::ptr::from_ref(table) as usize;
         let index = match self.by_def.iter().find(|(a, _)| *a == address) {
@@ -96,8 +172,30 @@ impl Tables {
     }
 
     /// Every table's rows as they are now: one `Arc` per table.
-    fn snapshot(&self) -> HashMap<&'static str, Arc<Table>> {
-        self.by_name.iter().map(|(name, index)| (*name, Arc::clone(&self.slots[*index].rows))).collect()
+    fn snapshot(&mut self) -> Result<HashMap<&'static str, Snapshot>> {
+        let mut tables = HashMap::with_capacity(self.by_name.len());
+        for (name, index) in &self.by_name {
+            tables.insert(*name, self.slots[*index].snapshot()?);
+        }
+        Ok(tables)
+    }
+}
+
+impl Slot {
+    /// The rows, to change: the shared snapshot no longer matches them.
+    #[inline]
+    fn rows_mut(&mut self) -> &mut Table {
+        self.snapshot = None;
+        &mut self.rows
+    }
+
+    /// The rows as they are now, copied once between two writes.
+    fn snapshot(&mut self) -> Result<Snapshot> {
+        if let Some(snapshot) = &self.snapshot {
+            return Ok(Arc::clone(snapshot));
+        }
+        let rows = self.rows.iter().map(|(key, stored)| Ok((key.clone(), stored.to_row()?))).collect::<Result<_>>()?;
+        Ok(Arc::clone(self.snapshot.insert(Arc::new(rows))))
     }
 }
 
@@ -118,6 +216,7 @@ pub struct MemoryStorage {
 /// A panic while this lock is held cannot leave its data half-changed: every mutation is a
 /// single map insert or remove after all checks (commit applies a prepared list). So a poisoned
 /// lock still guards sound data.
+#[inline]
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -197,25 +296,28 @@ enum Written {
 /// Applies `decision` (made from `stored`) to the entry of one record. The entry is the one map
 /// search of the write.
 fn apply(
-    entry: std::collections::btree_map::Entry<'_, KeyRepr, Row>,
+    entry: std::collections::hash_map::Entry<'_, KeyRepr, Stored>,
     decide: impl FnOnce(Option<&Row>) -> Result<Decision>,
 ) -> Result<Written> {
-    use std::collections::btree_map::Entry;
+    use std::collections::hash_map::Entry;
     Ok(match entry {
-        Entry::Occupied(mut stored) => match decide(Some(stored.get()))? {
-            None => Written::Refused(Some(stored.get().clone())),
-            Some(Some(row)) => {
-                stored.insert(row);
-                Written::Done
+        Entry::Occupied(mut stored) => {
+            let row = stored.get().row()?;
+            match decide(Some(&row))? {
+                None => Written::Refused(Some(row.into_owned())),
+                Some(Some(new)) => {
+                    stored.insert(Stored::Row(new));
+                    Written::Done
+                }
+                Some(None) => {
+                    stored.remove();
+                    Written::Done
+                }
             }
-            Some(None) => {
-                stored.remove();
-                Written::Done
-            }
-        },
+        }
         Entry::Vacant(vacant) => match decide(None)? {
             Some(Some(row)) => {
-                vacant.insert(row);
+                vacant.insert(Stored::Row(row));
                 Written::Done
             }
             _ => Written::Refused(None),
@@ -226,8 +328,10 @@ fn apply(
 /// The row operations, each as one decision: implemented once for both the autocommit storage
 /// and its transactions, which differ only in how they read and apply a decision.
 macro_rules! row_access_via_decisions {
-    ($ty:ty) => {
+    ($ty:ty $(; $($extra:tt)*)?) => {
         impl RowAccess for $ty {
+            $($($extra)*)?
+
             async fn fetch(&self, table: &'static TableDef, key: &Value) -> Result<Option<Row>> {
                 self.read(table, KeyRepr::of(table, key)?)
             }
@@ -306,7 +410,7 @@ impl From<Written> for WriteOutcome {
 
 impl MemoryStorage {
     fn read(&self, table: &'static TableDef, key: KeyRepr) -> Result<Option<Row>> {
-        Ok(lock(&self.tables).slot(table)?.rows.get(&key).cloned())
+        lock(&self.tables).slot(table)?.rows.get(&key).map(Stored::to_row).transpose()
     }
 
     /// Decides and applies one write in a single critical section, once no transaction holds the
@@ -329,7 +433,7 @@ impl MemoryStorage {
                     free => {
                         // Held (if the record has a lock) until the write is applied.
                         let _guard = free.and_then(Result::ok);
-                        return apply(Arc::make_mut(&mut slot.rows).entry(key), decide);
+                        return apply(slot.rows_mut().entry(key), decide);
                     }
                 }
             };
@@ -339,7 +443,66 @@ impl MemoryStorage {
     }
 }
 
-row_access_via_decisions!(MemoryStorage);
+row_access_via_decisions!(MemoryStorage;
+    fn keeps_values(&self) -> bool {
+        true
+    }
+
+    fn update_value<T: Entity>(
+        &self,
+        table: &'static TableDef,
+        key: &Value,
+        copy: T,
+        expected: u64,
+    ) -> Result<TypedWrite<T>> {
+        self.update_value_now(table, key, copy, expected)
+    }
+);
+
+impl MemoryStorage {
+    /// [`RowAccess::update_value`]: the check and the write in one critical section, the struct
+    /// stored as it is (overwriting the stored one in place when it is of the same type).
+    fn update_value_now<T: Entity>(
+        &self,
+        table: &'static TableDef,
+        key: &Value,
+        copy: T,
+        expected: u64,
+    ) -> Result<TypedWrite<T>> {
+        let key = KeyRepr::of(table, key)?;
+        let mut tables = lock(&self.tables);
+        let slot = tables.slot(table)?;
+        // Held (if the record has a lock) until the write is applied; a transaction holding it
+        // makes the caller take the row path, which waits.
+        let _guard = match slot.locks.get(&key).map(|r| Arc::clone(r).try_lock_owned()) {
+            Some(Err(_)) => return Ok(TypedWrite::Declined(copy)),
+            free => free.and_then(Result::ok),
+        };
+        let Some(stored) = slot.rows_mut().get_mut(&key) else {
+            return Ok(TypedWrite::Decided(WriteOutcome::Rejected { current: None }));
+        };
+        // The same struct: checked and overwritten in place.
+        // A replaced record is freed after the lock is released.
+        if let Stored::Value(value) = stored
+            && let Some(value) = value.as_any_mut().downcast_mut::<T>()
+        {
+            if Entity::version(value).to_u64() != Some(expected) {
+                return Ok(TypedWrite::Decided(WriteOutcome::Rejected { current: Some(Entity::to_row(value)?) }));
+            }
+            let replaced = std::mem::replace(value, copy);
+            drop(tables);
+            drop(replaced);
+            return Ok(TypedWrite::Decided(WriteOutcome::Applied));
+        }
+        if stored.version(table)? != expected {
+            return Ok(TypedWrite::Decided(WriteOutcome::Rejected { current: Some(stored.to_row()?) }));
+        }
+        let replaced = std::mem::replace(stored, Stored::Value(Box::new(copy)));
+        drop(tables);
+        drop(replaced);
+        Ok(TypedWrite::Decided(WriteOutcome::Applied))
+    }
+}
 
 impl Storage for MemoryStorage {
     type Transaction = MemoryTransaction;
@@ -354,7 +517,7 @@ impl Storage for MemoryStorage {
     }
 
     async fn begin_read_only(&self) -> Result<MemoryTransaction> {
-        let snapshot = lock(&self.tables).snapshot();
+        let snapshot = lock(&self.tables).snapshot()?;
         Ok(MemoryTransaction { store: self.clone(), snapshot: Some(snapshot), state: Mutex::default() })
     }
 
@@ -368,7 +531,7 @@ impl Storage for MemoryStorage {
 pub struct MemoryTransaction {
     store: MemoryStorage,
     /// A read-only transaction's tables, as they were when it began.
-    snapshot: Option<HashMap<&'static str, Arc<Table>>>,
+    snapshot: Option<HashMap<&'static str, Snapshot>>,
     state: Mutex<TxState>,
 }
 
@@ -397,7 +560,7 @@ impl MemoryTransaction {
         if let Some(snapshot) = &self.snapshot {
             return Ok(snapshot.get(table.name).ok_or_else(|| no_table(table))?.get(&id.1).cloned());
         }
-        let committed = lock(&self.store.tables).slot(table)?.rows.get(&id.1).cloned();
+        let committed = lock(&self.store.tables).slot(table)?.rows.get(&id.1).map(Stored::to_row).transpose()?;
         let version = committed.as_ref().map(|r| table.version_of(r)).transpose()?;
         state.read.entry(id.clone()).or_insert((table, version));
         Ok(committed)
@@ -495,7 +658,7 @@ impl StorageTransaction for MemoryTransaction {
         for ((_, key), (table, seen)) in &state.read {
             let slot = tables.slot(table)?;
             let stored = slot.rows.get(key);
-            let now = stored.map(|r| table.version_of(r)).transpose()?;
+            let now = stored.map(|r| r.version(table)).transpose()?;
             if now != *seen {
                 // Versions start at 1, so `expected: 0` says the transaction saw no record.
                 return Err(Error::ConcurrentModification {
@@ -503,15 +666,15 @@ impl StorageTransaction for MemoryTransaction {
                     key: key.value(),
                     expected: seen.unwrap_or(0),
                     actual: now,
-                    current: stored.cloned(),
+                    current: stored.map(Stored::to_row).transpose()?,
                 });
             }
         }
         for ((_, key), (table, row)) in state.written.drain() {
             // Every write went through `seen`, which found its table; tables are never dropped.
-            let rows = Arc::make_mut(&mut tables.slot(table)?.rows);
+            let rows = tables.slot(table)?.rows_mut();
             match row {
-                Some(row) => rows.insert(key, row),
+                Some(row) => rows.insert(key, Stored::Row(row)),
                 None => rows.remove(&key),
             };
         }

@@ -10,7 +10,7 @@
 
 use std::future::Future;
 
-use crate::entity::TableDef;
+use crate::entity::{Entity, TableDef};
 use crate::error::Result;
 use crate::lock::LockWait;
 use crate::value::{Row, Value};
@@ -37,6 +37,15 @@ pub enum WriteOutcome {
         /// The stored row, if any.
         current: Option<Row>,
     },
+}
+
+/// What [`RowAccess::update_value`] did with the record it was offered.
+#[derive(Debug)]
+pub enum TypedWrite<T> {
+    /// Decided: written, or refused with the stored row.
+    Decided(WriteOutcome),
+    /// Not taken: the caller writes the record as a row.
+    Declined(T),
 }
 
 /// A step of a savepoint inside a transaction: see [`StorageTransaction::savepoint`].
@@ -103,6 +112,30 @@ pub trait RowAccess: Send + Sync {
         columns: &[(usize, Value)],
         expected: u64,
     ) -> impl Future<Output = Result<WriteOutcome>> + Send;
+
+    /// Whether [`update_value`](Self::update_value) may take records (false by default): the
+    /// caller makes a copy to offer only then.
+    fn keeps_values(&self) -> bool {
+        false
+    }
+
+    /// A checked update of `copy` (the record with key `key`, already at version `expected + 1`), stored as the
+    /// value itself rather than as a row, for backends that keep records in memory. Same rule as
+    /// [`update`](Self::update). The caller offers it only for tables without audit columns and
+    /// types that can be copied (see [`Entity::copy`](crate::Entity::copy)). A backend that does
+    /// not keep values, or cannot decide at once (a lock to wait for), returns
+    /// [`TypedWrite::Declined`] with the copy, and the caller writes the row instead; that is the
+    /// default.
+    fn update_value<T: Entity>(
+        &self,
+        table: &'static TableDef,
+        key: &Value,
+        copy: T,
+        expected: u64,
+    ) -> Result<TypedWrite<T>> {
+        let _ = (table, key, expected);
+        Ok(TypedWrite::Declined(copy))
+    }
 
     /// Checked updates of many rows, each `(row, expected)` as in [`update`](Self::update); the
     /// outcome of each, in order. The batch is not atomic by itself: callers run it inside a
