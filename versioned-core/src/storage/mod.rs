@@ -122,7 +122,7 @@ pub trait RowAccess: Send + Sync {
     /// A checked update of `copy` (the record with key `key`, already at version `expected + 1`), stored as the
     /// value itself rather than as a row, for backends that keep records in memory. Same rule as
     /// [`update`](Self::update). The caller offers it only for tables without audit columns and
-    /// types that can be copied (see [`Entity::copy`](crate::Entity::copy)). A backend that does
+    /// types that can be copied (see [`Entity::copy`]). A backend that does
     /// not keep values, or cannot decide at once (a lock to wait for), returns
     /// [`TypedWrite::Declined`] with the copy, and the caller writes the row instead; that is the
     /// default.
