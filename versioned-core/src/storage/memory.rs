@@ -469,7 +469,11 @@ impl MemoryStorage {
         copy: T,
         expected: u64,
     ) -> Result<TypedWrite<T>> {
-        let key = KeyRepr::of(table, key)?;
+        // Integer keys built in place: through `KeyRepr::of`'s `Result` they cost a stall.
+        let key = match key {
+            Value::Int(i) => KeyRepr::Int(*i),
+            other => KeyRepr::of(table, other)?,
+        };
         let mut tables = lock(&self.tables);
         let slot = tables.slot(table)?;
         // Held (if the record has a lock) until the write is applied; a transaction holding it
