@@ -1,6 +1,7 @@
-//! `#[derive(Versioned)]`: the derive macro of the [`versioned`](https://docs.rs/versioned) crate.
+//! `#[derive(Versioned)]`: the derive macro of the [`versioned-store`](https://docs.rs/versioned-store)
+//! crate (imported as `versioned`).
 //!
-//! Use it through `versioned`, which re-exports it with the runtime it generates code for. The
+//! Use it through `versioned-store`, which re-exports it with the runtime it generates code for. The
 //! macro works in three steps, one module each: `ast` parses the struct and its attributes into
 //! a model, `check` validates the model, `expand` generates the `Entity` implementation.
 //! Errors of all three steps are gathered in one `ctxt::Ctxt` and reported together, each
