@@ -2,6 +2,7 @@
 //! (`versioned_core::conformance`), and a model-based property test of the same table.
 
 mod model;
+mod observe;
 
 mod memory {
     versioned_core::conformance_tests!(|| async { Some(versioned::Store::memory()) });

@@ -20,6 +20,7 @@ pub mod copy;
 mod entity;
 mod error;
 mod lock;
+mod observe;
 pub mod ops;
 mod patch;
 mod retry;

@@ -6,10 +6,23 @@
 use crate::entity::{ColumnRole, Entity, TableDef, decode_json, encode_json};
 use crate::error::{Error, Result};
 use crate::lock::LockWait;
+use crate::observe::{Kind, Op, observed};
 use crate::patch::{ChangeValue, Check, Patch, merge_json};
 use crate::retry::RetryPolicy;
 use crate::storage::{RowAccess, StorageTransaction, TypedWrite, WriteOutcome};
 use crate::value::{Field, KeyFor, Row, Value, VersionField};
+
+/// The outcome of a write that was applied, for [`Op::run`]: one record.
+const APPLIED: (&str, u64) = ("applied", 1);
+/// The outcome of a read that found its record.
+const FOUND: (&str, u64) = ("found", 0);
+/// The outcome of an operation that found no record.
+const NOT_FOUND: (&str, u64) = ("not found", 0);
+
+/// The outcome of a read that may find nothing.
+fn found<T>(t: &Option<T>) -> (&'static str, u64) {
+    if t.is_some() { FOUND } else { NOT_FOUND }
+}
 
 fn key_value<T: Entity>(key: &(impl KeyFor<T::Key> + ?Sized)) -> Result<Value> {
     key.key_value().map_err(|reason| Error::encode(T::TABLE, T::TABLE.key, reason))
@@ -75,6 +88,15 @@ fn conflict<T: Entity>(key: Value, expected: u64, current: Option<Row>) -> Resul
 
 /// See [`Store::insert`](crate::Store::insert).
 pub async fn insert<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()> {
+    observed!(
+        Op::start("insert", T::TABLE, || key_value::<T>(t.key()).ok()),
+        Kind::Write,
+        |_| APPLIED,
+        insert_inner::<T, _>(access, t)
+    )
+}
+
+async fn insert_inner<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()> {
     let table = T::TABLE;
     let stamps = stamps(table, true)?;
     if access.insert(table, first_row(t, &stamps)?).await? {
@@ -86,12 +108,34 @@ pub async fn insert<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()
 
 /// See [`Store::get`](crate::Store::get).
 pub async fn get<T: Entity, A: RowAccess>(access: &A, key: &(impl KeyFor<T::Key> + ?Sized)) -> Result<Option<T>> {
+    observed!(
+        Op::start("get", T::TABLE, || key_value::<T>(key).ok()),
+        Kind::Read,
+        found,
+        get_inner::<T, _>(access, key)
+    )
+}
+
+async fn get_inner<T: Entity, A: RowAccess>(access: &A, key: &(impl KeyFor<T::Key> + ?Sized)) -> Result<Option<T>> {
     let key = key_value::<T>(key)?;
     access.fetch(T::TABLE, &key).await?.map(decode_row).transpose()
 }
 
 /// See [`Store::get_with_version`](crate::Store::get_with_version).
 pub async fn get_with_version<T: Entity, A: RowAccess>(
+    access: &A,
+    key: &(impl KeyFor<T::Key> + ?Sized),
+    version: T::Version,
+) -> Result<T> {
+    observed!(
+        Op::start("get_with_version", T::TABLE, || key_value::<T>(key).ok()),
+        Kind::Read,
+        |_| FOUND,
+        get_with_version_inner::<T, _>(access, key, version)
+    )
+}
+
+async fn get_with_version_inner<T: Entity, A: RowAccess>(
     access: &A,
     key: &(impl KeyFor<T::Key> + ?Sized),
     version: T::Version,
@@ -110,6 +154,15 @@ pub async fn get_with_version<T: Entity, A: RowAccess>(
 
 /// See [`Store::put`](crate::Store::put).
 pub async fn put<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()> {
+    observed!(
+        Op::start("put", T::TABLE, || key_value::<T>(t.key()).ok()),
+        Kind::Write,
+        |_| APPLIED,
+        put_inner::<T, _>(access, t)
+    )
+}
+
+async fn put_inner<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()> {
     let table = T::TABLE;
     let (row, expected, stamps) = if !const { T::TABLE.has_timestamps() }
         && access.keeps_values()
@@ -193,10 +246,19 @@ fn settle_insert<T: Entity>(t: &mut T, stamps: &[(usize, Value)]) -> Result<()> 
 /// check is the write's own: an insert that finds the key taken is the conflict (the stored record
 /// is read only to describe it).
 pub async fn save<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()> {
+    observed!(
+        Op::start("save", T::TABLE, || key_value::<T>(t.key()).ok()),
+        Kind::Write,
+        |_| APPLIED,
+        save_inner::<T, _>(access, t)
+    )
+}
+
+async fn save_inner<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()> {
     if version_u64(t)? != 0 {
-        return put(access, t).await;
+        return put_inner::<T, _>(access, t).await;
     }
-    match insert(access, t).await {
+    match insert_inner::<T, _>(access, t).await {
         Err(Error::AlreadyExists { key, .. }) => {
             let current = access.fetch(T::TABLE, &key).await?;
             Err(conflict::<T>(key, 0, current)?)
@@ -207,6 +269,15 @@ pub async fn save<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()> 
 
 /// See [`Store::refresh`](crate::Store::refresh).
 pub async fn refresh<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()> {
+    observed!(
+        Op::start("refresh", T::TABLE, || key_value::<T>(t.key()).ok()),
+        Kind::Read,
+        |_| FOUND,
+        refresh_inner::<T, _>(access, t)
+    )
+}
+
+async fn refresh_inner<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()> {
     let key = key_value::<T>(t.key())?;
     match access.fetch(T::TABLE, &key).await? {
         Some(row) => {
@@ -219,6 +290,15 @@ pub async fn refresh<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<(
 
 /// See [`Store::put_unchecked`](crate::Store::put_unchecked).
 pub async fn put_unchecked<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()> {
+    observed!(
+        Op::start("put_unchecked", T::TABLE, || key_value::<T>(t.key()).ok()),
+        Kind::Write,
+        |_| APPLIED,
+        put_unchecked_inner::<T, _>(access, t)
+    )
+}
+
+async fn put_unchecked_inner<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()> {
     let table = T::TABLE;
     let mut row = t.to_row()?;
     // The creation time is used only if the record is new: an update keeps the stored one.
@@ -243,6 +323,15 @@ pub async fn put_unchecked<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Re
 
 /// See [`Store::delete`](crate::Store::delete).
 pub async fn delete<T: Entity, A: RowAccess>(access: &A, t: &T) -> Result<()> {
+    observed!(
+        Op::start("delete", T::TABLE, || key_value::<T>(t.key()).ok()),
+        Kind::Write,
+        |_| APPLIED,
+        delete_inner::<T, _>(access, t)
+    )
+}
+
+async fn delete_inner<T: Entity, A: RowAccess>(access: &A, t: &T) -> Result<()> {
     let expected = version_u64(t)?;
     let key = key_value::<T>(t.key())?;
     match access.delete(T::TABLE, &key, Some(expected)).await? {
@@ -253,6 +342,18 @@ pub async fn delete<T: Entity, A: RowAccess>(access: &A, t: &T) -> Result<()> {
 
 /// See [`Store::delete_unchecked`](crate::Store::delete_unchecked).
 pub async fn delete_unchecked<T: Entity, A: RowAccess>(
+    access: &A,
+    key: &(impl KeyFor<T::Key> + ?Sized),
+) -> Result<bool> {
+    observed!(
+        Op::start("delete_unchecked", T::TABLE, || key_value::<T>(key).ok()),
+        Kind::Write,
+        |deleted| if *deleted { APPLIED } else { NOT_FOUND },
+        delete_unchecked_inner::<T, _>(access, key)
+    )
+}
+
+async fn delete_unchecked_inner<T: Entity, A: RowAccess>(
     access: &A,
     key: &(impl KeyFor<T::Key> + ?Sized),
 ) -> Result<bool> {
@@ -281,6 +382,20 @@ pub async fn patch<T: Entity, A: RowAccess>(
     patch: T::Patch,
     check: Check<T::Version>,
 ) -> Result<T> {
+    observed!(
+        Op::start("patch", T::TABLE, || key_value::<T>(key).ok()),
+        Kind::Write,
+        |_| APPLIED,
+        patch_inner::<T, _>(access, key, patch, check)
+    )
+}
+
+async fn patch_inner<T: Entity, A: RowAccess>(
+    access: &A,
+    key: &(impl KeyFor<T::Key> + ?Sized),
+    patch: T::Patch,
+    check: Check<T::Version>,
+) -> Result<T> {
     let table = T::TABLE;
     let key = key_value::<T>(key)?;
     let expected = match check {
@@ -288,7 +403,7 @@ pub async fn patch<T: Entity, A: RowAccess>(
         Check::Unchecked => None,
     };
     let changes = patch.into_changes()?;
-    let mut attempts = RetryPolicy::attempts(100).start();
+    let mut attempts = RetryPolicy::attempts(100).start("patch");
     loop {
         let Some(stored) = access.fetch(table, &key).await? else {
             return Err(rejected::<T>(None, key, expected)?);
@@ -350,6 +465,15 @@ fn rejected<T: Entity>(current: Option<Row>, key: Value, expected: Option<u64>) 
 
 /// See [`Store::touch`](crate::Store::touch).
 pub async fn touch<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()> {
+    observed!(
+        Op::start("touch", T::TABLE, || key_value::<T>(t.key()).ok()),
+        Kind::Write,
+        |_| APPLIED,
+        touch_inner::<T, _>(access, t)
+    )
+}
+
+async fn touch_inner<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()> {
     let table = T::TABLE;
     let expected = version_u64(t)?;
     let key = key_value::<T>(t.key())?;
@@ -368,6 +492,19 @@ pub async fn touch<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()>
 
 /// See [`Transaction::get_for_update`](crate::Transaction::get_for_update).
 pub async fn get_for_update<T: Entity, X: StorageTransaction>(
+    tx: &X,
+    key: &(impl KeyFor<T::Key> + ?Sized),
+    wait: LockWait,
+) -> Result<Option<T>> {
+    observed!(
+        Op::start("get_for_update", T::TABLE, || key_value::<T>(key).ok()),
+        Kind::Read,
+        found,
+        get_for_update_inner::<T, _>(tx, key, wait)
+    )
+}
+
+async fn get_for_update_inner<T: Entity, X: StorageTransaction>(
     tx: &X,
     key: &(impl KeyFor<T::Key> + ?Sized),
     wait: LockWait,
@@ -406,6 +543,16 @@ pub fn put_rows<T: Entity>(ts: &[T]) -> Result<(Vec<(Row, u64)>, Stamps)> {
 /// Writes the rows of [`put_rows`] with checked updates; every refused record is reported, in
 /// [`Error::Conflicts`]. The caller runs it in a transaction or savepoint that a refusal rolls back.
 pub async fn update_rows<T: Entity, A: RowAccess>(access: &A, rows: Vec<(Row, u64)>) -> Result<()> {
+    let records = rows.len() as u64;
+    observed!(
+        Op::start("put_all", T::TABLE, || None),
+        Kind::Write,
+        |_| ("applied", records),
+        update_rows_inner::<T, A>(access, rows)
+    )
+}
+
+async fn update_rows_inner<T: Entity, A: RowAccess>(access: &A, rows: Vec<(Row, u64)>) -> Result<()> {
     let keys = rows.iter().map(|(row, e)| Ok((T::TABLE.key_of(row)?.clone(), *e))).collect::<Result<Vec<_>>>()?;
     let outcomes = access.update_many(T::TABLE, rows).await?;
     all_applied::<T>(keys.into_iter().zip(outcomes))
@@ -428,6 +575,16 @@ pub fn insert_rows<T: Entity>(ts: &[T]) -> Result<(Vec<Row>, Stamps)> {
 /// Inserts the rows of [`insert_rows`]; every key already taken is reported as
 /// [`Error::AlreadyExists`] in [`Error::Conflicts`].
 pub async fn insert_new_rows<T: Entity, A: RowAccess>(access: &A, rows: Vec<Row>) -> Result<()> {
+    let records = rows.len() as u64;
+    observed!(
+        Op::start("insert_all", T::TABLE, || None),
+        Kind::Write,
+        |_| ("applied", records),
+        insert_new_rows_inner::<T, A>(access, rows)
+    )
+}
+
+async fn insert_new_rows_inner<T: Entity, A: RowAccess>(access: &A, rows: Vec<Row>) -> Result<()> {
     let keys = rows.iter().map(|row| Ok(T::TABLE.key_of(row)?.clone())).collect::<Result<Vec<_>>>()?;
     let inserted = access.insert_many(T::TABLE, rows).await?;
     let taken: Vec<Error> = keys
@@ -453,6 +610,16 @@ pub fn delete_keys<T: Entity>(ts: &[T]) -> Result<Vec<(Value, u64)>> {
 
 /// Deletes with a check each; every refused record is reported in [`Error::Conflicts`].
 pub async fn delete_rows<T: Entity, A: RowAccess>(access: &A, keys: Vec<(Value, u64)>) -> Result<()> {
+    let records = keys.len() as u64;
+    observed!(
+        Op::start("delete_all", T::TABLE, || None),
+        Kind::Write,
+        |_| ("applied", records),
+        delete_rows_inner::<T, A>(access, keys)
+    )
+}
+
+async fn delete_rows_inner<T: Entity, A: RowAccess>(access: &A, keys: Vec<(Value, u64)>) -> Result<()> {
     let outcomes = access.delete_many(T::TABLE, &keys).await?;
     all_applied::<T>(keys.into_iter().zip(outcomes))
 }

@@ -5,7 +5,10 @@ use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
+use tracing::Instrument;
+
 use crate::error::{Error, Result};
+use crate::observe;
 
 /// Bounded retries with exponential backoff and jitter.
 ///
@@ -92,9 +95,9 @@ impl RetryPolicy {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T>>,
     {
-        let mut attempts = self.start();
+        let mut attempts = self.start("retry");
         loop {
-            match attempt().await {
+            match attempt().instrument(attempts.span()).await {
                 Ok(value) => return Ok(value),
                 Err(err) => attempts.failed(err).await?,
             }
@@ -102,8 +105,9 @@ impl RetryPolicy {
     }
 
     /// Starts counting the attempts of one operation under this policy.
-    pub(crate) fn start(&self) -> Attempts {
-        Attempts { policy: *self, failed: 0 }
+    /// The attempts of `operation` (named in diagnostics) under this policy.
+    pub(crate) fn start(&self, operation: &'static str) -> Attempts {
+        Attempts { policy: *self, operation, failed: 0 }
     }
 }
 
@@ -111,10 +115,16 @@ impl RetryPolicy {
 /// operation's future stays `Send` for `tokio::spawn`.
 pub(crate) struct Attempts {
     policy: RetryPolicy,
+    operation: &'static str,
     failed: u32,
 }
 
 impl Attempts {
+    /// The span of the next attempt: the operations inside it carry its number.
+    pub(crate) fn span(&self) -> tracing::Span {
+        observe::attempt_span(self.operation, self.failed + 1)
+    }
+
     /// Records a failed attempt: waits the backoff and returns `Ok` when another attempt should
     /// follow; otherwise returns the error to give back (unchanged, or in `RetriesExhausted`).
     pub(crate) async fn failed(&mut self, err: Error) -> Result<()> {
@@ -123,9 +133,10 @@ impl Attempts {
             return Err(err);
         }
         if self.failed >= self.policy.max_attempts.max(1) {
+            observe::exhausted(self.operation, self.failed, &err);
             return Err(Error::RetriesExhausted { attempts: self.failed, last: Box::new(err) });
         }
-        tracing::debug!(attempt = self.failed, error = %err, "retrying after a retryable error");
+        observe::retrying(self.operation, self.failed, &err);
         tokio::time::sleep(self.policy.backoff(self.failed)).await;
         Ok(())
     }

@@ -3,9 +3,12 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use tracing::Instrument;
+
 use crate::entity::Entity;
 use crate::error::Result;
 use crate::lock::LockWait;
+use crate::observe::{Kind, Op, observed};
 use crate::ops;
 use crate::patch::Check;
 use crate::retry::RetryPolicy;
@@ -351,11 +354,15 @@ impl<S: Storage> Store<S> {
         Fut: Future<Output = Result<R>> + 'static,
     {
         self.writer(operation)?;
-        let tx = Arc::new(if read_only { self.backend.begin_read_only().await? } else { self.backend.begin().await? });
-        let (handle, committable) = Transaction::new(Arc::clone(&tx), read_only, self.lock_wait);
-        let result = inside(self.backend.identity(), f(handle)).await;
-        let result = result.and_then(|value| committable.check().map(|()| value));
-        finish(reclaim(tx)?, result).await
+        let transaction = async {
+            let tx =
+                Arc::new(if read_only { self.backend.begin_read_only().await? } else { self.backend.begin().await? });
+            let (handle, committable) = Transaction::new(Arc::clone(&tx), read_only, self.lock_wait);
+            let result = inside(self.backend.identity(), f(handle)).await;
+            let result = result.and_then(|value| committable.check().map(|()| value));
+            finish(reclaim(tx)?, result).await
+        };
+        observed!(Op::spanning(operation), Kind::Transaction, |_| ("committed", 0), transaction)
     }
 
     /// [`transaction`](Self::transaction), run again from the start while it fails with a
@@ -367,9 +374,9 @@ impl<S: Storage> Store<S> {
         F: FnMut(Transaction<S>) -> Fut,
         Fut: Future<Output = Result<R>> + 'static,
     {
-        let mut attempts = policy.start();
+        let mut attempts = policy.start("transaction");
         loop {
-            match self.transaction(&mut f).await {
+            match self.transaction(&mut f).instrument(attempts.span()).await {
                 Ok(value) => return Ok(value),
                 Err(err) => attempts.failed(err).await?,
             }
@@ -394,9 +401,9 @@ impl<S: Storage> Store<S> {
         mut f: impl FnMut(&mut T) -> R + Send,
     ) -> Result<R> {
         self.writer("update")?;
-        let mut attempts = policy.start();
+        let mut attempts = policy.start("update");
         loop {
-            match self.update_once(key, &mut f).await {
+            match self.update_once(key, &mut f).instrument(attempts.span()).await {
                 Ok(value) => return Ok(value),
                 Err(err) => attempts.failed(err).await?,
             }

@@ -9,6 +9,7 @@ use std::task::{Context, Poll};
 use crate::entity::Entity;
 use crate::error::{Error, Result, StorageError};
 use crate::lock::LockWait;
+use crate::observe::{Kind, Op, observed};
 use crate::ops;
 use crate::patch::Check;
 use crate::storage::{SavepointStep, Storage, StorageTransaction};
@@ -341,7 +342,7 @@ pub(crate) fn reclaim<X>(tx: Arc<X>) -> Result<X> {
 pub(crate) async fn finish<X: StorageTransaction, R>(tx: X, result: Result<R>) -> Result<R> {
     match result {
         Ok(value) => {
-            Detached::new(tx.commit()).await?;
+            observed!(Op::spanning("commit"), Kind::Read, |_| ("committed", 0), Detached::new(tx.commit()))?;
             Ok(value)
         }
         Err(err) => {

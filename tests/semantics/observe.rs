@@ -1,0 +1,224 @@
+//! Diagnostics: the spans and events every operation emits, and the counters of the `metrics`
+//! feature, captured from a run with a conflict, a retry and retries that run out.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+use versioned::{Error, RetryPolicy, Store};
+use versioned_core::conformance::Account;
+
+/// A span or event as captured: its name (or message) and fields, and the `attempt` of the
+/// retry attempt it ran in, if any.
+#[derive(Debug, Clone, Default)]
+struct Captured {
+    name: String,
+    fields: BTreeMap<String, String>,
+    attempt: Option<String>,
+}
+
+impl Captured {
+    fn field(&self, name: &str) -> Option<&str> {
+        self.fields.get(name).map(String::as_str)
+    }
+}
+
+impl Visit for Captured {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.fields.insert(field.name().to_owned(), format!("{value:?}").trim_matches('"').to_owned());
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.fields.insert(field.name().to_owned(), value.to_owned());
+    }
+}
+
+/// Every span (once closed) and event, in order.
+#[derive(Clone, Default)]
+struct Capture {
+    open: Arc<Mutex<HashMap<u64, Captured>>>,
+    spans: Arc<Mutex<Vec<Captured>>>,
+    events: Arc<Mutex<Vec<Captured>>>,
+}
+
+impl Capture {
+    /// The attempt of the nearest enclosing `versioned.attempt` span.
+    fn attempt_of<S: Subscriber + for<'a> LookupSpan<'a>>(
+        &self,
+        id: Option<&Id>,
+        ctx: &Context<'_, S>,
+    ) -> Option<String> {
+        let open = self.open.lock().unwrap();
+        let span = ctx.span(id?)?;
+        span.scope().find_map(|s| open.get(&s.id().into_u64()).and_then(|c| c.field("attempt").map(str::to_owned)))
+    }
+}
+
+impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Capture {
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let mut captured = Captured { name: attrs.metadata().name().to_owned(), ..Captured::default() };
+        attrs.record(&mut captured);
+        captured.attempt = ctx.span(id).and_then(|s| s.parent()).and_then(|p| self.attempt_of(Some(&p.id()), &ctx));
+        self.open.lock().unwrap().insert(id.into_u64(), captured);
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, _: Context<'_, S>) {
+        if let Some(captured) = self.open.lock().unwrap().get_mut(&id.into_u64()) {
+            values.record(captured);
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let mut captured = Captured::default();
+        event.record(&mut captured);
+        captured.name = captured.fields.remove("message").unwrap_or_default();
+        let parent = event.parent().cloned().or_else(|| ctx.current_span().id().cloned());
+        captured.attempt = self.attempt_of(parent.as_ref(), &ctx);
+        self.events.lock().unwrap().push(captured);
+    }
+
+    fn on_close(&self, id: Id, _: Context<'_, S>) {
+        if let Some(captured) = self.open.lock().unwrap().remove(&id.into_u64()) {
+            self.spans.lock().unwrap().push(captured);
+        }
+    }
+}
+
+/// Inserts, puts, a stale put, a missing get, a transaction that conflicts once and is retried,
+/// and one whose retries run out; returns what was captured.
+async fn a_run_with_conflicts() -> Capture {
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::registry().with(capture.clone());
+    let _default = tracing::subscriber::set_default(subscriber);
+
+    let store = Store::memory();
+    store.create_table::<Account>().await.unwrap();
+    let mut a = Account { id: 1, balance: 10, version: 0 };
+    store.insert(&mut a).await.unwrap();
+    let stale = a.clone();
+    a.balance = 11;
+    store.put(&mut a).await.unwrap();
+    assert!(matches!(store.put(&mut stale.clone()).await, Err(Error::ConcurrentModification { .. })));
+    assert_eq!(store.get::<Account>(&2).await.unwrap(), None);
+
+    // The first attempt writes from a stale copy and conflicts; the second reads afresh.
+    let mut first = Some(stale.clone());
+    store
+        .transaction_with_retry(RetryPolicy { jitter: false, ..RetryPolicy::default() }, |tx| {
+            let copy = first.take();
+            async move {
+                let mut account = match copy {
+                    Some(stale) => stale,
+                    None => tx.get::<Account>(&1).await?.expect("present"),
+                };
+                account.balance += 1;
+                tx.put(&mut account).await
+            }
+        })
+        .await
+        .unwrap();
+
+    let policy = RetryPolicy { max_attempts: 2, jitter: false, ..RetryPolicy::default() };
+    let exhausted = store
+        .transaction_with_retry(policy, |tx| {
+            let mut stale = stale.clone();
+            async move { tx.put(&mut stale).await }
+        })
+        .await;
+    assert!(matches!(exhausted, Err(Error::RetriesExhausted { attempts: 2, .. })), "{exhausted:?}");
+    capture
+}
+
+#[tokio::test]
+async fn every_operation_has_a_span_with_its_outcome() {
+    let capture = a_run_with_conflicts().await;
+    let spans = capture.spans.lock().unwrap().clone();
+    let ops: Vec<_> = spans
+        .iter()
+        .filter(|s| s.name == "versioned" && s.field("table") == Some("account"))
+        .map(|s| (s.field("operation").unwrap(), s.field("key").unwrap_or("-"), s.field("outcome").unwrap()))
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            ("insert", "1", "applied"),
+            ("put", "1", "applied"),
+            ("put", "1", "conflict"),
+            ("get", "2", "not found"),
+            ("put", "1", "conflict"),
+            ("get", "1", "found"),
+            ("put", "1", "applied"),
+            ("put", "1", "conflict"),
+            ("put", "1", "conflict"),
+        ]
+    );
+
+    // Inside retries, each operation knows its attempt.
+    let attempts: Vec<_> = spans
+        .iter()
+        .filter(|s| s.name == "versioned" && s.field("table") == Some("account") && s.attempt.is_some())
+        .map(|s| (s.field("operation").unwrap(), s.attempt.as_deref().unwrap()))
+        .collect();
+    assert_eq!(attempts, [("put", "1"), ("get", "2"), ("put", "2"), ("put", "1"), ("put", "2")]);
+
+    // Transactions and commits have spans of their own.
+    let transactions: Vec<_> = spans
+        .iter()
+        .filter(|s| s.name == "versioned" && s.field("operation") == Some("transaction"))
+        .map(|s| s.field("outcome").unwrap())
+        .collect();
+    assert_eq!(transactions, ["conflict", "committed", "conflict", "conflict"]);
+    assert!(spans.iter().any(|s| s.field("operation") == Some("commit") && s.field("outcome") == Some("committed")));
+}
+
+#[tokio::test]
+async fn conflicts_and_retries_are_events() {
+    let capture = a_run_with_conflicts().await;
+    let events = capture.events.lock().unwrap().clone();
+    let conflicts = events.iter().filter(|e| e.name == "versioned: conflict").count();
+    assert_eq!(conflicts, 4, "{events:#?}");
+    let retries: Vec<_> = events
+        .iter()
+        .filter(|e| e.name == "versioned: retrying after a retryable error")
+        .map(|e| (e.field("operation").unwrap(), e.field("attempt").unwrap()))
+        .collect();
+    assert_eq!(retries, [("transaction", "1"), ("transaction", "1")]);
+    let exhausted: Vec<_> = events.iter().filter(|e| e.name == "versioned: retries exhausted").collect();
+    assert_eq!(exhausted.len(), 1);
+    assert_eq!(exhausted[0].field("attempts"), Some("2"));
+}
+
+#[cfg(feature = "metrics")]
+#[tokio::test]
+async fn counters_count_writes_conflicts_and_retries() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    {
+        // This test's runtime has one thread, so the thread's recorder sees every operation.
+        let _local = metrics::set_default_local_recorder(&recorder);
+        a_run_with_conflicts().await;
+    }
+    let mut counters = BTreeMap::new();
+    for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+        let DebugValue::Counter(n) = value else { continue };
+        let labels: Vec<String> = key.key().labels().map(|l| format!("{}={}", l.key(), l.value())).collect();
+        counters.insert(format!("{}{{{}}}", key.key().name(), labels.join(",")), n);
+    }
+    let expected: BTreeMap<String, u64> = [
+        ("versioned_writes_total{operation=insert,table=account}", 1),
+        ("versioned_writes_total{operation=put,table=account}", 2),
+        ("versioned_conflicts_total{operation=put,table=account}", 4),
+        ("versioned_retries_total{operation=transaction}", 2),
+        ("versioned_retries_exhausted_total{operation=transaction}", 1),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    assert_eq!(counters, expected);
+}

@@ -1,0 +1,212 @@
+//! Diagnostics of every operation: a `tracing` span, an event for each conflict and retry, and
+//! counters through the `metrics` facade (feature `metrics`).
+//!
+//! Spans are at the `DEBUG` level, named `versioned`, with the fields `operation`, `table`, `key`
+//! and `outcome`; retries run each attempt inside a `versioned.attempt` span carrying `operation`
+//! and `attempt` (1, 2, …), so an operation's span says which attempt it belonged to. When no
+//! subscriber listens at `DEBUG` for this crate, a span is `Span::none()` after one check of a
+//! cached callsite interest, and the key is never formatted.
+//!
+//! The counters (all `u64`, labelled with `operation` and, where there is one, `table`):
+//!
+//! | counter | counts |
+//! |---|---|
+//! | `versioned_writes_total` | writes applied (a batch counts once per record) |
+//! | `versioned_conflicts_total` | writes or reads refused by a version check (a conflict, a key already taken) |
+//! | `versioned_retries_total` | attempts started again after a retryable error |
+//! | `versioned_retries_exhausted_total` | retry loops that gave up ([`Error::RetriesExhausted`]) |
+
+use tracing::field::{Empty, display};
+use tracing::{Level, Span};
+
+use crate::entity::TableDef;
+use crate::error::{Error, Result};
+use crate::value::Value;
+
+/// One operation under way: its span, and what the counters label it with.
+pub(crate) struct Op {
+    operation: &'static str,
+    /// `None` for what spans tables (a transaction, a commit).
+    table: Option<&'static str>,
+    span: Span,
+}
+
+/// What an operation does, for the counters: only writes count as writes, and a transaction
+/// counts nothing itself (its operations and its commit do).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Read,
+    Write,
+    Transaction,
+}
+
+impl Op {
+    /// Starts operation `operation` on `table`; `key` is called only if a subscriber records it.
+    #[inline]
+    pub(crate) fn start(operation: &'static str, table: &'static TableDef, key: impl FnOnce() -> Option<Value>) -> Op {
+        let span = if tracing::level_enabled!(Level::DEBUG) {
+            let span = tracing::debug_span!("versioned", operation, table = table.name, key = Empty, outcome = Empty);
+            if !span.is_disabled()
+                && let Some(key) = key()
+            {
+                span.record("key", display(key));
+            }
+            span
+        } else {
+            // Not `debug_span!`: with `tracing`'s `log` feature (which other crates turn on), even
+            // a disabled span is carried and asked about `log` at every poll.
+            Span::none()
+        };
+        Op { operation, table: Some(table.name), span }
+    }
+
+    /// Starts `operation` over the tables it touches: a transaction, a commit.
+    pub(crate) fn spanning(operation: &'static str) -> Op {
+        let span = if tracing::level_enabled!(Level::DEBUG) {
+            tracing::debug_span!("versioned", operation, table = Empty, key = Empty, outcome = Empty)
+        } else {
+            Span::none()
+        };
+        Op { operation, table: None, span }
+    }
+
+    /// Whether a subscriber records this operation's span.
+    #[inline]
+    pub(crate) fn traced(&self) -> bool {
+        !self.span.is_none()
+    }
+
+    /// The operation's span, to run its future in.
+    pub(crate) fn span(&self) -> Span {
+        self.span.clone()
+    }
+
+    /// Records the outcome of the operation: `ok` names a success (`"applied"`, `"found"`,
+    /// `"not found"`) and how many records it wrote; an error is named by [`error_outcome`].
+    #[inline]
+    pub(crate) fn finish<R>(self, kind: Kind, result: &Result<R>, ok: impl FnOnce(&R) -> (&'static str, u64)) {
+        if !self.traced() && !cfg!(feature = "metrics") {
+            return;
+        }
+        let (outcome, records) = match result {
+            Ok(value) => ok(value),
+            Err(err) => (error_outcome(err), 0),
+        };
+        if self.traced() {
+            self.span.record("outcome", outcome);
+            // A transaction's conflict was already reported by the operation that met it.
+            if let Err(err) = result
+                && outcome == CONFLICT
+                && kind != Kind::Transaction
+            {
+                tracing::debug!(parent: &self.span, error = %err, "versioned: conflict");
+            }
+        }
+        if kind != Kind::Transaction {
+            let table = self.table.or_else(|| result.as_ref().err().and_then(error_table)).unwrap_or("");
+            counters::outcome(self.operation, table, kind, outcome, records);
+        }
+    }
+}
+
+/// Runs `$future` as the operation `$op` starts (an [`Op`]): inside its span when one is
+/// recorded, then records the outcome, as [`Op::finish`] with `$kind` and `$ok`. When nothing
+/// listens (no `DEBUG` subscriber, no `metrics` feature), `$op` is not even evaluated and the
+/// future runs as it is. A macro rather than a function taking the future, so that the
+/// operation's future is not moved into another one.
+macro_rules! observed {
+    ($op:expr, $kind:expr, $ok:expr, $future:expr) => {{
+        if $crate::observe::listening() {
+            let op: $crate::observe::Op = $op;
+            let result =
+                if op.traced() { ::tracing::Instrument::instrument($future, op.span()).await } else { $future.await };
+            op.finish($kind, &result, $ok);
+            result
+        } else {
+            $future.await
+        }
+    }};
+}
+pub(crate) use observed;
+
+/// Whether anything records operations: a subscriber at `DEBUG` (one atomic load), or counters.
+#[inline]
+pub(crate) fn listening() -> bool {
+    cfg!(feature = "metrics") || tracing::level_enabled!(Level::DEBUG)
+}
+
+/// The outcome of a check that refused: a version that moved, a key already taken.
+pub(crate) const CONFLICT: &str = "conflict";
+
+/// How an error is reported as an outcome.
+fn error_outcome(err: &Error) -> &'static str {
+    match err {
+        Error::ConcurrentModification { .. } | Error::AlreadyExists { .. } | Error::Conflicts { .. } => CONFLICT,
+        Error::NotFound { .. } => "not found",
+        Error::LockTimeout { .. } => "lock timeout",
+        _ => "error",
+    }
+}
+
+/// The table an error names, when it is about one.
+fn error_table(err: &Error) -> Option<&'static str> {
+    match err {
+        Error::ConcurrentModification { table, .. }
+        | Error::AlreadyExists { table, .. }
+        | Error::Conflicts { table, .. }
+        | Error::NotFound { table, .. } => Some(table),
+        _ => None,
+    }
+}
+
+/// The span of attempt `attempt` (from 1) of a retried operation.
+pub(crate) fn attempt_span(operation: &'static str, attempt: u32) -> Span {
+    if tracing::level_enabled!(Level::DEBUG) {
+        tracing::debug_span!("versioned.attempt", operation, attempt)
+    } else {
+        Span::none()
+    }
+}
+
+/// A retry of `operation`, about to start attempt `attempt + 1` after `err`.
+pub(crate) fn retrying(operation: &'static str, attempt: u32, err: &Error) {
+    tracing::debug!(operation, attempt, error = %err, "versioned: retrying after a retryable error");
+    counters::retry(operation);
+}
+
+/// `operation` gave up after `attempts` attempts.
+pub(crate) fn exhausted(operation: &'static str, attempts: u32, err: &Error) {
+    tracing::warn!(operation, attempts, error = %err, "versioned: retries exhausted");
+    counters::exhausted(operation);
+}
+
+#[cfg(feature = "metrics")]
+mod counters {
+    use super::{CONFLICT, Kind};
+
+    pub(super) fn outcome(operation: &'static str, table: &'static str, kind: Kind, outcome: &str, records: u64) {
+        if kind == Kind::Write && records > 0 {
+            metrics::counter!("versioned_writes_total", "operation" => operation, "table" => table).increment(records);
+        }
+        if outcome == CONFLICT {
+            metrics::counter!("versioned_conflicts_total", "operation" => operation, "table" => table).increment(1);
+        }
+    }
+
+    pub(super) fn retry(operation: &'static str) {
+        metrics::counter!("versioned_retries_total", "operation" => operation).increment(1);
+    }
+
+    pub(super) fn exhausted(operation: &'static str) {
+        metrics::counter!("versioned_retries_exhausted_total", "operation" => operation).increment(1);
+    }
+}
+
+#[cfg(not(feature = "metrics"))]
+mod counters {
+    use super::Kind;
+
+    pub(super) fn outcome(_: &'static str, _: &'static str, _: Kind, _: &str, _: u64) {}
+    pub(super) fn retry(_: &'static str) {}
+    pub(super) fn exhausted(_: &'static str) {}
+}
