@@ -19,6 +19,8 @@ pub mod conformance;
 pub mod copy;
 mod entity;
 mod error;
+#[cfg(feature = "http")]
+pub mod http;
 mod lock;
 mod observe;
 pub mod ops;
