@@ -1,0 +1,228 @@
+//! The contact form (`examples/contacts_web`) in a real headless browser: OutSystems' two users in
+//! two Chromium windows, the second one's save refused with "changed by Amy Peters at …", then
+//! forced.
+//!
+//! Runs when `VERSIONED_CHROMEDRIVER` names a chromedriver (`.ci/run` installs Debian's
+//! `chromium` and `chromium-driver` and sets it); says it was skipped otherwise:
+//!
+//! ```sh
+//! VERSIONED_CHROMEDRIVER=/usr/bin/chromedriver cargo test --all-features --test browser
+//! ```
+//!
+//! The test serves the example's router on 127.0.0.1 (a free port), starts chromedriver on another
+//! free loopback port with Chromium headless, and stops chromedriver (and the browser under it)
+//! when it ends, panics included. A screenshot of the conflict goes to `target/browser/`.
+
+#[allow(dead_code)] // the example's module; the test uses part of it
+#[path = "../../examples/contacts_web/app.rs"]
+mod app;
+
+use std::future::IntoFuture;
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use app::{Contact, Form};
+use fantoccini::wd::Capabilities;
+use fantoccini::{Client, ClientBuilder, Locator};
+use versioned::{AnyStorage, Store};
+
+/// How long any one thing in the page may take before the test fails.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+/// Says `line` in the test's output even when libtest captures `println!` (written to the
+/// process's stderr directly, which the capture does not take).
+fn say(line: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
+/// chromedriver, started by the test in a process group of its own, so that the browsers it
+/// starts go with it. Dropping it (at the end, or while a failed assertion unwinds) kills the
+/// group by its id, then reaps the driver.
+struct Chromedriver {
+    child: Child,
+    port: u16,
+}
+
+impl Chromedriver {
+    fn start(path: &str, log: &std::path::Path) -> Chromedriver {
+        let port = free_port();
+        let mut command = Command::new(path);
+        command
+            .arg(format!("--port={port}"))
+            .arg(format!("--log-path={}", log.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0);
+        let child = command.spawn().unwrap_or_else(|e| panic!("VERSIONED_CHROMEDRIVER={path} cannot be started: {e}"));
+        let driver = Chromedriver { child, port };
+        let deadline = Instant::now() + PATIENCE;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not listen on port {port} (log: {})", log.display());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        driver
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Chromedriver {
+    fn drop(&mut self) {
+        // The group's id is the driver's pid (process_group(0)); Chromium's processes are in it.
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).stderr(Stdio::null()).status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A loopback port nobody listens on now.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    listener.local_addr().expect("its address").port()
+}
+
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|status| {
+            status.lines().any(|line| line.starts_with("Uid:") && line.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// `target/browser/`, beside the test's own scratch directory.
+fn output_dir() -> PathBuf {
+    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let dir = tmp.parent().map_or(tmp.clone(), |target| target.join("browser"));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+    dir
+}
+
+async fn browser(driver: &Chromedriver) -> Client {
+    let mut args = vec!["--headless=new", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=900,720"];
+    if running_as_root() {
+        args.push("--no-sandbox");
+    }
+    let mut capabilities = Capabilities::new();
+    capabilities.insert("goog:chromeOptions".into(), serde_json::json!({ "args": args }));
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&driver.url())
+        .await
+        .unwrap_or_else(|e| panic!("a Chromium session from chromedriver at {}: {e}", driver.url()))
+}
+
+/// Replaces the text of the input `#id` with `value`.
+async fn type_into(client: &Client, id: &str, value: &str) {
+    let input = client.find(Locator::Id(id)).await.unwrap_or_else(|e| panic!("no input #{id}: {e}"));
+    input.clear().await.expect("clear the input");
+    input.send_keys(value).await.expect("type into the input");
+}
+
+/// Waits for an element with `id` whose text contains `text`, and returns its text.
+async fn wait_for_text(client: &Client, id: &str, text: &str) -> String {
+    let xpath = format!("//*[@id='{id}'][contains(., '{text}')]");
+    let found = client.wait().at_most(PATIENCE).for_element(Locator::XPath(&xpath)).await;
+    match found {
+        Ok(element) => element.text().await.expect("the element's text"),
+        Err(e) => {
+            let now = match client.find(Locator::Id(id)).await {
+                Ok(element) => element.text().await.unwrap_or_default(),
+                Err(_) => "(no such element)".into(),
+            };
+            panic!("#{id} never said {text:?} ({e}); it says {now:?}")
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_windows_conflict_and_force_update() {
+    let Ok(chromedriver) = std::env::var("VERSIONED_CHROMEDRIVER") else {
+        say("skipped: set VERSIONED_CHROMEDRIVER=/usr/bin/chromedriver");
+        return;
+    };
+    let started = Instant::now();
+    let out = output_dir();
+
+    // The app, on a free loopback port, over a memory store holding contact 7 (version 1).
+    let store: Store<AnyStorage> = Store::connect("memory:").await.expect("a memory store");
+    store.create_table::<Contact>().await.expect("the contacts table");
+    let form = Form { name: "Jo Doe".into(), email: "jo@example.com".into(), phone: "555-0100".into() };
+    store.insert(&mut Contact::new(7, form, "admin")).await.expect("contact 7");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the app");
+    let app = format!("http://{}", listener.local_addr().expect("the app's address"));
+    let server = tokio::spawn(axum::serve(listener, app::router(store.clone())).into_future());
+
+    let driver = Chromedriver::start(&chromedriver, &out.join("chromedriver.log"));
+    let client = browser(&driver).await;
+
+    // Two windows open contact 7: Amy's, then Lawrence's.
+    let amy = client.window().await.expect("the first window");
+    client.goto(&format!("{app}/contacts/7?user=Amy%20Peters")).await.expect("Amy opens contact 7");
+    wait_for_text(&client, "etag", "contacts:7:1").await;
+    let lawrence = client.new_window(false).await.expect("a second window").handle;
+    client.switch_to_window(lawrence.clone()).await.expect("switch to Lawrence's window");
+    client.goto(&format!("{app}/contacts/7?user=Lawrence%20Ricci")).await.expect("Lawrence opens contact 7");
+    wait_for_text(&client, "etag", "contacts:7:1").await;
+    wait_for_text(&client, "user", "Lawrence Ricci").await;
+
+    // Window 1: Amy edits the phone and saves.
+    client.switch_to_window(amy).await.expect("switch to Amy's window");
+    type_into(&client, "phone", "555-0199").await;
+    client.find(Locator::Id("save")).await.expect("Save").click().await.expect("click Save");
+    let saved = wait_for_text(&client, "status", "Saved by Amy Peters").await;
+    say(&format!("window 1 (Amy): {saved}"));
+    wait_for_text(&client, "etag", "contacts:7:2").await;
+
+    // Window 2: Lawrence edits the email and saves with the tag his page has: refused.
+    client.switch_to_window(lawrence).await.expect("switch to Lawrence's window");
+    type_into(&client, "email", "jo.doe@example.com").await;
+    client.find(Locator::Id("save")).await.expect("Save").click().await.expect("click Save");
+    let message = wait_for_text(&client, "message", "changed by Amy Peters at").await;
+    say(&format!("window 2 (Lawrence): {message}"));
+    let force = client.find(Locator::Id("force")).await.expect("a Force update button");
+    assert!(force.is_displayed().await.expect("is it shown"), "Force update is offered");
+    let reload = client.find(Locator::Id("reload")).await.expect("a Reload button");
+    assert!(reload.is_displayed().await.expect("is it shown"), "Reload is offered");
+    let stored = store.get::<Contact>(&7).await.expect("read contact 7").expect("contact 7");
+    assert_eq!((stored.version, stored.phone.as_str()), (2, "555-0199"), "the refused save wrote nothing");
+    assert!(message.contains(&app::at(stored.updated_on)), "the message says when Amy saved: {message}");
+    let screenshot = out.join("conflict.png");
+    let png = client.screenshot().await.expect("a screenshot");
+    std::fs::write(&screenshot, png).unwrap_or_else(|e| panic!("write {}: {e}", screenshot.display()));
+    say(&format!("screenshot of the conflict: {}", screenshot.display()));
+
+    // Lawrence chooses Force update.
+    force.click().await.expect("click Force update");
+    let forced = wait_for_text(&client, "status", "Saved by Lawrence Ricci").await;
+    say(&format!("window 2 (Lawrence) forced: {forced}"));
+    wait_for_text(&client, "etag", "contacts:7:3").await;
+    let conflict_hidden = client
+        .find(Locator::Id("conflict"))
+        .await
+        .expect("the conflict box")
+        .is_displayed()
+        .await
+        .expect("is it shown");
+    assert!(!conflict_hidden, "the conflict box is gone after the forced save");
+
+    // The store holds window 2's values at version 3 (insert 1, Amy's save 2, forced 3).
+    let stored = store.get::<Contact>(&7).await.expect("read contact 7").expect("contact 7");
+    assert_eq!(
+        (stored.name.as_str(), stored.email.as_str(), stored.phone.as_str()),
+        ("Jo Doe", "jo.doe@example.com", "555-0100"),
+        "window 2's form is stored, its old phone included: that is what Force means"
+    );
+    assert_eq!((stored.updated_by.as_str(), stored.version), ("Lawrence Ricci", 3));
+
+    client.close().await.expect("end the browser session");
+    drop(driver);
+    server.abort();
+    say(&format!("browser test: {:.1} s", started.elapsed().as_secs_f64()));
+}
