@@ -203,14 +203,14 @@ async fn two_windows_conflict_and_force_update() {
     let forced = wait_for_text(&client, "status", "Saved by Lawrence Ricci").await;
     say(&format!("window 2 (Lawrence) forced: {forced}"));
     wait_for_text(&client, "etag", "contacts:7:3").await;
-    let conflict_hidden = client
+    let conflict_shown = client
         .find(Locator::Id("conflict"))
         .await
         .expect("the conflict box")
         .is_displayed()
         .await
         .expect("is it shown");
-    assert!(!conflict_hidden, "the conflict box is gone after the forced save");
+    assert!(!conflict_shown, "the conflict box is gone after the forced save");
 
     // The store holds window 2's values at version 3 (insert 1, Amy's save 2, forced 3).
     let stored = store.get::<Contact>(&7).await.expect("read contact 7").expect("contact 7");
