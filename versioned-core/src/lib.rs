@@ -1,4 +1,4 @@
-//! The runtime of [`versioned`](https://docs.rs/versioned): optimistic locking for plain structs.
+//! The runtime of [`versioned-store`](https://docs.rs/versioned-store) (imported as `versioned`): optimistic locking for plain structs.
 //!
 //! Most users depend on the `versioned` crate, which re-exports this one together with
 //! `#[derive(Versioned)]`. This crate holds everything that runs:
