@@ -3,9 +3,9 @@
 //!
 //! Spans are at the `DEBUG` level, named `versioned`, with the fields `operation`, `table`, `key`
 //! and `outcome`; retries run each attempt inside a `versioned.attempt` span carrying `operation`
-//! and `attempt` (1, 2, …), so an operation's span says which attempt it belonged to. When no
-//! subscriber listens at `DEBUG` for this crate, a span is `Span::none()` after one check of a
-//! cached callsite interest, and the key is never formatted.
+//! and `attempt` (1, 2, …), so an operation's span says which attempt it belonged to. When nothing
+//! listens (tracing's maximum level is below `DEBUG` and the `metrics` feature is off), no span is
+//! built and the key is never formatted: the operation runs as it is, after one check.
 //!
 //! The counters (all `u64`, labelled with `operation` and, where there is one, `table`):
 //!

@@ -448,21 +448,9 @@ row_access_via_decisions!(MemoryStorage;
         true
     }
 
+    // The check and the write in one critical section, the struct stored as it is (overwriting
+    // the stored one in place when it is of the same type).
     fn update_value<T: Entity>(
-        &self,
-        table: &'static TableDef,
-        key: &Value,
-        copy: T,
-        expected: u64,
-    ) -> Result<TypedWrite<T>> {
-        self.update_value_now(table, key, copy, expected)
-    }
-);
-
-impl MemoryStorage {
-    /// [`RowAccess::update_value`]: the check and the write in one critical section, the struct
-    /// stored as it is (overwriting the stored one in place when it is of the same type).
-    fn update_value_now<T: Entity>(
         &self,
         table: &'static TableDef,
         key: &Value,
@@ -506,7 +494,7 @@ impl MemoryStorage {
         drop(replaced);
         Ok(TypedWrite::Decided(WriteOutcome::Applied))
     }
-}
+);
 
 impl Storage for MemoryStorage {
     type Transaction = MemoryTransaction;
