@@ -41,6 +41,8 @@ pub use retry::RetryPolicy;
 /// A JSON document: the patch value of a `#[versioned(json)]` field.
 pub use serde_json::Value as JsonValue;
 pub use storage::any::{AnyStorage, AnyTransaction};
+#[cfg(feature = "etcd")]
+pub use storage::etcd::{EtcdOptions, EtcdStorage, EtcdTransaction};
 pub use storage::memory::{MemoryStorage, MemoryTransaction};
 #[cfg(feature = "mysql")]
 pub use storage::mysql::{MysqlStorage, MysqlTransaction};

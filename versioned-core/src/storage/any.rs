@@ -1,5 +1,7 @@
 //! [`AnyStorage`]: a backend chosen at run time from a URL, like sqlx's `AnyPool`.
 
+#[cfg(feature = "etcd")]
+use super::etcd::{EtcdOptions, EtcdStorage, EtcdTransaction};
 use super::memory::{MemoryStorage, MemoryTransaction};
 #[cfg(feature = "mysql")]
 use super::mysql::{MysqlStorage, MysqlTransaction};
@@ -39,6 +41,9 @@ pub enum AnyStorage {
     /// MySQL or MariaDB (`mysql://…`, `mariadb://…`).
     #[cfg(feature = "mysql")]
     Mysql(MysqlStorage),
+    /// An etcd cluster (`etcd://host:port,host:port`).
+    #[cfg(feature = "etcd")]
+    Etcd(EtcdStorage),
 }
 
 /// A transaction of an [`AnyStorage`].
@@ -56,12 +61,16 @@ pub enum AnyTransaction {
     /// Of MySQL or MariaDB.
     #[cfg(feature = "mysql")]
     Mysql(MysqlTransaction),
+    /// Of etcd.
+    #[cfg(feature = "etcd")]
+    Etcd(EtcdTransaction),
 }
 
 impl Store<AnyStorage> {
     /// A store over the backend `url` names: `sqlite:…` (feature `sqlite`), `postgres://…` or
-    /// `postgresql://…` (feature `postgres`), `mysql://…` or `mariadb://…` (feature `mysql`), or
-    /// `memory:`. Any other URL is [`Error::Config`].
+    /// `postgresql://…` (feature `postgres`), `mysql://…` or `mariadb://…` (feature `mysql`),
+    /// `etcd://host:port,host:port?prefix=app/` (feature `etcd`: every member, and optionally the
+    /// key prefix), or `memory:`. Any other URL is [`Error::Config`].
     pub async fn connect(url: &str) -> Result<Self> {
         let scheme = url.split_once(':').map(|(scheme, _)| scheme.to_ascii_lowercase());
         let storage = match scheme.as_deref() {
@@ -72,6 +81,8 @@ impl Store<AnyStorage> {
             Some("postgres" | "postgresql") => AnyStorage::Postgres(PostgresStorage::connect(url).await?),
             #[cfg(feature = "mysql")]
             Some("mysql" | "mariadb") => AnyStorage::Mysql(MysqlStorage::connect(url).await?),
+            #[cfg(feature = "etcd")]
+            Some("etcd") => AnyStorage::Etcd(EtcdStorage::connect(etcd_options(url)?).await?),
             _ => {
                 return Err(Error::config(format!(
                     "{url:?} names no backend compiled in; expected {}",
@@ -83,6 +94,8 @@ impl Store<AnyStorage> {
                         "`postgres://user@host/database`",
                         #[cfg(feature = "mysql")]
                         "`mysql://user@host/database`",
+                        #[cfg(feature = "etcd")]
+                        "`etcd://host:port,host:port`",
                     ]
                     .join(", ")
                 )));
@@ -90,6 +103,24 @@ impl Store<AnyStorage> {
         };
         Ok(Store::new(storage))
     }
+}
+
+/// The options an `etcd://host:port,host:port?prefix=p/` URL gives.
+#[cfg(feature = "etcd")]
+fn etcd_options(url: &str) -> Result<EtcdOptions> {
+    let rest = url.get("etcd://".len()..).unwrap_or_default();
+    let (members, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let endpoints: Vec<String> =
+        members.split(',').filter(|m| !m.is_empty()).map(|m| format!("http://{}", m.trim_end_matches('/'))).collect();
+    let mut options = EtcdOptions::from_list(&endpoints.join(","))
+        .ok_or_else(|| Error::config(format!("{url:?} names no etcd member; expected etcd://host:port,host:port")))?;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("prefix", prefix)) => options = options.prefix(prefix),
+            _ => return Err(Error::config(format!("{url:?}: unknown parameter {pair:?}; expected prefix=…"))),
+        }
+    }
+    Ok(options)
 }
 
 /// Runs `$call` on whichever backend `$self` holds, as `$s`.
@@ -103,6 +134,8 @@ macro_rules! each {
             $ty::Postgres($s) => $call,
             #[cfg(feature = "mysql")]
             $ty::Mysql($s) => $call,
+            #[cfg(feature = "etcd")]
+            $ty::Etcd($s) => $call,
         }
     };
 }
@@ -186,6 +219,8 @@ impl AnyStorage {
             AnyStorage::Postgres(s) => AnyTransaction::Postgres(begin(s, read_only).await?),
             #[cfg(feature = "mysql")]
             AnyStorage::Mysql(s) => AnyTransaction::Mysql(begin(s, read_only).await?),
+            #[cfg(feature = "etcd")]
+            AnyStorage::Etcd(s) => AnyTransaction::Etcd(begin(s, read_only).await?),
         })
     }
 }

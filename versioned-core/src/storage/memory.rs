@@ -23,8 +23,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::OwnedMutexGuard;
 
+use super::decisions::{self, Decision, Written, row_access_via_decisions};
 use super::{RowAccess, SavepointStep, Storage, StorageTransaction, TypedWrite, WriteOutcome};
-use crate::entity::{ColumnRole, Entity, TableDef};
+use crate::entity::{Entity, TableDef};
 use crate::error::{Error, Result, StorageError};
 use crate::lock::LockWait;
 use crate::value::{Row, Value, VersionField};
@@ -241,58 +242,6 @@ fn no_table(table: &TableDef) -> Error {
     StorageError::new(format!("no such table: {} (call create_table first)", table.name)).into()
 }
 
-fn key_of(table: &TableDef, row: &Row) -> Result<KeyRepr> {
-    KeyRepr::of(table, table.key_of(row)?)
-}
-
-/// The next version of a record stored as `stored` (`None`: a new record), or `None` at the maximum.
-fn next_version(table: &TableDef, stored: Option<&Row>) -> Result<Option<u64>> {
-    match stored {
-        None => Ok(Some(1)),
-        Some(row) => {
-            let version = table.version_of(row)?;
-            Ok((version < table.version_max).then_some(version + 1))
-        }
-    }
-}
-
-fn with_version(mut row: Row, table: &TableDef, version: u64) -> Row {
-    // `version` <= version_max <= i64::MAX, so the cast is exact.
-    row.set(table.version, Value::Int(version as i64));
-    row
-}
-
-/// Whether a conditional write expecting `expected` (`None`: unconditional) may replace `stored`.
-fn check(table: &TableDef, stored: Option<&Row>, expected: Option<u64>) -> Result<bool> {
-    match (stored, expected) {
-        (None, _) => Ok(false),
-        (Some(row), None) => table.version_of(row).map(|_| true),
-        (Some(row), Some(expected)) => Ok(table.version_of(row)? == expected),
-    }
-}
-
-/// `row`, with the stored record's creation time: an update never changes it.
-fn keep_created(table: &TableDef, stored: Option<&Row>, mut row: Row) -> Row {
-    if let (Some(index), Some(stored)) = (table.column_with(ColumnRole::CreatedAt), stored)
-        && let Some(created) = stored.get(index)
-    {
-        row.set(index, created.clone());
-    }
-    row
-}
-
-/// A write decided from the stored row alone: `Some(new)` writes it (`new: None` deletes), `None`
-/// refuses. Autocommit calls and transactions apply the same decisions.
-type Decision = Option<Option<Row>>;
-
-/// What a conditional write did.
-enum Written {
-    /// Written.
-    Done,
-    /// Refused; the stored row, if any.
-    Refused(Option<Row>),
-}
-
 /// Applies `decision` (made from `stored`) to the entry of one record. The entry is the one map
 /// search of the write.
 fn apply(
@@ -325,91 +274,12 @@ fn apply(
     })
 }
 
-/// The row operations, each as one decision: implemented once for both the autocommit storage
-/// and its transactions, which differ only in how they read and apply a decision.
-macro_rules! row_access_via_decisions {
-    ($ty:ty $(; $($extra:tt)*)?) => {
-        impl RowAccess for $ty {
-            $($($extra)*)?
-
-            async fn fetch(&self, table: &'static TableDef, key: &Value) -> Result<Option<Row>> {
-                self.read(table, KeyRepr::of(table, key)?)
-            }
-
-            async fn insert(&self, table: &'static TableDef, row: Row) -> Result<bool> {
-                let key = key_of(table, &row)?;
-                let written = self.write(table, key, |stored| Ok(stored.is_none().then_some(Some(row))));
-                Ok(matches!(written.await?, Written::Done))
-            }
-
-            async fn update(&self, table: &'static TableDef, row: Row, expected: u64) -> Result<WriteOutcome> {
-                let key = key_of(table, &row)?;
-                let written = self.write(table, key, |stored| {
-                    Ok(check(table, stored, Some(expected))?.then(|| Some(keep_created(table, stored, row))))
-                });
-                Ok(written.await?.into())
-            }
-
-            async fn upsert(&self, table: &'static TableDef, row: Row) -> Result<Option<u64>> {
-                let key = key_of(table, &row)?;
-                let mut version = None;
-                let written = self.write(table, key, |stored| {
-                    version = next_version(table, stored)?;
-                    Ok(version.map(|next| Some(with_version(keep_created(table, stored, row), table, next))))
-                });
-                match written.await? {
-                    Written::Done => Ok(version),
-                    Written::Refused(_) => Ok(None),
-                }
-            }
-
-            async fn patch(
-                &self,
-                table: &'static TableDef,
-                key: &Value,
-                columns: &[(usize, Value)],
-                expected: u64,
-            ) -> Result<WriteOutcome> {
-                let written = self.write(table, KeyRepr::of(table, key)?, |stored| {
-                    let Some(stored) = stored else { return Ok(None) };
-                    if table.version_of(stored)? != expected {
-                        return Ok(None);
-                    }
-                    let mut row = with_version(stored.clone(), table, expected + 1);
-                    for (index, value) in columns {
-                        row.set(*index, value.clone());
-                    }
-                    Ok(Some(Some(row)))
-                });
-                Ok(written.await?.into())
-            }
-
-            async fn delete(
-                &self,
-                table: &'static TableDef,
-                key: &Value,
-                expected: Option<u64>,
-            ) -> Result<WriteOutcome> {
-                let written = self.write(table, KeyRepr::of(table, key)?, |stored| {
-                    Ok(check(table, stored, expected)?.then_some(None))
-                });
-                Ok(written.await?.into())
-            }
-        }
-    };
-}
-
-impl From<Written> for WriteOutcome {
-    fn from(written: Written) -> Self {
-        match written {
-            Written::Done => WriteOutcome::Applied,
-            Written::Refused(current) => WriteOutcome::Rejected { current },
-        }
-    }
-}
-
 impl MemoryStorage {
-    fn read(&self, table: &'static TableDef, key: KeyRepr) -> Result<Option<Row>> {
+    fn record(&self, table: &'static TableDef, key: &Value) -> Result<KeyRepr> {
+        KeyRepr::of(table, key)
+    }
+
+    async fn read(&self, table: &'static TableDef, key: KeyRepr) -> Result<Option<Row>> {
         lock(&self.tables).slot(table)?.rows.get(&key).map(Stored::to_row).transpose()
     }
 
@@ -558,7 +428,11 @@ impl MemoryTransaction {
         Ok(committed)
     }
 
-    fn read(&self, table: &'static TableDef, key: KeyRepr) -> Result<Option<Row>> {
+    fn record(&self, table: &'static TableDef, key: &Value) -> Result<KeyRepr> {
+        KeyRepr::of(table, key)
+    }
+
+    async fn read(&self, table: &'static TableDef, key: KeyRepr) -> Result<Option<Row>> {
         self.seen(&mut lock(&self.state), table, &(table.name, key))
     }
 

@@ -16,6 +16,9 @@ use crate::lock::LockWait;
 use crate::value::{Row, Value};
 
 pub mod any;
+mod decisions;
+#[cfg(feature = "etcd")]
+pub mod etcd;
 pub mod memory;
 #[cfg(feature = "mysql")]
 pub mod mysql;

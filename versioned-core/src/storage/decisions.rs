@@ -1,0 +1,156 @@
+//! Writes decided from the stored row alone, for backends that read a record and then apply a
+//! decision atomically (the memory backend under its lock, transactions that buffer writes and
+//! validate at commit, etcd's compare-and-swap on a revision): the rules are written once here.
+
+use crate::entity::{ColumnRole, TableDef};
+use crate::error::Result;
+use crate::storage::WriteOutcome;
+use crate::value::{Row, Value};
+
+/// A write decided from the stored row alone: `Some(new)` writes it (`new: None` deletes), `None`
+/// refuses. Autocommit calls and transactions apply the same decisions.
+pub(crate) type Decision = Option<Option<Row>>;
+
+/// What a conditional write did.
+pub(crate) enum Written {
+    /// Written.
+    Done,
+    /// Refused; the stored row, if any.
+    Refused(Option<Row>),
+}
+
+impl From<Written> for WriteOutcome {
+    fn from(written: Written) -> Self {
+        match written {
+            Written::Done => WriteOutcome::Applied,
+            Written::Refused(current) => WriteOutcome::Rejected { current },
+        }
+    }
+}
+
+/// The next version of a record stored as `stored` (`None`: a new record), or `None` at the maximum.
+pub(crate) fn next_version(table: &TableDef, stored: Option<&Row>) -> Result<Option<u64>> {
+    match stored {
+        None => Ok(Some(1)),
+        Some(row) => {
+            let version = table.version_of(row)?;
+            Ok((version < table.version_max).then_some(version + 1))
+        }
+    }
+}
+
+pub(crate) fn with_version(mut row: Row, table: &TableDef, version: u64) -> Row {
+    // `version` <= version_max <= i64::MAX, so the cast is exact.
+    row.set(table.version, Value::Int(version as i64));
+    row
+}
+
+/// Whether a conditional write expecting `expected` (`None`: unconditional) may replace `stored`.
+pub(crate) fn check(table: &TableDef, stored: Option<&Row>, expected: Option<u64>) -> Result<bool> {
+    match (stored, expected) {
+        (None, _) => Ok(false),
+        (Some(row), None) => table.version_of(row).map(|_| true),
+        (Some(row), Some(expected)) => Ok(table.version_of(row)? == expected),
+    }
+}
+
+/// `row`, with the stored record's creation time: an update never changes it.
+pub(crate) fn keep_created(table: &TableDef, stored: Option<&Row>, mut row: Row) -> Row {
+    if let (Some(index), Some(stored)) = (table.column_with(ColumnRole::CreatedAt), stored)
+        && let Some(created) = stored.get(index)
+    {
+        row.set(index, created.clone());
+    }
+    row
+}
+
+/// [`RowAccess::upsert`](super::RowAccess::upsert) as a decision, and the version it writes.
+pub(crate) fn upsert(table: &TableDef, stored: Option<&Row>, row: Row) -> Result<(Decision, Option<u64>)> {
+    let version = next_version(table, stored)?;
+    Ok((version.map(|next| Some(with_version(keep_created(table, stored, row), table, next))), version))
+}
+
+/// [`RowAccess::patch`](super::RowAccess::patch) as a decision.
+pub(crate) fn patch(table: &TableDef, stored: Option<&Row>, columns: &[(usize, Value)], expected: u64) -> Result<Decision> {
+    let Some(stored) = stored else { return Ok(None) };
+    if table.version_of(stored)? != expected {
+        return Ok(None);
+    }
+    let mut row = with_version(stored.clone(), table, expected + 1);
+    for (index, value) in columns {
+        row.set(*index, value.clone());
+    }
+    Ok(Some(Some(row)))
+}
+
+/// The row operations, each as one decision: implemented once for the memory backend's
+/// autocommit storage and for the optimistic transactions (memory, etcd), which differ only in
+/// how they read a record (`self.read`) and apply a decision (`self.write`), and in how they name
+/// a record (`self.record`).
+macro_rules! row_access_via_decisions {
+    ($ty:ty $(; $($extra:tt)*)?) => {
+        impl RowAccess for $ty {
+            $($($extra)*)?
+
+            async fn fetch(&self, table: &'static TableDef, key: &Value) -> Result<Option<Row>> {
+                self.read(table, self.record(table, key)?).await
+            }
+
+            async fn insert(&self, table: &'static TableDef, row: Row) -> Result<bool> {
+                let record = self.record(table, table.key_of(&row)?)?;
+                let written = self.write(table, record, |stored| Ok(stored.is_none().then_some(Some(row))));
+                Ok(matches!(written.await?, decisions::Written::Done))
+            }
+
+            async fn update(&self, table: &'static TableDef, row: Row, expected: u64) -> Result<WriteOutcome> {
+                let record = self.record(table, table.key_of(&row)?)?;
+                let written = self.write(table, record, |stored| {
+                    Ok(decisions::check(table, stored, Some(expected))?
+                        .then(|| Some(decisions::keep_created(table, stored, row))))
+                });
+                Ok(written.await?.into())
+            }
+
+            async fn upsert(&self, table: &'static TableDef, row: Row) -> Result<Option<u64>> {
+                let record = self.record(table, table.key_of(&row)?)?;
+                let mut version = None;
+                let written = self.write(table, record, |stored| {
+                    let (decision, next) = decisions::upsert(table, stored, row)?;
+                    version = next;
+                    Ok(decision)
+                });
+                match written.await? {
+                    decisions::Written::Done => Ok(version),
+                    decisions::Written::Refused(_) => Ok(None),
+                }
+            }
+
+            async fn patch(
+                &self,
+                table: &'static TableDef,
+                key: &Value,
+                columns: &[(usize, Value)],
+                expected: u64,
+            ) -> Result<WriteOutcome> {
+                let written = self.write(table, self.record(table, key)?, |stored| {
+                    decisions::patch(table, stored, columns, expected)
+                });
+                Ok(written.await?.into())
+            }
+
+            async fn delete(
+                &self,
+                table: &'static TableDef,
+                key: &Value,
+                expected: Option<u64>,
+            ) -> Result<WriteOutcome> {
+                let written = self.write(table, self.record(table, key)?, |stored| {
+                    Ok(decisions::check(table, stored, expected)?.then_some(None))
+                });
+                Ok(written.await?.into())
+            }
+        }
+    };
+}
+
+pub(crate) use row_access_via_decisions;

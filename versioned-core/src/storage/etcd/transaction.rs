@@ -1,0 +1,358 @@
+//! [`EtcdTransaction`]: optimistic, validated and applied by one etcd transaction at commit.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp, TxnOpResponse};
+
+use super::cluster::{Cluster, LockWaiter, Reply, Stored, put_record, read_record_op, request_error, unlocked};
+use super::codec::{self, RecordKeys};
+use super::delete_record;
+use crate::entity::TableDef;
+use crate::error::{Error, Result, StorageError};
+use crate::lock::LockWait;
+use crate::storage::decisions::{self, Decision, Written, row_access_via_decisions};
+use crate::storage::{RowAccess, SavepointStep, StorageTransaction, WriteOutcome};
+use crate::value::{Row, Value};
+
+/// A record a transaction touched: its table and key, for errors.
+#[derive(Debug, Clone)]
+struct Touched {
+    table: &'static TableDef,
+    key: Value,
+}
+
+/// What the transaction saw of a record when it first read it: the version key's revision (0:
+/// no record) and the version.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    revision: i64,
+    version: Option<u64>,
+}
+
+/// Buffered writes: the new row, or `None` for a delete, by record.
+type Buffered = BTreeMap<RecordKeys, (Touched, Option<Row>)>;
+
+#[derive(Debug, Default)]
+struct TxState {
+    /// Every record read (writes read first), by key order: the order commit reports conflicts in.
+    read: BTreeMap<RecordKeys, (Touched, Seen)>,
+    written: Buffered,
+    /// The buffered writes as they were when each open savepoint was set, outermost first.
+    savepoints: Vec<Buffered>,
+    /// Records locked by `fetch_for_update`.
+    held: BTreeSet<RecordKeys>,
+    /// A read-only transaction's revision: every read sees the cluster as of it.
+    snapshot: Option<i64>,
+}
+
+/// A transaction of the [`EtcdStorage`](super::EtcdStorage): optimistic, validated at commit.
+#[derive(Debug)]
+pub struct EtcdTransaction {
+    cluster: Arc<Cluster>,
+    read_only: bool,
+    /// The value of its lock keys.
+    id: Vec<u8>,
+    /// Held across each operation's requests, so that the operations of one transaction apply in
+    /// the order they were called.
+    state: tokio::sync::Mutex<TxState>,
+    /// Set when the transaction ends through commit or rollback; a transaction dropped while it
+    /// holds locks releases them from a task of its own.
+    ended: bool,
+}
+
+impl Drop for EtcdTransaction {
+    fn drop(&mut self) {
+        let held = std::mem::take(&mut self.state.get_mut().held);
+        if self.ended || held.is_empty() {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                let (cluster, id) = (Arc::clone(&self.cluster), self.id.clone());
+                runtime.spawn(async move { release(&cluster, &id, &held).await });
+            }
+            Err(_) => tracing::warn!(
+                locks = held.len(),
+                "an etcd transaction holding locks was dropped outside a tokio runtime: its locks stay until the \
+                 connection's lease expires"
+            ),
+        }
+    }
+}
+
+/// Deletes the lock keys of `held` that are still `id`'s.
+async fn release(cluster: &Cluster, id: &[u8], held: &BTreeSet<RecordKeys>) {
+    for keys in held {
+        let mine = Compare::value(keys.lock(), CompareOp::Equal, id.to_vec());
+        let txn = Txn::new().when([mine]).and_then([TxnOp::delete(keys.lock(), None)]);
+        if let Err(e) = cluster.client.kv_client().txn(txn).await {
+            tracing::warn!(error = %e, "could not release an etcd lock; it stays until the connection's lease expires");
+        }
+    }
+}
+
+impl EtcdTransaction {
+    pub(super) fn new(cluster: Arc<Cluster>, read_only: bool) -> Self {
+        let id = cluster.unique().into_bytes();
+        EtcdTransaction { cluster, read_only, id, state: Default::default(), ended: false }
+    }
+
+    fn record(&self, table: &'static TableDef, key: &Value) -> Result<(RecordKeys, Value)> {
+        Ok((RecordKeys::new(self.cluster.prefix(), table, key)?, key.clone()))
+    }
+
+    /// The record as this transaction sees it: its own write if any, else the stored row
+    /// (remembering its revision, for validation at commit).
+    async fn seen(&self, state: &mut TxState, table: &'static TableDef, keys: &RecordKeys, key: &Value) -> Result<Option<Row>> {
+        if let Some((_, row)) = state.written.get(keys) {
+            return Ok(row.clone());
+        }
+        let (stored, at) = self.cluster.read(table, keys, state.snapshot).await?;
+        if self.read_only {
+            state.snapshot.get_or_insert(at);
+            return Ok(stored.row);
+        }
+        let version = stored.row.as_ref().map(|r| table.version_of(r)).transpose()?;
+        let touched = Touched { table, key: key.clone() };
+        state.read.entry(keys.clone()).or_insert((touched, Seen { revision: stored.revision, version }));
+        Ok(stored.row)
+    }
+
+    async fn read(&self, table: &'static TableDef, (keys, key): (RecordKeys, Value)) -> Result<Option<Row>> {
+        let mut state = self.state.lock().await;
+        self.seen(&mut state, table, &keys, &key).await
+    }
+
+    /// Decides one write against what the transaction sees, and buffers it.
+    async fn write(
+        &self,
+        table: &'static TableDef,
+        (keys, key): (RecordKeys, Value),
+        decide: impl FnOnce(Option<&Row>) -> Result<Decision>,
+    ) -> Result<Written> {
+        if self.read_only {
+            return Err(Error::ReadOnlyTransaction { operation: "write" });
+        }
+        let mut state = self.state.lock().await;
+        let seen = self.seen(&mut state, table, &keys, &key).await?;
+        Ok(match decide(seen.as_ref())? {
+            None => Written::Refused(seen),
+            Some(row) => {
+                state.written.insert(keys, (Touched { table, key }, row));
+                Written::Done
+            }
+        })
+    }
+
+    /// Locks the record for this transaction and reads it, in one etcd transaction: puts its lock
+    /// key, attached to the connection's lease, if no one holds it; waits as `wait` says
+    /// otherwise. Returns the record and the revision it was read at.
+    async fn lock(&self, table: &'static TableDef, keys: &RecordKeys, key: &Value, wait: LockWait) -> Result<Stored> {
+        let lease = self.cluster.session().await?;
+        let waiter = LockWaiter::new(wait);
+        loop {
+            let take = Txn::new()
+                .when([unlocked(keys)])
+                .and_then([
+                    TxnOp::put(keys.lock(), self.id.clone(), Some(PutOptions::new().with_lease(lease))),
+                    read_record_op(keys),
+                ])
+                .or_else([read_record_op(keys)]);
+            // A lock put twice by a retry is still this transaction's: the value says whose it is.
+            let reply = self.cluster.client.kv_client().txn(take).await.map_err(request_error)?;
+            let read = match reply.op_responses().pop() {
+                Some(TxnOpResponse::Get(range)) => Stored::parse(table, keys, range.kvs())?,
+                _ => return Err(StorageError::new("etcd answered a lock request without the record").into()),
+            };
+            if reply.succeeded() || read.lock.as_deref() == Some(self.id.as_slice()) {
+                return Ok(read);
+            }
+            if read.lock.is_some() {
+                let revision = reply.header().map_or(0, |h| h.revision());
+                waiter.wait(&self.cluster, table, keys, key, revision).await?;
+            } // else released between the comparison and the read: try again
+        }
+    }
+
+    /// The commit's comparisons and operations.
+    fn commit_request(&self, state: &TxState) -> (Vec<Compare>, Vec<TxnOp>) {
+        let mut compares = Vec::with_capacity(state.read.len() + state.written.len());
+        for (keys, (_, seen)) in &state.read {
+            compares.push(match seen.version {
+                Some(_) => Compare::mod_revision(keys.version(), CompareOp::Equal, seen.revision),
+                None => Compare::version(keys.version(), CompareOp::Equal, 0),
+            });
+        }
+        let mut ops = Vec::with_capacity(state.written.len() * 3 + state.held.len());
+        for (keys, (touched, row)) in &state.written {
+            compares.push(match state.held.contains(keys) {
+                true => Compare::value(keys.lock(), CompareOp::Equal, self.id.clone()),
+                false => unlocked(keys),
+            });
+            match row {
+                Some(row) => ops.extend(put_record(touched.table, keys, row)),
+                None => ops.push(delete_record(keys)),
+            }
+        }
+        // Locks of records not deleted are released in the same step (a delete took its lock).
+        for keys in &state.held {
+            if !matches!(state.written.get(keys), Some((_, None))) {
+                ops.push(TxnOp::delete(keys.lock(), None));
+            }
+        }
+        (compares, ops)
+    }
+
+    /// Why the commit's comparisons failed: the first record (in key order) that changed since
+    /// it was read, as a conflict; else a record another transaction holds (`Ok(Some)`: wait for
+    /// it); else this transaction's own locks, expired.
+    async fn refusal(&self, state: &TxState) -> Result<Option<(&'static TableDef, RecordKeys, Value, i64)>> {
+        for (keys, (touched, seen)) in &state.read {
+            let (stored, _) = self.cluster.read(touched.table, keys, None).await?;
+            let changed = match seen.version {
+                Some(_) => stored.revision != seen.revision,
+                None => stored.row.is_some(),
+            };
+            if changed {
+                let table = touched.table;
+                return Err(Error::ConcurrentModification {
+                    table: table.name,
+                    key: touched.key.clone(),
+                    // Versions start at 1, so `expected: 0` says the transaction saw no record.
+                    expected: seen.version.unwrap_or(0),
+                    actual: stored.row.as_ref().and_then(|r| table.version_of(r).ok()),
+                    current: stored.row,
+                });
+            }
+        }
+        for (keys, (touched, _)) in &state.written {
+            let (stored, at) = self.cluster.read(touched.table, keys, None).await?;
+            match stored.lock {
+                Some(holder) if holder != self.id => {
+                    return Ok(Some((touched.table, keys.clone(), touched.key.clone(), at)));
+                }
+                None if state.held.contains(keys) => {
+                    return Err(StorageError::retryable(format!(
+                        "{} {}: this transaction's lock expired before it committed (its client could not renew \
+                         it within {} s); nothing was written",
+                        touched.table.name, touched.key, self.cluster.options.lock_ttl
+                    ))
+                    .into());
+                }
+                _ => {}
+            }
+        }
+        // Nothing differs now: what refused the commit has gone (a lock released); try again.
+        Ok(None)
+    }
+}
+
+/// About the size of the commit's request: its keys and values, and a little for each comparison
+/// and operation.
+fn request_size(state: &TxState) -> usize {
+    const PER_ITEM: usize = 16;
+    let reads: usize = state.read.keys().map(|keys| keys.prefix.len() + 1 + PER_ITEM).sum();
+    let writes: usize = state
+        .written
+        .iter()
+        .map(|(keys, (touched, row))| match row {
+            Some(row) => 4 * (keys.prefix.len() + 1 + PER_ITEM) + codec::row_bytes(touched.table, row).len() + 18,
+            None => 2 * (keys.prefix.len() + 1 + PER_ITEM),
+        })
+        .sum();
+    reads + writes
+}
+
+row_access_via_decisions!(EtcdTransaction);
+
+impl StorageTransaction for EtcdTransaction {
+    async fn fetch_for_update(&self, table: &'static TableDef, key: &Value, wait: LockWait) -> Result<Option<Row>> {
+        let (keys, key) = self.record(table, key)?;
+        let mut state = self.state.lock().await;
+        if state.held.contains(&keys) {
+            return self.seen(&mut state, table, &keys, &key).await;
+        }
+        let stored = self.lock(table, &keys, &key, wait).await?;
+        state.held.insert(keys.clone());
+        if let Some((_, row)) = state.written.get(&keys) {
+            return Ok(row.clone());
+        }
+        let version = stored.row.as_ref().map(|r| table.version_of(r)).transpose()?;
+        let seen = Seen { revision: stored.revision, version };
+        state.read.entry(keys).or_insert((Touched { table, key }, seen));
+        Ok(stored.row)
+    }
+
+    async fn savepoint(&self, step: SavepointStep) -> Result<()> {
+        let mut state = self.state.lock().await;
+        // Reads and locks stay: what was read inside a savepoint is still checked at commit.
+        match step {
+            SavepointStep::Set { depth } => {
+                let written = state.written.clone();
+                state.savepoints.truncate(depth.saturating_sub(1) as usize);
+                state.savepoints.push(written);
+            }
+            SavepointStep::RollBack { depth } => {
+                let index = depth.saturating_sub(1) as usize;
+                let Some(written) = state.savepoints.drain(index..).next() else {
+                    return Err(StorageError::new(format!("no savepoint {depth} is open")).into());
+                };
+                state.written = written;
+            }
+            SavepointStep::Release { depth } => state.savepoints.truncate(depth.saturating_sub(1) as usize),
+        }
+        Ok(())
+    }
+
+    async fn commit(mut self) -> Result<()> {
+        // Dropped before it ends (the future cancelled), the transaction releases its locks on drop.
+        let state = self.state.lock().await;
+        let result = self.commit_state(&state).await;
+        // Applied, the commit released the locks itself.
+        if result.is_err() && !state.held.is_empty() {
+            release(&self.cluster, &self.id, &state.held).await;
+        }
+        drop(state);
+        self.ended = true;
+        result
+    }
+
+    async fn rollback(mut self) -> Result<()> {
+        let held = std::mem::take(&mut self.state.get_mut().held);
+        release(&self.cluster, &self.id, &held).await;
+        self.ended = true;
+        Ok(())
+    }
+}
+
+impl EtcdTransaction {
+    /// Validates and applies every buffered write in one etcd transaction.
+    async fn commit_state(&self, state: &TxState) -> Result<()> {
+        if state.written.is_empty() && state.read.is_empty() {
+            return Ok(());
+        }
+        let waiter = LockWaiter::new(self.cluster.options.lock_wait);
+        let size = request_size(state);
+        let limit = self.cluster.options.max_request_bytes;
+        if size > limit {
+            return Err(StorageError::new(format!(
+                "committing this transaction would send etcd about {size} bytes, more than the cluster's limit of \
+                 {limit} (etcd's --max-request-bytes, EtcdOptions::max_request_bytes): write fewer or smaller \
+                 records per transaction; nothing was sent"
+            ))
+            .into());
+        }
+        loop {
+            let (compares, ops) = self.commit_request(state);
+            match self.cluster.write(compares, ops, Vec::new()).await? {
+                Reply::Applied => return Ok(()),
+                Reply::Refused(_) => {
+                    if let Some((table, keys, key, at)) = self.refusal(state).await? {
+                        waiter.wait(&self.cluster, table, &keys, &key, at).await?;
+                    }
+                }
+            }
+        }
+    }
+}
