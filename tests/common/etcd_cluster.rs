@@ -10,6 +10,11 @@ use std::time::{Duration, Instant};
 
 use versioned::{EtcdOptions, EtcdStorage, Store};
 
+/// The limits the test clusters run with (and that an existing cluster named by
+/// `VERSIONED_ETCD_ENDPOINTS` must allow).
+pub const MAX_TXN_OPS: usize = 10_000;
+pub const MAX_REQUEST_BYTES: usize = 10 << 20;
+
 /// One member: its ports and, while it runs, its process.
 struct Member {
     name: String,
@@ -42,7 +47,8 @@ pub fn binary() -> Option<PathBuf> {
 impl Cluster {
     /// Starts `n` members and waits until they serve.
     pub fn start(binary: PathBuf, n: usize) -> Cluster {
-        let members = (0..n).map(|i| Member { name: format!("m{i}"), client: free_port(), peer: free_port(), process: None });
+        let members =
+            (0..n).map(|i| Member { name: format!("m{i}"), client: free_port(), peer: free_port(), process: None });
         let mut cluster = Cluster {
             members: members.collect(),
             token: format!("versioned-{}", uuid::Uuid::new_v4().simple()),
@@ -74,6 +80,9 @@ impl Cluster {
             .args(["--initial-cluster-state", "new"])
             // Elections in about half a second, as on a quiet LAN.
             .args(["--heartbeat-interval", "50", "--election-timeout", "500"])
+            // Room for the conformance suite's batches of 1,234 records in one transaction: etcd's
+            // defaults are 128 operations and 1.5 MiB per request.
+            .args(["--max-txn-ops", &MAX_TXN_OPS.to_string(), "--max-request-bytes", &MAX_REQUEST_BYTES.to_string()])
             .args(["--logger", "zap", "--log-level", "warn"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -135,7 +144,11 @@ impl Cluster {
                 if healthy == running.len() {
                     return;
                 }
-                assert!(Instant::now() < deadline, "the etcd cluster did not come up; logs in {}", self.dir.path().display());
+                assert!(
+                    Instant::now() < deadline,
+                    "the etcd cluster did not come up; logs in {}",
+                    self.dir.path().display()
+                );
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         });
@@ -238,7 +251,9 @@ pub async fn store() -> Option<Store<EtcdStorage>> {
     let endpoints = shared_endpoints()?;
     let options = EtcdOptions::from_list(&endpoints.join(","))
         .expect("endpoints")
-        .prefix(format!("test/{}/", uuid::Uuid::new_v4().simple()));
+        .prefix(format!("test/{}/", uuid::Uuid::new_v4().simple()))
+        .max_txn_ops(MAX_TXN_OPS)
+        .max_request_bytes(MAX_REQUEST_BYTES);
     let storage = EtcdStorage::connect(options).await.expect("connect to etcd");
     // Fail loudly, not later, when the cluster is configured but unreachable.
     storage

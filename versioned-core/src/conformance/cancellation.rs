@@ -26,6 +26,29 @@ pub(crate) async fn poll_then_drop<F: Future>(future: F, polls: u64) -> bool {
     false
 }
 
+/// How many polls one transfer takes to complete on this backend (yielding in between), after
+/// which the accounts are one transfer further.
+async fn polls_to_transfer<S: Storage>(store: &Store<S>) -> u64 {
+    let transfer = store.transaction(|tx| async move {
+        let mut from = tx.get::<Account>(&1).await?.ok_or_else(|| Error::not_found::<Account>(&1))?;
+        let mut to = tx.get::<Account>(&2).await?.ok_or_else(|| Error::not_found::<Account>(&2))?;
+        from.balance -= 1;
+        to.balance += 1;
+        tx.put(&mut from).await?;
+        tx.put(&mut to).await
+    });
+    let mut transfer = pin!(transfer);
+    let mut polls = 0;
+    loop {
+        polls += 1;
+        if let Poll::Ready(done) = poll_fn(|cx| Poll::Ready(transfer.as_mut().poll(cx))).await {
+            done.expect("a transfer");
+            return polls;
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
 /// Both accounts, read locked in one transaction, so that a commit landing meanwhile is seen
 /// whole (at READ COMMITTED each statement has a snapshot of its own).
 async fn both<S: Storage>(store: &Store<S>) -> (Account, Account) {
@@ -48,6 +71,11 @@ pub async fn cancelled_transactions_commit_whole_or_not_at_all<S: Storage>(store
     store.insert(&mut Account { id: 1, balance: 1_000_000, version: 0 }).await.expect("insert 1");
     store.insert(&mut Account { id: 2, balance: 0, version: 0 }).await.expect("insert 2");
     let mut rng = Xorshift(0x9e37_79b9_7f4a_7c15);
+    // Drop points from none to past the end: a backend over the network needs more polls than one
+    // in memory, so the range is twice what a transfer took here, and at least 160.
+    let budget = (2 * polls_to_transfer(store).await).max(160);
+    // The accounts' version and account 2's balance before the rounds: inserted, then one transfer.
+    let (base_version, base_balance) = (2, 1);
     let (mut committed, mut decided_then_dropped, mut dropped_undecided) = (0u64, 0u64, 0u64);
 
     for round in 0..ROUNDS {
@@ -83,7 +111,7 @@ pub async fn cancelled_transactions_commit_whole_or_not_at_all<S: Storage>(store
             flag.store(true, Ordering::SeqCst);
             Ok(())
         });
-        let completed = poll_then_drop(transfer, rng.below(160)).await;
+        let completed = poll_then_drop(transfer, rng.below(budget)).await;
         let decided = decided.load(Ordering::SeqCst);
         if decided {
             committed += 1;
@@ -104,14 +132,14 @@ pub async fn cancelled_transactions_commit_whole_or_not_at_all<S: Storage>(store
             let (from, to) = both(store).await;
             assert_eq!(from.balance + to.balance, 1_000_000, "round {round}: money appeared or vanished");
             assert_eq!(from.version, to.version, "round {round}: half a transfer was applied");
-            if from.version == committed + 1 {
-                assert_eq!(to.balance as u64, committed, "round {round}: balance and version disagree");
+            if from.version == base_version + committed {
+                assert_eq!(to.balance as u64, base_balance + committed, "round {round}: balance and version disagree");
                 break;
             }
             assert!(
-                from.version < committed + 1,
+                from.version < base_version + committed,
                 "round {round}: {} transfers applied but only {committed} closures finished",
-                from.version - 1
+                from.version - base_version
             );
             assert!(Instant::now() < deadline, "round {round}: a decided commit never finished");
             tokio::time::sleep(Duration::from_millis(1)).await;

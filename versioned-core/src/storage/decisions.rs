@@ -71,7 +71,12 @@ pub(crate) fn upsert(table: &TableDef, stored: Option<&Row>, row: Row) -> Result
 }
 
 /// [`RowAccess::patch`](super::RowAccess::patch) as a decision.
-pub(crate) fn patch(table: &TableDef, stored: Option<&Row>, columns: &[(usize, Value)], expected: u64) -> Result<Decision> {
+pub(crate) fn patch(
+    table: &TableDef,
+    stored: Option<&Row>,
+    columns: &[(usize, Value)],
+    expected: u64,
+) -> Result<Decision> {
     let Some(stored) = stored else { return Ok(None) };
     if table.version_of(stored)? != expected {
         return Ok(None);

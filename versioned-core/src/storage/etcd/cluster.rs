@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use etcd_client::{
-    Client, Compare, CompareOp, EventType, GetOptions, KeyValue, PutOptions, Txn, TxnOp, TxnOpResponse,
-    TxnResponse, WatchOptions,
+    Client, Compare, CompareOp, EventType, GetOptions, KeyValue, PutOptions, Txn, TxnOp, TxnOpResponse, TxnResponse,
+    WatchOptions,
 };
 
 use super::codec::{self, RecordKeys};
@@ -91,7 +91,9 @@ impl Stored {
         stored.row = match (row, version) {
             (Some(row), Some(version)) => Some(codec::decode_row(table, row, version, created)?),
             (None, None) => None,
-            (Some(_), None) => return Err(Error::decode(table, table.version_column().name, "the record has no version key")),
+            (Some(_), None) => {
+                return Err(Error::decode(table, table.version_column().name, "the record has no version key"));
+            }
             (None, Some(_)) => {
                 return Err(Error::decode(table, table.key_column().name, "the record has a version but no row key"));
             }
@@ -119,11 +121,7 @@ pub(super) enum Reply {
 /// A request's error: retryable when the cluster may answer a retry (no leader, a member down, a
 /// timeout), not when the request itself is wrong.
 pub(super) fn request_error(e: etcd_client::Error) -> Error {
-    if possibly_unanswered(&e) {
-        StorageError::retryable(e).into()
-    } else {
-        StorageError::new(e).into()
-    }
+    if possibly_unanswered(&e) { StorageError::retryable(e).into() } else { StorageError::new(e).into() }
 }
 
 /// Whether the request may have reached the cluster without its reply reaching us.
@@ -132,7 +130,12 @@ fn possibly_unanswered(e: &etcd_client::Error) -> bool {
     match e {
         etcd_client::Error::GRpcStatus(status) => matches!(
             status.code(),
-            Code::Unavailable | Code::DeadlineExceeded | Code::Aborted | Code::Unknown | Code::Internal | Code::Cancelled
+            Code::Unavailable
+                | Code::DeadlineExceeded
+                | Code::Aborted
+                | Code::Unknown
+                | Code::Internal
+                | Code::Cancelled
         ),
         etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
         _ => false,
@@ -199,7 +202,12 @@ impl Cluster {
     }
 
     /// The record's keys and the revision of the read (`revision`: read as of that revision).
-    pub(super) async fn read(&self, table: &TableDef, keys: &RecordKeys, revision: Option<i64>) -> Result<(Stored, i64)> {
+    pub(super) async fn read(
+        &self,
+        table: &TableDef,
+        keys: &RecordKeys,
+        revision: Option<i64>,
+    ) -> Result<(Stored, i64)> {
         let reply = self.client.kv_client().get(keys.prefix.clone(), Some(prefix_options(revision))).await;
         let reply = reply.map_err(request_error)?;
         let at = reply.header().map_or(0, |h| h.revision());
@@ -237,13 +245,22 @@ impl Cluster {
             loop {
                 tokio::time::sleep(every).await;
                 // A renewal that fails ends the session: the next lock grants a new lease.
-                if keeper.keep_alive().await.is_err() || !matches!(replies.message().await, Ok(Some(r)) if r.ttl() > 0) {
+                if keeper.keep_alive().await.is_err() || !matches!(replies.message().await, Ok(Some(r)) if r.ttl() > 0)
+                {
                     return;
                 }
             }
         });
         *session = Some(Session { id, renewal });
         Ok(id)
+    }
+
+    /// Ends the lease of this connection's locks: they expire within its time to live, and the
+    /// next lock starts a new one. For a lock that could not be released.
+    pub(super) async fn end_session(&self) {
+        if let Some(session) = self.session.lock().await.take() {
+            session.renewal.abort();
+        }
     }
 
     /// Sends `If(compares) Then(then) Else(otherwise)`, checking the operation limit first (a
@@ -254,7 +271,12 @@ impl Cluster {
     /// member died, the leader changed), the marker tells whether the write was applied, and
     /// putting it ourselves first makes sure a write still in flight can no longer apply. So an
     /// error from here means nothing was written, and a retry cannot apply a write twice.
-    pub(super) async fn write(&self, mut compares: Vec<Compare>, mut then: Vec<TxnOp>, otherwise: Vec<TxnOp>) -> Result<Reply> {
+    pub(super) async fn write(
+        &self,
+        mut compares: Vec<Compare>,
+        mut then: Vec<TxnOp>,
+        otherwise: Vec<TxnOp>,
+    ) -> Result<Reply> {
         let limit = self.options.max_txn_ops;
         if compares.len() + 1 > limit || then.len() + 1 > limit || otherwise.len() > limit {
             return Err(StorageError::new(format!(
@@ -342,7 +364,8 @@ impl LockWaiter {
         let timed_out = || Error::LockTimeout { table: Some(table.name), key: Some(key.clone()) };
         let released = async {
             let options = WatchOptions::new().with_start_revision(revision + 1);
-            let mut stream = cluster.client.watch_client().watch(keys.lock(), Some(options)).await.map_err(request_error)?;
+            let mut stream =
+                cluster.client.watch_client().watch(keys.lock(), Some(options)).await.map_err(request_error)?;
             while let Some(reply) = stream.message().await.map_err(request_error)? {
                 // A cancelled watch (its revision compacted away) ends the wait: the caller looks again.
                 if reply.canceled() || reply.events().iter().any(|e| e.event_type() == EventType::Delete) {

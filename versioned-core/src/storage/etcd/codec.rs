@@ -317,12 +317,14 @@ pub(super) fn schema(table: &TableDef) -> String {
 
 /// Whether a recorded schema describes the same columns as `table` (the struct's name may differ).
 pub(super) fn same_schema(table: &TableDef, recorded: &str) -> bool {
-    let strip = |s: &str| serde_json::from_str::<serde_json::Value>(s).ok().map(|mut v| {
-        if let Some(object) = v.as_object_mut() {
-            object.remove("entity");
-        }
-        v
-    });
+    let strip = |s: &str| {
+        serde_json::from_str::<serde_json::Value>(s).ok().map(|mut v| {
+            if let Some(object) = v.as_object_mut() {
+                object.remove("entity");
+            }
+            v
+        })
+    };
     strip(recorded).is_some_and(|r| Some(r) == strip(&schema(table)))
 }
 
@@ -338,7 +340,13 @@ mod tests {
         columns: &[
             ColumnDef { name: "id", field: "id", ty: ColumnType::Int64, nullable: false, role: ColumnRole::Key },
             ColumnDef { name: "body", field: "body", ty: ColumnType::Text, nullable: true, role: ColumnRole::Data },
-            ColumnDef { name: "version", field: "version", ty: ColumnType::Int64, nullable: false, role: ColumnRole::Version },
+            ColumnDef {
+                name: "version",
+                field: "version",
+                ty: ColumnType::Int64,
+                nullable: false,
+                role: ColumnRole::Version,
+            },
         ],
         key: 0,
         version: 2,

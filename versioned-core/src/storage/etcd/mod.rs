@@ -78,9 +78,9 @@ impl EtcdStorage {
             .with_timeout(options.request_timeout)
             .with_connect_timeout(options.connect_timeout)
             .with_require_leader(true);
-        let client = Client::connect(&options.endpoints, Some(connect))
-            .await
-            .map_err(|e| StorageError::new(format!("cannot connect to etcd at {}: {e}", options.endpoints.join(","))))?;
+        let client = Client::connect(&options.endpoints, Some(connect)).await.map_err(|e| {
+            StorageError::new(format!("cannot connect to etcd at {}: {e}", options.endpoints.join(",")))
+        })?;
         Ok(EtcdStorage { cluster: Arc::new(Cluster::new(client, options)) })
     }
 

@@ -87,7 +87,10 @@ async fn release(cluster: &Cluster, id: &[u8], held: &BTreeSet<RecordKeys>) {
         let mine = Compare::value(keys.lock(), CompareOp::Equal, id.to_vec());
         let txn = Txn::new().when([mine]).and_then([TxnOp::delete(keys.lock(), None)]);
         if let Err(e) = cluster.client.kv_client().txn(txn).await {
+            // Its lease must go, or the lock would stay as long as the connection renews it.
             tracing::warn!(error = %e, "could not release an etcd lock; it stays until the connection's lease expires");
+            cluster.end_session().await;
+            return;
         }
     }
 }
@@ -104,7 +107,13 @@ impl EtcdTransaction {
 
     /// The record as this transaction sees it: its own write if any, else the stored row
     /// (remembering its revision, for validation at commit).
-    async fn seen(&self, state: &mut TxState, table: &'static TableDef, keys: &RecordKeys, key: &Value) -> Result<Option<Row>> {
+    async fn seen(
+        &self,
+        state: &mut TxState,
+        table: &'static TableDef,
+        keys: &RecordKeys,
+        key: &Value,
+    ) -> Result<Option<Row>> {
         if let Some((_, row)) = state.written.get(keys) {
             return Ok(row.clone());
         }
@@ -160,7 +169,14 @@ impl EtcdTransaction {
                 ])
                 .or_else([read_record_op(keys)]);
             // A lock put twice by a retry is still this transaction's: the value says whose it is.
-            let reply = self.cluster.client.kv_client().txn(take).await.map_err(request_error)?;
+            let reply = match self.cluster.client.kv_client().txn(take).await {
+                Ok(reply) => reply,
+                Err(e) => {
+                    // The lock may have been taken without the reply reaching us: `fetch_for_update`
+                    // releases it.
+                    return Err(request_error(e));
+                }
+            };
             let read = match reply.op_responses().pop() {
                 Some(TxnOpResponse::Get(range)) => Stored::parse(table, keys, range.kvs())?,
                 _ => return Err(StorageError::new("etcd answered a lock request without the record").into()),
@@ -273,8 +289,21 @@ impl StorageTransaction for EtcdTransaction {
         if state.held.contains(&keys) {
             return self.seen(&mut state, table, &keys, &key).await;
         }
-        let stored = self.lock(table, &keys, &key, wait).await?;
+        // Counted as held before the request: a transaction dropped while it waits for the reply
+        // releases the lock it may have taken (releasing compares the holder, so it is harmless
+        // if it had not).
         state.held.insert(keys.clone());
+        let stored = match self.lock(table, &keys, &key, wait).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                // Not taken for sure only when the wait gave up; after a lost reply it may have
+                // been, and the transaction's end releases it.
+                if matches!(e, Error::LockTimeout { .. }) {
+                    state.held.remove(&keys);
+                }
+                return Err(e);
+            }
+        };
         if let Some((_, row)) = state.written.get(&keys) {
             return Ok(row.clone());
         }
@@ -319,8 +348,9 @@ impl StorageTransaction for EtcdTransaction {
     }
 
     async fn rollback(mut self) -> Result<()> {
-        let held = std::mem::take(&mut self.state.get_mut().held);
-        release(&self.cluster, &self.id, &held).await;
+        // Dropped while releasing, the transaction releases its locks on drop.
+        let EtcdTransaction { cluster, id, state, .. } = &mut self;
+        release(cluster, id, &state.get_mut().held).await;
         self.ended = true;
         Ok(())
     }
