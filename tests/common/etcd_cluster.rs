@@ -132,11 +132,19 @@ impl Cluster {
             .filter(|m| m.process.is_some())
             .map(|m| format!("http://127.0.0.1:{}", m.client))
             .collect();
+        // On a thread of its own: the caller may be inside a runtime (a test that restarts a member).
+        let dir = self.dir.path().display().to_string();
+        std::thread::scope(|scope| {
+            scope.spawn(|| self.poll_healthy(&running, deadline, &dir)).join().expect("the health check");
+        });
+    }
+
+    fn poll_healthy(&self, running: &[String], deadline: Instant, dir: &str) {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
         runtime.block_on(async {
             loop {
                 let mut healthy = 0;
-                for endpoint in &running {
+                for endpoint in running {
                     if let Ok(Some(_)) = leader_seen_by(endpoint).await {
                         healthy += 1;
                     }
@@ -144,11 +152,7 @@ impl Cluster {
                 if healthy == running.len() {
                     return;
                 }
-                assert!(
-                    Instant::now() < deadline,
-                    "the etcd cluster did not come up; logs in {}",
-                    self.dir.path().display()
-                );
+                assert!(Instant::now() < deadline, "the etcd cluster did not come up; logs in {dir}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         });

@@ -11,3 +11,210 @@ mod cluster;
 mod conformance {
     versioned_core::conformance_tests!(super::cluster::store);
 }
+
+/// Members dying under load: every operation that returned `Ok` is there exactly once, the
+/// counts are exact, and the failures during the election were retryable and absorbed.
+mod faults {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::time::{Duration, Instant};
+
+    use versioned::{Error, EtcdOptions, EtcdStorage, RetryPolicy, Store, Versioned};
+
+    use super::cluster::{self, Cluster};
+
+    #[derive(Versioned, Debug, Clone)]
+    struct Counter {
+        #[key]
+        id: i64,
+        count: i64,
+        #[version]
+        version: u64,
+    }
+
+    #[derive(Versioned, Debug, Clone)]
+    struct Account {
+        #[key]
+        id: i64,
+        balance: i64,
+        #[version]
+        version: u64,
+    }
+
+    const TASKS: i64 = 8;
+    const UPDATES: i64 = 200;
+    const COUNTERS: i64 = 4;
+    const ACCOUNTS: i64 = 6;
+
+    /// Patient enough to ride out an election (about a second) many times over.
+    fn patient() -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: 400,
+            initial_backoff: Duration::from_millis(2),
+            max_backoff: Duration::from_millis(100),
+            jitter: true,
+        }
+    }
+
+    /// What a run saw.
+    #[derive(Debug, Default)]
+    struct Tally {
+        attempts: AtomicU64,
+        transfers: AtomicU64,
+    }
+
+    /// Runs 8 tasks × 200 `update`s of 4 shared counters and a stream of transfers while `fault`
+    /// hits the cluster, then checks that nothing was lost or applied twice.
+    async fn under_fault(what: &str, fault: impl AsyncFnOnce(&mut Cluster)) {
+        let Some(binary) = cluster::binary() else {
+            eprintln!("skipped: no etcd here (install Debian's etcd-server or set VERSIONED_ETCD_BIN)");
+            return;
+        };
+        let mut cluster = Cluster::start(binary, 3);
+        let options = EtcdOptions::from_list(&cluster.endpoints().join(","))
+            .expect("endpoints")
+            .request_timeout(Duration::from_secs(2))
+            .connect_timeout(Duration::from_millis(500));
+        let store = Store::new(EtcdStorage::connect(options).await.expect("connect"));
+        store.create_table::<Counter>().await.expect("create counter");
+        store.create_table::<Account>().await.expect("create account");
+        for id in 0..COUNTERS {
+            store.insert(&mut Counter { id, count: 0, version: 0 }).await.expect("insert counter");
+        }
+        for id in 0..ACCOUNTS {
+            store.insert(&mut Account { id, balance: 1_000, version: 0 }).await.expect("insert account");
+        }
+
+        let tally = Arc::new(Tally::default());
+        let done = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut workers = Vec::new();
+        for task in 0..TASKS {
+            let (store, tally, done) = (store.clone(), Arc::clone(&tally), Arc::clone(&done));
+            workers.push(tokio::spawn(async move {
+                for _ in 0..UPDATES {
+                    let tally = &tally;
+                    store
+                        .update::<Counter, _>(&(task % COUNTERS), patient(), |c| {
+                            tally.attempts.fetch_add(1, Ordering::Relaxed);
+                            c.count += 1;
+                        })
+                        .await?;
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok::<_, Error>(())
+            }));
+        }
+        // Transfers between accounts, each recorded once it returned `Ok`.
+        let ledger = {
+            let (store, tally, stop) = (store.clone(), Arc::clone(&tally), Arc::clone(&stop));
+            tokio::spawn(async move {
+                let mut moved: BTreeMap<i64, i64> = BTreeMap::new();
+                let mut n: i64 = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let (from, to) = (n % ACCOUNTS, (n * 7 + 1) % ACCOUNTS);
+                    n += 1;
+                    if from == to {
+                        continue;
+                    }
+                    store
+                        .transaction_with_retry(patient(), |tx| async move {
+                            let mut a =
+                                tx.get::<Account>(&from).await?.ok_or_else(|| Error::not_found::<Account>(&from))?;
+                            let mut b =
+                                tx.get::<Account>(&to).await?.ok_or_else(|| Error::not_found::<Account>(&to))?;
+                            a.balance -= 1;
+                            b.balance += 1;
+                            tx.put(&mut a).await?;
+                            tx.put(&mut b).await
+                        })
+                        .await?;
+                    *moved.entry(from).or_default() -= 1;
+                    *moved.entry(to).or_default() += 1;
+                    tally.transfers.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok::<_, Error>(moved)
+            })
+        };
+
+        // A third of the way in, the fault; it lasts while the work goes on.
+        while done.load(Ordering::Relaxed) < (TASKS * UPDATES / 3) as u64 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let started = Instant::now();
+        let at = done.load(Ordering::Relaxed);
+        fault(&mut cluster).await;
+        let after = done.load(Ordering::Relaxed);
+
+        for worker in workers {
+            worker.await.expect("worker task").expect("every update succeeds, retries included");
+        }
+        stop.store(true, Ordering::Relaxed);
+        let moved = ledger.await.expect("ledger task").expect("every transfer succeeds, retries included");
+        cluster.wait_healthy();
+
+        let mut total = 0;
+        for id in 0..COUNTERS {
+            let counter = store.get::<Counter>(&id).await.expect("get").expect("counter");
+            let tasks = (0..TASKS).filter(|t| t % COUNTERS == id).count() as i64;
+            assert_eq!(counter.count, tasks * UPDATES, "counter {id}: every update exactly once");
+            assert_eq!(counter.version, 1 + (tasks * UPDATES) as u64, "counter {id}: one version per update");
+            total += counter.count;
+        }
+        assert_eq!(total, TASKS * UPDATES);
+        let mut sum = 0;
+        for id in 0..ACCOUNTS {
+            let account = store.get::<Account>(&id).await.expect("get").expect("account");
+            let expected = 1_000 + moved.get(&id).copied().unwrap_or(0);
+            assert_eq!(account.balance, expected, "account {id}: exactly the transfers that returned Ok");
+            sum += account.balance;
+        }
+        assert_eq!(sum, 1_000 * ACCOUNTS, "the transfers keep the total");
+        let attempts = tally.attempts.load(Ordering::Relaxed);
+        println!(
+            "{what}: {} updates ({} when the fault came, {} by the time it was over, {:?} later) and {} transfers, \
+             all exact; {} update attempts, so {} retried (conflicts and the fault's retryable errors)",
+            TASKS * UPDATES,
+            at,
+            after,
+            started.elapsed(),
+            tally.transfers.load(Ordering::Relaxed),
+            attempts,
+            attempts - (TASKS * UPDATES) as u64,
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn killing_the_leader_loses_nothing() {
+        under_fault("leader killed", async |cluster: &mut Cluster| {
+            let leader = cluster.leader().await;
+            let term = cluster.term(leader).await;
+            let pid = cluster.pid(leader).expect("the leader runs");
+            cluster.kill(leader); // kill -9 <pid>
+            let survivor = (leader + 1) % 3;
+            let next = cluster.leader().await;
+            assert_ne!(next, leader);
+            let elected = cluster.term(survivor).await;
+            println!("killed leader m{leader} (pid {pid}); m{next} elected, term {term} -> {elected}");
+            assert!(elected > term, "an election happened");
+            // Work goes on with two members for a while, then the third comes back.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            cluster.restart(leader);
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn killing_a_follower_loses_nothing() {
+        under_fault("follower killed", async |cluster: &mut Cluster| {
+            let leader = cluster.leader().await;
+            let follower = (leader + 1) % 3;
+            cluster.kill(follower);
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            assert_eq!(cluster.leader().await, leader, "the leader stays");
+            cluster.restart(follower);
+        })
+        .await;
+    }
+}
