@@ -7,14 +7,21 @@ use versioned::{AnyStorage, Store};
 pub type Failure = Box<dyn std::error::Error + Send + Sync>;
 
 /// Opens the example's database: `$VERSIONED_DATABASE_URL` if set (any backend compiled in: a
-/// PostgreSQL URL needs `--features postgres`, a MySQL one `--features mysql`), otherwise a fresh
+/// PostgreSQL URL needs `--features postgres`, a MySQL one `--features mysql`, an etcd one
+/// `--features etcd`), otherwise a fresh
 /// SQLite file
 /// `versioned-<name>.db` in the system's temporary directory. On a server the example gets a
-/// schema (PostgreSQL) or database (MySQL) of its own, emptied first, so every run starts clean.
+/// schema (PostgreSQL) or database (MySQL) of its own, emptied first, or a key prefix of its own
+/// (etcd), so every run starts clean.
 pub async fn open(name: &str) -> Result<Store<AnyStorage>, Failure> {
     let url = match std::env::var("VERSIONED_DATABASE_URL") {
         Ok(url) if url.starts_with("postgres") => fresh_schema(&url, name).await?,
         Ok(url) if url.starts_with("mysql") || url.starts_with("mariadb") => fresh_database(&url, name).await?,
+        // On etcd, a key prefix no earlier run used.
+        Ok(url) if url.starts_with("etcd") => {
+            let separator = if url.contains('?') { '&' } else { '?' };
+            format!("{url}{separator}prefix=example_{name}/{}/", uuid::Uuid::new_v4().simple())
+        }
         Ok(url) => url,
         Err(_) => {
             let path = std::env::temp_dir().join(format!("versioned-{name}.db"));

@@ -145,7 +145,7 @@ impl Cluster {
             loop {
                 let mut healthy = 0;
                 for endpoint in running {
-                    if let Ok(Some(_)) = leader_seen_by(endpoint).await {
+                    if leader_seen_by(endpoint).await.is_some() {
                         healthy += 1;
                     }
                 }
@@ -167,7 +167,7 @@ impl Cluster {
                     continue;
                 }
                 let endpoint = format!("http://127.0.0.1:{}", member.client);
-                if let Ok(Some((leader, me))) = leader_seen_by(&endpoint).await
+                if let Some((leader, me)) = leader_seen_by(&endpoint).await
                     && leader == me
                 {
                     return i;
@@ -181,21 +181,23 @@ impl Cluster {
     /// How many terms (elections) the cluster has been through, as the member at `i` tells.
     pub async fn term(&self, i: usize) -> u64 {
         let endpoint = format!("http://127.0.0.1:{}", self.members[i].client);
-        let options = etcd_client::ConnectOptions::new().with_timeout(Duration::from_secs(2));
-        let mut client = etcd_client::Client::connect([endpoint], Some(options)).await.expect("connect");
-        client.status().await.expect("status").raft_term()
+        let member = member(&endpoint, Duration::from_secs(2)).await.expect("connect");
+        member.client().clone().status().await.expect("status").raft_term()
     }
 }
 
-/// (the leader's id, this member's id) as member `endpoint` sees them; `None` without a leader.
-async fn leader_seen_by(endpoint: &str) -> Result<Option<(u64, u64)>, etcd_client::Error> {
-    let options = etcd_client::ConnectOptions::new()
-        .with_timeout(Duration::from_millis(500))
-        .with_connect_timeout(Duration::from_millis(500));
-    let mut client = etcd_client::Client::connect([endpoint], Some(options)).await?;
-    let status = client.status().await?;
+/// A connection to one member only.
+async fn member(endpoint: &str, timeout: Duration) -> versioned::Result<EtcdStorage> {
+    EtcdStorage::connect(EtcdOptions::new(endpoint).request_timeout(timeout).connect_timeout(timeout)).await
+}
+
+/// (the leader's id, this member's id) as member `endpoint` sees them; `None` without a leader
+/// or an answer.
+async fn leader_seen_by(endpoint: &str) -> Option<(u64, u64)> {
+    let member = member(endpoint, Duration::from_millis(500)).await.ok()?;
+    let status = member.client().clone().status().await.ok()?;
     let me = status.header().map_or(0, |h| h.member_id());
-    Ok((status.leader() != 0).then_some((status.leader(), me)))
+    (status.leader() != 0).then_some((status.leader(), me))
 }
 
 impl Drop for Cluster {
