@@ -35,6 +35,10 @@ pub use entity::{
     ColumnDef, ColumnRole, Entity, TableDef, decode, decode_json, decoded, encode, encode_json, encoded, row_values,
 };
 pub use error::{BoxError, Error, Result, StorageError};
+/// The etcd client the etcd backend is built on, for what this crate does not do (watches, say)
+/// through [`EtcdStorage::client`].
+#[cfg(feature = "etcd")]
+pub use etcd_client;
 pub use lock::LockWait;
 pub use patch::{Change, ChangeValue, Check, Patch};
 pub use retry::RetryPolicy;

@@ -514,14 +514,19 @@ async fn get_for_update_inner<T: Entity, X: StorageTransaction>(
 }
 
 /// One attempt of [`Store::update`](crate::Store::update), inside transaction `tx`: read the
-/// record locked (where the backend locks records), apply `f`, checked write.
+/// record (locked, waiting as `wait` says; plainly when `wait` is `None`), apply `f`, checked
+/// write.
 pub async fn read_modify_write<T: Entity, R, X: StorageTransaction>(
     tx: &X,
     key: &(impl KeyFor<T::Key> + ?Sized),
-    wait: LockWait,
+    wait: Option<LockWait>,
     f: &mut impl FnMut(&mut T) -> R,
 ) -> Result<R> {
-    let mut t = get_for_update::<T, X>(tx, key, wait).await?.ok_or_else(|| Error::not_found::<T>(key))?;
+    let read = match wait {
+        Some(wait) => get_for_update::<T, X>(tx, key, wait).await?,
+        None => get::<T, X>(tx, key).await?,
+    };
+    let mut t = read.ok_or_else(|| Error::not_found::<T>(key))?;
     let result = f(&mut t);
     put(tx, &mut t).await?;
     Ok(result)

@@ -392,7 +392,9 @@ impl<S: Storage> Store<S> {
     ///
     /// The read locks the record ([`Transaction::get_for_update`], waiting as the store's
     /// [`LockWait`] says), so updates of one hot record from many tasks queue for it instead of
-    /// conflicting and retrying; the write is still checked against the version read. A missing record is [`Error::NotFound`](crate::Error::NotFound);
+    /// conflicting and retrying; the write is still checked against the version read. On etcd,
+    /// where a lock costs a consensus round of its own, the read does not lock
+    /// ([`Storage::locks_updates`]): concurrent updates conflict and are retried. A missing record is [`Error::NotFound`](crate::Error::NotFound);
     /// running out of attempts is [`Error::RetriesExhausted`](crate::Error::RetriesExhausted).
     pub async fn update<T: Entity, R: Send>(
         &self,
@@ -417,7 +419,8 @@ impl<S: Storage> Store<S> {
         f: &mut impl FnMut(&mut T) -> R,
     ) -> Result<R> {
         let tx = self.backend.begin().await?;
-        let result = ops::read_modify_write(&tx, key, self.lock_wait, f).await;
+        let wait = self.backend.locks_updates().then_some(self.lock_wait);
+        let result = ops::read_modify_write(&tx, key, wait, f).await;
         finish(tx, result).await
     }
 }

@@ -262,6 +262,14 @@ impl<S: Storage> Storage for FaultyStorage<S> {
     fn identity(&self) -> Option<usize> {
         self.inner.identity()
     }
+
+    fn locks_records(&self) -> bool {
+        self.inner.locks_records()
+    }
+
+    fn locks_updates(&self) -> bool {
+        self.inner.locks_updates()
+    }
 }
 
 impl<X: StorageTransaction> StorageTransaction for FaultyTransaction<X> {

@@ -247,6 +247,10 @@ impl Storage for AnyStorage {
     fn locks_records(&self) -> bool {
         each!(self, AnyStorage, s => s.locks_records())
     }
+
+    fn locks_updates(&self) -> bool {
+        each!(self, AnyStorage, s => s.locks_updates())
+    }
 }
 
 impl StorageTransaction for AnyTransaction {

@@ -303,4 +303,10 @@ impl Storage for EtcdStorage {
     fn identity(&self) -> Option<usize> {
         Some(Arc::as_ptr(&self.cluster) as usize)
     }
+
+    /// `update` reads and then writes with one checked transaction, retried on a conflict: a
+    /// lock would cost a consensus round of its own (about as much as the write).
+    fn locks_updates(&self) -> bool {
+        false
+    }
 }
