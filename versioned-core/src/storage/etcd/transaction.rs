@@ -23,11 +23,13 @@ struct Touched {
 }
 
 /// What the transaction saw of a record when it first read it: the version key's revision (0:
-/// no record) and the version.
-#[derive(Debug, Clone, Copy)]
+/// no record), the version, and the row, which later reads return without asking etcd again
+/// (commit fails if the record changed since, whatever was read).
+#[derive(Debug, Clone)]
 struct Seen {
     revision: i64,
     version: Option<u64>,
+    row: Option<Row>,
 }
 
 /// Buffered writes: the new row, or `None` for a delete, by record.
@@ -117,6 +119,9 @@ impl EtcdTransaction {
         if let Some((_, row)) = state.written.get(keys) {
             return Ok(row.clone());
         }
+        if let Some((_, seen)) = state.read.get(keys) {
+            return Ok(seen.row.clone());
+        }
         let (stored, at) = self.cluster.read(table, keys, state.snapshot).await?;
         if self.read_only {
             state.snapshot.get_or_insert(at);
@@ -124,7 +129,8 @@ impl EtcdTransaction {
         }
         let version = stored.row.as_ref().map(|r| table.version_of(r)).transpose()?;
         let touched = Touched { table, key: key.clone() };
-        state.read.entry(keys.clone()).or_insert((touched, Seen { revision: stored.revision, version }));
+        let seen = Seen { revision: stored.revision, version, row: stored.row.clone() };
+        state.read.entry(keys.clone()).or_insert((touched, seen));
         Ok(stored.row)
     }
 
@@ -307,8 +313,12 @@ impl StorageTransaction for EtcdTransaction {
         if let Some((_, row)) = state.written.get(&keys) {
             return Ok(row.clone());
         }
+        // Read before it was locked: the transaction goes on seeing that (commit checks it).
+        if let Some((_, seen)) = state.read.get(&keys) {
+            return Ok(seen.row.clone());
+        }
         let version = stored.row.as_ref().map(|r| table.version_of(r)).transpose()?;
-        let seen = Seen { revision: stored.revision, version };
+        let seen = Seen { revision: stored.revision, version, row: stored.row.clone() };
         state.read.entry(keys).or_insert((Touched { table, key }, seen));
         Ok(stored.row)
     }
