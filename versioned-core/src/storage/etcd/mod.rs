@@ -1,8 +1,8 @@
 //! The etcd backend: checked writes and transactions on a replicated cluster.
 //!
-//! Each record is a few keys (see the layout in [`codec`]'s docs, repeated in the README); its
-//! version has a key of its own, and a checked write is ONE etcd transaction comparing that key's
-//! value with the version the caller expects: `If(version == expected, no lock) Then(put row,
+//! Each record is a few keys under `<prefix><table>/k/<key>/` (the README's etcd section has the
+//! layout and the encoding); its version has a key of its own, and a checked write is ONE etcd
+//! transaction comparing that key's value with the version the caller expects: `If(version == expected, no lock) Then(put row,
 //! put version + 1) Else(read the record)`. The stored record for the conflict comes back in the
 //! same round trip. `insert` compares that no version key exists; `delete` deletes the record's
 //! keys under the same comparison.
