@@ -3,8 +3,8 @@
 //! validate at commit, etcd's compare-and-swap on a revision): the rules are written once here.
 
 use crate::entity::{ColumnRole, TableDef};
-use crate::error::Result;
-use crate::storage::WriteOutcome;
+use crate::error::{Result, StorageError};
+use crate::storage::{SavepointStep, WriteOutcome};
 use crate::value::{Row, Value};
 
 /// A write decided from the stored row alone: `Some(new)` writes it (`new: None` deletes), `None`
@@ -86,6 +86,27 @@ pub(crate) fn patch(
         row.set(*index, value.clone());
     }
     Ok(Some(Some(row)))
+}
+
+/// A savepoint step of a transaction that buffers its writes: `written` is the buffer,
+/// `savepoints` the copies of it taken when each open savepoint was set, outermost first. Reads
+/// and locks stay: what was read inside a savepoint is still checked at commit.
+pub(crate) fn savepoint<B: Clone>(written: &mut B, savepoints: &mut Vec<B>, step: SavepointStep) -> Result<()> {
+    match step {
+        SavepointStep::Set { depth } => {
+            savepoints.truncate(depth.saturating_sub(1) as usize);
+            savepoints.push(written.clone());
+        }
+        SavepointStep::RollBack { depth } => {
+            let index = depth.saturating_sub(1) as usize;
+            let Some(set) = savepoints.drain(index..).next() else {
+                return Err(StorageError::new(format!("no savepoint {depth} is open")).into());
+            };
+            *written = set;
+        }
+        SavepointStep::Release { depth } => savepoints.truncate(depth.saturating_sub(1) as usize),
+    }
+    Ok(())
 }
 
 /// The row operations, each as one decision: implemented once for the memory backend's

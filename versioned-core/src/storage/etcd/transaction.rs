@@ -324,24 +324,8 @@ impl StorageTransaction for EtcdTransaction {
     }
 
     async fn savepoint(&self, step: SavepointStep) -> Result<()> {
-        let mut state = self.state.lock().await;
-        // Reads and locks stay: what was read inside a savepoint is still checked at commit.
-        match step {
-            SavepointStep::Set { depth } => {
-                let written = state.written.clone();
-                state.savepoints.truncate(depth.saturating_sub(1) as usize);
-                state.savepoints.push(written);
-            }
-            SavepointStep::RollBack { depth } => {
-                let index = depth.saturating_sub(1) as usize;
-                let Some(written) = state.savepoints.drain(index..).next() else {
-                    return Err(StorageError::new(format!("no savepoint {depth} is open")).into());
-                };
-                state.written = written;
-            }
-            SavepointStep::Release { depth } => state.savepoints.truncate(depth.saturating_sub(1) as usize),
-        }
-        Ok(())
+        let state = &mut *self.state.lock().await;
+        decisions::savepoint(&mut state.written, &mut state.savepoints, step)
     }
 
     async fn commit(mut self) -> Result<()> {
