@@ -218,3 +218,141 @@ mod faults {
         .await;
     }
 }
+
+/// What is etcd's own: the recorded schema, the cluster's limits, and locks that outlive a dead
+/// client only as long as its lease.
+mod etcd_own {
+    use std::time::{Duration, Instant};
+
+    use versioned::{Error, EtcdOptions, EtcdStorage, LockWait, Store, Versioned};
+
+    use super::cluster;
+
+    #[derive(Versioned, Debug, Clone, PartialEq)]
+    #[versioned(table = "notes")]
+    struct Note {
+        #[key]
+        id: i64,
+        body: String,
+        #[version]
+        version: u64,
+    }
+
+    /// The same table, as another struct declares it: a column more.
+    #[derive(Versioned, Debug, Clone)]
+    #[versioned(table = "notes")]
+    struct NoteWithTitle {
+        #[key]
+        id: i64,
+        title: String,
+        body: String,
+        #[version]
+        version: u64,
+    }
+
+    async fn options(prefix: &str) -> Option<EtcdOptions> {
+        let endpoints = cluster::shared_endpoints()?;
+        Some(EtcdOptions::from_list(&endpoints.join(",")).expect("endpoints").prefix(prefix))
+    }
+
+    fn prefix() -> String {
+        format!("test/{}/", uuid::Uuid::new_v4().simple())
+    }
+
+    #[tokio::test]
+    async fn a_struct_with_other_columns_is_refused_by_create_table() {
+        let Some(store) = cluster::store().await else { return };
+        store.create_table::<Note>().await.expect("create");
+        store.create_table::<Note>().await.expect("the same struct again");
+        match store.create_table::<NoteWithTitle>().await {
+            Err(Error::Config { reason }) => {
+                assert!(reason.contains("\"notes\"") && reason.contains("title"), "{reason}")
+            }
+            other => panic!("expected Error::Config, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_transaction_beyond_the_operation_limit_is_refused_before_anything_is_sent() {
+        let prefix = prefix();
+        let Some(options) = options(&prefix).await else { return };
+        // etcd's default limit, whatever the cluster allows: the store refuses first.
+        let store = Store::new(EtcdStorage::connect(options.max_txn_ops(128)).await.expect("connect"));
+        store.create_table::<Note>().await.expect("create");
+        let result = store
+            .transaction(|tx| async move {
+                for id in 0..70 {
+                    tx.insert(&mut Note { id, body: "x".into(), version: 0 }).await?;
+                }
+                Ok(())
+            })
+            .await;
+        match result {
+            Err(Error::Storage(e)) => {
+                let message = e.to_string();
+                assert!(
+                    !e.is_retryable() && message.contains("--max-txn-ops") && message.contains("nothing was sent"),
+                    "{message}"
+                );
+            }
+            other => panic!("expected a storage error naming the limit, got {other:?}"),
+        }
+        for id in 0..70 {
+            assert_eq!(store.get::<Note>(&id).await.expect("get"), None, "nothing was written");
+        }
+        let result = store
+            .transaction(|tx| async move {
+                for id in 0..20 {
+                    tx.insert(&mut Note { id, body: "x".into(), version: 0 }).await?;
+                }
+                Ok(())
+            })
+            .await;
+        result.expect("20 records fit in 128 operations");
+    }
+
+    #[test]
+    fn a_dead_clients_locks_expire_with_its_lease() {
+        let prefix = prefix();
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let Some(options) = runtime.block_on(options(&prefix)) else { return };
+        // A client that locks a record and dies: its runtime stops (no more renewals) and
+        // nothing of it is dropped (no release, no revoke).
+        let dead = tokio::runtime::Runtime::new().expect("runtime");
+        let locked_at = dead.block_on(async {
+            let store = Store::new(EtcdStorage::connect(options.clone().lock_ttl(2)).await.expect("connect"));
+            store.create_table::<Note>().await.expect("create");
+            store.insert(&mut Note { id: 1, body: "x".into(), version: 0 }).await.expect("insert");
+            let (tx_sender, tx_receiver) = tokio::sync::oneshot::channel();
+            let (keep, hold) = tokio::sync::oneshot::channel::<()>();
+            let holder = store.clone();
+            tokio::spawn(async move {
+                holder
+                    .transaction(|tx| async move {
+                        tx.get_for_update::<Note>(&1).await?;
+                        let _ = tx_sender.send(Instant::now());
+                        let _ = hold.await; // never: the runtime dies first
+                        Ok(())
+                    })
+                    .await
+            });
+            let at = tx_receiver.await.expect("locked");
+            std::mem::forget(store);
+            std::mem::forget(keep);
+            at
+        });
+        dead.shutdown_background();
+
+        runtime.block_on(async {
+            let store = Store::new(EtcdStorage::connect(options.lock_wait(LockWait::Forever)).await.expect("connect"));
+            let nowait =
+                store.transaction(|tx| async move { tx.get_for_update_with::<Note>(&1, LockWait::NoWait).await });
+            assert!(matches!(nowait.await, Err(Error::LockTimeout { .. })), "the dead client still holds the lock");
+            let mut note = store.get::<Note>(&1).await.expect("get").expect("note");
+            note.body = "after".into();
+            store.put(&mut note).await.expect("the put waits for the lease to expire, then writes");
+            let waited = locked_at.elapsed();
+            assert!(waited >= Duration::from_secs(2) && waited < Duration::from_secs(15), "released after {waited:?}");
+        });
+    }
+}

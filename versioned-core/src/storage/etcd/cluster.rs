@@ -151,17 +151,19 @@ fn prefix_options(revision: Option<i64>) -> GetOptions {
     }
 }
 
-/// The operations that write a whole record (its row, version and, where the table has one,
-/// creation time) from `row`.
-pub(super) fn put_record(table: &TableDef, keys: &RecordKeys, row: &Row) -> Vec<TxnOp> {
-    let mut ops = vec![
-        TxnOp::put(keys.row(), codec::row_bytes(table, row), None),
-        TxnOp::put(keys.version(), codec::value_bytes(row.get(table.version).unwrap_or(&Value::Null)), None),
+/// Appends the operations that write a whole record (its row, version and, where the table has
+/// one, creation time) from `row`; returns how many bytes of keys and values they carry.
+pub(super) fn put_record(table: &TableDef, keys: &RecordKeys, row: &Row, ops: &mut Vec<TxnOp>) -> usize {
+    let mut parts = vec![
+        (keys.row(), codec::row_bytes(table, row)),
+        (keys.version(), codec::value_bytes(row.get(table.version).unwrap_or(&Value::Null))),
     ];
     if let Some(index) = table.column_with(ColumnRole::CreatedAt) {
-        ops.push(TxnOp::put(keys.created(), codec::value_bytes(row.get(index).unwrap_or(&Value::Null)), None));
+        parts.push((keys.created(), codec::value_bytes(row.get(index).unwrap_or(&Value::Null))));
     }
-    ops
+    let bytes = parts.iter().map(|(key, value)| key.len() + value.len()).sum();
+    ops.extend(parts.into_iter().map(|(key, value)| TxnOp::put(key, value, None)));
+    bytes
 }
 
 /// Reads the record's keys: the `Else` branch of a write, to report what refused it.

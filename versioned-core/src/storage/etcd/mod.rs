@@ -152,10 +152,11 @@ impl EtcdStorage {
                 Some(_) => Compare::mod_revision(keys.version(), CompareOp::Equal, stored.revision),
                 None => Compare::version(keys.version(), CompareOp::Equal, 0),
             };
-            let then = match &new {
-                Some(row) => put_record(table, &keys, row),
-                None => vec![delete_record(&keys)],
-            };
+            let mut then = Vec::with_capacity(3);
+            match &new {
+                Some(row) => _ = put_record(table, &keys, row, &mut then),
+                None => then.push(delete_record(&keys)),
+            }
             match self.cluster.write(vec![same, unlocked(&keys)], then, vec![read_record_op(&keys)]).await? {
                 Reply::Applied => return Ok(Written::Done),
                 Reply::Refused(reply) => {
@@ -186,7 +187,11 @@ impl RowAccess for EtcdStorage {
         let key = table.key_of(&row)?;
         let keys = self.keys(table, key)?;
         let absent = || vec![Compare::version(keys.version(), CompareOp::Equal, 0)];
-        let put = || put_record(table, &keys, &row);
+        let put = || {
+            let mut ops = Vec::with_capacity(3);
+            put_record(table, &keys, &row, &mut ops);
+            ops
+        };
         let (inserted, _) = self.checked(table, &keys, key, absent, put, |stored| Ok(stored.is_none())).await?;
         Ok(inserted)
     }

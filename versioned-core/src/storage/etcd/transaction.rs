@@ -6,7 +6,7 @@ use std::sync::Arc;
 use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp, TxnOpResponse};
 
 use super::cluster::{Cluster, LockWaiter, Reply, Stored, put_record, read_record_op, request_error, unlocked};
-use super::codec::{self, RecordKeys};
+use super::codec::RecordKeys;
 use super::delete_record;
 use crate::entity::TableDef;
 use crate::error::{Error, Result, StorageError};
@@ -197,10 +197,14 @@ impl EtcdTransaction {
         }
     }
 
-    /// The commit's comparisons and operations.
-    fn commit_request(&self, state: &TxState) -> (Vec<Compare>, Vec<TxnOp>) {
+    /// The commit's comparisons and operations, and about how many bytes they make.
+    fn commit_request(&self, state: &TxState) -> (Vec<Compare>, Vec<TxnOp>, usize) {
+        // A little for each comparison and operation besides its key and value.
+        const PER_ITEM: usize = 16;
+        let mut bytes = 0;
         let mut compares = Vec::with_capacity(state.read.len() + state.written.len());
         for (keys, (_, seen)) in &state.read {
+            bytes += keys.prefix.len() + 1 + PER_ITEM;
             compares.push(match seen.version {
                 Some(_) => Compare::mod_revision(keys.version(), CompareOp::Equal, seen.revision),
                 None => Compare::version(keys.version(), CompareOp::Equal, 0),
@@ -208,36 +212,43 @@ impl EtcdTransaction {
         }
         let mut ops = Vec::with_capacity(state.written.len() * 3 + state.held.len());
         for (keys, (touched, row)) in &state.written {
+            bytes += 4 * (keys.prefix.len() + 1 + PER_ITEM);
             compares.push(match state.held.contains(keys) {
                 true => Compare::value(keys.lock(), CompareOp::Equal, self.id.clone()),
                 false => unlocked(keys),
             });
             match row {
-                Some(row) => ops.extend(put_record(touched.table, keys, row)),
+                Some(row) => bytes += put_record(touched.table, keys, row, &mut ops),
                 None => ops.push(delete_record(keys)),
             }
         }
         // Locks of records not deleted are released in the same step (a delete took its lock).
         for keys in &state.held {
             if !matches!(state.written.get(keys), Some((_, None))) {
+                bytes += keys.prefix.len() + 1 + PER_ITEM;
                 ops.push(TxnOp::delete(keys.lock(), None));
             }
         }
-        (compares, ops)
+        (compares, ops, bytes)
     }
 
-    /// Why the commit's comparisons failed: the first record (in key order) that changed since
-    /// it was read, as a conflict; else a record another transaction holds (`Ok(Some)`: wait for
-    /// it); else this transaction's own locks, expired.
+    /// Why the commit's comparisons failed, reading each record once: the first record (in key
+    /// order) that changed since it was read, as a conflict; else a record written here that
+    /// another transaction holds (`Ok(Some)`: wait for it); else this transaction's own lock,
+    /// expired. `Ok(None)`: nothing differs now (a lock was released meanwhile): try again.
     async fn refusal(&self, state: &TxState) -> Result<Option<(&'static TableDef, RecordKeys, Value, i64)>> {
+        // The first record written here whose lock stands in the way, and whether the lock is
+        // another transaction's (to wait for) or was this one's and expired.
+        let mut locked: Option<(bool, &'static TableDef, &RecordKeys, &Value, i64)> = None;
+        // Every record written was read first, so the read set covers them all.
         for (keys, (touched, seen)) in &state.read {
-            let (stored, _) = self.cluster.read(touched.table, keys, None).await?;
+            let table = touched.table;
+            let (stored, at) = self.cluster.read(table, keys, None).await?;
             let changed = match seen.version {
                 Some(_) => stored.revision != seen.revision,
                 None => stored.row.is_some(),
             };
             if changed {
-                let table = touched.table;
                 return Err(Error::ConcurrentModification {
                     table: table.name,
                     key: touched.key.clone(),
@@ -247,43 +258,26 @@ impl EtcdTransaction {
                     current: stored.row,
                 });
             }
-        }
-        for (keys, (touched, _)) in &state.written {
-            let (stored, at) = self.cluster.read(touched.table, keys, None).await?;
-            match stored.lock {
-                Some(holder) if holder != self.id => {
-                    return Ok(Some((touched.table, keys.clone(), touched.key.clone(), at)));
-                }
-                None if state.held.contains(keys) => {
-                    return Err(StorageError::retryable(format!(
-                        "{} {}: this transaction's lock expired before it committed (its client could not renew \
-                         it within {} s); nothing was written",
-                        touched.table.name, touched.key, self.cluster.options.lock_ttl
-                    ))
-                    .into());
-                }
-                _ => {}
+            if locked.is_some() || !state.written.contains_key(keys) {
+                continue;
             }
+            locked = match stored.lock {
+                Some(holder) if holder != self.id => Some((true, table, keys, &touched.key, at)),
+                None if state.held.contains(keys) => Some((false, table, keys, &touched.key, at)),
+                _ => None,
+            };
         }
-        // Nothing differs now: what refused the commit has gone (a lock released); try again.
-        Ok(None)
+        match locked {
+            Some((true, table, keys, key, at)) => Ok(Some((table, keys.clone(), key.clone(), at))),
+            Some((false, table, _, key, _)) => Err(StorageError::retryable(format!(
+                "{} {key}: this transaction's lock expired before it committed (its client could not renew it \
+                 within {} s); nothing was written",
+                table.name, self.cluster.options.lock_ttl
+            ))
+            .into()),
+            None => Ok(None),
+        }
     }
-}
-
-/// About the size of the commit's request: its keys and values, and a little for each comparison
-/// and operation.
-fn request_size(state: &TxState) -> usize {
-    const PER_ITEM: usize = 16;
-    let reads: usize = state.read.keys().map(|keys| keys.prefix.len() + 1 + PER_ITEM).sum();
-    let writes: usize = state
-        .written
-        .iter()
-        .map(|(keys, (touched, row))| match row {
-            Some(row) => 4 * (keys.prefix.len() + 1 + PER_ITEM) + codec::row_bytes(touched.table, row).len() + 18,
-            None => 2 * (keys.prefix.len() + 1 + PER_ITEM),
-        })
-        .sum();
-    reads + writes
 }
 
 row_access_via_decisions!(EtcdTransaction);
@@ -357,7 +351,8 @@ impl EtcdTransaction {
             return Ok(());
         }
         let waiter = LockWaiter::new(self.cluster.options.lock_wait);
-        let size = request_size(state);
+        // Built once: a commit that waited for a lock sends the same request again.
+        let (compares, ops, size) = self.commit_request(state);
         let limit = self.cluster.options.max_request_bytes;
         if size > limit {
             return Err(StorageError::new(format!(
@@ -368,8 +363,7 @@ impl EtcdTransaction {
             .into());
         }
         loop {
-            let (compares, ops) = self.commit_request(state);
-            match self.cluster.write(compares, ops, Vec::new()).await? {
+            match self.cluster.write(compares.clone(), ops.clone(), Vec::new()).await? {
                 Reply::Applied => return Ok(()),
                 Reply::Refused(_) => {
                     if let Some((table, keys, key, at)) = self.refusal(state).await? {
