@@ -514,21 +514,30 @@ async fn get_for_update_inner<T: Entity, X: StorageTransaction>(
 }
 
 /// One attempt of [`Store::update`](crate::Store::update), inside transaction `tx`: read the
-/// record (locked, waiting as `wait` says; plainly when `wait` is `None`), apply `f`, checked
-/// write.
+/// record locked (waiting as `wait` says), apply `f`, checked write.
 pub async fn read_modify_write<T: Entity, R, X: StorageTransaction>(
     tx: &X,
     key: &(impl KeyFor<T::Key> + ?Sized),
-    wait: Option<LockWait>,
+    wait: LockWait,
     f: &mut impl FnMut(&mut T) -> R,
 ) -> Result<R> {
-    let read = match wait {
-        Some(wait) => get_for_update::<T, X>(tx, key, wait).await?,
-        None => get::<T, X>(tx, key).await?,
-    };
-    let mut t = read.ok_or_else(|| Error::not_found::<T>(key))?;
+    let mut t = get_for_update::<T, X>(tx, key, wait).await?.ok_or_else(|| Error::not_found::<T>(key))?;
     let result = f(&mut t);
     put(tx, &mut t).await?;
+    Ok(result)
+}
+
+/// One attempt of an optimistic [`Store::update`](crate::Store::update), without a transaction:
+/// read the record, apply `f`, and write it with a checked [`put`], which refuses it if anyone
+/// wrote it since the read.
+pub async fn modify_write<T: Entity, R, A: RowAccess>(
+    access: &A,
+    key: &(impl KeyFor<T::Key> + ?Sized),
+    f: &mut impl FnMut(&mut T) -> R,
+) -> Result<R> {
+    let mut t = get::<T, A>(access, key).await?.ok_or_else(|| Error::not_found::<T>(key))?;
+    let result = f(&mut t);
+    put(access, &mut t).await?;
     Ok(result)
 }
 

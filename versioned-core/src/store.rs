@@ -392,18 +392,33 @@ impl<S: Storage> Store<S> {
     ///
     /// The read locks the record ([`Transaction::get_for_update`], waiting as the store's
     /// [`LockWait`] says), so updates of one hot record from many tasks queue for it instead of
-    /// conflicting and retrying; the write is still checked against the version read. On etcd,
-    /// where a lock costs a consensus round of its own, the read does not lock
-    /// ([`Storage::locks_updates`]): concurrent updates conflict and are retried. A missing record is [`Error::NotFound`](crate::Error::NotFound);
-    /// running out of attempts is [`Error::RetriesExhausted`](crate::Error::RetriesExhausted).
+    /// conflicting and retrying; the write is still checked against the version read.
+    ///
+    /// On etcd, where a lock costs a consensus round of its own, the read does not lock
+    /// ([`Storage::locks_updates`]): an attempt is a plain read and a checked put, the same two
+    /// requests a hand-written compare-and-set loop sends, with no transaction around them.
+    /// Concurrent updates conflict and are retried, each attempt from a fresh read.
+    ///
+    /// A missing record is [`Error::NotFound`]; running out of attempts is
+    /// [`Error::RetriesExhausted`].
     pub async fn update<T: Entity, R: Send>(
         &self,
         key: &(impl KeyFor<T::Key> + ?Sized),
         policy: RetryPolicy,
         mut f: impl FnMut(&mut T) -> R + Send,
     ) -> Result<R> {
-        self.writer("update")?;
+        let access = self.writer("update")?;
         let mut attempts = policy.start("update");
+        if !self.backend.locks_updates() {
+            // A read and a checked put need no transaction around them: the put is refused if
+            // anyone wrote the record since the read.
+            loop {
+                match ops::modify_write(access, key, &mut f).instrument(attempts.span()).await {
+                    Ok(value) => return Ok(value),
+                    Err(err) => attempts.failed(err).await?,
+                }
+            }
+        }
         loop {
             match self.update_once(key, &mut f).instrument(attempts.span()).await {
                 Ok(value) => return Ok(value),
@@ -419,8 +434,7 @@ impl<S: Storage> Store<S> {
         f: &mut impl FnMut(&mut T) -> R,
     ) -> Result<R> {
         let tx = self.backend.begin().await?;
-        let wait = self.backend.locks_updates().then_some(self.lock_wait);
-        let result = ops::read_modify_write(&tx, key, wait, f).await;
+        let result = ops::read_modify_write(&tx, key, self.lock_wait, f).await;
         finish(tx, result).await
     }
 }

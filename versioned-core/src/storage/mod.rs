@@ -236,9 +236,9 @@ pub trait Storage: RowAccess + Clone + 'static {
 
     /// Whether [`Store::update`](crate::Store::update) locks the record it reads
     /// ([`StorageTransaction::fetch_for_update`]), so that concurrent updates of one record queue
-    /// instead of conflicting (true, the default); or reads it plainly and lets the checked write
-    /// refuse a concurrent change, to be retried (false: where a lock costs a write of its own,
-    /// as a consensus round on etcd).
+    /// instead of conflicting (true, the default); or reads it plainly and writes it with a
+    /// checked put, outside any transaction, retrying when the put is refused (false: where a
+    /// lock costs a write of its own, as a consensus round on etcd).
     fn locks_updates(&self) -> bool {
         true
     }
