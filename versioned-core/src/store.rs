@@ -399,8 +399,8 @@ impl<S: Storage> Store<S> {
     /// requests a hand-written compare-and-set loop sends, with no transaction around them.
     /// Concurrent updates conflict and are retried, each attempt from a fresh read.
     ///
-    /// A missing record is [`Error::NotFound`]; running out of attempts is
-    /// [`Error::RetriesExhausted`].
+    /// A missing record is [`Error::NotFound`](crate::Error::NotFound); running out of attempts is
+    /// [`Error::RetriesExhausted`](crate::Error::RetriesExhausted).
     pub async fn update<T: Entity, R: Send>(
         &self,
         key: &(impl KeyFor<T::Key> + ?Sized),
