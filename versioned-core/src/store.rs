@@ -408,19 +408,19 @@ impl<S: Storage> Store<S> {
         mut f: impl FnMut(&mut T) -> R + Send,
     ) -> Result<R> {
         let access = self.writer("update")?;
+        let locks = self.backend.locks_updates();
         let mut attempts = policy.start("update");
-        if !self.backend.locks_updates() {
-            // A read and a checked put need no transaction around them: the put is refused if
-            // anyone wrote the record since the read.
-            loop {
-                match ops::modify_write(access, key, &mut f).instrument(attempts.span()).await {
-                    Ok(value) => return Ok(value),
-                    Err(err) => attempts.failed(err).await?,
-                }
-            }
-        }
         loop {
-            match self.update_once(key, &mut f).instrument(attempts.span()).await {
+            let attempt = async {
+                if locks {
+                    self.update_once(key, &mut f).await
+                } else {
+                    // A read and a checked put need no transaction around them: the put is
+                    // refused if anyone wrote the record since the read.
+                    ops::modify_write(access, key, &mut f).await
+                }
+            };
+            match attempt.instrument(attempts.span()).await {
                 Ok(value) => return Ok(value),
                 Err(err) => attempts.failed(err).await?,
             }
