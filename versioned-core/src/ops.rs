@@ -521,10 +521,8 @@ pub async fn read_modify_write<T: Entity, R, X: StorageTransaction>(
     wait: LockWait,
     f: &mut impl FnMut(&mut T) -> R,
 ) -> Result<R> {
-    let mut t = get_for_update::<T, X>(tx, key, wait).await?.ok_or_else(|| Error::not_found::<T>(key))?;
-    let result = f(&mut t);
-    put(tx, &mut t).await?;
-    Ok(result)
+    let read = get_for_update::<T, X>(tx, key, wait).await?;
+    modify_and_put(tx, key, read, f).await
 }
 
 /// One attempt of an optimistic [`Store::update`](crate::Store::update), without a transaction:
@@ -535,7 +533,18 @@ pub async fn modify_write<T: Entity, R, A: RowAccess>(
     key: &(impl KeyFor<T::Key> + ?Sized),
     f: &mut impl FnMut(&mut T) -> R,
 ) -> Result<R> {
-    let mut t = get::<T, A>(access, key).await?.ok_or_else(|| Error::not_found::<T>(key))?;
+    let read = get::<T, A>(access, key).await?;
+    modify_and_put(access, key, read, f).await
+}
+
+/// The rest of an `update` attempt once the record is `read`: `f` applied, then a checked [`put`].
+async fn modify_and_put<T: Entity, R, A: RowAccess>(
+    access: &A,
+    key: &(impl KeyFor<T::Key> + ?Sized),
+    read: Option<T>,
+    f: &mut impl FnMut(&mut T) -> R,
+) -> Result<R> {
+    let mut t = read.ok_or_else(|| Error::not_found::<T>(key))?;
     let result = f(&mut t);
     put(access, &mut t).await?;
     Ok(result)

@@ -9,9 +9,10 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use super::{Account, Xorshift, patient, setup};
-use crate::error::Error;
+use crate::error::{Error, Result};
 use crate::storage::Storage;
 use crate::store::Store;
+use crate::transaction::Transaction;
 
 /// Polls `future` until it completes or `polls` polls have been made (yielding to the runtime in
 /// between, so its I/O makes progress), then drops it. Returns whether it completed.
@@ -26,17 +27,20 @@ pub(crate) async fn poll_then_drop<F: Future>(future: F, polls: u64) -> bool {
     false
 }
 
+/// Moves 1 from account 1 to account 2 in `tx`.
+async fn transfer_one<S: Storage>(tx: Transaction<S>) -> Result<()> {
+    let mut from = tx.get::<Account>(&1).await?.ok_or_else(|| Error::not_found::<Account>(&1))?;
+    let mut to = tx.get::<Account>(&2).await?.ok_or_else(|| Error::not_found::<Account>(&2))?;
+    from.balance -= 1;
+    to.balance += 1;
+    tx.put(&mut from).await?;
+    tx.put(&mut to).await
+}
+
 /// How many polls one transfer takes to complete on this backend (yielding in between), after
 /// which the accounts are one transfer further.
 async fn polls_to_transfer<S: Storage>(store: &Store<S>) -> u64 {
-    let transfer = store.transaction(|tx| async move {
-        let mut from = tx.get::<Account>(&1).await?.ok_or_else(|| Error::not_found::<Account>(&1))?;
-        let mut to = tx.get::<Account>(&2).await?.ok_or_else(|| Error::not_found::<Account>(&2))?;
-        from.balance -= 1;
-        to.balance += 1;
-        tx.put(&mut from).await?;
-        tx.put(&mut to).await
-    });
+    let transfer = store.transaction(transfer_one);
     let mut transfer = pin!(transfer);
     let mut polls = 0;
     loop {
@@ -102,12 +106,7 @@ pub async fn cancelled_transactions_commit_whole_or_not_at_all<S: Storage>(store
         let decided = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&decided);
         let transfer = store.transaction(|tx| async move {
-            let mut from = tx.get::<Account>(&1).await?.ok_or_else(|| Error::not_found::<Account>(&1))?;
-            let mut to = tx.get::<Account>(&2).await?.ok_or_else(|| Error::not_found::<Account>(&2))?;
-            from.balance -= 1;
-            to.balance += 1;
-            tx.put(&mut from).await?;
-            tx.put(&mut to).await?;
+            transfer_one(tx).await?;
             flag.store(true, Ordering::SeqCst);
             Ok(())
         });
