@@ -142,6 +142,16 @@ pub trait Entity: Sized + Send + Sync + 'static {
     fn copy(&self) -> Option<Self> {
         None
     }
+
+    /// Copies the record into `dst` field by field, each with its type's `clone_from`, so that
+    /// what `dst` holds is reused (a string's buffer) rather than allocated anew. Returns `false`,
+    /// having copied nothing or only some fields, when a field's type is not `Clone` (the derive
+    /// decides): `dst` is then to be discarded. A backend that keeps records as values copies into
+    /// a record it replaced earlier.
+    fn copy_into(&self, dst: &mut Self) -> bool {
+        let _ = dst;
+        false
+    }
 }
 
 /// Decodes a stored value into a field for column `index`.

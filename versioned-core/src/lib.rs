@@ -54,7 +54,7 @@ pub use storage::mysql::{MysqlStorage, MysqlTransaction};
 pub use storage::postgres::{Isolation, PostgresStorage, PostgresTransaction};
 #[cfg(feature = "sqlite")]
 pub use storage::sqlite::{Durability, SqliteStorage, SqliteTransaction};
-pub use storage::{RowAccess, Storage, StorageTransaction, TypedWrite, WriteOutcome};
+pub use storage::{RowAccess, Storage, StorageTransaction, WriteOutcome};
 pub use store::{Executor, Store};
 pub use transaction::Transaction;
 pub use value::{ColumnType, Field, JsonField, KeyField, KeyFor, Row, TimestampField, UserField, Value, VersionField};

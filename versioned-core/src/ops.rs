@@ -9,7 +9,7 @@ use crate::lock::LockWait;
 use crate::observe::{Kind, Op, observed};
 use crate::patch::{ChangeValue, Check, Patch, merge_json};
 use crate::retry::RetryPolicy;
-use crate::storage::{RowAccess, StorageTransaction, TypedWrite, WriteOutcome};
+use crate::storage::{RowAccess, StorageTransaction, WriteOutcome};
 use crate::value::{Field, KeyFor, Row, Value, VersionField};
 
 /// The outcome of a write that was applied, for [`Op::run`]: one record.
@@ -158,50 +158,49 @@ pub async fn put<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()> {
         Op::start("put", T::TABLE, || key_value::<T>(t.key()).ok()),
         Kind::Write,
         |_| APPLIED,
-        put_inner::<T, _>(access, t)
+        // The value path, when the backend takes it, awaits nothing: run where the operation is
+        // polled, not in a future of its own.
+        async {
+            if put_value(access, t)? {
+                return Ok(());
+            }
+            put_row(access, t).await
+        }
     )
 }
 
-async fn put_inner<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()> {
+async fn put_row<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()> {
     let table = T::TABLE;
-    let (row, expected, stamps) = if !const { T::TABLE.has_timestamps() }
-        && access.keeps_values()
-        && let Some(copy) = t.copy()
-    {
-        match put_value(access, t, copy)? {
-            None => return Ok(()),
-            Some((row, expected)) => (row, expected, Vec::new()),
-        }
-    } else {
-        let stamps = stamps(table, false)?;
-        let (row, expected) = next_row(t, &stamps)?;
-        (row, expected, stamps)
-    };
+    let stamps = stamps(table, false)?;
+    let (row, expected) = next_row(t, &stamps)?;
     match access.update(table, row, expected).await? {
         WriteOutcome::Applied => settle_put(t, &stamps),
         WriteOutcome::Rejected { current } => Err(conflict::<T>(key_value::<T>(t.key())?, expected, current)?),
     }
 }
 
-/// [`put`] of a record without timestamps, offering the backend `copy` (a copy of `t`) to store
-/// as it is, without an await. `Ok(None)`: written, and `t` is at its new version. `Ok(Some(row))`:
-/// the backend declined; `row` is what the row path writes.
-fn put_value<T: Entity, A: RowAccess>(access: &A, t: &mut T, mut copy: T) -> Result<Option<(Row, u64)>> {
+/// [`put`] offered to the backend to store as a value, without an await, when it keeps values and
+/// the record has no timestamps to stamp. `Ok(true)`: written, and `t` is at its new version;
+/// `Ok(false)`: not taken, nothing was written, and [`put_row`] writes `t`.
+#[inline]
+fn put_value<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<bool> {
+    if const { T::TABLE.has_timestamps() } || !access.keeps_values() {
+        return Ok(false);
+    }
     let table = T::TABLE;
     let expected = version_u64(t)?;
     if expected >= table.version_max {
         return Err(Error::VersionOverflow { table: table.name, key: key_value::<T>(t.key())?, version: expected });
     }
     let next = to_field::<T>(expected + 1)?;
-    copy.set_version(next);
     let key = key_value::<T>(t.key())?;
-    match access.update_value(table, &key, copy, expected)? {
-        TypedWrite::Decided(WriteOutcome::Applied) => {
+    match access.update_value(table, &key, t, next, expected)? {
+        None => Ok(false),
+        Some(WriteOutcome::Applied) => {
             t.set_version(next);
-            Ok(None)
+            Ok(true)
         }
-        TypedWrite::Decided(WriteOutcome::Rejected { current }) => Err(conflict::<T>(key, expected, current)?),
-        TypedWrite::Declined(copy) => Ok(Some((copy.to_row()?, expected))),
+        Some(WriteOutcome::Rejected { current }) => Err(conflict::<T>(key, expected, current)?),
     }
 }
 
@@ -256,7 +255,7 @@ pub async fn save<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()> 
 
 async fn save_inner<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()> {
     if version_u64(t)? != 0 {
-        return put_inner::<T, _>(access, t).await;
+        return if put_value(access, t)? { Ok(()) } else { put_row(access, t).await };
     }
     match insert_inner::<T, _>(access, t).await {
         Err(Error::AlreadyExists { key, .. }) => {

@@ -82,11 +82,13 @@ impl<E: Executor + Send + ?Sized> Executor for Arc<E> {
 impl<S: Storage> Executor for Store<S> {
     type Access = S;
 
+    #[inline]
     fn reader(&self, operation: &'static str) -> Result<&S> {
         refuse_inside_own_transaction(self.backend.identity(), operation)?;
         Ok(&self.backend)
     }
 
+    #[inline]
     fn writer(&self, operation: &'static str) -> Result<&S> {
         self.reader(operation)
     }

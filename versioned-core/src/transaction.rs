@@ -415,6 +415,12 @@ pub(crate) fn refuse_inside_own_transaction(identity: Option<usize>, operation: 
     if CLOSURES_RUNNING.load(Ordering::Relaxed) == 0 {
         return Ok(());
     }
+    refuse_if_open(id, operation)
+}
+
+/// [`refuse_inside_own_transaction`] while some closure runs: the task's own list decides.
+#[cold]
+fn refuse_if_open(id: usize, operation: &'static str) -> Result<()> {
     if OPEN_TRANSACTIONS.try_with(|open| open.contains(&id)).unwrap_or(false) {
         return Err(Error::StoreUsedInsideTransaction { operation });
     }

@@ -126,6 +126,10 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
         quote!(#field: __v::decoded(Self::TABLE, #i, #decode)?)
     });
 
+    let field_idents: Vec<_> = model.columns.iter().map(|c| c.ident).collect();
+    let field_tys = model.columns.iter().map(|c| c.ty);
+    let copiers: Vec<_> = (0..model.columns.len()).map(|i| format_ident!("__copy{}", i)).collect();
+
     quote! {
         #[doc = #patch_doc]
         #[derive(Default)]
@@ -204,6 +208,18 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
                     #[allow(unused_imports)]
                     use __v::copy::{CopyByClone as _, NoCopy as _};
                     (&__v::copy::Copier(self)).copy()
+                }
+
+                #[inline]
+                fn copy_into(&self, dst: &mut Self) -> bool {
+                    // Each field's `clone_from` if every field is `Clone` (see `versioned_core::copy`).
+                    #[allow(unused_imports)]
+                    use __v::copy::{CloneFromByClone as _, NoCloneFrom as _};
+                    let (#(::core::option::Option::Some(#copiers),)*) = (#((&__v::copy::Probe::<#field_tys>::NEW).clone_from_fn(),)*) else {
+                        return false;
+                    };
+                    #(#copiers(&mut dst.#field_idents, &self.#field_idents);)*
+                    true
                 }
 
                 fn from_row(row: __v::Row) -> ::core::result::Result<Self, __v::Error> {

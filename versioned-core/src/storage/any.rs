@@ -9,7 +9,7 @@ use super::mysql::{MysqlStorage, MysqlTransaction};
 use super::postgres::{PostgresStorage, PostgresTransaction};
 #[cfg(feature = "sqlite")]
 use super::sqlite::{SqliteStorage, SqliteTransaction};
-use super::{RowAccess, SavepointStep, Storage, StorageTransaction, TypedWrite, WriteOutcome};
+use super::{RowAccess, SavepointStep, Storage, StorageTransaction, WriteOutcome};
 use crate::entity::{Entity, TableDef};
 use crate::error::{Error, Result};
 use crate::lock::LockWait;
@@ -164,10 +164,11 @@ macro_rules! delegate_row_access {
                 &self,
                 table: &'static TableDef,
                 key: &Value,
-                copy: T,
+                record: &T,
+                next: T::Version,
                 expected: u64,
-            ) -> Result<TypedWrite<T>> {
-                each!(self, $ty, s => s.update_value(table, key, copy, expected))
+            ) -> Result<Option<WriteOutcome>> {
+                each!(self, $ty, s => s.update_value(table, key, record, next, expected))
             }
 
             async fn upsert(&self, table: &'static TableDef, row: Row) -> Result<Option<u64>> {

@@ -42,15 +42,6 @@ pub enum WriteOutcome {
     },
 }
 
-/// What [`RowAccess::update_value`] did with the record it was offered.
-#[derive(Debug)]
-pub enum TypedWrite<T> {
-    /// Decided: written, or refused with the stored row.
-    Decided(WriteOutcome),
-    /// Not taken: the caller writes the record as a row.
-    Declined(T),
-}
-
 /// A step of a savepoint inside a transaction: see [`StorageTransaction::savepoint`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SavepointStep {
@@ -117,27 +108,30 @@ pub trait RowAccess: Send + Sync {
     ) -> impl Future<Output = Result<WriteOutcome>> + Send;
 
     /// Whether [`update_value`](Self::update_value) may take records (false by default): the
-    /// caller makes a copy to offer only then.
+    /// caller offers them only then.
     fn keeps_values(&self) -> bool {
         false
     }
 
-    /// A checked update of `copy` (the record with key `key`, already at version `expected + 1`), stored as the
-    /// value itself rather than as a row, for backends that keep records in memory. Same rule as
-    /// [`update`](Self::update). The caller offers it only for tables without audit columns and
-    /// types that can be copied (see [`Entity::copy`]). A backend that does
-    /// not keep values, or cannot decide at once (a lock to wait for), returns
-    /// [`TypedWrite::Declined`] with the copy, and the caller writes the row instead; that is the
-    /// default.
+    /// A checked update of `record` (key `key`) stored as a value rather than as a row, for
+    /// backends that keep records in memory: only if the stored version is `expected`, the
+    /// backend stores a copy of `record` at version `next` (`expected + 1`, which the caller has
+    /// checked is below the version's maximum). Same rule as [`update`](Self::update), in one
+    /// atomic step. The caller offers it only for tables without audit columns.
+    ///
+    /// `Ok(None)`: not taken, and nothing written; the caller writes the row instead. That is the
+    /// default, and the answer of a backend that cannot copy the type (see
+    /// [`Entity::copy_into`]) or cannot decide at once (a lock to wait for).
     fn update_value<T: Entity>(
         &self,
         table: &'static TableDef,
         key: &Value,
-        copy: T,
+        record: &T,
+        next: T::Version,
         expected: u64,
-    ) -> Result<TypedWrite<T>> {
-        let _ = (table, key, expected);
-        Ok(TypedWrite::Declined(copy))
+    ) -> Result<Option<WriteOutcome>> {
+        let _ = (table, key, record, next, expected);
+        Ok(None)
     }
 
     /// Checked updates of many rows, each `(row, expected)` as in [`update`](Self::update); the

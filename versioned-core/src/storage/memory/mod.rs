@@ -1,0 +1,207 @@
+//! The in-memory reference backend: exact semantics, no I/O.
+//!
+//! Each table's records are spread over shards, each behind its own mutex ([`tables`]). Every
+//! operation on one record, conditional writes included, runs as one critical section of its
+//! shard, so a check and its write are a single atomic step, and tasks working on different
+//! records seldom wait for each other. No lock is held across an `.await`, so the backend is safe
+//! (and fast) to share between tokio tasks.
+//!
+//! Transactions are optimistic: they buffer their writes, remember the version of every record
+//! they looked at, and at commit validate those versions and apply all writes while holding the
+//! shards of all those records. `fetch_for_update` takes a per-record lock that other writers wait
+//! for.
+//!
+//! A read-only transaction reads a copy of each shard as it was when the transaction began, all
+//! taken at one moment. The copy is made once per shard between two writes and shared by the
+//! read-only transactions that begin in that time, so writers never pay for snapshots (no
+//! copy-on-write, no shared counts).
+//!
+//! A checked `put` of a `Clone` struct without timestamps stores the struct itself, not a row;
+//! every other operation reads it as a row. The copy is made into the record the thread's last
+//! such put replaced ([`spare`]), so that a run of puts allocates nothing.
+
+mod spare;
+mod tables;
+mod transaction;
+
+use std::sync::Arc;
+
+use tokio::sync::OwnedMutexGuard;
+
+use self::tables::{KeyRepr, Stored, Tables};
+pub use self::transaction::MemoryTransaction;
+use super::decisions::{self, Decision, Written, row_access_via_decisions};
+use super::{RowAccess, Storage, WriteOutcome};
+use crate::entity::{Entity, TableDef};
+use crate::error::Result;
+use crate::value::{Row, Value};
+
+/// The in-memory backend. Cloning it gives another handle to the same data.
+///
+/// ```
+/// use versioned_core::Store;
+///
+/// let store = Store::memory(); // a `Store<MemoryStorage>`
+/// let other_handle = store.clone(); // same data
+/// # let _ = other_handle;
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStorage {
+    tables: Arc<Tables>,
+}
+
+impl MemoryStorage {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Waits until no transaction holds the record's lock, and holds it for the caller's write.
+    async fn wait_for_record(&self, table: &'static TableDef, key: &KeyRepr) -> Result<Option<OwnedMutexGuard<()>>> {
+        let record = self.tables.get(table)?.lock(key).locks.get(key).cloned();
+        Ok(match record {
+            Some(record) => Some(record.lock_owned().await),
+            None => None,
+        })
+    }
+}
+
+/// Applies `decision` (made from `stored`) to the entry of one record. The entry is the one map
+/// search of the write.
+fn apply(
+    entry: std::collections::hash_map::Entry<'_, KeyRepr, Stored>,
+    decide: impl FnOnce(Option<&Row>) -> Result<Decision>,
+) -> Result<Written> {
+    use std::collections::hash_map::Entry;
+    Ok(match entry {
+        Entry::Occupied(mut stored) => {
+            let row = stored.get().row()?;
+            match decide(Some(&row))? {
+                None => Written::Refused(Some(row.into_owned())),
+                Some(Some(new)) => {
+                    stored.insert(Stored::Row(new));
+                    Written::Done
+                }
+                Some(None) => {
+                    stored.remove();
+                    Written::Done
+                }
+            }
+        }
+        Entry::Vacant(vacant) => match decide(None)? {
+            Some(Some(row)) => {
+                vacant.insert(Stored::Row(row));
+                Written::Done
+            }
+            _ => Written::Refused(None),
+        },
+    })
+}
+
+impl MemoryStorage {
+    fn record(&self, table: &'static TableDef, key: &Value) -> Result<KeyRepr> {
+        KeyRepr::of(table, key)
+    }
+
+    async fn read(&self, table: &'static TableDef, key: KeyRepr) -> Result<Option<Row>> {
+        self.tables.get(table)?.lock(&key).rows.get(&key).map(Stored::to_row).transpose()
+    }
+
+    /// Decides and applies one write in a single critical section of the record's shard, once no
+    /// transaction holds the record's lock: one lock, one search of the shard.
+    async fn write(
+        &self,
+        table: &'static TableDef,
+        key: KeyRepr,
+        decide: impl FnOnce(Option<&Row>) -> Result<Decision>,
+    ) -> Result<Written> {
+        let shards = self.tables.get(table)?;
+        // The record's lock, once waited for.
+        let mut held: Option<OwnedMutexGuard<()>> = None;
+        loop {
+            let busy = {
+                let mut shard = shards.lock(&key);
+                let record = shard.locks.get(&key).filter(|_| held.is_none());
+                match record.map(|r| Arc::clone(r).try_lock_owned().map_err(|_| Arc::clone(r))) {
+                    Some(Err(busy)) => busy,
+                    free => {
+                        // Held (if the record has a lock) until the write is applied.
+                        let _guard = free.and_then(Result::ok);
+                        return apply(shard.rows_mut().entry(key), decide);
+                    }
+                }
+            };
+            // A transaction holds the record: wait for it without the shard's lock.
+            held = Some(busy.lock_owned().await);
+        }
+    }
+}
+
+row_access_via_decisions!(MemoryStorage;
+    fn keeps_values(&self) -> bool {
+        true
+    }
+
+    // The check and the write in one critical section of the record's shard; the copy is made
+    // before it, into the record this thread's last put replaced, and the record replaced now is
+    // kept after it.
+    fn update_value<T: Entity>(
+        &self,
+        table: &'static TableDef,
+        key: &Value,
+        record: &T,
+        next: T::Version,
+        expected: u64,
+    ) -> Result<Option<WriteOutcome>> {
+        let key = KeyRepr::of(table, key)?;
+        let shards = self.tables.get(table)?;
+        let Some(copy) = spare::copy_of(record, next) else { return Ok(None) };
+        let mut guard = shards.lock(&key);
+        let shard = &mut *guard;
+        // Held (if the record has a lock) until the write is applied; a transaction holding it
+        // makes the caller take the row path, which waits.
+        let (outcome, unused) = match shard.locks.get(&key).map(|r| Arc::clone(r).try_lock_owned()) {
+            Some(Err(_)) => (None, Stored::Value(copy)),
+            free => {
+                let _guard = free.and_then(Result::ok);
+                match shard.rows.get_mut(&key) {
+                    None => (Some(WriteOutcome::Rejected { current: None }), Stored::Value(copy)),
+                    Some(stored) if stored.version(table)? != expected => {
+                        (Some(WriteOutcome::Rejected { current: Some(stored.to_row()?) }), Stored::Value(copy))
+                    }
+                    Some(stored) => {
+                        shard.snapshot = None;
+                        (Some(WriteOutcome::Applied), std::mem::replace(stored, Stored::Value(copy)))
+                    }
+                }
+            }
+        };
+        // Kept for the next put (or freed) once the lock is released.
+        drop(guard);
+        if let Stored::Value(value) = unused {
+            spare::keep(value);
+        }
+        Ok(outcome)
+    }
+);
+
+impl Storage for MemoryStorage {
+    type Transaction = MemoryTransaction;
+
+    async fn create_table(&self, table: &'static TableDef) -> Result<()> {
+        self.tables.create(table)
+    }
+
+    async fn begin(&self) -> Result<MemoryTransaction> {
+        Ok(MemoryTransaction::new(self.clone(), None))
+    }
+
+    async fn begin_read_only(&self) -> Result<MemoryTransaction> {
+        Ok(MemoryTransaction::new(self.clone(), Some(self.tables.snapshot()?)))
+    }
+
+    #[inline]
+    fn identity(&self) -> Option<usize> {
+        Some(Arc::as_ptr(&self.tables) as *const () as usize)
+    }
+}

@@ -1,0 +1,175 @@
+//! The memory backend's transactions: optimistic, validated at commit.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::OwnedMutexGuard;
+
+use super::MemoryStorage;
+use super::tables::{KeyRepr, Locked, RecordId, Stored, TableSnapshot, lock, no_table};
+use crate::entity::TableDef;
+use crate::error::{Error, Result};
+use crate::lock::LockWait;
+use crate::storage::decisions::{self, Decision, Written, row_access_via_decisions};
+use crate::storage::{RowAccess, SavepointStep, StorageTransaction, WriteOutcome};
+use crate::value::{Row, Value};
+
+/// A transaction of the [`MemoryStorage`]: optimistic, validated at commit.
+#[derive(Debug)]
+pub struct MemoryTransaction {
+    store: MemoryStorage,
+    /// A read-only transaction's tables, as they were when it began.
+    snapshot: Option<HashMap<&'static str, TableSnapshot>>,
+    state: Mutex<TxState>,
+}
+
+/// A buffered write: the new row, or `None` for a delete.
+type Buffered = HashMap<RecordId, (&'static TableDef, Option<Row>)>;
+
+#[derive(Debug, Default)]
+struct TxState {
+    /// The version of every record the transaction looked at, when it first did (`None`: absent).
+    read: HashMap<RecordId, (&'static TableDef, Option<u64>)>,
+    /// Buffered writes.
+    written: Buffered,
+    /// Records locked by `fetch_for_update`, released when the transaction ends.
+    held: HashMap<RecordId, OwnedMutexGuard<()>>,
+    /// The buffered writes as they were when each open savepoint was set, outermost first.
+    savepoints: Vec<Buffered>,
+}
+
+impl MemoryTransaction {
+    /// A transaction of `store`; read-only over `snapshot` if there is one.
+    pub(super) fn new(store: MemoryStorage, snapshot: Option<HashMap<&'static str, TableSnapshot>>) -> Self {
+        MemoryTransaction { store, snapshot, state: Mutex::default() }
+    }
+
+    /// The record as this transaction sees it: its own write if any, else the committed row
+    /// (remembering its version, for validation at commit).
+    fn seen(&self, state: &mut TxState, table: &'static TableDef, id: &RecordId) -> Result<Option<Row>> {
+        if let Some((_, row)) = state.written.get(id) {
+            return Ok(row.clone());
+        }
+        if let Some(snapshot) = &self.snapshot {
+            return Ok(snapshot.get(table.name).ok_or_else(|| no_table(table))?.get(&id.1).cloned());
+        }
+        let committed = self.store.tables.get(table)?.lock(&id.1).rows.get(&id.1).map(Stored::to_row).transpose()?;
+        let version = committed.as_ref().map(|r| table.version_of(r)).transpose()?;
+        state.read.entry(id.clone()).or_insert((table, version));
+        Ok(committed)
+    }
+
+    fn record(&self, table: &'static TableDef, key: &Value) -> Result<KeyRepr> {
+        KeyRepr::of(table, key)
+    }
+
+    async fn read(&self, table: &'static TableDef, key: KeyRepr) -> Result<Option<Row>> {
+        self.seen(&mut lock(&self.state), table, &(table.name, key))
+    }
+
+    /// Decides one write against what the transaction sees, and buffers it.
+    async fn write(
+        &self,
+        table: &'static TableDef,
+        key: KeyRepr,
+        decide: impl FnOnce(Option<&Row>) -> Result<Decision>,
+    ) -> Result<Written> {
+        if self.snapshot.is_some() {
+            return Err(Error::ReadOnlyTransaction { operation: "write" });
+        }
+        let id = (table.name, key);
+        let mut state = lock(&self.state);
+        let seen = self.seen(&mut state, table, &id)?;
+        Ok(match decide(seen.as_ref())? {
+            None => Written::Refused(seen),
+            Some(row) => {
+                state.written.insert(id, (table, row));
+                Written::Done
+            }
+        })
+    }
+}
+
+row_access_via_decisions!(MemoryTransaction);
+
+impl StorageTransaction for MemoryTransaction {
+    async fn fetch_for_update(&self, table: &'static TableDef, key: &Value, wait: LockWait) -> Result<Option<Row>> {
+        let id = (table.name, KeyRepr::of(table, key)?);
+        let already_held = lock(&self.state).held.contains_key(&id);
+        if !already_held {
+            let record = Arc::clone(self.store.tables.get(table)?.lock(&id.1).locks.entry(id.1.clone()).or_default());
+            let timed_out = || Error::LockTimeout { table: Some(table.name), key: Some(key.clone()) };
+            let guard = match wait {
+                LockWait::Forever => record.lock_owned().await,
+                LockWait::Timeout(limit) => {
+                    tokio::time::timeout(limit, record.lock_owned()).await.map_err(|_| timed_out())?
+                }
+                LockWait::NoWait => record.try_lock_owned().map_err(|_| timed_out())?,
+            };
+            lock(&self.state).held.insert(id.clone(), guard);
+        }
+        self.fetch(table, key).await
+    }
+
+    async fn savepoint(&self, step: SavepointStep) -> Result<()> {
+        let state = &mut *lock(&self.state);
+        decisions::savepoint(&mut state.written, &mut state.savepoints, step)
+    }
+
+    async fn commit(self) -> Result<()> {
+        let MemoryTransaction { store, state, .. } = self;
+        let mut state = state.into_inner().unwrap_or_else(PoisonError::into_inner);
+        // Records this transaction writes but another transaction has locked: wait for them, in a
+        // fixed order so two committers cannot wait for each other.
+        let mut to_lock: Vec<(&RecordId, &'static TableDef)> = state
+            .written
+            .iter()
+            .filter(|(id, _)| !state.held.contains_key(*id))
+            .map(|(id, (table, _))| (id, *table))
+            .collect();
+        to_lock.sort_by(|a, b| a.0.cmp(b.0));
+        let mut waited = Vec::new();
+        for (id, table) in to_lock {
+            if let Some(guard) = store.wait_for_record(table, &id.1).await? {
+                waited.push(guard);
+            }
+        }
+
+        // Every record read or written, its shard locked until all are checked and applied. Every
+        // one of them went through `seen`, which found its table; tables are never dropped.
+        let touched = state.read.iter().map(|((_, key), (table, _))| (*table, key));
+        let touched = touched.chain(state.written.iter().map(|((_, key), (table, _))| (*table, key)));
+        let touched = touched.map(|(table, key)| Ok((store.tables.get(table)?, key.shard())));
+        let mut shards = Locked::records(touched.collect::<Result<Vec<_>>>()?.into_iter());
+        for ((_, key), (table, seen)) in &state.read {
+            let shard = shards.get(store.tables.get(table)?, key)?;
+            let stored = shard.rows.get(key);
+            let now = stored.map(|r| r.version(table)).transpose()?;
+            if now != *seen {
+                // Versions start at 1, so `expected: 0` says the transaction saw no record.
+                return Err(Error::ConcurrentModification {
+                    table: table.name,
+                    key: key.value(),
+                    expected: seen.unwrap_or(0),
+                    actual: now,
+                    current: stored.map(Stored::to_row).transpose()?,
+                });
+            }
+        }
+        for ((_, key), (table, row)) in state.written.drain() {
+            let rows = shards.get(store.tables.get(table)?, &key)?.rows_mut();
+            match row {
+                Some(row) => rows.insert(key, Stored::Row(row)),
+                None => rows.remove(&key),
+            };
+        }
+        drop(shards);
+        drop(waited);
+        Ok(())
+    }
+
+    async fn rollback(self) -> Result<()> {
+        // The buffered writes and held locks go with `self`.
+        Ok(())
+    }
+}
