@@ -159,6 +159,104 @@ mod memory {
         assert_eq!(store.get::<Plain>(&1).await.unwrap(), Some(Plain { id: 1, n: 1, version: 2 }));
     }
 
+    /// Two structs declaring one table share its records: the second finds the table the first
+    /// created, and each reads what the other stored as a value.
+    #[tokio::test]
+    async fn two_structs_of_one_table_share_its_records() {
+        use versioned::Versioned;
+        use versioned_core::conformance::Person;
+
+        /// `people` as another part of a program declares it.
+        #[derive(Versioned, Debug, Clone, PartialEq)]
+        #[versioned(table = "people")]
+        struct Staff {
+            #[key]
+            id: i64,
+            name: String,
+            salary: i32,
+            #[version]
+            version: u64,
+        }
+
+        let store = Store::memory();
+        assert!(Staff::get(&store, &1).await.is_err(), "no table before it is created");
+        store.create_table::<Person>().await.unwrap();
+        store.create_table::<Staff>().await.unwrap();
+        let mut ann = Person { id: 1, name: "Ann".into(), salary: 100, version: 0 };
+        store.insert(&mut ann).await.unwrap();
+        ann.salary = 110;
+        ann.put(&store).await.unwrap();
+        let mut staff = Staff::get(&store, &1).await.unwrap().expect("Ann, through the other struct");
+        assert_eq!(staff, Staff { id: 1, name: "Ann".into(), salary: 110, version: 2 });
+        staff.salary = 120;
+        staff.put(&store).await.unwrap();
+        assert!(matches!(ann.put(&store).await, Err(Error::ConcurrentModification { actual: Some(3), .. })));
+        assert_eq!(store.get::<Person>(&1).await.unwrap().map(|p| (p.salary, p.version)), Some((120, 3)));
+    }
+
+    /// A thread's puts alternate between types, and between records whose fields are `Clone` or
+    /// not: each stores exactly its own copy, whatever record the thread's last put replaced.
+    #[tokio::test(flavor = "current_thread")]
+    async fn puts_of_several_types_on_one_thread_store_their_own_copies() {
+        use versioned::Versioned;
+
+        /// A field type that is not `Clone`; the struct is, by hand.
+        #[derive(Debug, PartialEq)]
+        struct Label(String);
+
+        impl versioned::Field for Label {
+            const TYPE: versioned::ColumnType = versioned::ColumnType::Text;
+            fn to_value(&self) -> Result<versioned::Value, String> {
+                Ok(versioned::Value::Text(self.0.clone()))
+            }
+            fn from_value(value: versioned::Value) -> Result<Self, String> {
+                <String as versioned::Field>::from_value(value).map(Label)
+            }
+        }
+
+        #[derive(Versioned, Debug, PartialEq)]
+        struct Tagged {
+            #[key]
+            id: i64,
+            label: Label,
+            #[version]
+            version: u64,
+        }
+
+        impl Clone for Tagged {
+            fn clone(&self) -> Self {
+                Tagged { id: self.id, label: Label(self.label.0.clone()), version: self.version }
+            }
+        }
+
+        let store = Store::memory();
+        store.create_table::<Account>().await.unwrap();
+        store.create_table::<Tagged>().await.unwrap();
+        let mut a = Account { id: 1, balance: 0, version: 0 };
+        let mut t = Tagged { id: 1, label: Label("first".into()), version: 0 };
+        store.insert(&mut a).await.unwrap();
+        store.insert(&mut t).await.unwrap();
+        for round in 1..=5 {
+            a.balance = round;
+            store.put(&mut a).await.unwrap();
+            t.label = Label(format!("label {round}"));
+            store.put(&mut t).await.unwrap();
+            a.balance = 10 * round;
+            store.put(&mut a).await.unwrap();
+        }
+        assert_eq!(store.get::<Account>(&1).await.unwrap(), Some(Account { id: 1, balance: 50, version: 11 }));
+        assert_eq!(
+            store.get::<Tagged>(&1).await.unwrap(),
+            Some(Tagged { id: 1, label: Label("label 5".into()), version: 6 })
+        );
+        // A refused put keeps nothing of its copy in the store.
+        let mut stale = Account { id: 1, balance: -1, version: 3 };
+        assert!(store.put(&mut stale).await.is_err());
+        a.balance = 51;
+        store.put(&mut a).await.unwrap();
+        assert_eq!(store.get::<Account>(&1).await.unwrap(), Some(Account { id: 1, balance: 51, version: 12 }));
+    }
+
     /// The derive's helpers take a store behind `Arc` or a reference as they take the store.
     #[tokio::test]
     async fn helpers_take_a_shared_or_borrowed_store() {

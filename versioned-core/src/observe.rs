@@ -115,17 +115,27 @@ impl Op {
 /// future runs as it is. A macro rather than a function taking the future: the operation's future
 /// is awaited where it is made, never moved into another future or returned by value (measured:
 /// both cost a copy of the whole future on every call).
+///
+/// With `async { … }` as the future, the block runs inline when nothing listens: its code runs in
+/// the caller's poll, not in a future of its own (what it awaits is still a future). Its `return`
+/// and `?` then return from the calling function, with the value the block would have had.
 macro_rules! observed {
+    ($op:expr, $kind:expr, $ok:expr, async $body:block) => {{
+        if $crate::observe::listening() { $crate::observe::observed!(@observe $op, $kind, $ok, async $body) } else { $body }
+    }};
     ($op:expr, $kind:expr, $ok:expr, $future:expr) => {{
         if $crate::observe::listening() {
-            let op: $crate::observe::Op = $op;
-            let result =
-                if op.traced() { ::tracing::Instrument::instrument($future, op.span()).await } else { $future.await };
-            op.finish($kind, &result, $ok);
-            result
+            $crate::observe::observed!(@observe $op, $kind, $ok, $future)
         } else {
             $future.await
         }
+    }};
+    (@observe $op:expr, $kind:expr, $ok:expr, $future:expr) => {{
+        let op: $crate::observe::Op = $op;
+        let result =
+            if op.traced() { ::tracing::Instrument::instrument($future, op.span()).await } else { $future.await };
+        op.finish($kind, &result, $ok);
+        result
     }};
 }
 pub(crate) use observed;

@@ -10,6 +10,7 @@ use crate::observe::{Kind, Op, observed};
 use crate::patch::{ChangeValue, Check, Patch, merge_json};
 use crate::retry::RetryPolicy;
 use crate::storage::{RowAccess, StorageTransaction, WriteOutcome};
+use crate::store::Executor;
 use crate::value::{Field, KeyFor, Row, Value, VersionField};
 
 /// The outcome of a write that was applied, for [`Op::run`]: one record.
@@ -152,21 +153,17 @@ async fn get_with_version_inner<T: Entity, A: RowAccess>(
     }
 }
 
-/// See [`Store::put`](crate::Store::put).
-pub async fn put<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()> {
-    observed!(
-        Op::start("put", T::TABLE, || key_value::<T>(t.key()).ok()),
-        Kind::Write,
-        |_| APPLIED,
-        // The value path, when the backend takes it, awaits nothing: run where the operation is
-        // polled, not in a future of its own.
-        async {
-            if put_value(access, t)? {
-                return Ok(());
-            }
-            put_row(access, t).await
+/// See [`Store::put`](crate::Store::put). Takes the executor, whose check it makes, so that the
+/// store's, the transaction's and the generated `put` are this one future: on a backend that keeps
+/// values, a put is done in its first poll, with no future inside it.
+pub async fn put<E: Executor + ?Sized, T: Entity>(on: &E, t: &mut T) -> Result<()> {
+    let access = on.writer("put")?;
+    observed!(Op::start("put", T::TABLE, || key_value::<T>(t.key()).ok()), Kind::Write, |_| APPLIED, async {
+        if put_value(access, t)? {
+            return Ok(());
         }
-    )
+        put_row(access, t).await
+    })
 }
 
 async fn put_row<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()> {
@@ -545,8 +542,23 @@ async fn modify_and_put<T: Entity, R, A: RowAccess>(
 ) -> Result<R> {
     let mut t = read.ok_or_else(|| Error::not_found::<T>(key))?;
     let result = f(&mut t);
-    put(access, &mut t).await?;
+    put(&Checked(access), &mut t).await?;
     Ok(result)
+}
+
+/// Row operations already handed out by an executor's check, as an executor again (for [`put`]).
+struct Checked<'a, A>(&'a A);
+
+impl<A: RowAccess> Executor for Checked<'_, A> {
+    type Access = A;
+
+    fn reader(&self, _: &'static str) -> Result<&A> {
+        Ok(self.0)
+    }
+
+    fn writer(&self, _: &'static str) -> Result<&A> {
+        Ok(self.0)
+    }
 }
 
 /// The store-managed timestamps of a write, by column index.

@@ -164,8 +164,8 @@ impl<S: Storage> Store<S> {
     /// The check and the write are one step (`UPDATE … WHERE key = ? AND version = ?`). On a
     /// conflict nothing is written, `t` is unchanged, and the error carries the stored record (or
     /// says it has been deleted: a stale `put` never re-inserts a deleted record).
-    pub async fn put<T: Entity>(&self, t: &mut T) -> Result<()> {
-        ops::put(self.writer("put")?, t).await
+    pub fn put<T: Entity>(&self, t: &mut T) -> impl Future<Output = Result<()>> + Send {
+        ops::put(self, t)
     }
 
     /// Writes `t` without a version check (OutSystems' "Force Update", Kii's overwrite): inserts it,

@@ -135,8 +135,8 @@ impl<S: Storage> Transaction<S> {
 
     /// See [`Store::put`](crate::Store::put). A conflict here fails the transaction: return the
     /// error (with `?`) and nothing of the transaction is written.
-    pub async fn put<T: Entity>(&self, t: &mut T) -> Result<()> {
-        ops::put(self.writer("put")?, t).await
+    pub fn put<T: Entity>(&self, t: &mut T) -> impl Future<Output = Result<()>> + Send {
+        ops::put(self, t)
     }
 
     /// See [`Store::save`](crate::Store::save).

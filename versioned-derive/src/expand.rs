@@ -248,8 +248,8 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
 
                 /// Writes this record if its version is still the stored one, then increments the
                 /// version. See `Store::put`.
-                pub async fn put<E: __v::Executor>(&mut self, on: &E) -> __v::Result<()> {
-                    __v::ops::put(on.writer("put")?, self).await
+                pub fn put<E: __v::Executor>(&mut self, on: &E) -> impl ::core::future::Future<Output = __v::Result<()>> + ::core::marker::Send {
+                    __v::ops::put(on, self)
                 }
 
                 /// Inserts this record if its version is 0, or writes it if its version is still

@@ -255,6 +255,7 @@ macro_rules! conformance_tests {
             savepoints_cannot_be_misused,
             a_savepoint_recovers_from_a_lock_refused_inside_it,
             read_transactions_see_one_snapshot_and_refuse_writes,
+            read_transactions_never_see_half_a_transfer,
             save_inserts_new_copies_and_checks_the_others,
             refresh_reloads_and_unchanged_puts_still_count,
             insert_all_is_all_or_nothing,

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Poll;
 use std::time::Duration;
 
-use super::{Account, Person, ann, assert_conflict, assert_unchanged, setup};
+use super::{Account, Person, Xorshift, ann, assert_conflict, assert_unchanged, patient, setup};
 use crate::error::{Error, StorageError};
 use crate::lock::LockWait;
 use crate::retry::RetryPolicy;
@@ -277,6 +277,66 @@ pub async fn a_savepoint_recovers_from_a_lock_refused_inside_it<S: Storage>(stor
     holder.await.expect("holder task").expect("holder commits");
     result.expect("the transaction goes on after the savepoint and commits");
     assert!(store.get::<Account>(&2).await.expect("get").is_some());
+}
+
+/// Read-only transactions running beside transfers between many records (spread over the
+/// backend's shards, pages or keys) always see the same total: every snapshot is one moment, never
+/// a transfer's debit without its credit.
+pub async fn read_transactions_never_see_half_a_transfer<S: Storage>(store: &Store<S>) {
+    const ACCOUNTS: i32 = 16;
+    const WRITERS: u64 = 4;
+    const TRANSFERS: usize = 40;
+    setup(store).await;
+    for id in 0..ACCOUNTS {
+        store.insert(&mut Account { id, balance: 100, version: 0 }).await.expect("insert");
+    }
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|seed| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut rng = Xorshift(0x2545_F491_4F6C_DD1D ^ (seed + 1));
+                for _ in 0..TRANSFERS {
+                    let from = rng.below(ACCOUNTS as u64) as i32;
+                    let to = (from + 1 + rng.below(ACCOUNTS as u64 - 1) as i32) % ACCOUNTS;
+                    store
+                        .transaction_with_retry(patient(), |tx| async move {
+                            let missing = |id| move || Error::not_found::<Account>(&id);
+                            let mut a = tx.get::<Account>(&from).await?.ok_or_else(missing(from))?;
+                            let mut b = tx.get::<Account>(&to).await?.ok_or_else(missing(to))?;
+                            a.balance -= 1;
+                            b.balance += 1;
+                            tx.put(&mut a).await?;
+                            tx.put(&mut b).await
+                        })
+                        .await?;
+                }
+                Ok::<_, Error>(())
+            })
+        })
+        .collect();
+    let mut snapshots = 0;
+    loop {
+        let done = writers.iter().all(|writer| writer.is_finished());
+        let total = store
+            .read_transaction(|tx| async move {
+                let mut total = 0;
+                for id in 0..ACCOUNTS {
+                    total += tx.get::<Account>(&id).await?.ok_or_else(|| Error::not_found::<Account>(&id))?.balance;
+                }
+                Ok(total)
+            })
+            .await
+            .expect("a read-only transaction");
+        assert_eq!(total, 100 * i64::from(ACCOUNTS), "snapshot {snapshots} saw half a transfer");
+        snapshots += 1;
+        if done {
+            break;
+        }
+    }
+    for writer in writers {
+        writer.await.expect("writer task").expect("every transfer commits");
+    }
+    assert!(snapshots > 1, "the snapshots ran beside the transfers");
 }
 
 /// A read-only transaction sees one snapshot: what another task commits meanwhile is not seen

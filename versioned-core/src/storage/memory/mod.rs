@@ -143,8 +143,8 @@ row_access_via_decisions!(MemoryStorage;
     }
 
     // The check and the write in one critical section of the record's shard; the copy is made
-    // before it, into the record this thread's last put replaced, and the record replaced now is
-    // kept after it.
+    // into the record this thread's last put replaced, and the record replaced now is kept for
+    // the next.
     fn update_value<T: Entity>(
         &self,
         table: &'static TableDef,
@@ -155,8 +155,11 @@ row_access_via_decisions!(MemoryStorage;
     ) -> Result<Option<WriteOutcome>> {
         let key = KeyRepr::of(table, key)?;
         let shards = self.tables.get(table)?;
-        let Some(copy) = spare::copy_of(record, next) else { return Ok(None) };
         let mut guard = shards.lock(&key);
+        // The copy is made under the lock, so that its stores drain with the unlock rather than
+        // stall the lock (measured: 4% of a put). It is private until swapped in: a `Clone` that
+        // panics leaves the stored record as it was.
+        let Some(copy) = spare::copy_of(record, next) else { return Ok(None) };
         let shard = &mut *guard;
         // Held (if the record has a lock) until the write is applied; a transaction holding it
         // makes the caller take the row path, which waits.

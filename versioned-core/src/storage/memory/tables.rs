@@ -11,7 +11,7 @@ use std::any::Any;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use crate::entity::{Entity, TableDef};
@@ -30,11 +30,23 @@ pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// A key as the memory backend orders it: the subset of [`Value`] that can be a key.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum KeyRepr {
     Int(i64),
     Text(String),
     Bytes(Vec<u8>),
+}
+
+/// The key's value alone: a table's keys are all of one kind, so the kind need not be hashed.
+impl Hash for KeyRepr {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        match self {
+            KeyRepr::Int(i) => state.write_i64(*i),
+            KeyRepr::Text(s) => s.hash(state),
+            KeyRepr::Bytes(b) => b.hash(state),
+        }
+    }
 }
 
 impl KeyRepr {
@@ -84,10 +96,10 @@ pub(super) type RecordId = (&'static str, KeyRepr);
 
 /// Keys hash with foldhash, seeded per map: SipHash (std's default) would cost more than the rest
 /// of a lookup, and foldhash's random seed still keeps chosen keys from colliding at will.
-type Hasher = foldhash::fast::RandomState;
+type Seeded = foldhash::fast::RandomState;
 
 /// A shard's records, as a read-only transaction sees them: copied once between two writes.
-pub(super) type ShardRows = Arc<HashMap<KeyRepr, Row, Hasher>>;
+pub(super) type ShardRows = Arc<HashMap<KeyRepr, Row, Seeded>>;
 
 /// A stored record: a row, as the row operations write them, or the struct itself, as a checked
 /// put of a `Clone` struct without audit fields stores it (no conversion to a row; the next such
@@ -160,7 +172,7 @@ pub(super) type RecordLock = Arc<tokio::sync::Mutex<()>>;
 /// entries stay, an unlocked mutex costs nothing but its slot).
 #[derive(Debug, Default)]
 pub(super) struct Shard {
-    pub(super) rows: HashMap<KeyRepr, Stored, Hasher>,
+    pub(super) rows: HashMap<KeyRepr, Stored, Seeded>,
     pub(super) snapshot: Option<ShardRows>,
     pub(super) locks: HashMap<KeyRepr, RecordLock>,
 }
@@ -168,7 +180,7 @@ pub(super) struct Shard {
 impl Shard {
     /// The records, to change: the shared copy no longer matches them.
     #[inline]
-    pub(super) fn rows_mut(&mut self) -> &mut HashMap<KeyRepr, Stored, Hasher> {
+    pub(super) fn rows_mut(&mut self) -> &mut HashMap<KeyRepr, Stored, Seeded> {
         self.snapshot = None;
         &mut self.rows
     }
