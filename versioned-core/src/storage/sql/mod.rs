@@ -126,6 +126,8 @@ pub(crate) enum Batch {
 const MAX_BATCH_BINDS: usize = 30_000;
 /// The most rows one batch statement writes.
 const MAX_BATCH_ROWS: usize = 1_000;
+/// Batch statements of up to this many rows are kept once built, whatever the chunk size.
+const KEPT_BATCH_ROWS: usize = 64;
 
 impl std::fmt::Debug for Statements {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -236,16 +238,22 @@ impl Statements {
         }
     }
 
-    /// How many rows of `binds_per_row` values one batch statement takes, or `None` where the
-    /// dialect writes a batch one row at a time.
-    pub(crate) fn batch_rows(&self, binds_per_row: usize) -> Option<usize> {
+    /// How many writes one batch statement of `kind` carries, or `None` where the dialect writes
+    /// a batch one row at a time.
+    pub(crate) fn chunk(&self, kind: Batch) -> Option<usize> {
+        let binds_per_row = match kind {
+            Batch::Update => self.update_columns.len() + 2,
+            Batch::Insert => self.table.columns.len(),
+            Batch::Delete => 2,
+        };
         self.dialect.batch_values().then(|| (MAX_BATCH_BINDS / binds_per_row.max(1)).clamp(1, MAX_BATCH_ROWS))
     }
 
-    /// The batch statement of `kind` for `rows` rows (see [`Batch`] for its binds). Kept when
-    /// `keep` (a full chunk, the size every large batch repeats); a shorter last chunk is built
-    /// each time, so the cache (and the connections' prepared statements) hold one per kind.
-    pub(crate) fn batch(&self, kind: Batch, rows: usize, keep: bool) -> Arc<str> {
+    /// The batch statement of `kind` for `rows` rows (see [`Batch`] for its binds). Kept for a
+    /// full [`chunk`](Self::chunk) (the size every large batch repeats) and for small sizes
+    /// (SQLite's group commit sends those over and over); a longer last chunk is built each time,
+    /// so the cache (and the connections' prepared statements) stay small.
+    pub(crate) fn batch(&self, kind: Batch, rows: usize) -> Arc<str> {
         // The map only ever gains complete entries, so a poisoned lock still holds valid data.
         if let Some(sql) = self.batches.read().unwrap_or_else(PoisonError::into_inner).get(&(kind, rows)) {
             return Arc::clone(sql);
@@ -294,7 +302,7 @@ impl Statements {
                 )
             }
         };
-        if !keep {
+        if rows > KEPT_BATCH_ROWS && Some(rows) != self.chunk(kind) {
             return sql.into();
         }
         let mut batches = self.batches.write().unwrap_or_else(PoisonError::into_inner);

@@ -202,81 +202,82 @@ impl<C: SqlConnection + ?Sized> OnConnection<'_, C> {
 
     /// See [`RowAccess::update_many`](crate::storage::RowAccess::update_many): one statement per
     /// chunk where the dialect can (`UPDATE … FROM (VALUES …) RETURNING key`), else one per row.
-    pub(crate) async fn update_many(&mut self, rows: &[(Row, u64)]) -> Result<Vec<WriteOutcome>> {
-        let columns = self.statements.update_columns.len() + 2;
-        let Some(chunk) = self.statements.batch_rows(columns) else {
+    pub(crate) async fn update_many(&mut self, rows: &[(&Row, u64)]) -> Result<Vec<WriteOutcome>> {
+        let Some(chunk) = self.statements.chunk(Batch::Update) else {
             let mut outcomes = Vec::with_capacity(rows.len());
             for (row, expected) in rows {
                 outcomes.push(self.update(row, *expected).await?);
             }
             return Ok(outcomes);
         };
-        let table = self.table;
         let mut outcomes = Vec::with_capacity(rows.len());
         for rows in rows.chunks(chunk) {
-            let expected: Vec<Value> = rows.iter().map(|(_, e)| version_value(*e)).collect();
-            let mut binds = Vec::with_capacity(rows.len() * columns);
-            for ((row, _), expected) in rows.iter().zip(&expected) {
-                binds.push(self.key(table.key_of(row)?));
-                for i in &self.statements.update_columns {
-                    binds.push(self.bind(*i, row.get(*i).unwrap_or(&Value::Null)));
-                }
-                binds.push(self.version(expected));
-            }
-            let sql = self.statements.batch(Batch::Update, rows.len(), rows.len() == chunk);
-            let applied = self.conn.fetch_keys(table, &sql, binds).await?;
+            let applied = self.update_chunk(rows).await?;
             for (row, _) in rows {
-                outcomes.push(self.applied_or_current(&applied, rows.len(), table.key_of(row)?).await?);
+                outcomes.push(self.applied_or_current(&applied, rows.len(), self.table.key_of(row)?).await?);
             }
         }
         Ok(outcomes)
     }
 
+    /// One batch statement updating `rows` (at most a [`chunk`](Statements::chunk)): the keys of
+    /// the rows it wrote.
+    pub(crate) async fn update_chunk(&mut self, rows: &[(&Row, u64)]) -> Result<Vec<Value>> {
+        let table = self.table;
+        let expected: Vec<Value> = rows.iter().map(|(_, e)| version_value(*e)).collect();
+        let mut binds = Vec::with_capacity(rows.len() * (self.statements.update_columns.len() + 2));
+        for ((row, _), expected) in rows.iter().zip(&expected) {
+            binds.push(self.key(table.key_of(row)?));
+            for i in &self.statements.update_columns {
+                binds.push(self.bind(*i, row.get(*i).unwrap_or(&Value::Null)));
+            }
+            binds.push(self.version(expected));
+        }
+        let sql = self.statements.batch(Batch::Update, rows.len());
+        self.conn.fetch_keys(table, &sql, binds).await
+    }
+
     /// See [`RowAccess::insert_many`](crate::storage::RowAccess::insert_many): one multi-row
     /// insert per chunk where the dialect can, else one per row.
-    pub(crate) async fn insert_many(&mut self, rows: &[Row]) -> Result<Vec<bool>> {
-        let columns = self.table.columns.len();
-        let Some(chunk) = self.statements.batch_rows(columns) else {
+    pub(crate) async fn insert_many(&mut self, rows: &[&Row]) -> Result<Vec<bool>> {
+        let Some(chunk) = self.statements.chunk(Batch::Insert) else {
             let mut inserted = Vec::with_capacity(rows.len());
             for row in rows {
                 inserted.push(self.insert(row).await?);
             }
             return Ok(inserted);
         };
-        let table = self.table;
         let mut inserted = Vec::with_capacity(rows.len());
         for rows in rows.chunks(chunk) {
-            let binds = rows.iter().flat_map(|row| self.binds(row.values().iter())).collect();
-            let sql = self.statements.batch(Batch::Insert, rows.len(), rows.len() == chunk);
-            let keys = self.conn.fetch_keys(table, &sql, binds).await?;
+            let keys = self.insert_chunk(rows).await?;
             for row in rows {
-                inserted.push(keys.len() == rows.len() || keys.contains(table.key_of(row)?));
+                inserted.push(keys.len() == rows.len() || keys.contains(self.table.key_of(row)?));
             }
         }
         Ok(inserted)
     }
 
+    /// One multi-row insert of `rows` (at most a [`chunk`](Statements::chunk)): the keys of the
+    /// rows it inserted.
+    pub(crate) async fn insert_chunk(&mut self, rows: &[&Row]) -> Result<Vec<Value>> {
+        let binds = rows.iter().flat_map(|row| self.binds(row.values().iter())).collect();
+        let sql = self.statements.batch(Batch::Insert, rows.len());
+        self.conn.fetch_keys(self.table, &sql, binds).await
+    }
+
     /// See [`RowAccess::delete_many`](crate::storage::RowAccess::delete_many): one statement per
     /// chunk where the dialect can (`DELETE … WHERE (key, version) IN (VALUES …) RETURNING key`).
-    pub(crate) async fn delete_many(&mut self, keys: &[(Value, u64)]) -> Result<Vec<WriteOutcome>> {
-        let Some(chunk) = self.statements.batch_rows(2) else {
+    pub(crate) async fn delete_many(&mut self, keys: &[(&Value, u64)]) -> Result<Vec<WriteOutcome>> {
+        let Some(chunk) = self.statements.chunk(Batch::Delete) else {
             let mut outcomes = Vec::with_capacity(keys.len());
             for (key, expected) in keys {
                 outcomes.push(self.delete(key, Some(*expected)).await?);
             }
             return Ok(outcomes);
         };
-        let table = self.table;
         let mut outcomes = Vec::with_capacity(keys.len());
         for keys in keys.chunks(chunk) {
-            let expected: Vec<Value> = keys.iter().map(|(_, e)| version_value(*e)).collect();
-            let binds = keys
-                .iter()
-                .zip(&expected)
-                .flat_map(|((key, _), expected)| [self.key(key), self.version(expected)])
-                .collect();
-            let sql = self.statements.batch(Batch::Delete, keys.len(), keys.len() == chunk);
-            let deleted = self.conn.fetch_keys(table, &sql, binds).await?;
+            let deleted = self.delete_chunk(keys).await?;
             for (key, _) in keys {
                 outcomes.push(self.applied_or_current(&deleted, keys.len(), key).await?);
             }
@@ -284,9 +285,27 @@ impl<C: SqlConnection + ?Sized> OnConnection<'_, C> {
         Ok(outcomes)
     }
 
+    /// One batch statement deleting `keys` (at most a [`chunk`](Statements::chunk)), each only at
+    /// its expected version: the keys of the rows it deleted.
+    pub(crate) async fn delete_chunk(&mut self, keys: &[(&Value, u64)]) -> Result<Vec<Value>> {
+        let expected: Vec<Value> = keys.iter().map(|(_, e)| version_value(*e)).collect();
+        let binds = keys
+            .iter()
+            .zip(&expected)
+            .flat_map(|((key, _), expected)| [self.key(key), self.version(expected)])
+            .collect();
+        let sql = self.statements.batch(Batch::Delete, keys.len());
+        self.conn.fetch_keys(self.table, &sql, binds).await
+    }
+
     /// `Applied` when the batch statement returned `key` (or every key of its chunk of `len`);
     /// otherwise the stored row, read on the same connection, to describe the refusal.
-    async fn applied_or_current(&mut self, returned: &[Value], len: usize, key: &Value) -> Result<WriteOutcome> {
+    pub(crate) async fn applied_or_current(
+        &mut self,
+        returned: &[Value],
+        len: usize,
+        key: &Value,
+    ) -> Result<WriteOutcome> {
         if returned.len() == len || returned.contains(key) {
             Ok(WriteOutcome::Applied)
         } else {
@@ -366,6 +385,7 @@ macro_rules! row_access_via_run {
                 table: &'static $crate::TableDef,
                 rows: Vec<($crate::Row, u64)>,
             ) -> $crate::Result<Vec<$crate::WriteOutcome>> {
+                let rows: Vec<_> = rows.iter().map(|(row, expected)| (row, *expected)).collect();
                 self.run(table, async |c| c.update_many(&rows).await).await
             }
 
@@ -374,6 +394,7 @@ macro_rules! row_access_via_run {
                 table: &'static $crate::TableDef,
                 rows: Vec<$crate::Row>,
             ) -> $crate::Result<Vec<bool>> {
+                let rows: Vec<_> = rows.iter().collect();
                 self.run(table, async |c| c.insert_many(&rows).await).await
             }
 
@@ -382,7 +403,8 @@ macro_rules! row_access_via_run {
                 table: &'static $crate::TableDef,
                 keys: &[($crate::Value, u64)],
             ) -> $crate::Result<Vec<$crate::WriteOutcome>> {
-                self.run(table, async |c| c.delete_many(keys).await).await
+                let keys: Vec<_> = keys.iter().map(|(key, expected)| (key, *expected)).collect();
+                self.run(table, async |c| c.delete_many(&keys).await).await
             }
         }
     };

@@ -2,16 +2,23 @@
 //! transaction, on one connection, with one commit (one `fsync` of the WAL).
 //!
 //! Every autocommit write is a [`Request`] with the row it writes, sent to one writer task per
-//! storage. The writer takes what has queued up: a request alone runs in autocommit, exactly as
-//! it would without the writer; several run inside `BEGIN IMMEDIATE … COMMIT`, each statement
-//! with its own check and its own outcome (a conflict refuses that write only). Outcomes are
-//! sent back once the commit is done; if it fails, every write of the batch gets the error and
-//! none is applied.
+//! storage. The writer takes what has queued up, and every write keeps its own check and its own
+//! outcome (a conflict refuses that write only):
+//!
+//! - a request alone runs in autocommit, exactly as it would without the writer;
+//! - consecutive checked updates (inserts, checked deletes) of one table, each to another record,
+//!   go in one statement, the batch statement of `put_all` (`UPDATE … FROM (VALUES …) RETURNING
+//!   key`): one round trip to SQLite's thread for the lot. A batch that is one such statement
+//!   runs as it is, in autocommit: a statement is atomic by itself;
+//! - any other batch runs inside `BEGIN IMMEDIATE … COMMIT`. Outcomes are sent back once the
+//!   commit is done; if it fails, every write of the batch gets the error and none is applied.
 //!
 //! A write that fails by itself (an error, not a refused check) takes the batch down with it in
 //! SQLite's eyes (some errors roll the whole transaction back), so the batch is rolled back, that
 //! write gets its error, and the others run again as a new batch: a write is never reported as
-//! failed once applied, nor applied after being reported failed.
+//! failed once applied, nor applied after being reported failed. A statement of several writes
+//! that fails does not say which write failed: the batch is rolled back and written again one
+//! statement per write, which finds it.
 //!
 //! A caller that stops waiting (its future dropped) before the writer takes its request is not
 //! written at all; once taken, the write is applied whole or not at all, like any autocommit
@@ -30,9 +37,9 @@ use super::{TableState, storage_error};
 use crate::entity::TableDef;
 use crate::error::{Error, Result, StorageError};
 use crate::storage::WriteOutcome;
-use crate::storage::sql::Tables;
 use crate::storage::sql::driver::Conn;
 use crate::storage::sql::rows::OnConnection;
+use crate::storage::sql::{Batch, Tables};
 use crate::value::{Row, Value};
 
 /// The most writes one commit carries: enough to amortize the commit, few enough that the first
@@ -138,6 +145,8 @@ async fn run(core: Core, mut queue: mpsc::UnboundedReceiver<Request>) {
 /// Writes `batch` on `conn` and answers every request. Returns whether the connection is fit for
 /// the next batch.
 async fn write_batch(core: &Core, conn: &mut PoolConnection<Sqlite>, batch: &mut Vec<Request>) -> bool {
+    // Runs of writes of one kind to one table go in one statement each, until one fails.
+    let mut merge = true;
     loop {
         if batch.len() == 1 {
             // Alone: autocommit, as without group commit.
@@ -145,6 +154,21 @@ async fn write_batch(core: &Core, conn: &mut PoolConnection<Sqlite>, batch: &mut
             let done = execute(core, conn, request.table, &request.op).await;
             let _ = request.reply.send(done);
             return true;
+        }
+        if merge && mergeable(core, batch) == batch.len() {
+            // One statement: atomic by itself, so it runs in autocommit, one round trip and one
+            // commit for the batch.
+            match execute_run(core, conn, batch).await {
+                Ok(outcomes) => {
+                    for (request, done) in batch.drain(..).zip(outcomes) {
+                        let _ = request.reply.send(done);
+                    }
+                    return true;
+                }
+                // Nothing written: again one statement per write, which finds the one that failed.
+                Err(_) => merge = false,
+            }
+            continue;
         }
         if let Err(err) = sqlx::query("BEGIN IMMEDIATE").execute(&mut **conn).await {
             let busy = super::is_busy(&err);
@@ -154,13 +178,37 @@ async fn write_batch(core: &Core, conn: &mut PoolConnection<Sqlite>, batch: &mut
         }
         let mut outcomes = Vec::with_capacity(batch.len());
         let mut failed = None;
-        for (index, request) in batch.iter().enumerate() {
+        let mut merged_failed = false;
+        while outcomes.len() < batch.len() {
+            let index = outcomes.len();
+            let run = if merge { mergeable(core, &batch[index..]) } else { 1 };
+            if run > 1 {
+                match execute_run(core, conn, &batch[index..index + run]).await {
+                    Ok(done) if done.iter().all(Result::is_ok) => outcomes.extend(done),
+                    _ => {
+                        merged_failed = true;
+                        break;
+                    }
+                }
+                continue;
+            }
+            let request = &batch[index];
             let done = execute(core, conn, request.table, &request.op).await;
             if done.is_err() {
                 failed = Some((index, done));
                 break;
             }
             outcomes.push(done);
+        }
+        if merged_failed {
+            // Which write failed is not known: roll back, and write the batch again one
+            // statement per write, which finds it.
+            merge = false;
+            if sqlx::query("ROLLBACK").execute(&mut **conn).await.is_err() && !rolled_back(conn).await {
+                answer_all(batch, &StorageError::new("the SQLite writer could not roll back a batch").into());
+                return false;
+            }
+            continue;
         }
         if let Some((index, done)) = failed {
             // Some errors roll back the whole transaction; roll back in every case, answer the
@@ -214,6 +262,85 @@ async fn execute(core: &Core, conn: &mut PoolConnection<Sqlite>, table: &'static
         Op::Patch(key, columns, expected) => Done::Written(on.patch(key, columns, *expected).await?),
         Op::Delete(key, expected) => Done::Written(on.delete(key, *expected).await?),
     })
+}
+
+/// The batch statement a write can share with others of its kind: checked updates, inserts and
+/// checked deletes.
+fn batch_kind(op: &Op) -> Option<Batch> {
+    match op {
+        Op::Update(..) => Some(Batch::Update),
+        Op::Insert(_) => Some(Batch::Insert),
+        Op::Delete(_, Some(_)) => Some(Batch::Delete),
+        _ => None,
+    }
+}
+
+/// The record a write of [`batch_kind`] is about.
+fn key_of<'r>(table: &TableDef, op: &'r Op) -> Option<&'r Value> {
+    match op {
+        Op::Update(row, _) | Op::Insert(row) => table.key_of(row).ok(),
+        Op::Delete(key, _) => Some(key),
+        _ => None,
+    }
+}
+
+/// How many writes from the start of `requests` go in one statement: writes of one
+/// [`batch_kind`] to one table, each to another record (a batch statement names a key once), at
+/// most a chunk of the dialect's. 0 or 1: none to share a statement with.
+fn mergeable(core: &Core, requests: &[Request]) -> usize {
+    let Some(first) = requests.first() else { return 0 };
+    let Some(kind) = batch_kind(&first.op) else { return 1 };
+    let Some(chunk) = super::table_state(&core.tables, first.table).sql.chunk(kind) else { return 1 };
+    let mut keys: Vec<&Value> = Vec::new();
+    for request in requests.iter().take(chunk) {
+        let same = std::ptr::eq(request.table, first.table) && batch_kind(&request.op) == Some(kind);
+        match key_of(first.table, &request.op).filter(|key| same && !keys.contains(key)) {
+            Some(key) => keys.push(key),
+            None => break,
+        }
+    }
+    keys.len().max(1)
+}
+
+/// A run of [`mergeable`] writes as one statement. `Err`: the statement failed, and wrote nothing.
+/// Otherwise each write's outcome: a refused check reads the stored record to describe it, and
+/// that read may fail on its own (its write was not applied).
+async fn execute_run(core: &Core, conn: &mut PoolConnection<Sqlite>, run: &[Request]) -> Result<Vec<Result<Done>>> {
+    let table = run[0].table;
+    let state = super::table_state(&core.tables, table);
+    state.check_schema(conn, table).await?;
+    let on = &mut OnConnection { conn: &mut Conn::<Sqlite>(&mut **conn), table, statements: &state.sql };
+    // `mergeable` put writes of one kind in the run.
+    let returned = match &run[0].op {
+        Op::Update(..) => {
+            let rows: Vec<_> = run
+                .iter()
+                .filter_map(|r| if let Op::Update(row, e) = &r.op { Some((row, *e)) } else { None })
+                .collect();
+            on.update_chunk(&rows).await?
+        }
+        Op::Insert(_) => {
+            let rows: Vec<_> =
+                run.iter().filter_map(|r| if let Op::Insert(row) = &r.op { Some(row) } else { None }).collect();
+            on.insert_chunk(&rows).await?
+        }
+        _ => {
+            let keys: Vec<_> = run
+                .iter()
+                .filter_map(|r| if let Op::Delete(key, Some(e)) = &r.op { Some((key, *e)) } else { None })
+                .collect();
+            on.delete_chunk(&keys).await?
+        }
+    };
+    let mut outcomes = Vec::with_capacity(run.len());
+    for request in run {
+        let key = key_of(table, &request.op).ok_or_else(|| StorageError::new("a merged write without a key"))?;
+        outcomes.push(match request.op {
+            Op::Insert(_) => Ok(Done::Inserted(returned.len() == run.len() || returned.contains(key))),
+            _ => on.applied_or_current(&returned, run.len(), key).await.map(Done::Written),
+        });
+    }
+    Ok(outcomes)
 }
 
 /// `BEGIN IMMEDIATE` refused: another connection held the write lock past the busy timeout.
@@ -343,6 +470,50 @@ mod tests {
         drop(conn);
         let salaries = (salary(&storage, 1).await, salary(&storage, 2).await, salary(&storage, 3).await);
         assert_eq!(salaries, (10, 0, 30));
+    }
+
+    fn request(op: Op) -> (Request, oneshot::Receiver<Result<Done>>) {
+        let (reply, answer) = oneshot::channel();
+        (Request { table: Person::TABLE, op, reply }, answer)
+    }
+
+    /// Writes of one kind go in one statement, each keeping its own check and outcome; a second
+    /// write of the same record starts another statement, and sees the first one's write.
+    #[tokio::test]
+    async fn merged_writes_keep_their_own_outcomes() {
+        let (storage, core) = storage().await;
+        let person = |id, salary| Person { id, name: "P".into(), salary, version: 1 }.to_row().expect("row");
+        let (one, one_answer) = update(1, 10, 1);
+        let (two, two_answer) = update(2, 20, 1);
+        // The same record again, expecting the version it had before `one`: stale once `one` is in.
+        let (again, again_answer) = update(1, 11, 1);
+        let (taken, taken_answer) = request(Op::Insert(person(3, 0)));
+        let (new, new_answer) = request(Op::Insert(person(4, 40)));
+        let (delete, delete_answer) = request(Op::Delete(Value::Int(4), Some(1)));
+        let (stale_delete, stale_delete_answer) = request(Op::Delete(Value::Int(3), Some(9)));
+        assert_eq!(mergeable(&core, &[]), 0);
+        let mut batch = vec![one, two, again, taken, new, delete, stale_delete];
+        assert_eq!(mergeable(&core, &batch), 2, "a record's second write is not in the first statement");
+        assert_eq!(mergeable(&core, &batch[3..]), 2);
+        assert_eq!(mergeable(&core, &batch[5..]), 2);
+        let mut conn = core.pool.acquire().await.expect("conn");
+        assert!(write_batch(&core, &mut conn, &mut batch).await);
+        assert!(matches!(one_answer.await, Ok(Ok(Done::Written(WriteOutcome::Applied)))));
+        assert!(matches!(two_answer.await, Ok(Ok(Done::Written(WriteOutcome::Applied)))));
+        let Ok(Ok(Done::Written(WriteOutcome::Rejected { current: Some(current) }))) = again_answer.await else {
+            panic!("the second write of record 1 is refused")
+        };
+        assert_eq!(Person::from_row(current).expect("decode").salary, 10, "it saw the first write");
+        assert!(matches!(taken_answer.await, Ok(Ok(Done::Inserted(false)))));
+        assert!(matches!(new_answer.await, Ok(Ok(Done::Inserted(true)))));
+        assert!(matches!(delete_answer.await, Ok(Ok(Done::Written(WriteOutcome::Applied)))));
+        assert!(matches!(
+            stale_delete_answer.await,
+            Ok(Ok(Done::Written(WriteOutcome::Rejected { current: Some(_) })))
+        ));
+        drop(conn);
+        assert_eq!((salary(&storage, 1).await, salary(&storage, 2).await, salary(&storage, 3).await), (10, 20, 0));
+        assert!(storage.fetch(Person::TABLE, &Value::Int(4)).await.expect("fetch").is_none());
     }
 
     /// A caller that stopped waiting before the writer took its request: not written.
