@@ -120,8 +120,9 @@ pub trait RowAccess: Send + Sync {
     /// atomic step. The caller offers it only for tables without audit columns.
     ///
     /// `Ok(None)`: not taken, and nothing written; the caller writes the row instead. That is the
-    /// default, and the answer of a backend that cannot copy the type (see
-    /// [`Entity::copy_into`]) or cannot decide at once (a lock to wait for).
+    /// default, and the answer of a backend that cannot copy the type ([`Entity::copy`] gives no
+    /// copy: the struct is not `Clone`) or cannot decide at once (a lock to wait for). A backend
+    /// may copy into a record it holds already, with [`Entity::copy_into`].
     fn update_value<T: Entity>(
         &self,
         table: &'static TableDef,

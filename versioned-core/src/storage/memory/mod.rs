@@ -1,6 +1,6 @@
 //! The in-memory reference backend: exact semantics, no I/O.
 //!
-//! Each table's records are spread over shards, each behind its own mutex ([`tables`]). Every
+//! Each table's records are spread over shards, each behind its own mutex (module `tables`). Every
 //! operation on one record, conditional writes included, runs as one critical section of its
 //! shard, so a check and its write are a single atomic step, and tasks working on different
 //! records seldom wait for each other. No lock is held across an `.await`, so the backend is safe
@@ -18,7 +18,7 @@
 //!
 //! A checked `put` of a `Clone` struct without timestamps stores the struct itself, not a row;
 //! every other operation reads it as a row. The copy is made into the record the thread's last
-//! such put replaced ([`spare`]), so that a run of puts allocates nothing.
+//! such put replaced (module `spare`), so that a run of puts with an integer key allocates nothing.
 
 mod spare;
 mod tables;
@@ -66,34 +66,28 @@ impl MemoryStorage {
     }
 }
 
-/// Applies `decision` (made from `stored`) to the entry of one record. The entry is the one map
-/// search of the write.
+/// Applies `decision` (made from `stored`) to the entry of one record, and returns what it
+/// replaced (to drop once the lock is released). The entry is the one map search of the write.
 fn apply(
     entry: std::collections::hash_map::Entry<'_, KeyRepr, Stored>,
     decide: impl FnOnce(Option<&Row>) -> Result<Decision>,
-) -> Result<Written> {
+) -> Result<(Written, Option<Stored>)> {
     use std::collections::hash_map::Entry;
     Ok(match entry {
         Entry::Occupied(mut stored) => {
             let row = stored.get().row()?;
             match decide(Some(&row))? {
-                None => Written::Refused(Some(row.into_owned())),
-                Some(Some(new)) => {
-                    stored.insert(Stored::Row(new));
-                    Written::Done
-                }
-                Some(None) => {
-                    stored.remove();
-                    Written::Done
-                }
+                None => (Written::Refused(Some(row.into_owned())), None),
+                Some(Some(new)) => (Written::Done, Some(stored.insert(Stored::Row(new)))),
+                Some(None) => (Written::Done, Some(stored.remove())),
             }
         }
         Entry::Vacant(vacant) => match decide(None)? {
             Some(Some(row)) => {
                 vacant.insert(Stored::Row(row));
-                Written::Done
+                (Written::Done, None)
             }
-            _ => Written::Refused(None),
+            _ => (Written::Refused(None), None),
         },
     })
 }
@@ -127,7 +121,14 @@ impl MemoryStorage {
                     free => {
                         // Held (if the record has a lock) until the write is applied.
                         let _guard = free.and_then(Result::ok);
-                        return apply(shard.rows_mut().entry(key), decide);
+                        let (written, replaced) = apply(shard.rows.entry(key), decide)?;
+                        if matches!(written, Written::Done) {
+                            shard.snapshot = None;
+                        }
+                        // What the write replaced is dropped once the lock is released.
+                        drop(shard);
+                        drop(replaced);
+                        return Ok(written);
                     }
                 }
             };
@@ -156,10 +157,14 @@ row_access_via_decisions!(MemoryStorage;
         let key = KeyRepr::of(table, key)?;
         let shards = self.tables.get(table)?;
         let mut guard = shards.lock(&key);
-        // The copy is made under the lock, so that its stores drain with the unlock rather than
-        // stall the lock (measured: 4% of a put). It is private until swapped in: a `Clone` that
-        // panics leaves the stored record as it was.
-        let Some(copy) = spare::copy_of(record, next) else { return Ok(None) };
+        let (copy, unused_spare) = spare::copy(record, next);
+        // A struct that is not `Clone` is not stored as a value: the row path writes it (the lock
+        // was taken for nothing, the price of copying under it for every other struct).
+        let Some(copy) = copy else {
+            drop(guard);
+            drop(unused_spare);
+            return Ok(None);
+        };
         let shard = &mut *guard;
         // Held (if the record has a lock) until the write is applied; a transaction holding it
         // makes the caller take the row path, which waits.
@@ -181,6 +186,7 @@ row_access_via_decisions!(MemoryStorage;
         };
         // Kept for the next put (or freed) once the lock is released.
         drop(guard);
+        drop(unused_spare);
         if let Stored::Value(value) = unused {
             spare::keep(value);
         }

@@ -22,7 +22,8 @@ use crate::value::{Row, Value, VersionField};
 pub(super) const SHARDS: usize = 64;
 
 /// A panic while a shard's lock is held cannot leave its data half-changed: every mutation is a
-/// single map insert, replace or remove after all checks (commit applies a prepared list). So a
+/// single map insert, replace or remove after all checks, and what a write replaces is dropped
+/// after the locks are released (a commit finds every shard it writes before writing any). So a
 /// poisoned lock still guards sound data.
 #[inline]
 pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -59,9 +60,9 @@ impl KeyRepr {
         }
     }
 
+    /// [`of`](Self::of) for a key that is not an integer.
     fn of_other(table: &TableDef, key: &Value) -> Result<Self> {
         match key {
-            Value::Int(i) => Ok(KeyRepr::Int(*i)),
             Value::Text(s) => Ok(KeyRepr::Text(s.clone())),
             Value::Bytes(b) => Ok(KeyRepr::Bytes(b.clone())),
             other => Err(StorageError::new(format!("{}: a {} cannot be a key", table.name, other.type_name())).into()),
@@ -113,7 +114,7 @@ pub(super) enum Stored {
 pub(super) trait StoredValue: Send + Sync {
     fn to_row(&self) -> Result<Row>;
     fn version(&self) -> Option<u64>;
-    fn as_any_mut(&mut self) -> &mut dyn Any;
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send>;
 }
 
 impl<T: Entity> StoredValue for T {
@@ -125,7 +126,7 @@ impl<T: Entity> StoredValue for T {
         Entity::version(self).to_u64()
     }
 
-    fn as_any_mut(&mut self) -> &mut dyn Any {
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
         self
     }
 }
@@ -227,14 +228,13 @@ impl Table {
     }
 }
 
-/// Shards locked together, in the global order; the shard of any record among them is found by
-/// [`get`](Self::get).
+/// Shards locked together, in the global order: a commit's, for the records it read or wrote.
 pub(super) struct Locked<'a> {
     guards: Vec<((usize, usize), MutexGuard<'a, Shard>)>,
 }
 
 impl<'a> Locked<'a> {
-    /// Locks the shards of `records` (each a table and a key), each once, in the global order.
+    /// Locks the shards of `records` (each a table and a shard), each once, in the global order.
     pub(super) fn records(records: impl Iterator<Item = (&'a Table, usize)>) -> Self {
         let mut shards: Vec<_> = records.map(|(table, shard)| ((table.order, shard), table)).collect();
         shards.sort_by_key(|(place, _)| *place);
@@ -242,13 +242,17 @@ impl<'a> Locked<'a> {
         Locked { guards: shards.into_iter().map(|(place, table)| (place, table.lock_shard(place.1))).collect() }
     }
 
-    /// The shard of the record with `key` in `table`, which must be among those locked.
-    pub(super) fn get(&mut self, table: &Table, key: &KeyRepr) -> Result<&mut Shard> {
+    /// Where the shard of the record with `key` in `table` is among those locked.
+    pub(super) fn find(&self, table: &Table, key: &KeyRepr) -> Result<usize> {
         let place = (table.order, key.shard());
-        match self.guards.binary_search_by_key(&place, |(place, _)| *place) {
-            Ok(index) => Ok(&mut self.guards[index].1),
-            Err(_) => Err(StorageError::new(format!("{}: a record's shard was not locked", table.name)).into()),
-        }
+        self.guards
+            .binary_search_by_key(&place, |(place, _)| *place)
+            .map_err(|_| StorageError::new(format!("{}: a record's shard was not locked", table.name)).into())
+    }
+
+    /// The shard at `index`, as [`find`](Self::find) gave it.
+    pub(super) fn shard(&mut self, index: usize) -> Option<&mut Shard> {
+        self.guards.get_mut(index).map(|(_, guard)| &mut **guard)
     }
 }
 
@@ -333,13 +337,13 @@ impl Tables {
                 tables.push(&entry.table);
             }
         }
-        // In the order `Locked` locks them in, so that its guards are taken table by table below.
         tables.sort_by_key(|table| table.order);
-        let mut locked = Locked::records(tables.iter().flat_map(|table| (0..SHARDS).map(move |shard| (*table, shard))));
+        let mut guards: Vec<_> =
+            tables.iter().flat_map(|table| (0..SHARDS).map(|shard| table.lock_shard(shard))).collect();
+        let mut guards = guards.iter_mut();
         let mut snapshot = HashMap::with_capacity(tables.len());
-        let mut guards = locked.guards.iter_mut();
         for table in tables {
-            let shards = guards.by_ref().take(SHARDS).map(|(_, shard)| shard.snapshot()).collect::<Result<_>>()?;
+            let shards = guards.by_ref().take(SHARDS).map(|shard| shard.snapshot()).collect::<Result<_>>()?;
             snapshot.insert(table.name, TableSnapshot(shards));
         }
         Ok(snapshot)

@@ -142,8 +142,8 @@ impl StorageTransaction for MemoryTransaction {
         let touched = touched.map(|(table, key)| Ok((store.tables.get(table)?, key.shard())));
         let mut shards = Locked::records(touched.collect::<Result<Vec<_>>>()?.into_iter());
         for ((_, key), (table, seen)) in &state.read {
-            let shard = shards.get(store.tables.get(table)?, key)?;
-            let stored = shard.rows.get(key);
+            let at = shards.find(store.tables.get(table)?, key)?;
+            let stored = shards.shard(at).and_then(|shard| shard.rows.get(key));
             let now = stored.map(|r| r.version(table)).transpose()?;
             if now != *seen {
                 // Versions start at 1, so `expected: 0` says the transaction saw no record.
@@ -156,14 +156,24 @@ impl StorageTransaction for MemoryTransaction {
                 });
             }
         }
+        // Every write's shard, found before any is written: nothing fails once writing begins.
+        let mut writes = Vec::with_capacity(state.written.len());
         for ((_, key), (table, row)) in state.written.drain() {
-            let rows = shards.get(store.tables.get(table)?, &key)?.rows_mut();
-            match row {
+            writes.push((shards.find(store.tables.get(table)?, &key)?, key, row));
+        }
+        let mut replaced = Vec::with_capacity(writes.len());
+        for (at, key, row) in writes {
+            // `at` is where `find` found the shard, among those still locked.
+            let Some(shard) = shards.shard(at) else { continue };
+            let rows = shard.rows_mut();
+            replaced.push(match row {
                 Some(row) => rows.insert(key, Stored::Row(row)),
                 None => rows.remove(&key),
-            };
+            });
         }
+        // What the writes replaced is dropped once every lock is released.
         drop(shards);
+        drop(replaced);
         drop(waited);
         Ok(())
     }

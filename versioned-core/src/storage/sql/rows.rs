@@ -76,6 +76,12 @@ pub(crate) trait SqlConnection: Send {
     ) -> impl Future<Output = Result<Option<i64>>> + Send + 'a;
 }
 
+/// Whether a batch statement of `len` writes that returned the keys `returned` wrote `key`'s
+/// (every one did when it returned as many keys as it had writes).
+pub(crate) fn returned(returned: &[Value], len: usize, key: &Value) -> bool {
+    returned.len() == len || returned.contains(key)
+}
+
 /// A version as SQL stores it. Versions never exceed `version_max <= i64::MAX`.
 fn version_value(v: u64) -> Value {
     Value::Int(i64::try_from(v).unwrap_or(i64::MAX))
@@ -251,7 +257,7 @@ impl<C: SqlConnection + ?Sized> OnConnection<'_, C> {
         for rows in rows.chunks(chunk) {
             let keys = self.insert_chunk(rows).await?;
             for row in rows {
-                inserted.push(keys.len() == rows.len() || keys.contains(self.table.key_of(row)?));
+                inserted.push(returned(&keys, rows.len(), self.table.key_of(row)?));
             }
         }
         Ok(inserted)
@@ -306,7 +312,7 @@ impl<C: SqlConnection + ?Sized> OnConnection<'_, C> {
         len: usize,
         key: &Value,
     ) -> Result<WriteOutcome> {
-        if returned.len() == len || returned.contains(key) {
+        if self::returned(returned, len, key) {
             Ok(WriteOutcome::Applied)
         } else {
             Ok(WriteOutcome::Rejected { current: self.fetch(key).await? })

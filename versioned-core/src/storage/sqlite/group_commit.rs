@@ -38,13 +38,17 @@ use crate::entity::TableDef;
 use crate::error::{Error, Result, StorageError};
 use crate::storage::WriteOutcome;
 use crate::storage::sql::driver::Conn;
-use crate::storage::sql::rows::OnConnection;
+use crate::storage::sql::rows::{self, OnConnection};
 use crate::storage::sql::{Batch, Tables};
 use crate::value::{Row, Value};
 
 /// The most writes one commit carries: enough to amortize the commit, few enough that the first
 /// caller of a batch does not wait long for the last.
 const MAX_BATCH: usize = 256;
+
+/// The most writes one statement carries: the batch statements of every size up to this are kept
+/// once built (and prepared once per connection).
+const MAX_MERGED: usize = 64;
 
 /// One autocommit write.
 pub(super) enum Op {
@@ -155,10 +159,11 @@ async fn write_batch(core: &Core, conn: &mut PoolConnection<Sqlite>, batch: &mut
             let _ = request.reply.send(done);
             return true;
         }
-        if merge && mergeable(core, batch) == batch.len() {
+        let keys = if merge { mergeable(core, batch) } else { Vec::new() };
+        if keys.len() == batch.len() {
             // One statement: atomic by itself, so it runs in autocommit, one round trip and one
             // commit for the batch.
-            match execute_run(core, conn, batch).await {
+            match execute_run(core, conn, batch, &keys).await {
                 Ok(outcomes) => {
                     for (request, done) in batch.drain(..).zip(outcomes) {
                         let _ = request.reply.send(done);
@@ -181,9 +186,10 @@ async fn write_batch(core: &Core, conn: &mut PoolConnection<Sqlite>, batch: &mut
         let mut merged_failed = false;
         while outcomes.len() < batch.len() {
             let index = outcomes.len();
-            let run = if merge { mergeable(core, &batch[index..]) } else { 1 };
-            if run > 1 {
-                match execute_run(core, conn, &batch[index..index + run]).await {
+            let keys = if merge { mergeable(core, &batch[index..]) } else { Vec::new() };
+            if keys.len() > 1 {
+                let run = &batch[index..index + keys.len()];
+                match execute_run(core, conn, run, &keys).await {
                     Ok(done) if done.iter().all(Result::is_ok) => outcomes.extend(done),
                     _ => {
                         merged_failed = true;
@@ -250,18 +256,30 @@ async fn rolled_back(conn: &mut PoolConnection<Sqlite>) -> bool {
         && sqlx::query("ROLLBACK").execute(&mut **conn).await.is_ok()
 }
 
-/// One write on `conn`, checked as the statement of its kind is.
-async fn execute(core: &Core, conn: &mut PoolConnection<Sqlite>, table: &'static TableDef, op: &Op) -> Result<Done> {
+/// Runs `op` on `conn` for `table`, whose schema is checked first.
+async fn on_table<T>(
+    core: &Core,
+    conn: &mut PoolConnection<Sqlite>,
+    table: &'static TableDef,
+    op: impl AsyncFnOnce(&mut OnConnection<'_, Conn<'_, Sqlite>>) -> Result<T>,
+) -> Result<T> {
     let state = super::table_state(&core.tables, table);
     state.check_schema(conn, table).await?;
-    let on = &mut OnConnection { conn: &mut Conn::<Sqlite>(&mut **conn), table, statements: &state.sql };
-    Ok(match op {
-        Op::Insert(row) => Done::Inserted(on.insert(row).await?),
-        Op::Update(row, expected) => Done::Written(on.update(row, *expected).await?),
-        Op::Upsert(row) => Done::Upserted(on.upsert(row).await?),
-        Op::Patch(key, columns, expected) => Done::Written(on.patch(key, columns, *expected).await?),
-        Op::Delete(key, expected) => Done::Written(on.delete(key, *expected).await?),
+    op(&mut OnConnection { conn: &mut Conn::<Sqlite>(&mut **conn), table, statements: &state.sql }).await
+}
+
+/// One write on `conn`, checked as the statement of its kind is.
+async fn execute(core: &Core, conn: &mut PoolConnection<Sqlite>, table: &'static TableDef, op: &Op) -> Result<Done> {
+    on_table(core, conn, table, async |on| {
+        Ok(match op {
+            Op::Insert(row) => Done::Inserted(on.insert(row).await?),
+            Op::Update(row, expected) => Done::Written(on.update(row, *expected).await?),
+            Op::Upsert(row) => Done::Upserted(on.upsert(row).await?),
+            Op::Patch(key, columns, expected) => Done::Written(on.patch(key, columns, *expected).await?),
+            Op::Delete(key, expected) => Done::Written(on.delete(key, *expected).await?),
+        })
     })
+    .await
 }
 
 /// The batch statement a write can share with others of its kind: checked updates, inserts and
@@ -284,63 +302,77 @@ fn key_of<'r>(table: &TableDef, op: &'r Op) -> Option<&'r Value> {
     }
 }
 
-/// How many writes from the start of `requests` go in one statement: writes of one
-/// [`batch_kind`] to one table, each to another record (a batch statement names a key once), at
-/// most a chunk of the dialect's. 0 or 1: none to share a statement with.
-fn mergeable(core: &Core, requests: &[Request]) -> usize {
-    let Some(first) = requests.first() else { return 0 };
-    let Some(kind) = batch_kind(&first.op) else { return 1 };
-    let Some(chunk) = super::table_state(&core.tables, first.table).sql.chunk(kind) else { return 1 };
+/// The records of the writes from the start of `requests` that go in one statement: writes of
+/// one [`batch_kind`] to one table, each to another record (a batch statement names a key once),
+/// at most [`MAX_MERGED`]. Text keys only where the table compares them byte for byte (a key
+/// column with a collation of its own could make two of them one record, or the key `RETURNING`
+/// gives differ from the one written). Fewer than 2: none to share a statement with.
+fn mergeable<'r>(core: &Core, requests: &'r [Request]) -> Vec<&'r Value> {
     let mut keys: Vec<&Value> = Vec::new();
-    for request in requests.iter().take(chunk) {
+    let Some(first) = requests.first() else { return keys };
+    let Some(kind) = batch_kind(&first.op) else { return keys };
+    let state = super::table_state(&core.tables, first.table);
+    let Some(chunk) = state.sql.chunk(kind) else { return keys };
+    for request in requests.iter().take(chunk.min(MAX_MERGED)) {
         let same = std::ptr::eq(request.table, first.table) && batch_kind(&request.op) == Some(kind);
-        match key_of(first.table, &request.op).filter(|key| same && !keys.contains(key)) {
+        let key = key_of(first.table, &request.op)
+            .filter(|key| same && !keys.contains(key))
+            .filter(|key| !matches!(key, Value::Text(_)) || state.binary_text_keys());
+        match key {
             Some(key) => keys.push(key),
             None => break,
         }
     }
-    keys.len().max(1)
+    keys
 }
 
-/// A run of [`mergeable`] writes as one statement. `Err`: the statement failed, and wrote nothing.
-/// Otherwise each write's outcome: a refused check reads the stored record to describe it, and
-/// that read may fail on its own (its write was not applied).
-async fn execute_run(core: &Core, conn: &mut PoolConnection<Sqlite>, run: &[Request]) -> Result<Vec<Result<Done>>> {
-    let table = run[0].table;
-    let state = super::table_state(&core.tables, table);
-    state.check_schema(conn, table).await?;
-    let on = &mut OnConnection { conn: &mut Conn::<Sqlite>(&mut **conn), table, statements: &state.sql };
-    // `mergeable` put writes of one kind in the run.
-    let returned = match &run[0].op {
-        Op::Update(..) => {
-            let rows: Vec<_> = run
-                .iter()
-                .filter_map(|r| if let Op::Update(row, e) = &r.op { Some((row, *e)) } else { None })
-                .collect();
-            on.update_chunk(&rows).await?
+/// A run of [`mergeable`] writes (`keys` their records, in order) as one statement. `Err`: the
+/// statement failed, and wrote nothing. Otherwise each write's outcome: a refused check reads the
+/// stored record to describe it, and that read may fail on its own (its write was not applied).
+///
+/// Nothing that can fail runs between the statement and its answer but the decoding of the keys
+/// it returns, which cannot fail: a returned key matched one of ours, bound with the key column's
+/// type, and SQLite's equality holds only between values of one storage class.
+async fn execute_run(
+    core: &Core,
+    conn: &mut PoolConnection<Sqlite>,
+    run: &[Request],
+    keys: &[&Value],
+) -> Result<Vec<Result<Done>>> {
+    let Some(table) = run.first().map(|r| r.table) else { return Ok(Vec::new()) };
+    on_table(core, conn, table, async |on| {
+        // `mergeable` put writes of one kind in the run.
+        let returned = match run.first().map(|r| &r.op) {
+            Some(Op::Update(..)) => {
+                let rows: Vec<_> = run
+                    .iter()
+                    .filter_map(|r| if let Op::Update(row, e) = &r.op { Some((row, *e)) } else { None })
+                    .collect();
+                on.update_chunk(&rows).await?
+            }
+            Some(Op::Insert(_)) => {
+                let rows: Vec<_> =
+                    run.iter().filter_map(|r| if let Op::Insert(row) = &r.op { Some(row) } else { None }).collect();
+                on.insert_chunk(&rows).await?
+            }
+            _ => {
+                let keys: Vec<_> = run
+                    .iter()
+                    .filter_map(|r| if let Op::Delete(key, Some(e)) = &r.op { Some((key, *e)) } else { None })
+                    .collect();
+                on.delete_chunk(&keys).await?
+            }
+        };
+        let mut outcomes = Vec::with_capacity(run.len());
+        for (request, key) in run.iter().zip(keys) {
+            outcomes.push(match request.op {
+                Op::Insert(_) => Ok(Done::Inserted(rows::returned(&returned, run.len(), key))),
+                _ => on.applied_or_current(&returned, run.len(), key).await.map(Done::Written),
+            });
         }
-        Op::Insert(_) => {
-            let rows: Vec<_> =
-                run.iter().filter_map(|r| if let Op::Insert(row) = &r.op { Some(row) } else { None }).collect();
-            on.insert_chunk(&rows).await?
-        }
-        _ => {
-            let keys: Vec<_> = run
-                .iter()
-                .filter_map(|r| if let Op::Delete(key, Some(e)) = &r.op { Some((key, *e)) } else { None })
-                .collect();
-            on.delete_chunk(&keys).await?
-        }
-    };
-    let mut outcomes = Vec::with_capacity(run.len());
-    for request in run {
-        let key = key_of(table, &request.op).ok_or_else(|| StorageError::new("a merged write without a key"))?;
-        outcomes.push(match request.op {
-            Op::Insert(_) => Ok(Done::Inserted(returned.len() == run.len() || returned.contains(key))),
-            _ => on.applied_or_current(&returned, run.len(), key).await.map(Done::Written),
-        });
-    }
-    Ok(outcomes)
+        Ok(outcomes)
+    })
+    .await
 }
 
 /// `BEGIN IMMEDIATE` refused: another connection held the write lock past the busy timeout.
@@ -491,11 +523,11 @@ mod tests {
         let (new, new_answer) = request(Op::Insert(person(4, 40)));
         let (delete, delete_answer) = request(Op::Delete(Value::Int(4), Some(1)));
         let (stale_delete, stale_delete_answer) = request(Op::Delete(Value::Int(3), Some(9)));
-        assert_eq!(mergeable(&core, &[]), 0);
+        assert!(mergeable(&core, &[]).is_empty());
         let mut batch = vec![one, two, again, taken, new, delete, stale_delete];
-        assert_eq!(mergeable(&core, &batch), 2, "a record's second write is not in the first statement");
-        assert_eq!(mergeable(&core, &batch[3..]), 2);
-        assert_eq!(mergeable(&core, &batch[5..]), 2);
+        assert_eq!(mergeable(&core, &batch).len(), 2, "a record's second write is not in the first statement");
+        assert_eq!(mergeable(&core, &batch[3..]).len(), 2);
+        assert_eq!(mergeable(&core, &batch[5..]).len(), 2);
         let mut conn = core.pool.acquire().await.expect("conn");
         assert!(write_batch(&core, &mut conn, &mut batch).await);
         assert!(matches!(one_answer.await, Ok(Ok(Done::Written(WriteOutcome::Applied)))));
@@ -514,6 +546,47 @@ mod tests {
         drop(conn);
         assert_eq!((salary(&storage, 1).await, salary(&storage, 2).await, salary(&storage, 3).await), (10, 20, 0));
         assert!(storage.fetch(Person::TABLE, &Value::Int(4)).await.expect("fetch").is_none());
+    }
+
+    /// Text keys of a table with a collation of its own are never merged: `'Ann'` and `'ann'`
+    /// would be one record, and `RETURNING` would give the stored spelling. Each write is its own
+    /// statement, with its own outcome, as without group commit.
+    #[tokio::test]
+    async fn text_keys_with_a_collation_are_not_merged() {
+        use crate::conformance::HighScore;
+        let storage = SqliteStorage::connect("sqlite::memory:").await.expect("open");
+        let name = HighScore::TABLE.name;
+        let sql =
+            format!("CREATE TABLE {name} (board TEXT PRIMARY KEY COLLATE NOCASE, highscore INTEGER, _version INTEGER)");
+        sqlx::query(sqlx::AssertSqlSafe(sql)).execute(storage.pool()).await.expect("create");
+        let row =
+            |board: &str, score, version| HighScore { board: board.into(), score, version }.to_row().expect("row");
+        assert!(storage.insert(HighScore::TABLE, row("Ann", 0, 1)).await.expect("insert"));
+        let core = Core { pool: storage.pool().clone(), tables: storage.tables.clone() };
+        let request = |op| {
+            let (reply, answer) = oneshot::channel();
+            (Request { table: HighScore::TABLE, op, reply }, answer)
+        };
+        let (lower, lower_answer) = request(Op::Update(row("ann", 5, 2), 1));
+        let (upper, upper_answer) = request(Op::Update(row("ANN", 7, 2), 1));
+        let mut batch = vec![lower, upper];
+        assert!(mergeable(&core, &batch).len() < 2, "not merged");
+        let mut conn = core.pool.acquire().await.expect("conn");
+        assert!(write_batch(&core, &mut conn, &mut batch).await);
+        assert!(matches!(lower_answer.await, Ok(Ok(Done::Written(WriteOutcome::Applied)))));
+        assert!(matches!(upper_answer.await, Ok(Ok(Done::Written(WriteOutcome::Rejected { current: Some(_) })))));
+        drop(conn);
+        let stored =
+            storage.fetch(HighScore::TABLE, &Value::Text("ANN".into())).await.expect("fetch").expect("present");
+        assert_eq!(HighScore::from_row(stored).expect("decode").score, 5);
+        // The same table without a collation merges them (they are then two records).
+        let plain = SqliteStorage::connect("sqlite::memory:").await.expect("open");
+        plain.create_table(HighScore::TABLE).await.expect("create");
+        assert!(plain.insert(HighScore::TABLE, row("Ann", 0, 1)).await.expect("insert"));
+        let core = Core { pool: plain.pool().clone(), tables: plain.tables.clone() };
+        let (a, _a) = request(Op::Update(row("Ann", 5, 2), 1));
+        let (b, _b) = request(Op::Update(row("Bob", 7, 2), 1));
+        assert_eq!(mergeable(&core, &[a, b]).len(), 2);
     }
 
     /// A caller that stopped waiting before the writer took its request: not written.

@@ -78,6 +78,7 @@ fn table_state(tables: &Tables<TableState>, table: &'static TableDef) -> Arc<Tab
     tables.get(table, || TableState {
         sql: Statements::new(&SqliteDialect, table),
         schema_checked: AtomicBool::new(false),
+        binary_text_keys: AtomicBool::new(false),
     })
 }
 
@@ -86,6 +87,9 @@ fn table_state(tables: &Tables<TableState>, table: &'static TableDef) -> Arc<Tab
 struct TableState {
     sql: Statements,
     schema_checked: AtomicBool,
+    /// Whether the table declares no collation of its own, so that text keys compare byte for
+    /// byte; known once the schema is checked, false until then.
+    binary_text_keys: AtomicBool,
 }
 
 /// What [`SqliteStorage::connect`] needs to know of a URL before sqlx parses it.
@@ -241,8 +245,24 @@ impl TableState {
                 ));
             }
         }
+        let definition: Option<String> =
+            sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE")
+                .bind(table.name)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(|e| storage_error(Some(table), e))?
+                .flatten();
+        // Any `COLLATE` in the definition, conservatively: `create_table` writes none.
+        let collates = definition.is_none_or(|sql| sql.to_ascii_uppercase().contains("COLLATE"));
+        self.binary_text_keys.store(!collates, Ordering::Release);
         self.schema_checked.store(true, Ordering::Release);
         Ok(())
+    }
+
+    /// Whether text keys of this table compare byte for byte, as [`Value`]s do (see
+    /// `binary_text_keys`).
+    fn binary_text_keys(&self) -> bool {
+        self.binary_text_keys.load(Ordering::Acquire)
     }
 }
 
