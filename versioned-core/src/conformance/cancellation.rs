@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use super::{Account, Xorshift, patient, setup};
+use super::{Account, Xorshift, patient, setup, transfer};
 use crate::error::{Error, Result};
 use crate::storage::Storage;
 use crate::store::Store;
@@ -29,12 +29,7 @@ pub(crate) async fn poll_then_drop<F: Future>(future: F, polls: u64) -> bool {
 
 /// Moves 1 from account 1 to account 2 in `tx`.
 async fn transfer_one<S: Storage>(tx: Transaction<S>) -> Result<()> {
-    let mut from = tx.get::<Account>(&1).await?.ok_or_else(|| Error::not_found::<Account>(&1))?;
-    let mut to = tx.get::<Account>(&2).await?.ok_or_else(|| Error::not_found::<Account>(&2))?;
-    from.balance -= 1;
-    to.balance += 1;
-    tx.put(&mut from).await?;
-    tx.put(&mut to).await
+    transfer(&tx, 1, 2, 1).await
 }
 
 /// How many polls one transfer takes to complete on this backend (yielding in between), after

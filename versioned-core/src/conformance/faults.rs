@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use super::{Account, AccountPatch, patient, setup};
 use crate::entity::TableDef;
-use crate::error::{Error, Result, StorageError};
+use crate::error::{Result, StorageError};
 use crate::lock::LockWait;
 use crate::patch::Check;
 use crate::storage::{RowAccess, SavepointStep, Storage, StorageTransaction, WriteOutcome};
@@ -416,17 +416,7 @@ impl Op {
                 store.update::<Account, _>(&id, Default::default(), |a| a.balance += amount).await
             }
             Op::Transfer(from, to, amount) => {
-                store
-                    .transaction(|tx| async move {
-                        let mut f =
-                            tx.get::<Account>(&from).await?.ok_or_else(|| Error::not_found::<Account>(&from))?;
-                        let mut t = tx.get::<Account>(&to).await?.ok_or_else(|| Error::not_found::<Account>(&to))?;
-                        f.balance -= amount;
-                        t.balance += amount;
-                        tx.put(&mut f).await?;
-                        tx.put(&mut t).await
-                    })
-                    .await
+                store.transaction(|tx| async move { super::transfer(&tx, from, to, amount).await }).await
             }
         }
     }

@@ -23,6 +23,7 @@ use crate::patch::Check;
 use crate::retry::RetryPolicy;
 use crate::storage::Storage;
 use crate::store::Store;
+use crate::transaction::Transaction;
 use crate::value::Value;
 
 mod batches;
@@ -302,6 +303,25 @@ impl Xorshift {
         self.0 ^= self.0 << 17;
         self.0 % n
     }
+
+    /// Two different accounts among `accounts` (numbered from 0), to transfer between.
+    pub(crate) fn two_accounts(&mut self, accounts: i32) -> (i32, i32) {
+        let n = accounts.max(2) as u64;
+        let from = self.below(n) as i32;
+        (from, (from + 1 + self.below(n - 1) as i32) % n as i32)
+    }
+}
+
+/// Moves `amount` from account `from` to account `to` inside `tx`: both read, both written with
+/// checked puts.
+pub(crate) async fn transfer<S: Storage>(tx: &Transaction<S>, from: i32, to: i32, amount: i64) -> Result<(), Error> {
+    let missing = |id| move || Error::not_found::<Account>(&id);
+    let mut a = tx.get::<Account>(&from).await?.ok_or_else(missing(from))?;
+    let mut b = tx.get::<Account>(&to).await?.ok_or_else(missing(to))?;
+    a.balance -= amount;
+    b.balance += amount;
+    tx.put(&mut a).await?;
+    tx.put(&mut b).await
 }
 
 /// A `Tiny` record written until its `u8` version is at the maximum, 255.
@@ -842,20 +862,10 @@ pub async fn concurrent_transfers_keep_the_sum<S: Storage>(store: &Store<S>) {
                 let mut rng = Xorshift(0x9E37_79B9_7F4A_7C15 ^ (seed + 1));
                 let mut committed = Vec::with_capacity(EACH);
                 for _ in 0..EACH {
-                    let from = rng.below(ACCOUNTS as u64) as i32;
-                    let to = (from + 1 + rng.below(ACCOUNTS as u64 - 1) as i32) % ACCOUNTS;
+                    let (from, to) = rng.two_accounts(ACCOUNTS);
                     let amount = 1 + rng.below(50) as i64;
                     store
-                        .transaction_with_retry(patient(), |tx| async move {
-                            let missing = |id| move || Error::not_found::<Account>(&id);
-                            let mut a = tx.get::<Account>(&from).await?.ok_or_else(missing(from))?;
-                            let mut b = tx.get::<Account>(&to).await?.ok_or_else(missing(to))?;
-                            a.balance -= amount;
-                            b.balance += amount;
-                            tx.put(&mut a).await?;
-                            tx.put(&mut b).await?;
-                            Ok(())
-                        })
+                        .transaction_with_retry(patient(), |tx| async move { transfer(&tx, from, to, amount).await })
                         .await?;
                     committed.push((from, to, amount));
                 }

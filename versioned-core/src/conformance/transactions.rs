@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Poll;
 use std::time::Duration;
 
-use super::{Account, Person, Xorshift, ann, assert_conflict, assert_unchanged, patient, setup};
+use super::{Account, Person, Xorshift, ann, assert_conflict, assert_unchanged, patient, setup, transfer};
 use crate::error::{Error, StorageError};
 use crate::lock::LockWait;
 use crate::retry::RetryPolicy;
@@ -296,18 +296,9 @@ pub async fn read_transactions_never_see_half_a_transfer<S: Storage>(store: &Sto
             tokio::spawn(async move {
                 let mut rng = Xorshift(0x2545_F491_4F6C_DD1D ^ (seed + 1));
                 for _ in 0..TRANSFERS {
-                    let from = rng.below(ACCOUNTS as u64) as i32;
-                    let to = (from + 1 + rng.below(ACCOUNTS as u64 - 1) as i32) % ACCOUNTS;
+                    let (from, to) = rng.two_accounts(ACCOUNTS);
                     store
-                        .transaction_with_retry(patient(), |tx| async move {
-                            let missing = |id| move || Error::not_found::<Account>(&id);
-                            let mut a = tx.get::<Account>(&from).await?.ok_or_else(missing(from))?;
-                            let mut b = tx.get::<Account>(&to).await?.ok_or_else(missing(to))?;
-                            a.balance -= 1;
-                            b.balance += 1;
-                            tx.put(&mut a).await?;
-                            tx.put(&mut b).await
-                        })
+                        .transaction_with_retry(patient(), |tx| async move { transfer(&tx, from, to, 1).await })
                         .await?;
                 }
                 Ok::<_, Error>(())
