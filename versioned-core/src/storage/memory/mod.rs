@@ -156,10 +156,10 @@ row_access_via_decisions!(MemoryStorage;
     ) -> Result<Option<WriteOutcome>> {
         let key = KeyRepr::of(table, key)?;
         let shards = self.tables.get(table)?;
+        // A struct that is not `Clone` is not stored as a value: the row path writes it.
+        let Some(source) = spare::source(record) else { return Ok(None) };
         let mut guard = shards.lock(&key);
-        let (copy, unused_spare) = spare::copy(record, next);
-        // A struct that is not `Clone` is not stored as a value: the row path writes it (the lock
-        // was taken for nothing, the price of copying under it for every other struct).
+        let (copy, unused_spare) = spare::copy(source, record, next);
         let Some(copy) = copy else {
             drop(guard);
             drop(unused_spare);

@@ -8,7 +8,6 @@
 //! largest size they held (`clone_from` does not shrink them). The first copy on a thread is the
 //! type's `Clone`; the next ones are field by field, each field's `clone_from`.
 
-use std::any::Any;
 use std::cell::Cell;
 
 use super::tables::StoredValue;
@@ -21,29 +20,45 @@ thread_local! {
     static SPARE: Cell<Option<Record>> = const { Cell::new(None) };
 }
 
-/// A record taken from the thread that a put did not use: dropped once the lock is released.
-pub(super) type Unused = Box<dyn Any + Send>;
+/// Where the copy of a record comes from, chosen before its shard is locked.
+pub(super) enum Source<T> {
+    /// The thread's spare, a record of the same type: copied into under the lock.
+    Spare(Box<T>),
+    /// A copy made already: there was no spare of this type.
+    Made(Box<T>),
+}
 
-/// A copy of `record` at version `next` (`None` when the type cannot be copied), made into the
-/// thread's spare when it is of `record`'s type, else made anew; and the spare, when it was not
-/// used.
+/// The source of a copy of `record`: the thread's spare if it is of `record`'s type, else a copy
+/// made now; `None` when the type cannot be copied (then no lock is taken for it). Nothing here
+/// runs under a lock: a spare of another type is dropped here, the type's `Clone` runs here.
+#[inline]
+pub(super) fn source<T: Entity>(record: &T) -> Option<Source<T>> {
+    if let Some(spare) = SPARE.try_with(Cell::take).ok().flatten()
+        && let Ok(spare) = spare.into_any().downcast::<T>()
+    {
+        return Some(Source::Spare(spare));
+    }
+    record.copy().map(|copy| Source::Made(Box::new(copy)))
+}
+
+/// The copy of `record` at version `next`, from `source`, and the spare when it could not be
+/// used (to drop once the lock is released). `None`: the type cannot be copied.
 ///
 /// Called under the shard's lock, so that the copy's stores drain with the unlock instead of
 /// stalling the lock (measured: 4% of a put). The copy is private until stored: one that panics
 /// leaves the stored record as it was.
 #[inline]
-pub(super) fn copy<T: Entity>(record: &T, next: T::Version) -> (Option<Box<T>>, Option<Unused>) {
-    let (copy, unused) = match SPARE.try_with(Cell::take).ok().flatten().map(|spare| spare.into_any().downcast::<T>()) {
-        Some(Ok(mut spare)) => {
+pub(super) fn copy<T: Entity>(source: Source<T>, record: &T, next: T::Version) -> (Option<Box<T>>, Option<Box<T>>) {
+    let (copy, unused) = match source {
+        Source::Made(copy) => (Some(copy), None),
+        Source::Spare(mut spare) => {
             if record.copy_into(&mut spare) {
                 (Some(spare), None)
             } else {
                 // A field that is not `Clone` (the struct is, by hand): copied whole.
-                (record.copy().map(Box::new), Some(spare as Unused))
+                (record.copy().map(Box::new), Some(spare))
             }
         }
-        // A spare of another type, or none: copied whole.
-        other => (record.copy().map(Box::new), other.and_then(Result::err)),
     };
     (
         copy.map(|mut copy| {
