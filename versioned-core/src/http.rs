@@ -125,7 +125,10 @@ impl Preconditions {
     ///
     /// `If-Match` with tags gives the version of the first strong tag made for this record
     /// ([`etag_of`]); tags of other records, weak tags (which never match a write, RFC 9110
-    /// §13.1.1) or a version the field cannot hold are `412`. Nothing is read here: a stale version
+    /// §13.1.1), a version spelled otherwise than `etag_of` spells it (`01`, `+1`: strong tags
+    /// compare character by character), version 0 (no stored record has it) or a version above
+    /// what the field and storage can hold ([`VersionField::MAX`]) are `412`: none of them can be
+    /// the current tag. Nothing is read here: a stale version
     /// is refused by the write's own check. `If-None-Match` is accepted only as `*` on a write.
     pub fn read<T: Entity>(
         &self,
@@ -145,7 +148,8 @@ impl Preconditions {
                 let key = key.key_value().map_err(|reason| Refused::new(StatusCode::BAD_REQUEST, reason))?;
                 let prefix = format!("\"{}:{}:", T::TABLE.name, key_token(&key));
                 tags.iter()
-                    .filter_map(|tag| tag.strip_prefix(&prefix)?.strip_suffix('"')?.parse::<u64>().ok())
+                    .filter_map(|tag| stored_version(tag.strip_prefix(&prefix)?.strip_suffix('"')?))
+                    .filter(|&version| version <= T::Version::MAX)
                     .find_map(T::Version::from_u64)
                     .map(Precondition::Version)
                     .ok_or_else(|| {
@@ -163,6 +167,18 @@ impl Preconditions {
             (None, None) => Ok(Precondition::None),
         }
     }
+}
+
+/// The version a tag's last part names, if it is one a stored record can have, spelled as
+/// [`etag_of`] spells it: ASCII digits without a sign or a leading zero, from 1 (every record is
+/// stored at version 1 or above) to `u64::MAX`. Any other spelling (`01`, `+1`, `0`) is not the
+/// tag of any record: strong comparison is character by character (RFC 9110 §8.8.3.2).
+fn stored_version(text: &str) -> Option<u64> {
+    let canonical = !text.is_empty() && !text.starts_with('0') && text.bytes().all(|b| b.is_ascii_digit());
+    if !canonical {
+        return None;
+    }
+    text.parse().ok() // `None` above u64::MAX
 }
 
 /// Whether a `GET`'s `If-None-Match` already names `etag` (weak comparison, RFC 9110 §13.1.2):
@@ -321,6 +337,77 @@ mod tests {
             Preconditions::required().read::<Book>(&HeaderMap::new(), "978-1").unwrap_err().status,
             StatusCode::PRECONDITION_REQUIRED
         );
+    }
+
+    /// A record whose version is a `u64`: the field holds more than storage does (`i64::MAX`).
+    #[derive(versioned_derive::Versioned, Clone, Debug, PartialEq)]
+    #[versioned(crate = crate)]
+    struct Note {
+        #[key]
+        id: i64,
+        text: String,
+        #[version]
+        version: u64,
+    }
+
+    #[test]
+    fn if_match_above_the_largest_storable_version_is_412() {
+        let p = Preconditions::required();
+        let max = <u64 as VersionField>::MAX; // i64::MAX: what every backend stores
+        let read = |version: u64| p.read::<Note>(&headers(&[(IF_MATCH, &format!("\"note:1:{version}\""))]), &1);
+        assert_eq!(read(max), Ok(Precondition::Version(max)));
+        for above in [max + 1, u64::MAX] {
+            assert_eq!(read(above).unwrap_err().status, StatusCode::PRECONDITION_FAILED, "{above}");
+        }
+    }
+
+    /// The handler of the module's example, over a `u64` version: a tag above what storage can
+    /// hold is `412`, as any tag that cannot match, and nothing is written.
+    #[tokio::test]
+    async fn a_write_under_an_impossible_tag_is_412_not_500() {
+        let store = crate::Store::memory();
+        store.create_table::<Note>().await.unwrap();
+        store.insert(&mut Note { id: 1, text: "a".into(), version: 0 }).await.unwrap();
+        let put = async |tag: &str| -> Result<(), Refused> {
+            let mut note = Note { id: 1, text: "b".into(), version: 0 };
+            match Preconditions::required().read::<Note>(&headers(&[(IF_MATCH, tag)]), &1)? {
+                Precondition::Version(version) => note.version = version,
+                other => panic!("{other:?}"),
+            }
+            store.put(&mut note).await.map_err(|err| Refused::from_error(&err, true))
+        };
+        let above = format!("\"note:1:{}\"", i64::MAX as u64 + 1);
+        assert_eq!(put(&above).await.unwrap_err().status, StatusCode::PRECONDITION_FAILED);
+        assert_eq!(store.get::<Note>(&1).await.unwrap().unwrap().text, "a");
+        put("\"note:1:1\"").await.unwrap();
+    }
+
+    /// Strong comparison is character by character (RFC 9110 §8.8.3.2): a tag that spells the
+    /// version otherwise than `etag_of` does (a sign, leading zeros, anything but digits) is not
+    /// the record's tag, so it is `412`; so is version 0, which no stored record has.
+    #[test]
+    fn only_the_canonical_spelling_of_a_version_matches() {
+        let p = Preconditions::optional();
+        let read = |tag: &str| p.read::<Book>(&headers(&[(IF_MATCH, tag)]), "978-1");
+        assert_eq!(read("\"book:978-1:1\""), Ok(Precondition::Version(1)));
+        assert_eq!(read("\"book:978-1:10\""), Ok(Precondition::Version(10)));
+        for tag in [
+            "\"book:978-1:01\"",
+            "\"book:978-1:+1\"",
+            "\"book:978-1:0001\"",
+            "\"book:978-1:-1\"",
+            "\"book:978-1:0\"",
+            "\"book:978-1:00\"",
+            "\"book:978-1:-0\"",
+            "\"book:978-1:\"",
+            "\"book:978-1:1 \"",
+            "\"book:978-1:1.0\"",
+            "\"book:978-1:1\"x",
+        ] {
+            assert_eq!(read(tag).unwrap_err().status, StatusCode::PRECONDITION_FAILED, "{tag}");
+        }
+        // A non-canonical tag beside the canonical one: the canonical one matches.
+        assert_eq!(read("\"book:978-1:01\", \"book:978-1:2\""), Ok(Precondition::Version(2)));
     }
 
     #[test]
