@@ -299,3 +299,49 @@ async fn deadlocks_are_retryable() {
     assert_eq!(refused.len(), 1, "exactly one side is chosen as the deadlock victim: {outcomes:?}");
     assert!(matches!(refused[0], Error::Storage(_)) && refused[0].is_retryable(), "{:?}", refused[0]);
 }
+
+#[path = "../common/dropped.rs"]
+mod dropped;
+
+/// A transaction future dropped at any point (`START TRANSACTION` included) never hands its
+/// connection back to the pool inside a transaction: afterwards no session of the pool has an
+/// open InnoDB transaction, no row lock remains, and every later put that answered `Ok` is
+/// committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_dropped_at_any_point_leave_no_connection_inside_a_transaction() {
+    let Some(db) = db().await else { return };
+    dropped::drop_transactions(&db.store, 3_000).await;
+
+    let inside = || async {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM information_schema.INNODB_TRX t \
+             JOIN information_schema.PROCESSLIST p ON t.trx_mysql_thread_id = p.ID WHERE p.DB = ?",
+        )
+        .bind(&db.database)
+        .fetch_one(&db.admin)
+        .await
+        .expect("INNODB_TRX");
+        count
+    };
+    let mut left = inside().await;
+    for _ in 0..50 {
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        left = inside().await;
+    }
+    assert_eq!(left, 0, "sessions of the pool still inside a transaction");
+
+    for (id, version) in dropped::write_after_drops(&db.store, 25).await {
+        let committed: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT version FROM {}.dropped_counters WHERE id = ?",
+            db.database
+        )))
+        .bind(id)
+        .fetch_one(&db.admin)
+        .await
+        .expect("committed version");
+        assert_eq!(committed as u64, version, "record {id}: the put answered Ok at {version}");
+    }
+}

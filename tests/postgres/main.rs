@@ -363,3 +363,54 @@ async fn deadlocks_are_retryable() {
     assert_eq!(refused.len(), 1, "exactly one side is chosen as the deadlock victim: {outcomes:?}");
     assert!(matches!(refused[0], Error::Storage(_)) && refused[0].is_retryable(), "{:?}", refused[0]);
 }
+
+#[path = "../common/dropped.rs"]
+mod dropped;
+
+/// A transaction future dropped at any point (while `BEGIN` is in flight above all) never hands
+/// its connection back to the pool inside a transaction: afterwards no session of the pool is
+/// "idle in transaction", no row lock remains, and every later put that answered `Ok` is committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_dropped_at_any_point_leave_no_connection_inside_a_transaction() {
+    let Some(db) = db().await else { return };
+    let url = std::env::var("VERSIONED_POSTGRES_URL").expect("set, since db() returned a scratch schema");
+    let options: sqlx::postgres::PgConnectOptions = url.parse().expect("a PostgreSQL URL");
+    // A pool of its own, named, so that the server's view of its sessions can be asked for.
+    let name = format!("{}_dropped", db.schema);
+    let options = options.options([("search_path", db.schema.as_str())]).application_name(&name);
+    let store = Store::new(PostgresStorage::connect_with(options).await.expect("connect"));
+    dropped::drop_transactions(&store, 3_000).await;
+
+    let inside = || async {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND xact_start IS NOT NULL",
+        )
+        .bind(&name)
+        .fetch_one(&db.admin)
+        .await
+        .expect("pg_stat_activity");
+        count
+    };
+    // A dropped transaction's connection is closed (which ends its transaction) in the background.
+    let mut left = inside().await;
+    for _ in 0..50 {
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        left = inside().await;
+    }
+    assert_eq!(left, 0, "sessions of the pool still inside a transaction");
+
+    for (id, version) in dropped::write_after_drops(&store, 25).await {
+        let committed: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT version FROM {}.dropped_counters WHERE id = $1",
+            db.schema
+        )))
+        .bind(id)
+        .fetch_one(&db.admin)
+        .await
+        .expect("committed version");
+        assert_eq!(committed as u64, version, "record {id}: the put answered Ok at {version}");
+    }
+}

@@ -25,11 +25,11 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlQueryResult, MySqlRow};
-use sqlx::pool::PoolConnection;
 use sqlx::{MySql, Row as _, TypeInfo as _, ValueRef as _};
 
 use super::sql::driver::{self, Conn, Driver, Meaning, Query as DriverQuery};
 use super::sql::rows::{Bind, OnConnection, row_access_via_run};
+use super::sql::server_transaction::ServerTransaction;
 use super::sql::{MysqlDialect, Statements, Tables};
 use super::{SavepointStep, Storage, StorageTransaction};
 use crate::entity::TableDef;
@@ -222,53 +222,18 @@ impl Driver for MySql {
 row_access_via_run!(MysqlStorage, run_atomic);
 
 /// A transaction of the [`MysqlStorage`]: one connection between `START TRANSACTION` and
-/// `COMMIT`. Dropped without commit, its connection is closed, which rolls it back (and takes
-/// any lock wait it set along).
+/// `COMMIT`. Dropped without commit (at any point, `START TRANSACTION` included), its connection
+/// is closed, which rolls it back (and takes any lock wait it set along).
 #[derive(Debug)]
 pub struct MysqlTransaction {
     storage: MysqlStorage,
-    state: tokio::sync::Mutex<TxState>,
-}
-
-#[derive(Debug)]
-struct TxState {
-    conn: PoolConnection<MySql>,
-    /// Whether `COMMIT` or `ROLLBACK` went through: the connection can go back to the pool.
-    finished: bool,
-    /// The `innodb_lock_wait_timeout` in force on the connection (`None`: unknown).
-    lock_timeout: Option<LockWait>,
-    /// The one the pool's sessions have.
-    session_lock_wait: Option<LockWait>,
-}
-
-impl Drop for TxState {
-    fn drop(&mut self) {
-        // Still inside the transaction, or with a lock wait the pool's sessions do not have:
-        // not for the next user.
-        if !self.finished || self.lock_timeout != self.session_lock_wait {
-            self.conn.close_on_drop();
-        }
-    }
-}
-
-impl TxState {
-    async fn execute(&mut self, sql: &'static str) -> Result<()> {
-        sqlx::query(sql).execute(&mut *self.conn).await.map(drop).map_err(|e| storage_error(None, e))
-    }
-
-    async fn finish(mut self, sql: &'static str) -> Result<()> {
-        self.execute(sql).await?;
-        self.finished = true;
-        Ok(())
-    }
+    state: tokio::sync::Mutex<ServerTransaction<MySql>>,
 }
 
 impl MysqlStorage {
     async fn begin_with(&self, begin: &'static str) -> Result<MysqlTransaction> {
-        let conn = self.pool.acquire().await.map_err(|e| storage_error(None, e))?;
-        let session_lock_wait = self.session_lock_wait;
-        let mut state = TxState { conn, finished: false, lock_timeout: session_lock_wait, session_lock_wait };
-        state.execute(begin).await?;
+        // `innodb_lock_wait_timeout` is a session variable: it outlives the transaction.
+        let state = ServerTransaction::begin(&self.pool, begin, self.session_lock_wait, true).await?;
         Ok(MysqlTransaction { storage: self.clone(), state: tokio::sync::Mutex::new(state) })
     }
 }
@@ -281,7 +246,7 @@ impl MysqlTransaction {
     ) -> Result<T> {
         let statements = self.storage.statements(table);
         let mut state = self.state.lock().await;
-        op(&mut OnConnection { conn: &mut Conn(&mut *state.conn), table, statements: &statements }).await
+        op(&mut OnConnection { conn: &mut Conn(state.connection()), table, statements: &statements }).await
     }
 }
 
@@ -292,22 +257,22 @@ impl StorageTransaction for MysqlTransaction {
         let statements = self.storage.statements(table);
         let mut state = self.state.lock().await;
         if let Some(seconds) = session_lock_timeout(wait)
-            && state.lock_timeout != Some(wait)
+            && state.lock_wait != Some(wait)
         {
             let set = format!("SET SESSION innodb_lock_wait_timeout = {seconds}");
             sqlx::query(sqlx::AssertSqlSafe(set))
-                .execute(&mut *state.conn)
+                .execute(state.connection())
                 .await
                 .map_err(|e| storage_error(Some(table), e))?;
-            state.lock_timeout = Some(wait);
+            state.lock_wait = Some(wait);
         }
         let nowait = wait == LockWait::NoWait;
-        let on = &mut OnConnection { conn: &mut Conn::<MySql>(&mut state.conn), table, statements: &statements };
+        let on = &mut OnConnection { conn: &mut Conn::<MySql>(state.connection()), table, statements: &statements };
         on.fetch_for_update(key, nowait).await
     }
 
     async fn savepoint(&self, step: SavepointStep) -> Result<()> {
-        driver::savepoint::<MySql>(&mut self.state.lock().await.conn, step).await
+        driver::savepoint::<MySql>(self.state.lock().await.connection(), step).await
     }
 
     async fn commit(self) -> Result<()> {

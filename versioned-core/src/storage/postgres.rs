@@ -21,6 +21,7 @@ use sqlx::{AssertSqlSafe, Postgres, Row as _, SqlSafeStr, TypeInfo as _, ValueRe
 
 use super::sql::driver::{self, Conn, Driver, Meaning, Query as DriverQuery};
 use super::sql::rows::{Bind, OnConnection, row_access_via_run};
+use super::sql::server_transaction::ServerTransaction;
 use super::sql::{PostgresDialect, Statements, Tables};
 use super::{SavepointStep, Storage, StorageTransaction};
 use crate::entity::TableDef;
@@ -207,27 +208,19 @@ impl Driver for Postgres {
 row_access_via_run!(PostgresStorage);
 
 /// A transaction of the [`PostgresStorage`]: one connection inside `BEGIN`, at the storage's
-/// [`Isolation`]. Dropped without commit, it is rolled back.
+/// [`Isolation`]. Dropped without commit (at any point, `BEGIN` included), its connection is
+/// closed, which rolls it back.
 #[derive(Debug)]
 pub struct PostgresTransaction {
     storage: PostgresStorage,
-    state: tokio::sync::Mutex<TxState>,
-}
-
-#[derive(Debug)]
-struct TxState {
-    tx: sqlx::Transaction<'static, Postgres>,
-    /// The `lock_timeout` in force in this transaction (`None`: unknown).
-    lock_timeout: Option<LockWait>,
+    state: tokio::sync::Mutex<ServerTransaction<Postgres>>,
 }
 
 impl PostgresStorage {
     async fn begin_with(&self, begin: &'static str) -> Result<PostgresTransaction> {
-        let tx = self.pool.begin_with(begin).await.map_err(|e| storage_error(None, e))?;
-        Ok(PostgresTransaction {
-            storage: self.clone(),
-            state: tokio::sync::Mutex::new(TxState { tx, lock_timeout: self.session_lock_wait }),
-        })
+        // `lock_timeout` is set with `set_config(…, true)`: it ends with the transaction.
+        let state = ServerTransaction::begin(&self.pool, begin, self.session_lock_wait, false).await?;
+        Ok(PostgresTransaction { storage: self.clone(), state: tokio::sync::Mutex::new(state) })
     }
 }
 
@@ -239,7 +232,7 @@ impl PostgresTransaction {
     ) -> Result<T> {
         let statements = self.storage.statements(table);
         let mut state = self.state.lock().await;
-        op(&mut OnConnection { conn: &mut Conn::<Postgres>(&mut state.tx), table, statements: &statements }).await
+        op(&mut OnConnection { conn: &mut Conn::<Postgres>(state.connection()), table, statements: &statements }).await
     }
 }
 
@@ -252,36 +245,36 @@ impl StorageTransaction for PostgresTransaction {
         // `lock_timeout` bounds every lock wait of the rest of the transaction; set it only when
         // it changes. `NOWAIT` needs none.
         if let Some(timeout) = session_lock_timeout(wait)
-            && state.lock_timeout != Some(wait)
+            && state.lock_wait != Some(wait)
         {
             sqlx::query("SELECT set_config('lock_timeout', $1, true)")
                 .bind(timeout)
-                .execute(&mut *state.tx)
+                .execute(state.connection())
                 .await
                 .map_err(|e| storage_error(Some(table), e))?;
-            state.lock_timeout = Some(wait);
+            state.lock_wait = Some(wait);
         }
         let nowait = wait == LockWait::NoWait;
-        let on = &mut OnConnection { conn: &mut Conn::<Postgres>(&mut state.tx), table, statements: &statements };
+        let on = &mut OnConnection { conn: &mut Conn::<Postgres>(state.connection()), table, statements: &statements };
         on.fetch_for_update(key, nowait).await
     }
 
     async fn savepoint(&self, step: SavepointStep) -> Result<()> {
         let mut state = self.state.lock().await;
-        let done = driver::savepoint::<Postgres>(&mut state.tx, step).await;
+        let done = driver::savepoint::<Postgres>(state.connection(), step).await;
         if matches!(step, SavepointStep::RollBack { .. }) {
             // Rolling back also undoes a `lock_timeout` set since the savepoint.
-            state.lock_timeout = None;
+            state.lock_wait = None;
         }
         done
     }
 
     async fn commit(self) -> Result<()> {
-        self.state.into_inner().tx.commit().await.map_err(|e| storage_error(None, e))
+        self.state.into_inner().finish("COMMIT").await
     }
 
     async fn rollback(self) -> Result<()> {
-        self.state.into_inner().tx.rollback().await.map_err(|e| storage_error(None, e))
+        self.state.into_inner().finish("ROLLBACK").await
     }
 }
 

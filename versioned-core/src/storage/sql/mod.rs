@@ -15,6 +15,8 @@ use crate::entity::{ColumnRole, TableDef};
 pub(crate) mod dialect;
 pub(crate) mod driver;
 pub(crate) mod rows;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+pub(crate) mod server_transaction;
 
 #[cfg(any(test, feature = "mysql"))]
 pub(crate) use dialect::MysqlDialect;
@@ -22,19 +24,26 @@ pub(crate) use dialect::MysqlDialect;
 pub(crate) use dialect::PostgresDialect;
 pub(crate) use dialect::{Dialect, SqliteDialect, Upsert};
 
-/// What a backend keeps per table (its statements, and whatever else it learns once), shared by
-/// every clone of the backend and built the first time a table is used.
-pub(crate) struct Tables<T>(Arc<RwLock<HashMap<&'static str, Arc<T>>>>);
+/// What a backend keeps per struct mapping (the statements of a [`TableDef`], and whatever else
+/// it learns once about its table), shared by every clone of the backend and built the first
+/// time the mapping is used.
+///
+/// Entries belong to a mapping, not to a table name: two structs on one table (a wider one, a
+/// narrower projection, other column orders) have statements and schema checks of their own. A
+/// mapping is found by its `TableDef`'s address; the same address always holds the same
+/// definition, and a definition found at two addresses only costs a second entry.
+pub(crate) struct Tables<T>(Arc<RwLock<HashMap<usize, Arc<T>>>>);
 
 impl<T> Tables<T> {
     /// The entry of `table`, made by `make` the first time.
     pub(crate) fn get(&self, table: &'static TableDef, make: impl FnOnce() -> T) -> Arc<T> {
+        let address = std::ptr::from_ref(table) as usize;
         // The map only ever gains complete entries, so a poisoned lock still holds valid data.
-        if let Some(found) = self.0.read().unwrap_or_else(PoisonError::into_inner).get(table.name) {
+        if let Some(found) = self.0.read().unwrap_or_else(PoisonError::into_inner).get(&address) {
             return Arc::clone(found);
         }
         let mut map = self.0.write().unwrap_or_else(PoisonError::into_inner);
-        Arc::clone(map.entry(table.name).or_insert_with(|| Arc::new(make())))
+        Arc::clone(map.entry(address).or_insert_with(|| Arc::new(make())))
     }
 
     /// An address shared by every clone, and by no other backend: [`Storage::identity`]
