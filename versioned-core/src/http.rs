@@ -54,7 +54,7 @@
 //! # });
 //! ```
 
-use http::header::{ETAG, IF_MATCH, IF_NONE_MATCH, RETRY_AFTER};
+use http::header::{CONTENT_TYPE, ETAG, IF_MATCH, IF_NONE_MATCH, RETRY_AFTER};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
 use crate::entity::Entity;
@@ -202,8 +202,55 @@ fn list(headers: &HeaderMap, name: http::header::HeaderName) -> Result<Option<Ve
     Ok((!tags.is_empty()).then_some(tags))
 }
 
-/// A request refused: the status, a short message for the body, and the current entity tag when
-/// a version check failed (so the client can reload or force).
+/// A request refused: the status, a short message for the body, the current entity tag when
+/// a version check failed (so the client can reload or force), and the records refused.
+///
+/// [`into_response`](Self::into_response) answers it as plain text;
+/// [`into_problem_response`](Self::into_problem_response) as `application/problem+json`
+/// (RFC 9457), whose body ([`problem`](Self::problem)) carries the same tag and every refused
+/// record, so that an API client needs neither the headers nor the wording of the message:
+///
+/// ```
+/// # use versioned_core as versioned;
+/// use versioned::http::Refused;
+/// use versioned::Store;
+/// # #[derive(versioned_derive::Versioned, Clone, Debug, PartialEq)]
+/// # #[versioned(crate = versioned_core)]
+/// # struct Contact { #[key] id: i64, name: String, #[version] version: u64 }
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let store = Store::memory();
+/// store.create_table::<Contact>().await.unwrap();
+/// let mut amy = Contact { id: 7, name: "Amy".into(), version: 0 };
+/// let mut jo = Contact { id: 8, name: "Jo".into(), version: 0 };
+/// store.insert_all(&mut [amy.clone(), jo.clone()]).await.unwrap();
+/// store.put_all(&mut [Contact { version: 1, ..amy.clone() }]).await.unwrap(); // 7 is now at 2
+///
+/// // One stale write: 412, the current tag in the header and in the body.
+/// amy.version = 1;
+/// let err = store.put(&mut amy).await.unwrap_err();
+/// let response = Refused::from_error(&err, true).into_problem_response();
+/// assert_eq!(response.status(), 412);
+/// assert_eq!(response.headers()["content-type"], "application/problem+json");
+/// assert_eq!(response.headers()["etag"], "\"contact:7:2\"");
+/// let problem: serde_json::Value = serde_json::from_str(response.body()).unwrap();
+/// assert_eq!(problem["title"], "Precondition Failed");
+/// assert_eq!(problem["etag"], "\"contact:7:2\"");
+///
+/// // A batch refused: 409, every refused record with its stored version and tag.
+/// jo.version = 1;
+/// let err = store.put_all(&mut [amy, jo]).await.unwrap_err();
+/// let problem = Refused::from_error(&err, false).problem();
+/// assert_eq!(problem["status"], 409);
+/// assert_eq!(
+///     problem["records"],
+///     serde_json::json!([{
+///         "table": "contact", "key": 7, "expected": 1, "actual": 2, "exists": true,
+///         "etag": "\"contact:7:2\"",
+///     }])
+/// );
+/// # });
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refused {
     /// The response status.
@@ -212,12 +259,93 @@ pub struct Refused {
     pub message: String,
     /// The stored record's tag, for a `412` whose record still exists.
     pub etag: Option<HeaderValue>,
+    /// The records the request was refused for: the one of a version conflict, every refused
+    /// record of a batch ([`Error::Conflicts`]); empty for other refusals.
+    pub records: Vec<RefusedRecord>,
+}
+
+/// One record a write was refused for, as a problem's `records` member lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedRecord {
+    /// The table.
+    pub table: &'static str,
+    /// The key, as JSON: a number for an integer key, a string for a text or UUID key.
+    pub key: serde_json::Value,
+    /// The version the write expected; `None` for an insert, which expects no record.
+    pub expected: Option<u64>,
+    /// The stored version; `None` when no record is stored, or for a key an insert found taken
+    /// (whose version the refusal does not know).
+    pub actual: Option<u64>,
+    /// Whether a record is stored under the key (`false`: it was deleted, or never existed).
+    pub exists: bool,
+    /// The stored record's tag, where its version is known.
+    pub etag: Option<HeaderValue>,
+}
+
+impl RefusedRecord {
+    /// The record of a version conflict or of a key taken on insert; `None` for other errors.
+    fn of(err: &Error) -> Option<Self> {
+        match err {
+            Error::ConcurrentModification { table, key, expected, actual, .. } => Some(RefusedRecord {
+                table,
+                key: key_json(key),
+                expected: Some(*expected),
+                actual: *actual,
+                exists: actual.is_some(),
+                etag: actual.map(|version| etag_of(table, key, version)),
+            }),
+            Error::AlreadyExists { table, key } => Some(RefusedRecord {
+                table,
+                key: key_json(key),
+                expected: None,
+                actual: None,
+                exists: true,
+                etag: None,
+            }),
+            Error::NotFound { table, key } => Some(RefusedRecord {
+                table,
+                key: key_json(key),
+                expected: None,
+                actual: None,
+                exists: false,
+                etag: None,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The record as a JSON object: `table`, `key`, `expected`, `actual`, `exists`, and `etag`
+    /// where there is one.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut record = serde_json::Map::new();
+        record.insert("table".to_owned(), self.table.into());
+        record.insert("key".to_owned(), self.key.clone());
+        record.insert("expected".to_owned(), self.expected.into());
+        record.insert("actual".to_owned(), self.actual.into());
+        record.insert("exists".to_owned(), self.exists.into());
+        if let Some(etag) = self.etag.as_ref().and_then(|e| e.to_str().ok()) {
+            record.insert("etag".to_owned(), etag.into());
+        }
+        serde_json::Value::Object(record)
+    }
+}
+
+/// A key as JSON: integers as numbers, text as strings, bytes as lowercase hex.
+fn key_json(key: &Value) -> serde_json::Value {
+    match key {
+        Value::Null => serde_json::Value::Null,
+        Value::Bool(b) => (*b).into(),
+        Value::Int(i) => (*i).into(),
+        Value::Float(x) => (*x).into(),
+        Value::Text(text) => text.clone().into(),
+        Value::Bytes(bytes) => bytes.iter().map(|b| format!("{b:02x}")).collect::<String>().into(),
+    }
 }
 
 impl Refused {
     /// A refusal with `status` and `message`.
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Refused { status, message: message.into(), etag: None }
+        Refused { status, message: message.into(), etag: None, records: Vec::new() }
     }
 
     /// The tag of `t` as stored now (after a write, its new version), or a `500` if its key or
@@ -242,8 +370,17 @@ impl Refused {
     /// | `Conflicts` (a batch) | `409` |
     /// | `LockTimeout`, `RetriesExhausted`, a retryable storage error | `503`, `Retry-After: 1` |
     /// | anything else | `500` |
+    ///
+    /// [`records`](Self::records) holds the record of a conflict, a taken key or a missing
+    /// record, and every refused record of a batch.
     pub fn from_error(err: &Error, with_precondition: bool) -> Self {
-        let refused = |status| Refused::new(status, err.to_string());
+        let refused = |status| Refused {
+            records: match err {
+                Error::Conflicts { conflicts, .. } => conflicts.iter().filter_map(RefusedRecord::of).collect(),
+                other => RefusedRecord::of(other).into_iter().collect(),
+            },
+            ..Refused::new(status, err.to_string())
+        };
         match err {
             Error::ConcurrentModification { table, key, actual, .. } => Refused {
                 etag: actual.map(|version| etag_of(table, key, version)),
@@ -259,19 +396,51 @@ impl Refused {
         }
     }
 
+    /// The refusal as an RFC 9457 problem details object: `type` (`about:blank`: the status says
+    /// what happened), `title` (the status's reason phrase), `status`, `detail` (the message);
+    /// and the extension members `etag`, the current tag where there is one, and `records`, the
+    /// refused records ([`RefusedRecord::to_json`]) where there are any.
+    pub fn problem(&self) -> serde_json::Value {
+        let mut problem = serde_json::Map::new();
+        problem.insert("type".to_owned(), "about:blank".into());
+        problem.insert("title".to_owned(), self.status.canonical_reason().unwrap_or("Error").into());
+        problem.insert("status".to_owned(), self.status.as_u16().into());
+        problem.insert("detail".to_owned(), self.message.clone().into());
+        if let Some(etag) = self.etag.as_ref().and_then(|e| e.to_str().ok()) {
+            problem.insert("etag".to_owned(), etag.into());
+        }
+        if !self.records.is_empty() {
+            problem.insert("records".to_owned(), self.records.iter().map(RefusedRecord::to_json).collect());
+        }
+        serde_json::Value::Object(problem)
+    }
+
     /// The refusal as a response: its status, `ETag` (if any), `Retry-After` for a `503`, and
     /// the message as a plain-text body.
     pub fn into_response(self) -> Response<String> {
-        let mut response = Response::new(self.message);
-        *response.status_mut() = self.status;
-        if let Some(etag) = self.etag {
-            response.headers_mut().insert(ETAG, etag);
-        }
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
-        }
-        response
+        let (status, etag) = (self.status, self.etag);
+        with_headers(Response::new(self.message), status, etag)
     }
+
+    /// The refusal as an `application/problem+json` response (RFC 9457): the status and headers
+    /// of [`into_response`](Self::into_response), the [`problem`](Self::problem) as the body.
+    pub fn into_problem_response(self) -> Response<String> {
+        let mut response = Response::new(self.problem().to_string());
+        response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        with_headers(response, self.status, self.etag)
+    }
+}
+
+/// `response` with a refusal's `status`, its `etag`, and `Retry-After` for a `503`.
+fn with_headers(mut response: Response<String>, status: StatusCode, etag: Option<HeaderValue>) -> Response<String> {
+    *response.status_mut() = status;
+    if let Some(etag) = etag {
+        response.headers_mut().insert(ETAG, etag);
+    }
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
 }
 
 impl std::fmt::Display for Refused {
@@ -437,6 +606,132 @@ mod tests {
         assert_eq!(Refused::from_error(&taken, false).status, StatusCode::CONFLICT);
         let busy = Error::LockTimeout { table: Some("book"), key: None };
         assert_eq!(Refused::from_error(&busy, false).into_response().headers()[RETRY_AFTER], "1");
+    }
+
+    #[test]
+    fn a_conflict_is_a_problem_with_the_current_tag() {
+        let stale = Error::ConcurrentModification {
+            table: "book",
+            key: Value::Text("978-1".into()),
+            expected: 1,
+            actual: Some(2),
+            current: None,
+        };
+        let refused = Refused::from_error(&stale, true);
+        assert_eq!(
+            refused.problem(),
+            serde_json::json!({
+                "type": "about:blank",
+                "title": "Precondition Failed",
+                "status": 412,
+                "detail": stale.to_string(),
+                "etag": "\"book:978-1:2\"",
+                "records": [{
+                    "table": "book", "key": "978-1", "expected": 1, "actual": 2, "exists": true,
+                    "etag": "\"book:978-1:2\"",
+                }],
+            })
+        );
+        let response = refused.clone().into_problem_response();
+        assert_eq!(response.status(), StatusCode::PRECONDITION_FAILED);
+        assert_eq!(response.headers()[CONTENT_TYPE], "application/problem+json");
+        assert_eq!(response.headers()[ETAG], "\"book:978-1:2\"");
+        assert_eq!(serde_json::from_str::<serde_json::Value>(response.body()).unwrap(), refused.problem());
+        // The plain-text response is as it was.
+        let plain = refused.into_response();
+        assert_eq!((plain.body(), plain.headers().get(CONTENT_TYPE)), (&stale.to_string(), None));
+
+        // Deleted meanwhile: no tag anywhere.
+        let gone = Error::ConcurrentModification {
+            table: "book",
+            key: Value::Text("978-1".into()),
+            expected: 1,
+            actual: None,
+            current: None,
+        };
+        let problem = Refused::from_error(&gone, true).problem();
+        assert_eq!(problem.get("etag"), None);
+        assert_eq!(
+            problem["records"],
+            serde_json::json!([{"table": "book", "key": "978-1", "expected": 1, "actual": null, "exists": false}])
+        );
+    }
+
+    #[test]
+    fn a_refused_batch_lists_every_refused_record() {
+        let batch = Error::Conflicts {
+            table: "note",
+            conflicts: vec![
+                Error::ConcurrentModification {
+                    table: "note",
+                    key: Value::Int(1),
+                    expected: 3,
+                    actual: Some(5),
+                    current: None,
+                },
+                Error::ConcurrentModification {
+                    table: "note",
+                    key: Value::Int(2),
+                    expected: 1,
+                    actual: None,
+                    current: None,
+                },
+                Error::AlreadyExists { table: "note", key: Value::Int(3) },
+            ],
+        };
+        let refused = Refused::from_error(&batch, false);
+        assert_eq!((refused.status, refused.etag.clone()), (StatusCode::CONFLICT, None));
+        let response = refused.into_problem_response();
+        assert_eq!(response.headers().get(ETAG), None, "a batch has no one tag");
+        let problem: serde_json::Value = serde_json::from_str(response.body()).unwrap();
+        assert_eq!(
+            problem,
+            serde_json::json!({
+                "type": "about:blank",
+                "title": "Conflict",
+                "status": 409,
+                "detail": batch.to_string(),
+                "records": [
+                    {"table": "note", "key": 1, "expected": 3, "actual": 5, "exists": true, "etag": "\"note:1:5\""},
+                    {"table": "note", "key": 2, "expected": 1, "actual": null, "exists": false},
+                    {"table": "note", "key": 3, "expected": null, "actual": null, "exists": true},
+                ],
+            })
+        );
+    }
+
+    /// A batch refused by a store: the records as the problem lists them.
+    #[tokio::test]
+    async fn a_stores_refused_batch_is_a_problem() {
+        let store = crate::Store::memory();
+        store.create_table::<Note>().await.unwrap();
+        let mut notes = [1, 2, 3].map(|id| Note { id, text: "a".into(), version: 0 });
+        store.insert_all(&mut notes).await.unwrap();
+        let stale = notes.clone();
+        store.put_all(&mut notes[..2]).await.unwrap(); // 1 and 2 at version 2
+        let mut stale = stale.to_vec();
+        let err = store.put_all(&mut stale).await.unwrap_err();
+        let problem = Refused::from_error(&err, false).problem();
+        assert_eq!(problem["status"], 409);
+        let keys: Vec<_> =
+            problem["records"].as_array().unwrap().iter().map(|r| (r["key"].clone(), r["etag"].clone())).collect();
+        assert_eq!(keys, [(1.into(), "\"note:1:2\"".into()), (2.into(), "\"note:2:2\"".into())], "{problem}");
+        let err = store.insert_all(&mut [Note { id: 3, text: "b".into(), version: 0 }]).await.unwrap_err();
+        assert_eq!(
+            Refused::from_error(&err, false).problem()["records"],
+            serde_json::json!([{"table": "note", "key": 3, "expected": null, "actual": null, "exists": true}])
+        );
+    }
+
+    #[test]
+    fn other_refusals_are_problems_without_records() {
+        let busy = Refused::from_error(&Error::LockTimeout { table: Some("book"), key: None }, false);
+        let response = busy.into_problem_response();
+        assert_eq!(response.headers()[RETRY_AFTER], "1");
+        let problem: serde_json::Value = serde_json::from_str(response.body()).unwrap();
+        assert_eq!((problem["status"].clone(), problem.get("records")), (503.into(), None));
+        let missing = Preconditions::required().read::<Book>(&HeaderMap::new(), "978-1").unwrap_err();
+        assert_eq!(missing.problem()["title"], "Precondition Required");
     }
 
     #[test]
