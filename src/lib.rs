@@ -57,14 +57,15 @@ pub use versioned_core::*;
 /// Struct attributes: `#[versioned(table = "name")]` (default: the struct's name in snake_case),
 /// `#[versioned(crate = path)]` when `versioned` is re-exported under another path. Field
 /// attributes: `#[key]`, `#[version]` (an integer), `#[versioned(column = "name")]` (default: the
-/// field's name), `#[versioned(json)]` (any serde type, stored as JSON text), and the audit fields
+/// field's name), `#[versioned(json)]` (any serde type, stored as JSON text), `#[versioned(text)]`
+/// (a fieldless enum, stored as plain text: see [`TextField`]), and the audit fields
 /// `#[versioned(created_at)]`, `#[versioned(updated_at)]` (timestamps the store sets) and
 /// `#[versioned(updated_by)]` (who wrote, filled by the caller).
 ///
 /// Besides the [`Entity`] implementation it adds the helpers `get`, `get_with_version`, `insert`,
-/// `put`, `put_unchecked` and `delete`, taking any [`Executor`] (a [`Store`] or a
-/// [`Transaction`]), and a partial-update type named after the struct (`PersonPatch` for `Person`)
-/// for [`Store::patch`].
+/// `put`, `save`, `refresh`, `put_unchecked`, `delete` and `delete_with_version`, taking any
+/// [`Executor`] (a [`Store`] or a [`Transaction`]), and a partial-update type named after the
+/// struct (`PersonPatch` for `Person`) for [`Store::patch`]: see [`Patch`] and [`JsonChange`].
 pub use versioned_derive::Versioned;
 
 /// The README's code blocks, compiled and run as doctests.

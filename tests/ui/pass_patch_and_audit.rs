@@ -40,9 +40,13 @@ fn main() {
     let changes = patch.into_changes().unwrap();
     assert_eq!(changes.iter().map(|c| c.column).collect::<Vec<_>>(), [1, 2, 6]);
 
-    // Struct-literal style; timestamps are the store's and have no patch field.
-    let patch = ContactPatch { profile: Some(serde_json::json!({"k": 1})), ..Default::default() };
+    // Struct-literal style; timestamps are the store's and have no patch field. A JSON field is
+    // set whole, or merged into.
+    let patch = ContactPatch { profile: Some(serde_json::json!({"k": 1}).into()), ..Default::default() };
     let changes = patch.into_changes().unwrap();
     assert_eq!(changes.len(), 1);
-    assert!(matches!(changes[0].value, versioned::ChangeValue::Merge(_)));
+    assert_eq!(changes[0].value, versioned::ChangeValue::Set(versioned::Value::Text(r#"{"k":1}"#.into())));
+    let doc = serde_json::json!({"k": 1});
+    let patch = ContactPatch { profile: Some(versioned::JsonChange::Merge(doc)), ..Default::default() };
+    assert!(matches!(patch.into_changes().unwrap()[0].value, versioned::ChangeValue::Merge(_)));
 }

@@ -40,9 +40,9 @@ pub use error::{BoxError, Error, Result, StorageError};
 #[cfg(feature = "etcd")]
 pub use etcd_client;
 pub use lock::LockWait;
-pub use patch::{Change, ChangeValue, Check, Patch};
+pub use patch::{Change, ChangeValue, Check, JsonChange, Patch};
 pub use retry::RetryPolicy;
-/// A JSON document: the patch value of a `#[versioned(json)]` field.
+/// A JSON document: what a patch merges into a `#[versioned(json)]` field ([`JsonChange::Merge`]).
 pub use serde_json::Value as JsonValue;
 pub use storage::any::{AnyStorage, AnyTransaction};
 #[cfg(feature = "etcd")]
@@ -57,4 +57,15 @@ pub use storage::sqlite::{Durability, SqliteStorage, SqliteTransaction};
 pub use storage::{RowAccess, Storage, StorageTransaction, WriteOutcome};
 pub use store::{Executor, Store};
 pub use transaction::Transaction;
-pub use value::{ColumnType, Field, JsonField, KeyField, KeyFor, Row, TimestampField, UserField, Value, VersionField};
+pub use value::{
+    ColumnType, Field, JsonField, KeyField, KeyFor, Row, TextField, TimestampField, UserField, Value, VersionField,
+};
+
+/// What the code `#[derive(Versioned)]` generates refers to; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use serde;
+
+    pub use crate::patch::private::*;
+    pub use crate::value::text_not_null;
+}

@@ -328,8 +328,31 @@ pub async fn delete<T: Entity, A: RowAccess>(access: &A, t: &T) -> Result<()> {
 }
 
 async fn delete_inner<T: Entity, A: RowAccess>(access: &A, t: &T) -> Result<()> {
-    let expected = version_u64(t)?;
-    let key = key_value::<T>(t.key())?;
+    delete_with_version_inner::<T, A>(access, t.key(), t.version()).await
+}
+
+/// See [`Store::delete_with_version`](crate::Store::delete_with_version): [`delete`] of the
+/// record with this key, expecting this version, with no copy of it at hand.
+pub async fn delete_with_version<T: Entity, A: RowAccess>(
+    access: &A,
+    key: &(impl KeyFor<T::Key> + ?Sized),
+    version: T::Version,
+) -> Result<()> {
+    observed!(
+        Op::start("delete_with_version", T::TABLE, || key_value::<T>(key).ok()),
+        Kind::Write,
+        |_| APPLIED,
+        delete_with_version_inner::<T, _>(access, key, version)
+    )
+}
+
+async fn delete_with_version_inner<T: Entity, A: RowAccess>(
+    access: &A,
+    key: &(impl KeyFor<T::Key> + ?Sized),
+    version: T::Version,
+) -> Result<()> {
+    let expected = expected_version::<T>(version)?;
+    let key = key_value::<T>(key)?;
     match access.delete(T::TABLE, &key, Some(expected)).await? {
         WriteOutcome::Applied => Ok(()),
         WriteOutcome::Rejected { current } => Err(conflict::<T>(key, expected, current)?),

@@ -245,6 +245,36 @@ impl<S: Storage> Store<S> {
         ops::delete(self.writer("delete")?, t).await
     }
 
+    /// Deletes the record with this key, only if its stored version is `version`: the checked
+    /// [`delete`](Self::delete) when what you hold is a key and a version rather than a copy (an
+    /// HTTP `DELETE` with `If-Match`, a form that carried the version it was rendered with). The
+    /// check is the delete's own (`DELETE … WHERE key = ? AND version = ?`): nothing is read
+    /// first.
+    ///
+    /// Fails with [`Error::ConcurrentModification`](crate::Error::ConcurrentModification), deleting
+    /// nothing, when the stored version is another (the error carries the stored record) or there
+    /// is no record (`actual: None`).
+    ///
+    /// ```
+    /// # use versioned_core::{Entity, Error, MemoryStorage, Store};
+    /// # async fn demo<Person: Entity<Key = i64, Version = u64>>(store: Store<MemoryStorage>) -> Result<(), Error> {
+    /// // `DELETE /people/1` with `If-Match` naming version 3:
+    /// match store.delete_with_version::<Person>(&1, 3).await {
+    ///     Ok(()) => {}                                                       // 204 No Content
+    ///     Err(Error::ConcurrentModification { actual: None, .. }) => {}      // 404: already gone
+    ///     Err(Error::ConcurrentModification { actual: Some(_), .. }) => {}   // 412: changed since
+    ///     Err(other) => return Err(other),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn delete_with_version<T: Entity>(
+        &self,
+        key: &(impl KeyFor<T::Key> + ?Sized),
+        version: T::Version,
+    ) -> Result<()> {
+        ops::delete_with_version::<T, _>(self.writer("delete_with_version")?, key, version).await
+    }
+
     /// Deletes the record with this key, whatever its version. Returns whether a record was there.
     pub async fn delete_unchecked<T: Entity>(&self, key: &(impl KeyFor<T::Key> + ?Sized)) -> Result<bool> {
         ops::delete_unchecked::<T, _>(self.writer("delete_unchecked")?, key).await

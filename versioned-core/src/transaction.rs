@@ -169,6 +169,16 @@ impl<S: Storage> Transaction<S> {
         ops::delete(self.writer("delete")?, t).await
     }
 
+    /// See [`Store::delete_with_version`](crate::Store::delete_with_version). A conflict here fails
+    /// the transaction, as a `put`'s does.
+    pub async fn delete_with_version<T: Entity>(
+        &self,
+        key: &(impl KeyFor<T::Key> + ?Sized),
+        version: T::Version,
+    ) -> Result<()> {
+        ops::delete_with_version::<T, _>(self.writer("delete_with_version")?, key, version).await
+    }
+
     /// See [`Store::delete_unchecked`](crate::Store::delete_unchecked).
     pub async fn delete_unchecked<T: Entity>(&self, key: &(impl KeyFor<T::Key> + ?Sized)) -> Result<bool> {
         ops::delete_unchecked::<T, _>(self.writer("delete_unchecked")?, key).await

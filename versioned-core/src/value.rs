@@ -184,7 +184,7 @@ impl From<Vec<Value>> for Row {
     message = "`{Self}` has no storage mapping in `versioned`",
     label = "`{Self}` cannot be stored in a column as it is",
     note = "a column holds an integer (i8 to i64, u8 to u64), f32, f64, bool, String, Vec<u8>, SystemTime, uuid::Uuid (feature `uuid`), chrono::DateTime<Utc> (feature `chrono`), time::OffsetDateTime (feature `time`), or an Option of one",
-    note = "to store any serde type as JSON text, mark the field `#[versioned(json)]`"
+    note = "to store any serde type as JSON text, mark the field `#[versioned(json)]`; a fieldless enum as plain text, `#[versioned(text)]`"
 )]
 pub trait Field: Sized {
     /// The column type this field is stored as.
@@ -410,6 +410,202 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned> JsonField for T {
 
     fn from_json(value: Value) -> Result<Self, String> {
         from_json_value(value)
+    }
+}
+
+/// A type stored as plain text: the type of a `#[versioned(text)]` field, typically a fieldless
+/// enum. Every type serde serializes as a string and deserializes from one is one: an enum's unit
+/// variants (named as serde names them, so `#[serde(rename_all = "snake_case")]` chooses the
+/// stored words), and string-like types such as `std::net::IpAddr`. The column is an ordinary
+/// text column, declared as a `String` field's is, so it can be filtered and indexed as one;
+/// an `Option<T>` field (written `Option<…>`) is a nullable column, `None` being `NULL`.
+///
+/// ```
+/// use versioned_core::{TextField, Value};
+///
+/// #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+/// #[serde(rename_all = "snake_case")]
+/// enum Status { Open, InProgress }
+///
+/// assert_eq!(Status::InProgress.to_text(), Ok(Value::Text("in_progress".into())));
+/// assert_eq!(Status::from_text(Value::Text("open".into())), Ok(Status::Open));
+/// let unknown = Status::from_text(Value::Text("shut".into())).unwrap_err();
+/// assert!(unknown.contains("unknown variant `shut`"), "{unknown}");
+/// assert_eq!(Option::<Status>::from_text(Value::Null), Ok(None));
+/// assert_eq!(Some(Status::Open).to_text(), Ok(Value::Text("open".into())));
+/// ```
+///
+/// A type that is not serde's can implement the trait itself (from its `Display` and `FromStr`,
+/// say, as strum derives them):
+///
+/// ```
+/// use versioned_core::{TextField, Value};
+///
+/// #[derive(Debug, PartialEq)]
+/// enum Colour { Red, Green }
+///
+/// impl TextField for Colour {
+///     fn to_text(&self) -> Result<Value, String> {
+///         Ok(Value::Text(match self { Colour::Red => "red", Colour::Green => "green" }.into()))
+///     }
+///
+///     fn from_text(value: Value) -> Result<Self, String> {
+///         match value {
+///             Value::Text(text) if text == "red" => Ok(Colour::Red),
+///             Value::Text(text) if text == "green" => Ok(Colour::Green),
+///             other => Err(format!("not a colour: {}", other.describe())),
+///         }
+///     }
+/// }
+/// # assert_eq!(Colour::from_text(Colour::Green.to_text().unwrap()), Ok(Colour::Green));
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be stored as text: a `#[versioned(text)]` field's type must implement `Serialize` and `DeserializeOwned`",
+    label = "not `Serialize` and `DeserializeOwned`",
+    note = "derive both on a fieldless enum with serde (feature `derive`): `#[derive(serde::Serialize, serde::Deserialize)]`; `#[serde(rename_all = \"snake_case\")]` chooses the stored words",
+    note = "or implement `versioned::TextField` for the type"
+)]
+pub trait TextField: Sized {
+    /// The field as text ([`Value::Text`]), or [`Value::Null`] for `None`; the error says why it
+    /// is not text (a variant with fields, which serde writes as an object, say).
+    fn to_text(&self) -> Result<Value, String>;
+
+    /// The field from stored text; the error names the text and says why it does not fit
+    /// (serde's "unknown variant `shut`, expected `open` or `closed`").
+    fn from_text(value: Value) -> Result<Self, String>;
+}
+
+// `do_not_recommend`: a type that is not serde's gets `TextField`'s own message (see `JsonField`).
+#[diagnostic::do_not_recommend]
+impl<T: serde::Serialize + serde::de::DeserializeOwned> TextField for T {
+    fn to_text(&self) -> Result<Value, String> {
+        let kind = match serde_json::to_value(self) {
+            Ok(serde_json::Value::String(text)) => return Ok(Value::Text(text)),
+            Ok(serde_json::Value::Null) => return Ok(Value::Null),
+            Ok(serde_json::Value::Bool(_)) => "a bool",
+            Ok(serde_json::Value::Number(_)) => "a number",
+            Ok(serde_json::Value::Array(_)) => "an array",
+            Ok(serde_json::Value::Object(_)) => "an object (an enum variant with fields?)",
+            Err(e) => return Err(format!("cannot serialize as text: {e}")),
+        };
+        Err(format!("a text column holds what serde writes as a string (a fieldless enum's variant), not {kind}"))
+    }
+
+    fn from_text(value: Value) -> Result<Self, String> {
+        match value {
+            Value::Text(text) => T::deserialize(TextDeserializer(Some(&text)))
+                .map_err(|e| format!("stored text {text:?} does not fit the field: {e}")),
+            // An `Option` reads NULL as `None`; anything else cannot.
+            Value::Null => T::deserialize(TextDeserializer(None)).or_else(|_| mismatch("text", &Value::Null)),
+            other => mismatch("text", &other),
+        }
+    }
+}
+
+/// What a `#[versioned(text)]` field's type is read from: the stored text as a string (an enum's
+/// unit variant by its name), or `None` for `NULL` (an `Option`'s `None`).
+struct TextDeserializer<'a>(Option<&'a str>);
+
+impl<'de> serde::Deserializer<'de> for TextDeserializer<'_> {
+    type Error = serde::de::value::Error;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        match self.0 {
+            Some(text) => visitor.visit_str(text),
+            None => visitor.visit_unit(),
+        }
+    }
+
+    fn deserialize_option<V: serde::de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        match self.0 {
+            Some(_) => visitor.visit_some(self),
+            None => visitor.visit_none(),
+        }
+    }
+
+    fn deserialize_enum<V: serde::de::Visitor<'de>>(
+        self,
+        name: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        match self.0 {
+            Some(text) => serde::de::IntoDeserializer::<Self::Error>::into_deserializer(text)
+                .deserialize_enum(name, variants, visitor),
+            None => visitor.visit_unit(),
+        }
+    }
+
+    fn deserialize_newtype_struct<V: serde::de::Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf unit
+        unit_struct seq tuple tuple_struct map struct identifier ignored_any
+    }
+}
+
+/// A `#[versioned(text)]` field's value for a column that is not nullable (the field is not an
+/// `Option`): a value serde writes as `null` is refused rather than stored as `NULL`. Called by
+/// the generated code.
+#[doc(hidden)]
+pub fn text_not_null(converted: Result<Value, String>) -> Result<Value, String> {
+    match converted {
+        Ok(Value::Null) => {
+            Err("the value is written as null, but the column is not nullable (make the field an Option<_>)".to_owned())
+        }
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod text_tests {
+    use super::{TextField, Value, text_not_null};
+
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    enum Status {
+        Open,
+        InProgress,
+        Other(i32),
+    }
+
+    /// A newtype around a string reads and writes as its string.
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Tag(String);
+
+    #[test]
+    fn unit_variants_are_their_serde_names() {
+        assert_eq!(Status::InProgress.to_text(), Ok(Value::Text("IN_PROGRESS".into())));
+        assert_eq!(Status::from_text(Value::Text("IN_PROGRESS".into())), Ok(Status::InProgress));
+        assert_eq!(Option::<Status>::from_text(Value::Text("OPEN".into())), Ok(Some(Status::Open)));
+        assert_eq!(Option::<Status>::None.to_text(), Ok(Value::Null));
+        assert_eq!(Tag("x".into()).to_text(), Ok(Value::Text("x".into())));
+        assert_eq!(Tag::from_text(Value::Text("x".into())), Ok(Tag("x".into())));
+        let ip: std::net::IpAddr = "127.0.0.1".parse().expect("an address");
+        assert_eq!(ip.to_text(), Ok(Value::Text("127.0.0.1".into())));
+        assert_eq!(std::net::IpAddr::from_text(Value::Text("127.0.0.1".into())), Ok(ip));
+    }
+
+    #[test]
+    fn what_is_not_text_is_refused_with_a_reason() {
+        let err = Status::Other(1).to_text().unwrap_err();
+        assert!(err.contains("not an object"), "{err}");
+        let err = 5i32.to_text().unwrap_err();
+        assert!(err.contains("not a number"), "{err}");
+        let err = Status::from_text(Value::Text("open".into())).unwrap_err();
+        assert!(err.contains(r#"stored text "open" does not fit"#) && err.contains("unknown variant `open`"), "{err}");
+        let err = Status::from_text(Value::Null).unwrap_err();
+        assert!(err.contains("unexpected NULL"), "{err}");
+        let err = Status::from_text(Value::Int(1)).unwrap_err();
+        assert!(err.contains("expected text, found integer 1"), "{err}");
+        assert!(text_not_null(Option::<Status>::None.to_text()).unwrap_err().contains("not nullable"));
+        assert_eq!(text_not_null(Status::Open.to_text()), Ok(Value::Text("OPEN".into())));
     }
 }
 

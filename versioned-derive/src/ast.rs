@@ -37,6 +37,8 @@ pub struct Field<'a> {
     pub column: Option<LitStr>,
     /// The `json` word of `#[versioned(json)]`.
     pub json: Option<Ident>,
+    /// The `text` word of `#[versioned(text)]`.
+    pub text: Option<Ident>,
 }
 
 /// The audit roles a field can have.
@@ -79,7 +81,7 @@ impl<'a> Container<'a> {
                     // Both `crate = some::path` and serde's `crate = "some::path"` read naturally.
                     let path = if value.peek(LitStr) { value.parse::<LitStr>()?.parse()? } else { value.parse()? };
                     set_once(cx, &mut krate, path, "crate");
-                } else if meta.path.is_ident("column") || meta.path.is_ident("json") {
+                } else if meta.path.is_ident("column") || meta.path.is_ident("json") || meta.path.is_ident("text") {
                     return Err(meta.error(format!(
                         "`{}` is a field option: put it on a field's #[versioned(...)]",
                         path_name(&meta.path)
@@ -155,6 +157,7 @@ impl<'a> Field<'a> {
         let mut version = None;
         let mut column = None;
         let mut json = None;
+        let mut text = None;
         let mut audit: Option<(Audit, Ident)> = None;
         for attr in &field.attrs {
             let marker = if attr.path().is_ident("key") {
@@ -177,13 +180,15 @@ impl<'a> Field<'a> {
                 if meta.path.is_ident("column") {
                     let lit: LitStr = meta.value()?.parse()?;
                     set_once(cx, &mut column, lit, "column");
-                } else if meta.path.is_ident("json") {
+                } else if meta.path.is_ident("json") || meta.path.is_ident("text") {
+                    let (slot, name) =
+                        if meta.path.is_ident("json") { (&mut json, "json") } else { (&mut text, "text") };
                     if meta.input.peek(Token![=]) || meta.input.peek(syn::token::Paren) {
-                        return Err(meta.error("`json` takes no value: write #[versioned(json)]"));
+                        return Err(meta.error(format!("`{name}` takes no value: write #[versioned({name})]")));
                     }
                     let word = meta.path.get_ident().cloned();
                     if let Some(word) = word {
-                        set_once(cx, &mut json, word, "json");
+                        set_once(cx, slot, word, name);
                     }
                 } else if let Some(role) = Audit::from_word(&meta.path) {
                     if !meta.input.is_empty() && !meta.input.peek(Token![,]) {
@@ -206,7 +211,7 @@ impl<'a> Field<'a> {
                     return Err(unknown_option(
                         &meta,
                         FIELD_OPTIONS,
-                        "on a field: `column = \"...\"`, `json`, `created_at`, `updated_at`, `updated_by`",
+                        "on a field: `column = \"...\"`, `json`, `text`, `created_at`, `updated_at`, `updated_by`",
                     ));
                 }
                 Ok(())
@@ -215,7 +220,7 @@ impl<'a> Field<'a> {
                 cx.syn_error(err);
             }
         }
-        Some(Field { ident, vis: &field.vis, ty: &field.ty, audit, key, version, column, json })
+        Some(Field { ident, vis: &field.vis, ty: &field.ty, audit, key, version, column, json, text })
     }
 }
 
@@ -223,7 +228,7 @@ impl<'a> Field<'a> {
 const STRUCT_OPTIONS: &[&str] = &["table", "crate"];
 
 /// The options of a field's `#[versioned(...)]`.
-const FIELD_OPTIONS: &[&str] = &["column", "json", "created_at", "updated_at", "updated_by"];
+const FIELD_OPTIONS: &[&str] = &["column", "json", "text", "created_at", "updated_at", "updated_by"];
 
 /// The error for an option that is none of `known`: the nearest one if it is a likely typo,
 /// otherwise the list `all` of what the place accepts.
@@ -308,6 +313,7 @@ mod tests {
         assert_eq!(nearest("crat", STRUCT_OPTIONS), Some("crate"));
         assert_eq!(nearest("colum", FIELD_OPTIONS), Some("column"));
         assert_eq!(nearest("jsno", FIELD_OPTIONS), Some("json"));
+        assert_eq!(nearest("txt", FIELD_OPTIONS), Some("text"));
         assert_eq!(nearest("update_at", FIELD_OPTIONS), Some("updated_at"));
         assert_eq!(nearest("createdat", FIELD_OPTIONS), Some("created_at"));
         assert_eq!(nearest("rename", FIELD_OPTIONS), None);

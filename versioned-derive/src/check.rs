@@ -34,10 +34,24 @@ pub struct Column<'a> {
     pub ty: &'a Type,
     /// The column name.
     pub name: String,
-    /// Stored as JSON text.
-    pub json: bool,
+    /// How the field is stored.
+    pub repr: Repr,
     /// What the column is for.
     pub role: Role,
+}
+
+/// How a field is stored.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Repr {
+    /// Through the field type's own `Field` mapping.
+    Field,
+    /// `#[versioned(json)]`: as a JSON document (`JsonField`).
+    Json,
+    /// `#[versioned(text)]`: as text (`TextField`); nullable when the field is written `Option<…>`.
+    Text {
+        /// Whether the column accepts `NULL`.
+        nullable: bool,
+    },
 }
 
 /// A column's role, as the runtime's `ColumnRole` names it.
@@ -92,12 +106,23 @@ pub fn check<'a>(cx: &Ctxt, c: Container<'a>) -> Option<Model<'a>> {
         {
             cx.error_spanned_by(json, "#[versioned(json)] cannot go on the #[key] or the #[version]");
         }
+        if let Some(text) = &field.text {
+            if field.key.is_some() || field.version.is_some() {
+                cx.error_spanned_by(text, "#[versioned(text)] cannot go on the #[key] or the #[version]");
+            }
+            if field.json.is_some() {
+                cx.error_spanned_by(
+                    text,
+                    "a field is stored as JSON or as text, not both: choose #[versioned(json)] or #[versioned(text)]",
+                );
+            }
+        }
         if let Some((_, word)) = &field.audit {
             if field.key.is_some() || field.version.is_some() {
                 cx.error_spanned_by(word, format!("`{word}` cannot go on the #[key] or the #[version]"));
             }
-            if field.json.is_some() {
-                cx.error_spanned_by(word, format!("`{word}` cannot be combined with `json`"));
+            for other in [&field.json, &field.text].into_iter().flatten() {
+                cx.error_spanned_by(word, format!("`{word}` cannot be combined with `{other}`"));
             }
         }
         if field.version.is_some() && !is_integer(field.ty) {
@@ -157,14 +182,29 @@ pub fn check<'a>(cx: &Ctxt, c: Container<'a>) -> Option<Model<'a>> {
         } else {
             Role::Data
         };
-        columns.push(Column {
-            ident: field.ident,
-            vis: field.vis,
-            ty: field.ty,
-            name,
-            json: field.json.is_some(),
-            role,
-        });
+        let repr = if field.json.is_some() {
+            Repr::Json
+        } else if field.text.is_some() {
+            Repr::Text { nullable: is_option(field.ty) }
+        } else {
+            Repr::Field
+        };
+        columns.push(Column { ident: field.ident, vis: field.vis, ty: field.ty, name, repr, role });
+    }
+
+    // A JSON field `f` has the patch setter `f_merge` beside `f`: no other patch setter may have
+    // that name.
+    for json in columns.iter().filter(|c| c.repr == Repr::Json && c.role.patchable()) {
+        let merge = format!("{}_merge", unraw(json.ident));
+        if let Some(clash) = columns.iter().find(|c| c.role.patchable() && unraw(c.ident) == merge) {
+            cx.error_spanned_by(
+                clash.ident,
+                format!(
+                    "field `{merge}` has the name of the patch setter that merges into the JSON field `{}` (`{merge}`): rename one of them",
+                    json.ident
+                ),
+            );
+        }
     }
 
     let krate = c.krate.clone().unwrap_or_else(|| syn::parse_quote!(::versioned));
@@ -201,6 +241,20 @@ fn is_integer(ty: &Type) -> bool {
         }
         Type::Group(g) => is_integer(&g.elem),
         Type::Paren(p) => is_integer(&p.elem),
+        _ => false,
+    }
+}
+
+/// Whether `ty` is written as an `Option<…>` (`Option`, `std::option::Option`, …): a type alias
+/// of one is not seen as one.
+fn is_option(ty: &Type) -> bool {
+    match ty {
+        Type::Path(p) if p.qself.is_none() => p.path.segments.last().is_some_and(|s| {
+            s.ident == "Option"
+                && matches!(&s.arguments, syn::PathArguments::AngleBracketed(args) if args.args.len() == 1)
+        }),
+        Type::Group(g) => is_option(&g.elem),
+        Type::Paren(p) => is_option(&p.elem),
         _ => false,
     }
 }
@@ -251,7 +305,17 @@ fn snake_case(name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::snake_case;
+    use super::{is_option, snake_case};
+
+    #[test]
+    fn options_as_written() {
+        for option in ["Option<Status>", "std::option::Option<Status>", "::core::option::Option<Status>"] {
+            assert!(is_option(&syn::parse_str(option).expect("a type")), "{option}");
+        }
+        for other in ["Status", "Vec<Status>", "MaybeStatus", "Option"] {
+            assert!(!is_option(&syn::parse_str(other).expect("a type")), "{other}");
+        }
+    }
 
     #[test]
     fn snake_case_names() {

@@ -13,7 +13,7 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
 use crate::ast::Audit;
-use crate::check::{Column, Model, Role};
+use crate::check::{Column, Model, Repr, Role};
 
 /// The tokens for `model`.
 pub fn expand(model: &Model<'_>) -> TokenStream {
@@ -33,19 +33,14 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
         let field = c.ident.to_string();
         let ty = c.ty;
         let role = format_ident!("{}", c.role.name());
-        if c.json {
-            quote!(__v::ColumnDef {
-                name: #name, field: #field, ty: __v::ColumnType::Json, nullable: false, role: __v::ColumnRole::#role,
-            })
-        } else {
-            quote!(__v::ColumnDef {
-                name: #name,
-                field: #field,
-                ty: <#ty as __v::Field>::TYPE,
-                nullable: <#ty as __v::Field>::NULLABLE,
-                role: __v::ColumnRole::#role,
-            })
-        }
+        let (column_ty, nullable) = match c.repr {
+            Repr::Json => (quote!(__v::ColumnType::Json), quote!(false)),
+            Repr::Text { nullable } => (quote!(__v::ColumnType::Text), quote!(#nullable)),
+            Repr::Field => (quote!(<#ty as __v::Field>::TYPE), quote!(<#ty as __v::Field>::NULLABLE)),
+        };
+        quote!(__v::ColumnDef {
+            name: #name, field: #field, ty: #column_ty, nullable: #nullable, role: __v::ColumnRole::#role,
+        })
     });
 
     // Audit fields must have a type the store can fill: checked at the type, with its own message.
@@ -66,26 +61,61 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
     });
 
     let patch_ident = format_ident!("{}Patch", ident);
+    let patch_name = patch_ident.to_string();
     let vis = model.vis;
     let patchable: Vec<_> = model.columns.iter().enumerate().filter(|(_, c)| c.role.patchable()).collect();
-    let patch_fields = patchable.iter().map(|(_, c)| {
-        let (field, field_vis, ty) = (c.ident, c.vis, c.ty);
-        let doc = format!("`Some` sets `{field}`; `None` keeps the stored value.");
-        if c.json {
-            let doc = format!("A JSON document merged into the stored `{field}` at every level; `None` keeps it.");
-            quote!(#[doc = #doc] #field_vis #field: ::core::option::Option<#krate::JsonValue>)
+    let patch_idents: Vec<_> = patchable.iter().map(|(_, c)| c.ident).collect();
+    let patch_names = patchable.iter().map(|(_, c)| unraw(c.ident));
+    // Each patch field's type: `None` keeps the stored value.
+    let patch_tys: Vec<_> = patchable
+        .iter()
+        .map(|(_, c)| {
+            let ty = c.ty;
+            match c.repr {
+                Repr::Json => quote!(::core::option::Option<#krate::JsonChange<#ty>>),
+                Repr::Field | Repr::Text { .. } => quote!(::core::option::Option<#ty>),
+            }
+        })
+        .collect();
+    let patch_fields = patchable.iter().zip(&patch_tys).map(|((_, c), patch_ty)| {
+        let (field, field_vis) = (c.ident, c.vis);
+        let (doc, deserialize) = if c.repr == Repr::Json {
+            let doc = format!(
+                "`Some(JsonChange::Set(value))` replaces `{field}`, `Some(JsonChange::Merge(doc))` merges `doc` into \
+                 the stored document at every level; `None` keeps it."
+            );
+            (doc, format!("{}::__private::json_set", path_string(krate)))
         } else {
-            quote!(#[doc = #doc] #field_vis #field: ::core::option::Option<#ty>)
-        }
+            let doc = format!("`Some` sets `{field}`; `None` keeps the stored value.");
+            (doc, format!("{}::__private::present", path_string(krate)))
+        };
+        quote!(#[doc = #doc] #[serde(deserialize_with = #deserialize)] #field_vis #field: #patch_ty)
     });
     let patch_setters = patchable.iter().map(|(_, c)| {
         let (field, field_vis, ty) = (c.ident, c.vis, c.ty);
-        if c.json {
-            let doc = format!("Merges `doc` into the stored `{field}`.");
-            quote!(#[doc = #doc] #[must_use] #field_vis fn #field(mut self, doc: #krate::JsonValue) -> Self {
-                self.#field = ::core::option::Option::Some(doc);
-                self
-            })
+        if c.repr == Repr::Json {
+            let merge = format_ident!("{}_merge", field);
+            let doc = format!("Sets `{field}` whole.");
+            let merge_doc = format!(
+                "Merges the JSON document `doc` into the stored `{field}`, objects key by key at every level \
+                 (keys are never deleted); the result must still be a `{}`.",
+                type_name(ty)
+            );
+            quote! {
+                #[doc = #doc]
+                #[must_use]
+                #field_vis fn #field(mut self, value: impl ::core::convert::Into<#ty>) -> Self {
+                    self.#field = ::core::option::Option::Some(#krate::JsonChange::Set(value.into()));
+                    self
+                }
+
+                #[doc = #merge_doc]
+                #[must_use]
+                #field_vis fn #merge(mut self, doc: #krate::JsonValue) -> Self {
+                    self.#field = ::core::option::Option::Some(#krate::JsonChange::Merge(doc));
+                    self
+                }
+            }
         } else {
             let doc = format!("Sets `{field}`.");
             quote!(#[doc = #doc] #[must_use] #field_vis fn #field(mut self, value: impl ::core::convert::Into<#ty>) -> Self {
@@ -95,10 +125,10 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
         }
     });
     let patch_changes = patchable.iter().map(|(i, c)| {
-        let field = c.ident;
-        if c.json {
-            quote!(if let ::core::option::Option::Some(doc) = self.#field {
-                changes.push(__v::Change { column: #i, value: __v::ChangeValue::Merge(doc) });
+        let (field, ty) = (c.ident, c.ty);
+        if c.repr == Repr::Json {
+            quote!(if let ::core::option::Option::Some(change) = self.#field {
+                changes.push(__v::__private::json_change(<#ident as __v::Entity>::TABLE, #i, change, |value| <#ty as __v::JsonField>::to_json(value))?);
             })
         } else {
             let encode = encode(c, quote!(value));
@@ -110,8 +140,22 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
     });
     let patch_doc = format!(
         "A partial update of [`{ident}`]: the fields set are written, the others keep their stored values. \
-         Pass it to `Store::patch`. Generated by `#[derive(Versioned)]`."
+         Pass it to `Store::patch`. Generated by `#[derive(Versioned)]`.\n\n\
+         It is `Debug`, `Clone` and serde's `Deserialize` (from a `PATCH` body: an absent field is kept, \
+         `null` sets an `Option` field to `None`) whenever its fields' types are."
     );
+    // serde's derive, through the runtime's serde: the user's crate need not depend on serde. The
+    // bounds, with `'de` in them, are checked where the impl is used, so a field type that is not
+    // `Deserialize` (a `Uuid` without uuid's `serde`) leaves the patch without the impl.
+    let serde_path = format!("{}::__private::serde", path_string(krate));
+    let deserialize_bounds = patchable
+        .iter()
+        .map(|(_, c)| {
+            let ty = c.ty;
+            format!("{}: {serde_path}::Deserialize<'de>", quote!(#ty))
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
 
     let encodes = model.columns.iter().enumerate().map(|(i, c)| {
         let field = c.ident;
@@ -132,7 +176,8 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
 
     quote! {
         #[doc = #patch_doc]
-        #[derive(Default)]
+        #[derive(::core::default::Default, #krate::__private::serde::Deserialize)]
+        #[serde(crate = #serde_path, default, deny_unknown_fields, bound(deserialize = #deserialize_bounds))]
         #vis struct #patch_ident {
             #(#patch_fields,)*
         }
@@ -147,6 +192,24 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
             use #krate as __v;
 
             #(#audit_checks)*
+
+            // `Clone` and `Debug` whenever every field's type is: bounds with a lifetime in them are
+            // checked where the impl is used, not here (see `versioned_core::__private::CloneField`).
+            #[automatically_derived]
+            impl<'__p> ::core::clone::Clone for #patch_ident where #(#patch_tys: __v::__private::CloneField<'__p>,)* {
+                fn clone(&self) -> Self {
+                    Self { #(#patch_idents: __v::__private::CloneField::clone_field(&self.#patch_idents),)* }
+                }
+            }
+
+            #[automatically_derived]
+            impl<'__p> ::core::fmt::Debug for #patch_ident where #(#patch_tys: __v::__private::DebugField<'__p>,)* {
+                fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                    f.debug_struct(#patch_name)
+                        #(.field(#patch_names, &__v::__private::FieldDebug::new(&self.#patch_idents)))*
+                        .finish()
+                }
+            }
 
             #[automatically_derived]
             impl __v::Patch for #patch_ident {
@@ -272,6 +335,12 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
                 pub async fn delete<E: __v::Executor>(&self, on: &E) -> __v::Result<()> {
                     __v::ops::delete(on.writer("delete")?, self).await
                 }
+
+                /// Deletes the record with this key if its stored version is still `version`, without
+                /// reading it first. See `Store::delete_with_version`.
+                pub async fn delete_with_version<E: __v::Executor>(on: &E, key: &(impl __v::KeyFor<#key_ty> + ?::core::marker::Sized), version: #version_ty) -> __v::Result<()> {
+                    __v::ops::delete_with_version::<Self, _>(on.writer("delete_with_version")?, key, version).await
+                }
             }
         };
     }
@@ -282,19 +351,38 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
 /// tokens, so a type without the conversion is reported there (see the module's summary).
 fn encode(c: &Column<'_>, value: TokenStream) -> TokenStream {
     let ty = c.ty;
-    if c.json {
-        quote!(<#ty as __v::JsonField>::to_json(#value))
-    } else {
-        quote!(<#ty as __v::Field>::to_value(#value))
+    match c.repr {
+        Repr::Json => quote!(<#ty as __v::JsonField>::to_json(#value)),
+        Repr::Text { nullable: true } => quote!(<#ty as __v::TextField>::to_text(#value)),
+        Repr::Text { nullable: false } => {
+            quote!(__v::__private::text_not_null(<#ty as __v::TextField>::to_text(#value)))
+        }
+        Repr::Field => quote!(<#ty as __v::Field>::to_value(#value)),
     }
 }
 
 /// The conversion of the stored `value` back to the field, as [`encode`] does the other way.
 fn decode(c: &Column<'_>, value: TokenStream) -> TokenStream {
     let ty = c.ty;
-    if c.json {
-        quote!(<#ty as __v::JsonField>::from_json(#value))
-    } else {
-        quote!(<#ty as __v::Field>::from_value(#value))
+    match c.repr {
+        Repr::Json => quote!(<#ty as __v::JsonField>::from_json(#value)),
+        Repr::Text { .. } => quote!(<#ty as __v::TextField>::from_text(#value)),
+        Repr::Field => quote!(<#ty as __v::Field>::from_value(#value)),
     }
+}
+
+/// A path as serde's string attributes take it (`crate = "..."`, `deserialize_with = "..."`).
+fn path_string(path: &syn::Path) -> String {
+    quote!(#path).to_string().replace(' ', "")
+}
+
+/// A type as a message shows it.
+fn type_name(ty: &syn::Type) -> String {
+    quote!(#ty).to_string().replace(" < ", "<").replace(" >", ">").replace(" :: ", "::").replace(" ,", ",")
+}
+
+/// A field's name without `r#`, as serde names it.
+fn unraw(ident: &syn::Ident) -> String {
+    let name = ident.to_string();
+    name.strip_prefix("r#").map(str::to_owned).unwrap_or(name)
 }

@@ -17,14 +17,17 @@ mod ctxt;
 mod expand;
 
 /// Implements `versioned::Entity` for a struct with named fields, one `#[key]` field and one
-/// `#[version]` field; adds the helpers `get`, `get_with_version`, `insert`, `put`,
-/// `put_unchecked` and `delete`; and generates the partial-update type `<Struct>Patch`.
+/// `#[version]` field; adds the helpers `get`, `get_with_version`, `insert`, `put`, `save`,
+/// `refresh`, `put_unchecked`, `delete` and `delete_with_version`; and generates the
+/// partial-update type `<Struct>Patch` (with `Debug`, `Clone` and serde's `Deserialize` where its
+/// field types have them).
 ///
 /// Attributes:
 /// - on the struct: `#[versioned(table = "name")]` (default: the struct name in snake_case),
 ///   `#[versioned(crate = path)]` (default: `::versioned`);
 /// - on fields: `#[key]`, `#[version]`, `#[versioned(column = "name")]`, `#[versioned(json)]`,
-///   `#[versioned(created_at)]`, `#[versioned(updated_at)]`, `#[versioned(updated_by)]`.
+///   `#[versioned(text)]`, `#[versioned(created_at)]`, `#[versioned(updated_at)]`,
+///   `#[versioned(updated_by)]`.
 #[proc_macro_derive(Versioned, attributes(key, version, versioned))]
 pub fn derive_versioned(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);

@@ -62,6 +62,8 @@ pub async fn corrupt_stored_versions_are_refused_by_every_operation<S: Storage>(
         );
         assert_decode(store.touch(&mut copy.clone()).await, "people", "version", &what("touch"));
         assert_decode(store.delete(&copy).await, "people", "version", &what("delete"));
+        let delete = store.delete_with_version::<Person>(&id, 1).await;
+        assert_decode(delete, "people", "version", &what("delete_with_version"));
         assert_decode(store.delete_unchecked::<Person>(&id).await, "people", "version", &what("delete_unchecked"));
         let update = store.update::<Person, _>(&id, Default::default(), |p| p.salary += 1).await;
         assert_decode(update, "people", "version", &what("update"));
@@ -87,15 +89,15 @@ pub async fn a_patch_that_could_not_be_read_back_writes_nothing<S: Storage>(stor
     store.insert(&mut tally).await.expect("insert");
 
     for check in [Check::Unchecked, Check::Version(1)] {
-        let bad = TallyPatch::default().counts(serde_json::json!({"a": "oops"}));
+        let bad = TallyPatch::default().counts_merge(serde_json::json!({"a": "oops"}));
         let err = store.patch::<Tally>(&1, bad, check).await;
         assert_decode(err, "tally", "counts", "a merge of text into a map of integers");
-        let bad = TallyPatch::default().counts(serde_json::json!(["not", "a", "map"]));
+        let bad = TallyPatch::default().counts_merge(serde_json::json!(["not", "a", "map"]));
         assert_decode(store.patch::<Tally>(&1, bad, check).await, "tally", "counts", "a merge replacing the map");
     }
     assert_eq!(store.get::<Tally>(&1).await.expect("still readable"), Some(tally.clone()), "nothing was written");
 
-    let good = TallyPatch::default().counts(serde_json::json!({"b": 2}));
+    let good = TallyPatch::default().counts_merge(serde_json::json!({"b": 2}));
     let merged = store.patch::<Tally>(&1, good, Check::Version(1)).await.expect("a merge that fits");
     assert_eq!(merged.counts, BTreeMap::from([("a".into(), 1), ("b".into(), 2)]));
     assert_eq!(merged.version, 2);

@@ -30,17 +30,21 @@ mod batches;
 mod cancellation;
 mod faults;
 mod integrity;
+mod keyed_delete;
 mod locking;
 mod misuse;
 mod transactions;
+mod typed_fields;
 
 pub use batches::*;
 pub use cancellation::*;
 pub use faults::{Fault, FaultPlan, FaultyStorage, FaultyTransaction, faults_never_leave_half_an_operation};
 pub use integrity::*;
+pub use keyed_delete::*;
 pub use locking::*;
 pub use misuse::*;
 pub use transactions::*;
+pub use typed_fields::*;
 
 /// Slim3's `Person`, with a `salary`.
 #[derive(versioned_derive::Versioned, Debug, Clone, PartialEq)]
@@ -217,6 +221,7 @@ macro_rules! conformance_tests {
             delete_is_checked,
             delete_through_stale_copy_of_deleted_record_says_gone,
             delete_unchecked_removes_whatever_the_version,
+            delete_with_version_is_checked,
             version_at_maximum_refuses_to_increment,
             conflict_current_decodes_to_stored_struct,
             every_field_type_round_trips,
@@ -237,6 +242,8 @@ macro_rules! conformance_tests {
             kii_update_options_two_by_two,
             json_patch_merges_every_level_and_keeps_keys,
             concurrent_json_patches_lose_no_merge,
+            text_fields_are_stored_as_plain_text,
+            patches_set_typed_fields_and_merge_json_on_request,
             audit_fields_are_set_by_the_store,
             conflict_says_who_changed_the_record,
             touch_increments_only_the_version,
@@ -1031,7 +1038,7 @@ pub async fn patch_of_a_missing_record_never_creates_it<S: Storage>(store: &Stor
         store.patch::<Person>(&5, PersonPatch::default().salary(1), Check::Version(1)).await.expect_err("missing");
     assert_conflict(&err, 1, None);
     let err = store
-        .patch::<Contact>(&5, ContactPatch::default().profile(serde_json::json!({"k": 1})), Check::Unchecked)
+        .patch::<Contact>(&5, ContactPatch::default().profile_merge(serde_json::json!({"k": 1})), Check::Unchecked)
         .await
         .expect_err("missing, with a JSON merge");
     assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
@@ -1077,7 +1084,7 @@ pub async fn json_patch_merges_every_level_and_keeps_keys<S: Storage>(store: &St
     store.insert(&mut jo("Amy")).await.expect("insert");
     let doc = serde_json::json!({"nested": {"y": 3, "z": {"deep": true}}, "b": 2, "a": null});
     let patched = store
-        .patch::<Contact>(&7, ContactPatch::default().profile(doc).updated_by("Lawrence"), Check::Version(1))
+        .patch::<Contact>(&7, ContactPatch::default().profile_merge(doc).updated_by("Lawrence"), Check::Version(1))
         .await
         .expect("patch");
     let expected = serde_json::json!({"a": null, "b": 2, "nested": {"x": 1, "y": 3, "z": {"deep": true}}});
@@ -1086,7 +1093,7 @@ pub async fn json_patch_merges_every_level_and_keeps_keys<S: Storage>(store: &St
     assert_eq!(store.get::<Contact>(&7).await.expect("get").map(|c| c.profile), Some(expected));
 
     let err = store
-        .patch::<Contact>(&7, ContactPatch::default().profile(serde_json::json!({"c": 3})), Check::Version(1))
+        .patch::<Contact>(&7, ContactPatch::default().profile_merge(serde_json::json!({"c": 3})), Check::Version(1))
         .await
         .expect_err("stale JSON patch");
     assert_conflict(&err, 1, Some(2));
@@ -1105,7 +1112,7 @@ pub async fn concurrent_json_patches_lose_no_merge<S: Storage>(store: &Store<S>)
             tokio::spawn(async move {
                 for i in 0..10 {
                     let doc = serde_json::json!({ format!("t{task}"): { format!("k{i}"): i } });
-                    store.patch::<Contact>(&7, ContactPatch::default().profile(doc), Check::Unchecked).await?;
+                    store.patch::<Contact>(&7, ContactPatch::default().profile_merge(doc), Check::Unchecked).await?;
                 }
                 Ok::<_, Error>(())
             })
