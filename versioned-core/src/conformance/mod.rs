@@ -32,6 +32,7 @@ mod faults;
 mod integrity;
 mod keyed_delete;
 mod locking;
+mod mappings;
 mod misuse;
 mod transactions;
 mod typed_fields;
@@ -42,6 +43,10 @@ pub use faults::{Fault, FaultPlan, FaultyStorage, FaultyTransaction, faults_neve
 pub use integrity::*;
 pub use keyed_delete::*;
 pub use locking::*;
+pub use mappings::{
+    a_narrower_struct_used_first_keeps_the_columns_it_lacks,
+    a_wider_struct_used_first_leaves_a_narrower_one_its_columns, narrow_first, wide_first,
+};
 pub use misuse::*;
 pub use transactions::*;
 pub use typed_fields::*;
@@ -209,6 +214,8 @@ macro_rules! conformance_tests {
     ($make:expr) => {
         $crate::conformance_tests!(@each $make;
             insert_sets_version_one,
+            a_narrower_struct_used_first_keeps_the_columns_it_lacks,
+            a_wider_struct_used_first_leaves_a_narrower_one_its_columns,
             insert_existing_key_is_already_exists,
             get_returns_stored_record_or_none,
             get_with_version_checks_the_version,

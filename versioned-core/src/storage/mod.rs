@@ -19,6 +19,7 @@ pub mod any;
 mod decisions;
 #[cfg(feature = "etcd")]
 pub mod etcd;
+mod layout;
 pub mod memory;
 #[cfg(feature = "mysql")]
 pub mod mysql;

@@ -33,6 +33,8 @@ pub(super) struct Cluster {
     marker_lease: tokio::sync::Mutex<Option<(i64, Instant)>>,
     /// The lease of this connection's record locks, renewed while the connection lives.
     session: tokio::sync::Mutex<Option<Session>>,
+    /// The struct mappings (`TableDef` addresses) found to match their table's recorded schema.
+    matched: std::sync::Mutex<std::collections::HashSet<usize>>,
 }
 
 /// A lease renewed by a task of its own until dropped, then revoked.
@@ -191,7 +193,42 @@ impl Cluster {
             counter: AtomicU64::new(0),
             marker_lease: Default::default(),
             session: Default::default(),
+            matched: Default::default(),
         }
+    }
+
+    /// Refuses, before anything is read or written, a struct whose columns differ from those its
+    /// table's records are laid out by (the schema `create_table` recorded): records are stored
+    /// by column position, so another struct would read and write the wrong columns. Asked of
+    /// etcd once per struct and connection; a table with no recorded schema takes any struct.
+    pub(super) async fn check_layout(&self, table: &'static TableDef) -> Result<()> {
+        let address = std::ptr::from_ref(table) as usize;
+        let matched = |set: &std::sync::Mutex<std::collections::HashSet<usize>>| {
+            set.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(&address)
+        };
+        if matched(&self.matched) {
+            return Ok(());
+        }
+        let key = codec::schema_key(self.prefix(), table);
+        let reply = self.client.kv_client().get(key, None).await.map_err(request_error)?;
+        if let Some(kv) = reply.kvs().first() {
+            let recorded = String::from_utf8_lossy(kv.value());
+            if !codec::same_schema(table, &recorded) {
+                let column = codec::first_difference(table, &recorded);
+                return Err(Error::decode(
+                    table,
+                    column,
+                    format!(
+                        "the etcd table keeps its records in the column layout it was created with ({recorded}), \
+                         and {} has other columns: on etcd every struct of a table must declare the same \
+                         columns in the same order",
+                        table.entity
+                    ),
+                ));
+            }
+        }
+        self.matched.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(address);
+        Ok(())
     }
 
     /// A name no other write or transaction of any connection uses.

@@ -315,6 +315,18 @@ pub(super) fn schema(table: &TableDef) -> String {
     .to_string()
 }
 
+/// The first column of `table` that the recorded schema does not have at the same place with the
+/// same type (or the key's, when only the recorded schema has more columns).
+pub(super) fn first_difference(table: &TableDef, recorded: &str) -> &'static str {
+    let ours: serde_json::Value = serde_json::from_str(&schema(table)).unwrap_or_default();
+    let theirs: serde_json::Value = serde_json::from_str(recorded).unwrap_or_default();
+    let columns = |v: &serde_json::Value| v.get("columns").and_then(|c| c.as_array()).cloned().unwrap_or_default();
+    let (ours, theirs) = (columns(&ours), columns(&theirs));
+    (0..table.columns.len())
+        .find(|i| ours.get(*i) != theirs.get(*i))
+        .map_or(table.key_column().name, |i| table.columns[i].name)
+}
+
 /// Whether a recorded schema describes the same columns as `table` (the struct's name may differ).
 pub(super) fn same_schema(table: &TableDef, recorded: &str) -> bool {
     let strip = |s: &str| {

@@ -179,11 +179,13 @@ fn version_is(keys: &RecordKeys, version: u64) -> Compare {
 
 impl RowAccess for EtcdStorage {
     async fn fetch(&self, table: &'static TableDef, key: &Value) -> Result<Option<Row>> {
+        self.cluster.check_layout(table).await?;
         let keys = self.keys(table, key)?;
         Ok(self.cluster.read(table, &keys, None).await?.0.row)
     }
 
     async fn insert(&self, table: &'static TableDef, row: Row) -> Result<bool> {
+        self.cluster.check_layout(table).await?;
         let key = table.key_of(&row)?;
         let keys = self.keys(table, key)?;
         let absent = || vec![Compare::version(keys.version(), CompareOp::Equal, 0)];
@@ -197,6 +199,7 @@ impl RowAccess for EtcdStorage {
     }
 
     async fn update(&self, table: &'static TableDef, row: Row, expected: u64) -> Result<WriteOutcome> {
+        self.cluster.check_layout(table).await?;
         let key = table.key_of(&row)?;
         let keys = self.keys(table, key)?;
         let compares = || vec![version_is(&keys, expected)];
@@ -215,6 +218,7 @@ impl RowAccess for EtcdStorage {
     }
 
     async fn upsert(&self, table: &'static TableDef, row: Row) -> Result<Option<u64>> {
+        self.cluster.check_layout(table).await?;
         let key = table.key_of(&row)?.clone();
         let mut version = None;
         let written = self.read_decide_write(table, &key, |stored| {
@@ -235,11 +239,13 @@ impl RowAccess for EtcdStorage {
         columns: &[(usize, Value)],
         expected: u64,
     ) -> Result<WriteOutcome> {
+        self.cluster.check_layout(table).await?;
         let written = self.read_decide_write(table, key, |stored| decisions::patch(table, stored, columns, expected));
         Ok(written.await?.into())
     }
 
     async fn delete(&self, table: &'static TableDef, key: &Value, expected: Option<u64>) -> Result<WriteOutcome> {
+        self.cluster.check_layout(table).await?;
         let keys = self.keys(table, key)?;
         let compares = || match expected {
             Some(expected) => vec![version_is(&keys, expected)],

@@ -116,6 +116,7 @@ impl EtcdTransaction {
         keys: &RecordKeys,
         key: &Value,
     ) -> Result<Option<Row>> {
+        self.cluster.check_layout(table).await?;
         if let Some((_, row)) = state.written.get(keys) {
             return Ok(row.clone());
         }

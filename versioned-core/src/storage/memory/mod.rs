@@ -98,7 +98,9 @@ impl MemoryStorage {
     }
 
     async fn read(&self, table: &'static TableDef, key: KeyRepr) -> Result<Option<Row>> {
-        self.tables.get(table)?.lock(&key).rows.get(&key).map(Stored::to_row).transpose()
+        let (shards, layout) = self.tables.with_layout(table)?;
+        let stored = shards.lock(&key).rows.get(&key).map(Stored::to_row).transpose()?;
+        Ok(stored.map(|row| layout.read(row)))
     }
 
     /// Decides and applies one write in a single critical section of the record's shard, once no
@@ -109,7 +111,7 @@ impl MemoryStorage {
         key: KeyRepr,
         decide: impl FnOnce(Option<&Row>) -> Result<Decision>,
     ) -> Result<Written> {
-        let shards = self.tables.get(table)?;
+        let (shards, layout) = self.tables.with_layout(table)?;
         // The record's lock, once waited for.
         let mut held: Option<OwnedMutexGuard<()>> = None;
         loop {
@@ -121,7 +123,8 @@ impl MemoryStorage {
                     free => {
                         // Held (if the record has a lock) until the write is applied.
                         let _guard = free.and_then(Result::ok);
-                        let (written, replaced) = apply(shard.rows.entry(key), decide)?;
+                        let (written, replaced) = apply(shard.rows.entry(key), |stored| layout.decide(stored, decide))?;
+                        let written = layout.written(written);
                         if matches!(written, Written::Done) {
                             shard.snapshot = None;
                         }
@@ -155,8 +158,13 @@ row_access_via_decisions!(MemoryStorage;
         expected: u64,
     ) -> Result<Option<WriteOutcome>> {
         let key = KeyRepr::of(table, key)?;
-        let shards = self.tables.get(table)?;
-        // A struct that is not `Clone` is not stored as a value: the row path writes it.
+        let (shards, layout) = self.tables.with_layout(table)?;
+        // Only a struct laid out as its table is stored as a value (every reader takes the
+        // value's row as a stored row); another goes through the row path, as does a struct
+        // that is not `Clone`.
+        if !layout.is_identity() {
+            return Ok(None);
+        }
         let Some(source) = spare::source(record) else { return Ok(None) };
         let mut guard = shards.lock(&key);
         let (copy, unused_spare) = spare::copy(source, record, next);

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use crate::entity::{Entity, TableDef};
 use crate::error::{Error, Result, StorageError};
+use crate::storage::layout::Layout;
 use crate::value::{Row, Value, VersionField};
 
 /// How many shards a table has: enough that 2 × the cores of a large machine rarely meet on one.
@@ -206,13 +207,15 @@ struct Padded(Mutex<Shard>);
 #[derive(Debug)]
 pub(super) struct Table {
     name: &'static str,
+    /// The definition the table was created by: its rows are laid out by it.
+    def: &'static TableDef,
     order: usize,
     shards: Box<[Padded; SHARDS]>,
 }
 
 impl Table {
-    fn new(name: &'static str, order: usize) -> Self {
-        Table { name, order, shards: Box::new(std::array::from_fn(|_| Padded::default())) }
+    fn new(def: &'static TableDef, order: usize) -> Self {
+        Table { name: def.name, def, order, shards: Box::new(std::array::from_fn(|_| Padded::default())) }
     }
 
     /// The shard holding the record with this key, locked.
@@ -275,11 +278,13 @@ pub(super) struct Tables {
     creating: Mutex<usize>,
 }
 
-/// A `TableDef`'s table. Two structs may share a table: their entries share it, found by name.
+/// A `TableDef`'s table. Two structs may share a table: their entries share it, found by name,
+/// each with its layout in the table's rows.
 #[derive(Debug)]
 struct Entry {
     def: usize,
     table: Arc<Table>,
+    layout: Layout,
     next: OnceLock<Box<Entry>>,
 }
 
@@ -291,9 +296,20 @@ impl Tables {
     /// The table of `def`; "no such table" if none of its name was created.
     #[inline]
     pub(super) fn get(&self, def: &'static TableDef) -> Result<&Table> {
+        self.entry(def).map(|entry| &*entry.table)
+    }
+
+    /// The table of `def`, and where `def`'s columns are in its rows.
+    #[inline]
+    pub(super) fn with_layout(&self, def: &'static TableDef) -> Result<(&Table, &Layout)> {
+        self.entry(def).map(|entry| (&*entry.table, &entry.layout))
+    }
+
+    #[inline]
+    fn entry(&self, def: &'static TableDef) -> Result<&Entry> {
         let address = std::ptr::from_ref(def) as usize;
         match self.entries().find(|entry| entry.def == address) {
-            Some(entry) => Ok(&entry.table),
+            Some(entry) => Ok(entry),
             None => self.register(def, false),
         }
     }
@@ -303,29 +319,30 @@ impl Tables {
         self.register(def, true).map(drop)
     }
 
-    /// Adds an entry for `def`, with the table of its name (created if `create`).
+    /// Adds an entry for `def`, with the table of its name (created if `create`). A struct whose
+    /// columns the table does not have is refused here, before anything is read or written.
     #[cold]
-    fn register(&self, def: &'static TableDef, create: bool) -> Result<&Table> {
+    fn register(&self, def: &'static TableDef, create: bool) -> Result<&Entry> {
         let mut created = lock(&self.creating);
         let address = std::ptr::from_ref(def) as usize;
         if let Some(entry) = self.entries().find(|entry| entry.def == address) {
-            return Ok(&entry.table);
+            return Ok(entry);
         }
         let table = match self.entries().find(|entry| entry.table.name == def.name) {
             Some(entry) => Arc::clone(&entry.table),
             None if create => {
                 *created += 1;
-                Arc::new(Table::new(def.name, *created))
+                Arc::new(Table::new(def, *created))
             }
             None => return Err(no_table(def)),
         };
+        let layout = Layout::new(table.def, def)?;
         // Adding under `creating` is the only way entries are added: the slot found empty is set.
         let mut slot = &self.first;
         while let Some(entry) = slot.get() {
             slot = &entry.next;
         }
-        let entry = slot.get_or_init(|| Box::new(Entry { def: address, table, next: OnceLock::new() }));
-        Ok(&entry.table)
+        Ok(slot.get_or_init(|| Box::new(Entry { def: address, table, layout, next: OnceLock::new() })))
     }
 
     /// Every table's records as they are now, one consistent cut: every shard is locked (in the

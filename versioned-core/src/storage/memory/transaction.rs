@@ -44,8 +44,8 @@ impl MemoryTransaction {
         MemoryTransaction { store, snapshot, state: Mutex::default() }
     }
 
-    /// The record as this transaction sees it: its own write if any, else the committed row
-    /// (remembering its version, for validation at commit).
+    /// The record as this transaction sees it, as the table stores it: its own write if any,
+    /// else the committed row (remembering its version, for validation at commit).
     fn seen(&self, state: &mut TxState, table: &'static TableDef, id: &RecordId) -> Result<Option<Row>> {
         if let Some((_, row)) = state.written.get(id) {
             return Ok(row.clone());
@@ -53,8 +53,9 @@ impl MemoryTransaction {
         if let Some(snapshot) = &self.snapshot {
             return Ok(snapshot.get(table.name).ok_or_else(|| no_table(table))?.get(&id.1).cloned());
         }
-        let committed = self.store.tables.get(table)?.lock(&id.1).rows.get(&id.1).map(Stored::to_row).transpose()?;
-        let version = committed.as_ref().map(|r| table.version_of(r)).transpose()?;
+        let (shards, layout) = self.store.tables.with_layout(table)?;
+        let committed = shards.lock(&id.1).rows.get(&id.1).map(Stored::to_row).transpose()?;
+        let version = committed.as_ref().map(|r| layout.stored.version_of(r)).transpose()?;
         state.read.entry(id.clone()).or_insert((table, version));
         Ok(committed)
     }
@@ -64,7 +65,9 @@ impl MemoryTransaction {
     }
 
     async fn read(&self, table: &'static TableDef, key: KeyRepr) -> Result<Option<Row>> {
-        self.seen(&mut lock(&self.state), table, &(table.name, key))
+        let seen = self.seen(&mut lock(&self.state), table, &(table.name, key))?;
+        let (_, layout) = self.store.tables.with_layout(table)?;
+        Ok(seen.map(|row| layout.read(row)))
     }
 
     /// Decides one write against what the transaction sees, and buffers it.
@@ -77,11 +80,12 @@ impl MemoryTransaction {
         if self.snapshot.is_some() {
             return Err(Error::ReadOnlyTransaction { operation: "write" });
         }
+        let (_, layout) = self.store.tables.with_layout(table)?;
         let id = (table.name, key);
         let mut state = lock(&self.state);
         let seen = self.seen(&mut state, table, &id)?;
-        Ok(match decide(seen.as_ref())? {
-            None => Written::Refused(seen),
+        Ok(match layout.decide(seen.as_ref(), decide)? {
+            None => Written::Refused(seen.map(|row| layout.read(row))),
             Some(row) => {
                 state.written.insert(id, (table, row));
                 Written::Done
@@ -142,9 +146,10 @@ impl StorageTransaction for MemoryTransaction {
         let touched = touched.map(|(table, key)| Ok((store.tables.get(table)?, key.shard())));
         let mut shards = Locked::records(touched.collect::<Result<Vec<_>>>()?.into_iter());
         for ((_, key), (table, seen)) in &state.read {
-            let at = shards.find(store.tables.get(table)?, key)?;
+            let (found, layout) = store.tables.with_layout(table)?;
+            let at = shards.find(found, key)?;
             let stored = shards.shard(at).and_then(|shard| shard.rows.get(key));
-            let now = stored.map(|r| r.version(table)).transpose()?;
+            let now = stored.map(|r| r.version(layout.stored)).transpose()?;
             if now != *seen {
                 // Versions start at 1, so `expected: 0` says the transaction saw no record.
                 return Err(Error::ConcurrentModification {
@@ -152,7 +157,7 @@ impl StorageTransaction for MemoryTransaction {
                     key: key.value(),
                     expected: seen.unwrap_or(0),
                     actual: now,
-                    current: stored.map(Stored::to_row).transpose()?,
+                    current: stored.map(Stored::to_row).transpose()?.map(|row| layout.read(row)),
                 });
             }
         }
