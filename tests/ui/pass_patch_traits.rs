@@ -48,6 +48,15 @@ struct Vault {
     version: u64,
 }
 
+/// Nothing to patch but the version: the patch still has every trait.
+#[derive(Versioned)]
+struct Marker {
+    #[key]
+    id: i64,
+    #[version]
+    version: u64,
+}
+
 fn is_clone_debug_deserialize<P: Clone + std::fmt::Debug + serde::de::DeserializeOwned>() {}
 
 fn is_deserialize<P: serde::de::DeserializeOwned>() {}
@@ -55,6 +64,8 @@ fn is_deserialize<P: serde::de::DeserializeOwned>() {}
 fn main() {
     is_clone_debug_deserialize::<BugPatch>();
     is_deserialize::<VaultPatch>();
+    is_clone_debug_deserialize::<MarkerPatch>();
+    assert_eq!(format!("{:?}", MarkerPatch::default()), "MarkerPatch");
 
     // Builder: a JSON field is set by its own type, or merged into with `_merge`.
     let patch = BugPatch::default()
@@ -81,6 +92,8 @@ fn main() {
     let body: BugPatch = serde_json::from_str(r#"{"resolution": null, "type": "bug"}"#).unwrap();
     assert_eq!((body.title, body.resolution), (None, Some(None)));
     assert_eq!(body.r#type, Some(JsonChange::Set(Some("bug".to_owned()))));
+    let body: BugPatch = serde_json::from_str(r#"{"type": null}"#).unwrap();
+    assert_eq!(body.r#type, Some(JsonChange::Set(None)), "null sets an Option JSON field to None");
 
     // A patch of a struct whose JSON type is neither `Clone` nor `Debug`.
     let patch = VaultPatch::default().opaque(Opaque { secret: "s".into() });
