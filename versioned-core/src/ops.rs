@@ -7,7 +7,7 @@ use crate::entity::{ColumnRole, Entity, TableDef, decode_json, encode_json};
 use crate::error::{Error, Result};
 use crate::lock::LockWait;
 use crate::observe::{Kind, Op, observed};
-use crate::patch::{ChangeValue, Check, Patch, merge_json};
+use crate::patch::{Change, ChangeValue, Check, Patch, merge_json};
 use crate::retry::RetryPolicy;
 use crate::storage::{RowAccess, StorageTransaction, WriteOutcome};
 use crate::store::Executor;
@@ -422,6 +422,7 @@ async fn patch_inner<T: Entity, A: RowAccess>(
         Check::Unchecked => None,
     };
     let changes = patch.into_changes()?;
+    check_changes(table, &changes)?;
     let mut attempts = RetryPolicy::attempts(100).start("patch");
     loop {
         let Some(stored) = access.fetch(table, &key).await? else {
@@ -462,6 +463,39 @@ async fn patch_inner<T: Entity, A: RowAccess>(
             WriteOutcome::Rejected { current } => return Err(rejected::<T>(current, key, expected)?),
         }
     }
+}
+
+/// Refuses, before anything is read or written, a patch (a hand-written [`Patch`](crate::Patch)
+/// can say anything) that names a column the table does not have, names one twice, or changes
+/// what a patch never changes: the key, the version, the timestamps the store sets.
+fn check_changes(table: &'static TableDef, changes: &[Change]) -> Result<()> {
+    let refuse = |column: &'static str, reason: String| Err(Error::Encode { table: table.name, column, reason });
+    for (at, change) in changes.iter().enumerate() {
+        let Some(column) = table.columns.get(change.column) else {
+            return refuse(
+                table.key_column().name,
+                format!(
+                    "the patch names column #{} but {} has {} columns (a Patch out of step with its struct)",
+                    change.column,
+                    table.entity,
+                    table.columns.len()
+                ),
+            );
+        };
+        let never = match column.role {
+            ColumnRole::Key => Some("the key"),
+            ColumnRole::Version => Some("the version (the store sets it)"),
+            ColumnRole::CreatedAt | ColumnRole::UpdatedAt => Some("a timestamp the store sets"),
+            _ => None,
+        };
+        if let Some(what) = never {
+            return refuse(column.name, format!("a patch cannot change {what}"));
+        }
+        if changes[..at].iter().any(|earlier| earlier.column == change.column) {
+            return refuse(column.name, "the patch changes this column twice".to_owned());
+        }
+    }
+    Ok(())
 }
 
 /// Why a conditional write expecting `expected` (`None`: unchecked) was refused, given the stored

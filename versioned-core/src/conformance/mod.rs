@@ -26,6 +26,7 @@ use crate::store::Store;
 use crate::transaction::Transaction;
 use crate::value::Value;
 
+mod bad_patches;
 mod batches;
 mod cancellation;
 mod faults;
@@ -37,6 +38,7 @@ mod misuse;
 mod transactions;
 mod typed_fields;
 
+pub use bad_patches::*;
 pub use batches::*;
 pub use cancellation::*;
 pub use faults::{Fault, FaultPlan, FaultyStorage, FaultyTransaction, faults_never_leave_half_an_operation};
@@ -214,6 +216,7 @@ macro_rules! conformance_tests {
     ($make:expr) => {
         $crate::conformance_tests!(@each $make;
             insert_sets_version_one,
+            a_patch_naming_a_column_the_table_lacks_is_refused,
             a_narrower_struct_used_first_keeps_the_columns_it_lacks,
             a_wider_struct_used_first_leaves_a_narrower_one_its_columns,
             insert_existing_key_is_already_exists,
