@@ -168,6 +168,7 @@ pub async fn put<E: Executor + ?Sized, T: Entity>(on: &E, t: &mut T) -> Result<(
 
 async fn put_row<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()> {
     let table = T::TABLE;
+    beyond_storable::<T, A>(access, t).await?;
     let stamps = stamps(table, false)?;
     let (row, expected) = next_row(t, &stamps)?;
     match access.update(table, row, expected).await? {
@@ -186,7 +187,11 @@ fn put_value<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<bool> {
     }
     let table = T::TABLE;
     let expected = version_u64(t)?;
-    if expected >= table.version_max {
+    if expected > table.version_max {
+        // No stored record has it: the row path reports the conflict.
+        return Ok(false);
+    }
+    if expected == table.version_max {
         return Err(Error::VersionOverflow { table: table.name, key: key_value::<T>(t.key())?, version: expected });
     }
     let next = to_field::<T>(expected + 1)?;
@@ -199,6 +204,20 @@ fn put_value<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<bool> {
         }
         Some(WriteOutcome::Rejected { current }) => Err(conflict::<T>(key, expected, current)?),
     }
+}
+
+/// A copy whose version is above the largest one the storage holds (a `u64` field past
+/// `i64::MAX`) cannot match the stored record: a conflict, reported with the stored record (read
+/// to describe it, as after any refused write), never a version overflow of a record that is
+/// far from its maximum.
+async fn beyond_storable<T: Entity, A: RowAccess>(access: &A, t: &T) -> Result<()> {
+    let expected = version_u64(t)?;
+    if expected <= T::TABLE.version_max {
+        return Ok(());
+    }
+    let key = key_value::<T>(t.key())?;
+    let current = access.fetch(T::TABLE, &key).await?;
+    Err(conflict::<T>(key, expected, current)?)
 }
 
 /// `t` as a checked write stores it: at the next version, stamped; with the version it expects.
@@ -528,6 +547,7 @@ pub async fn touch<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()>
 
 async fn touch_inner<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()> {
     let table = T::TABLE;
+    beyond_storable::<T, A>(access, t).await?;
     let expected = version_u64(t)?;
     let key = key_value::<T>(t.key())?;
     if expected >= table.version_max {

@@ -37,6 +37,7 @@ mod mappings;
 mod misuse;
 mod transactions;
 mod typed_fields;
+mod unstorable_versions;
 
 pub use bad_patches::*;
 pub use batches::*;
@@ -52,6 +53,7 @@ pub use mappings::{
 pub use misuse::*;
 pub use transactions::*;
 pub use typed_fields::*;
+pub use unstorable_versions::*;
 
 /// Slim3's `Person`, with a `salary`.
 #[derive(versioned_derive::Versioned, Debug, Clone, PartialEq)]
@@ -216,6 +218,7 @@ macro_rules! conformance_tests {
     ($make:expr) => {
         $crate::conformance_tests!(@each $make;
             insert_sets_version_one,
+            a_version_above_what_storage_holds_is_a_conflict,
             a_patch_naming_a_column_the_table_lacks_is_refused,
             a_narrower_struct_used_first_keeps_the_columns_it_lacks,
             a_wider_struct_used_first_leaves_a_narrower_one_its_columns,
