@@ -609,24 +609,413 @@ mod text_tests {
     }
 }
 
-/// `field` as JSON text.
+/// The deepest a `#[versioned(json)]` document may nest: arrays and objects inside one another,
+/// the outermost counting 1 (`[]` and `{"a": 1}` are 1 deep, `{"a": [1]}` is 2, a number or a
+/// string 0).
+///
+/// One limit for writing and reading. A field whose JSON would nest deeper is refused with
+/// [`Error::Encode`](crate::Error::Encode) naming the table and column before anything is
+/// written, and its serialization stops at the limit: however deep the value, it never recurses
+/// further (a value nested 100,000 deep is an error, not a stack overflow). A stored document
+/// deeper than the limit is [`Error::Decode`](crate::Error::Decode) naming the table and column,
+/// whatever the field's type reads of it. 127 is the deepest that serde_json's reader accepts (its
+/// recursion limit of 128 refuses the 128th level), so every document that is written reads back.
+///
+/// ```
+/// use versioned_core::{JsonField, Value};
+///
+/// let limit = 127; // MAX_JSON_DEPTH
+/// let nested = |depth: usize| "[".repeat(depth) + &"]".repeat(depth);
+/// let deepest: serde_json::Value = serde_json::from_str(&nested(limit)).unwrap();
+/// assert_eq!(deepest.to_json(), Ok(Value::Text(nested(limit))));
+/// let deeper = serde_json::json!([deepest]);
+/// assert!(deeper.to_json().unwrap_err().contains("deeper than 127"));
+/// assert!(serde_json::Value::from_json(Value::Text(nested(limit + 1))).is_err());
+/// ```
+pub const MAX_JSON_DEPTH: usize = 127;
+
+/// `field` as JSON text, refused if it nests deeper than [`MAX_JSON_DEPTH`].
 pub(crate) fn json_text<F: serde::Serialize + ?Sized>(field: &F) -> Result<Value, String> {
-    serde_json::to_string(field).map(Value::Text).map_err(|e| format!("cannot serialize to JSON: {e}"))
+    serde_json::to_string(&depth::Capped::new(field))
+        .map(Value::Text)
+        .map_err(|e| format!("cannot serialize to JSON: {e}"))
 }
 
-/// A serde type from a stored JSON document.
+/// A serde type from a stored JSON document, refused if it nests deeper than [`MAX_JSON_DEPTH`].
 pub(crate) fn from_json_value<F: serde::de::DeserializeOwned>(value: Value) -> Result<F, String> {
     let malformed = |e: serde_json::Error| {
         let what = if e.is_data() { "the JSON document does not fit the field" } else { "malformed JSON" };
         format!("{what}: {e}")
     };
     match value {
-        Value::Text(text) => serde_json::from_str(&text).map_err(malformed),
-        Value::Bytes(bytes) => serde_json::from_slice(&bytes).map_err(malformed),
+        Value::Text(text) => {
+            depth::check(text.as_bytes())?;
+            serde_json::from_str(&text).map_err(malformed)
+        }
+        Value::Bytes(bytes) => {
+            depth::check(&bytes)?;
+            serde_json::from_slice(&bytes).map_err(malformed)
+        }
         // A column of NUMERIC affinity (SQLite, declared `JSON`) hands back numbers as numbers.
         Value::Int(i) => serde_json::from_value(i.into()).map_err(malformed),
         Value::Float(x) => serde_json::from_value(x.into()).map_err(malformed),
         other => Err(format!("expected JSON text, found {}", other.describe())),
+    }
+}
+
+/// [`MAX_JSON_DEPTH`], enforced: on JSON text by a scan that counts brackets (no recursion), on
+/// serialization by a [`Serializer`](serde::Serializer) around serde_json's that counts the
+/// arrays and objects it opens and refuses the one past the limit without serializing into it.
+mod depth {
+    use serde::ser::{self, Error as _, Serialize, Serializer};
+
+    use super::MAX_JSON_DEPTH;
+
+    /// serde_json's names for the structs it writes as they are rather than as objects: a
+    /// `RawValue` (JSON text, embedded) and, with `arbitrary_precision`, a number.
+    const RAW_VALUE: &str = "$serde_json::private::RawValue";
+    const NUMBER: &str = "$serde_json::private::Number";
+
+    fn too_deep() -> String {
+        format!("the JSON document nests deeper than {MAX_JSON_DEPTH} arrays and objects (MAX_JSON_DEPTH)")
+    }
+
+    /// Whether JSON `text` opens more than `limit` arrays and objects inside one another. Brackets
+    /// inside strings do not count; malformed text is left to the parser.
+    pub(super) fn deeper_than(text: &[u8], limit: usize) -> bool {
+        if text.len() <= limit {
+            return false; // too short to open `limit + 1` brackets
+        }
+        let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+        for &byte in text {
+            if in_string {
+                match byte {
+                    _ if escaped => escaped = false,
+                    b'\\' => escaped = true,
+                    b'"' => in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match byte {
+                b'"' => in_string = true,
+                b'[' | b'{' => {
+                    depth += 1;
+                    if depth > limit {
+                        return true;
+                    }
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        false
+    }
+
+    /// A stored document, refused if deeper than the limit.
+    pub(super) fn check(text: &[u8]) -> Result<(), String> {
+        if deeper_than(text, MAX_JSON_DEPTH) { Err(too_deep()) } else { Ok(()) }
+    }
+
+    /// `value`, serialized inside `depth` arrays and objects; `raw` for the text of a `RawValue`.
+    pub(super) struct Capped<'a, T: ?Sized> {
+        value: &'a T,
+        depth: usize,
+        raw: bool,
+    }
+
+    impl<'a, T: ?Sized> Capped<'a, T> {
+        /// A field's value, at the top of its document.
+        pub(super) fn new(value: &'a T) -> Self {
+            Capped { value, depth: 0, raw: false }
+        }
+    }
+
+    impl<T: Serialize + ?Sized> Serialize for Capped<'_, T> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            self.value.serialize(Depth { inner: serializer, depth: self.depth, raw: self.raw })
+        }
+    }
+
+    /// A serializer that forwards to `inner`, `depth` arrays and objects deep.
+    struct Depth<S> {
+        inner: S,
+        depth: usize,
+        raw: bool,
+    }
+
+    impl<S: Serializer> Depth<S> {
+        /// The depth inside `levels` more arrays and objects; past the limit, the error, before
+        /// anything of them is serialized.
+        fn enter(&self, levels: usize) -> Result<usize, S::Error> {
+            let depth = self.depth + levels;
+            if depth > MAX_JSON_DEPTH { Err(S::Error::custom(too_deep())) } else { Ok(depth) }
+        }
+    }
+
+    /// One of `inner`'s arrays or objects, its members serialized `depth` deep.
+    struct Compound<C> {
+        inner: C,
+        depth: usize,
+        raw: bool,
+    }
+
+    impl<C> Compound<C> {
+        fn member<'a, T: ?Sized>(&self, value: &'a T) -> Capped<'a, T> {
+            Capped { value, depth: self.depth, raw: self.raw }
+        }
+    }
+
+    macro_rules! forward {
+        ($($method:ident($($arg:ident: $ty:ty),*);)*) => {$(
+            fn $method(self, $($arg: $ty),*) -> Result<S::Ok, S::Error> {
+                self.inner.$method($($arg),*)
+            }
+        )*};
+    }
+
+    impl<S: Serializer> Serializer for Depth<S> {
+        type Ok = S::Ok;
+        type Error = S::Error;
+        type SerializeSeq = Compound<S::SerializeSeq>;
+        type SerializeTuple = Compound<S::SerializeTuple>;
+        type SerializeTupleStruct = Compound<S::SerializeTupleStruct>;
+        type SerializeTupleVariant = Compound<S::SerializeTupleVariant>;
+        type SerializeMap = Compound<S::SerializeMap>;
+        type SerializeStruct = Compound<S::SerializeStruct>;
+        type SerializeStructVariant = Compound<S::SerializeStructVariant>;
+
+        forward! {
+            serialize_bool(v: bool);
+            serialize_i8(v: i8);
+            serialize_i16(v: i16);
+            serialize_i32(v: i32);
+            serialize_i64(v: i64);
+            serialize_i128(v: i128);
+            serialize_u8(v: u8);
+            serialize_u16(v: u16);
+            serialize_u32(v: u32);
+            serialize_u64(v: u64);
+            serialize_u128(v: u128);
+            serialize_f32(v: f32);
+            serialize_f64(v: f64);
+            serialize_char(v: char);
+            serialize_none();
+            serialize_unit();
+            serialize_unit_struct(name: &'static str);
+            serialize_unit_variant(name: &'static str, index: u32, variant: &'static str);
+        }
+
+        fn serialize_str(self, v: &str) -> Result<S::Ok, S::Error> {
+            // The text of a `RawValue` is written as it is: its own brackets count.
+            if self.raw && deeper_than(v.as_bytes(), MAX_JSON_DEPTH - self.depth) {
+                return Err(S::Error::custom(too_deep()));
+            }
+            self.inner.serialize_str(v)
+        }
+
+        /// serde_json writes bytes as an array of numbers.
+        fn serialize_bytes(self, v: &[u8]) -> Result<S::Ok, S::Error> {
+            self.enter(1)?;
+            self.inner.serialize_bytes(v)
+        }
+
+        fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<S::Ok, S::Error> {
+            self.inner.serialize_some(&Capped { value, depth: self.depth, raw: false })
+        }
+
+        fn serialize_newtype_struct<T: Serialize + ?Sized>(
+            self,
+            name: &'static str,
+            value: &T,
+        ) -> Result<S::Ok, S::Error> {
+            self.inner.serialize_newtype_struct(name, &Capped { value, depth: self.depth, raw: false })
+        }
+
+        /// `{"variant": value}`.
+        fn serialize_newtype_variant<T: Serialize + ?Sized>(
+            self,
+            name: &'static str,
+            index: u32,
+            variant: &'static str,
+            value: &T,
+        ) -> Result<S::Ok, S::Error> {
+            let depth = self.enter(1)?;
+            self.inner.serialize_newtype_variant(name, index, variant, &Capped { value, depth, raw: false })
+        }
+
+        fn serialize_seq(self, len: Option<usize>) -> Result<Self::SerializeSeq, S::Error> {
+            let depth = self.enter(1)?;
+            Ok(Compound { inner: self.inner.serialize_seq(len)?, depth, raw: false })
+        }
+
+        fn serialize_tuple(self, len: usize) -> Result<Self::SerializeTuple, S::Error> {
+            let depth = self.enter(1)?;
+            Ok(Compound { inner: self.inner.serialize_tuple(len)?, depth, raw: false })
+        }
+
+        fn serialize_tuple_struct(
+            self,
+            name: &'static str,
+            len: usize,
+        ) -> Result<Self::SerializeTupleStruct, S::Error> {
+            let depth = self.enter(1)?;
+            Ok(Compound { inner: self.inner.serialize_tuple_struct(name, len)?, depth, raw: false })
+        }
+
+        /// `{"variant": [fields]}`.
+        fn serialize_tuple_variant(
+            self,
+            name: &'static str,
+            index: u32,
+            variant: &'static str,
+            len: usize,
+        ) -> Result<Self::SerializeTupleVariant, S::Error> {
+            let depth = self.enter(2)?;
+            Ok(Compound { inner: self.inner.serialize_tuple_variant(name, index, variant, len)?, depth, raw: false })
+        }
+
+        fn serialize_map(self, len: Option<usize>) -> Result<Self::SerializeMap, S::Error> {
+            let depth = self.enter(1)?;
+            Ok(Compound { inner: self.inner.serialize_map(len)?, depth, raw: false })
+        }
+
+        fn serialize_struct(self, name: &'static str, len: usize) -> Result<Self::SerializeStruct, S::Error> {
+            // serde_json writes these two as what they hold, not as objects.
+            let (depth, raw) = match name {
+                RAW_VALUE => (self.depth, true),
+                NUMBER => (self.depth, false),
+                _ => (self.enter(1)?, false),
+            };
+            Ok(Compound { inner: self.inner.serialize_struct(name, len)?, depth, raw })
+        }
+
+        /// `{"variant": {fields}}`.
+        fn serialize_struct_variant(
+            self,
+            name: &'static str,
+            index: u32,
+            variant: &'static str,
+            len: usize,
+        ) -> Result<Self::SerializeStructVariant, S::Error> {
+            let depth = self.enter(2)?;
+            Ok(Compound { inner: self.inner.serialize_struct_variant(name, index, variant, len)?, depth, raw: false })
+        }
+
+        fn is_human_readable(&self) -> bool {
+            self.inner.is_human_readable()
+        }
+    }
+
+    impl<C: ser::SerializeSeq> ser::SerializeSeq for Compound<C> {
+        type Ok = C::Ok;
+        type Error = C::Error;
+
+        fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), C::Error> {
+            self.inner.serialize_element(&self.member(value))
+        }
+
+        fn end(self) -> Result<C::Ok, C::Error> {
+            self.inner.end()
+        }
+    }
+
+    impl<C: ser::SerializeTuple> ser::SerializeTuple for Compound<C> {
+        type Ok = C::Ok;
+        type Error = C::Error;
+
+        fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), C::Error> {
+            self.inner.serialize_element(&self.member(value))
+        }
+
+        fn end(self) -> Result<C::Ok, C::Error> {
+            self.inner.end()
+        }
+    }
+
+    impl<C: ser::SerializeTupleStruct> ser::SerializeTupleStruct for Compound<C> {
+        type Ok = C::Ok;
+        type Error = C::Error;
+
+        fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), C::Error> {
+            self.inner.serialize_field(&self.member(value))
+        }
+
+        fn end(self) -> Result<C::Ok, C::Error> {
+            self.inner.end()
+        }
+    }
+
+    impl<C: ser::SerializeTupleVariant> ser::SerializeTupleVariant for Compound<C> {
+        type Ok = C::Ok;
+        type Error = C::Error;
+
+        fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), C::Error> {
+            self.inner.serialize_field(&self.member(value))
+        }
+
+        fn end(self) -> Result<C::Ok, C::Error> {
+            self.inner.end()
+        }
+    }
+
+    impl<C: ser::SerializeMap> ser::SerializeMap for Compound<C> {
+        type Ok = C::Ok;
+        type Error = C::Error;
+
+        fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), C::Error> {
+            self.inner.serialize_key(&self.member(key))
+        }
+
+        fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), C::Error> {
+            self.inner.serialize_value(&self.member(value))
+        }
+
+        fn serialize_entry<K: Serialize + ?Sized, V: Serialize + ?Sized>(
+            &mut self,
+            key: &K,
+            value: &V,
+        ) -> Result<(), C::Error> {
+            self.inner.serialize_entry(&self.member(key), &self.member(value))
+        }
+
+        fn end(self) -> Result<C::Ok, C::Error> {
+            self.inner.end()
+        }
+    }
+
+    impl<C: ser::SerializeStruct> ser::SerializeStruct for Compound<C> {
+        type Ok = C::Ok;
+        type Error = C::Error;
+
+        fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), C::Error> {
+            self.inner.serialize_field(key, &self.member(value))
+        }
+
+        fn skip_field(&mut self, key: &'static str) -> Result<(), C::Error> {
+            self.inner.skip_field(key)
+        }
+
+        fn end(self) -> Result<C::Ok, C::Error> {
+            self.inner.end()
+        }
+    }
+
+    impl<C: ser::SerializeStructVariant> ser::SerializeStructVariant for Compound<C> {
+        type Ok = C::Ok;
+        type Error = C::Error;
+
+        fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), C::Error> {
+            self.inner.serialize_field(key, &self.member(value))
+        }
+
+        fn skip_field(&mut self, key: &'static str) -> Result<(), C::Error> {
+            self.inner.skip_field(key)
+        }
+
+        fn end(self) -> Result<C::Ok, C::Error> {
+            self.inner.end()
+        }
     }
 }
 
@@ -851,6 +1240,140 @@ mod tests {
         let t = time::OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_456_000).expect("in range");
         assert_eq!(t.to_value(), Ok(Value::Int(1_700_000_000_123_456)));
         assert_eq!(time::OffsetDateTime::from_value(Value::Int(1_700_000_000_123_456)), Ok(t));
+    }
+
+    /// The deepest arrays and objects go inside one another in JSON `text`.
+    fn depth_of(text: &str) -> usize {
+        (0..).find(|&limit| !depth::deeper_than(text.as_bytes(), limit)).unwrap_or(usize::MAX)
+    }
+
+    /// `[[…]]`, `depth` deep.
+    fn nested(depth: usize) -> String {
+        "[".repeat(depth) + &"]".repeat(depth)
+    }
+
+    /// Every shape serde_json writes as an array or an object, nested: `{"List":[…]}` (a newtype
+    /// variant of a sequence), `{"Pair":[…, 0]}`, `{"Named":{"child":…}}` (tuple and struct
+    /// variants), `{"Map":{"k":…}}` and `{"Bytes":[1,2]}` (bytes: an array of numbers) are two
+    /// levels each, `{"Wrap":…}` and `{"Maybe":…}` one (an `Option` adds none).
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    enum Tree {
+        Leaf,
+        List(Vec<Tree>),
+        Wrap(Box<Tree>),
+        Pair(Box<Tree>, u8),
+        Named { child: Box<Tree> },
+        Map(std::collections::BTreeMap<String, Tree>),
+        Bytes(#[serde(with = "bytes")] Vec<u8>),
+        Maybe(Option<Box<Tree>>),
+    }
+
+    /// `Vec<u8>` through `serialize_bytes` (serde_json writes an array of numbers).
+    mod bytes {
+        pub fn serialize<S: serde::Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_bytes(v)
+        }
+        pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+            serde::Deserialize::deserialize(d)
+        }
+    }
+
+    /// Trees of every shape, `depth` deep: each made of one kind of level over `Wrap`s that make
+    /// up the rest.
+    fn trees(depth: usize) -> Vec<Tree> {
+        let wrap = |mut tree: Tree, levels: usize| {
+            for _ in 0..levels {
+                tree = Tree::Wrap(Box::new(tree));
+            }
+            tree
+        };
+        let one = |tree: Tree| Tree::Map([("k".to_owned(), tree)].into());
+        vec![
+            wrap(Tree::Leaf, depth),
+            wrap(Tree::List(vec![Tree::Leaf, Tree::List(vec![])]), depth - 4),
+            wrap(Tree::Pair(Box::new(Tree::Leaf), 0), depth - 2),
+            wrap(Tree::Named { child: Box::new(Tree::Leaf) }, depth - 2),
+            wrap(one(one(Tree::Leaf)), depth - 4),
+            wrap(Tree::Bytes(vec![1, 2]), depth - 2),
+            wrap(Tree::Maybe(Some(Box::new(Tree::Maybe(None)))), depth - 2),
+        ]
+    }
+
+    #[test]
+    fn serde_json_reads_exactly_max_json_depth() {
+        // The limit is serde_json's reader's: it parses MAX_JSON_DEPTH levels and refuses one more.
+        assert!(serde_json::from_str::<serde_json::Value>(&nested(MAX_JSON_DEPTH)).is_ok());
+        let err = serde_json::from_str::<serde_json::Value>(&nested(MAX_JSON_DEPTH + 1)).unwrap_err();
+        assert!(err.to_string().contains("recursion limit"), "{err}");
+    }
+
+    #[test]
+    fn json_at_the_depth_limit_is_written_and_read_back_one_deeper_is_refused() {
+        for tree in trees(MAX_JSON_DEPTH) {
+            let Ok(Value::Text(text)) = json_text(&tree) else { panic!("{tree:?} not written") };
+            assert_eq!(depth_of(&text), MAX_JSON_DEPTH, "{text}");
+            assert_eq!(from_json_value::<Tree>(Value::Text(text)), Ok(tree));
+        }
+        for tree in trees(MAX_JSON_DEPTH + 1) {
+            let err = json_text(&tree).unwrap_err();
+            assert!(err.contains("nests deeper than 127"), "{err}");
+            // serde_json itself writes it, as it is 128 deep; we read no such document.
+            let text = serde_json::to_string(&tree).unwrap();
+            assert_eq!(depth_of(&text), MAX_JSON_DEPTH + 1, "{text}");
+            let err = from_json_value::<Tree>(Value::Text(text.clone())).unwrap_err();
+            assert!(err.contains("nests deeper than 127"), "{err}");
+            assert!(from_json_value::<Tree>(Value::Bytes(text.into_bytes())).is_err());
+        }
+        let mut value = serde_json::Value::Null;
+        for _ in 0..200 {
+            value = serde_json::json!({ "a": [value] });
+        }
+        assert!(json_text(&value).unwrap_err().contains("deeper than"));
+    }
+
+    /// The reader's limit holds for the whole document, also where the field's type skips it
+    /// (serde_json skips unknown fields without a limit).
+    #[test]
+    fn a_stored_document_past_the_limit_is_refused_even_where_skipped() {
+        #[derive(serde::Deserialize, Debug)]
+        struct Only {
+            #[allow(dead_code)]
+            a: u8,
+        }
+        let text = format!(r#"{{"a": 1, "b": "[[[", "c": {}}}"#, nested(MAX_JSON_DEPTH));
+        assert!(serde_json::from_str::<Only>(&text).is_ok());
+        assert!(from_json_value::<Only>(Value::Text(text)).unwrap_err().contains("deeper than"));
+        // Brackets in strings, escaped quotes included, are text.
+        let text = format!(r#"{{"a": 1, "b": "\"{}\\"}}"#, "[".repeat(500));
+        assert!(from_json_value::<Only>(Value::Text(text)).is_ok());
+    }
+
+    /// n arrays inside one another, serialized by recursion like any recursive type.
+    struct Endless(usize);
+
+    impl serde::Serialize for Endless {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeSeq;
+            let mut seq = serializer.serialize_seq(Some(1))?;
+            if self.0 > 1 {
+                seq.serialize_element(&Endless(self.0 - 1))?;
+            }
+            seq.end()
+        }
+    }
+
+    /// Serialization stops at the limit: 100,000 levels are refused on a thread with the stack of
+    /// a tokio worker (2 MiB), where serde_json alone would overflow it and abort the process.
+    #[test]
+    fn a_value_nested_100_000_deep_is_refused_without_overflowing_the_stack() {
+        let written = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(|| json_text(&Endless(100_000)))
+            .expect("thread")
+            .join()
+            .expect("no panic");
+        assert!(written.unwrap_err().contains("nests deeper than 127"));
+        assert_eq!(json_text(&Endless(MAX_JSON_DEPTH)), Ok(Value::Text(nested(MAX_JSON_DEPTH))));
     }
 
     #[test]
