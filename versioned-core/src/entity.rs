@@ -118,6 +118,13 @@ pub trait Entity: Sized + Send + Sync + 'static {
     /// The table description.
     const TABLE: &'static TableDef;
 
+    /// Whether [`to_row`](Self::to_row) succeeds for every value of the struct, its version
+    /// aside (which the store checks itself): every field is [`Field::ALWAYS_STORABLE`](crate::Field::ALWAYS_STORABLE),
+    /// none is JSON or text. False by default; the derive works it out. Only such records are
+    /// kept as values by a backend that never converts them to rows to write them (memory), so
+    /// that what it stores can always be read.
+    const ROW_ALWAYS_ENCODES: bool = false;
+
     /// The key of this record.
     fn key(&self) -> &Self::Key;
 

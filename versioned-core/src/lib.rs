@@ -58,7 +58,8 @@ pub use storage::{RowAccess, Storage, StorageTransaction, WriteOutcome};
 pub use store::{Executor, Store};
 pub use transaction::Transaction;
 pub use value::{
-    ColumnType, Field, JsonField, KeyField, KeyFor, Row, TextField, TimestampField, UserField, Value, VersionField,
+    ColumnType, Field, JsonField, KeyField, KeyFor, MAX_JSON_DEPTH, Row, TextField, TimestampField, UserField, Value,
+    VersionField,
 };
 
 /// What the code `#[derive(Versioned)]` generates refers to; not a public API.

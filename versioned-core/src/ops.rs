@@ -182,7 +182,7 @@ async fn put_row<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()> {
 /// `Ok(false)`: not taken, nothing was written, and [`put_row`] writes `t`.
 #[inline]
 fn put_value<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<bool> {
-    if const { T::TABLE.has_timestamps() } || !access.keeps_values() {
+    if const { T::TABLE.has_timestamps() || !T::ROW_ALWAYS_ENCODES } || !access.keeps_values() {
         return Ok(false);
     }
     let table = T::TABLE;

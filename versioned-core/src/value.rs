@@ -191,6 +191,11 @@ pub trait Field: Sized {
     const TYPE: ColumnType;
     /// Whether the column accepts `NULL` (true for `Option<T>`).
     const NULLABLE: bool = false;
+    /// Whether [`to_value`](Self::to_value) succeeds for every value of the type (false by
+    /// default: a `u64` above `i64::MAX`, say, cannot be stored). A backend that keeps records as
+    /// values (memory) keeps only those whose every field is so, since it never converts them to
+    /// a row to write them.
+    const ALWAYS_STORABLE: bool = false;
 
     /// Converts the field to its stored value; the error says why it cannot be stored.
     fn to_value(&self) -> Result<Value, String>;
@@ -211,6 +216,7 @@ macro_rules! int_field {
         #[diagnostic::do_not_recommend]
         impl Field for $t {
             const TYPE: ColumnType = ColumnType::$column;
+            const ALWAYS_STORABLE: bool = <$t>::MAX as u128 <= i64::MAX as u128;
 
             fn to_value(&self) -> Result<Value, String> {
                 i64::try_from(*self)
@@ -233,6 +239,7 @@ int_field!(i8 => Int16, i16 => Int16, u8 => Int16, i32 => Int32, u16 => Int32, i
 #[diagnostic::do_not_recommend]
 impl Field for f64 {
     const TYPE: ColumnType = ColumnType::Float64;
+    const ALWAYS_STORABLE: bool = true;
 
     fn to_value(&self) -> Result<Value, String> {
         Ok(Value::Float(*self))
@@ -251,6 +258,7 @@ impl Field for f64 {
 #[diagnostic::do_not_recommend]
 impl Field for f32 {
     const TYPE: ColumnType = ColumnType::Float32;
+    const ALWAYS_STORABLE: bool = true;
 
     fn to_value(&self) -> Result<Value, String> {
         Ok(Value::Float(f64::from(*self)))
@@ -266,6 +274,7 @@ impl Field for f32 {
 #[diagnostic::do_not_recommend]
 impl Field for bool {
     const TYPE: ColumnType = ColumnType::Bool;
+    const ALWAYS_STORABLE: bool = true;
 
     fn to_value(&self) -> Result<Value, String> {
         Ok(Value::Bool(*self))
@@ -284,6 +293,7 @@ impl Field for bool {
 #[diagnostic::do_not_recommend]
 impl Field for String {
     const TYPE: ColumnType = ColumnType::Text;
+    const ALWAYS_STORABLE: bool = true;
 
     fn to_value(&self) -> Result<Value, String> {
         Ok(Value::Text(self.clone()))
@@ -300,6 +310,7 @@ impl Field for String {
 #[diagnostic::do_not_recommend]
 impl Field for Vec<u8> {
     const TYPE: ColumnType = ColumnType::Bytes;
+    const ALWAYS_STORABLE: bool = true;
 
     fn to_value(&self) -> Result<Value, String> {
         Ok(Value::Bytes(self.clone()))
@@ -317,6 +328,7 @@ impl Field for Vec<u8> {
 impl<T: Field> Field for Option<T> {
     const TYPE: ColumnType = T::TYPE;
     const NULLABLE: bool = true;
+    const ALWAYS_STORABLE: bool = T::ALWAYS_STORABLE;
 
     fn to_value(&self) -> Result<Value, String> {
         match self {
@@ -337,6 +349,7 @@ impl<T: Field> Field for Option<T> {
 #[diagnostic::do_not_recommend]
 impl Field for uuid::Uuid {
     const TYPE: ColumnType = ColumnType::Uuid;
+    const ALWAYS_STORABLE: bool = true;
 
     fn to_value(&self) -> Result<Value, String> {
         Ok(Value::Text(self.hyphenated().to_string()))
@@ -622,9 +635,9 @@ mod text_tests {
 /// recursion limit of 128 refuses the 128th level), so every document that is written reads back.
 ///
 /// ```
-/// use versioned_core::{JsonField, Value};
+/// use versioned_core::{JsonField, MAX_JSON_DEPTH, Value};
 ///
-/// let limit = 127; // MAX_JSON_DEPTH
+/// let limit = MAX_JSON_DEPTH;
 /// let nested = |depth: usize| "[".repeat(depth) + &"]".repeat(depth);
 /// let deepest: serde_json::Value = serde_json::from_str(&nested(limit)).unwrap();
 /// assert_eq!(deepest.to_json(), Ok(Value::Text(nested(limit))));

@@ -43,6 +43,16 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
         })
     });
 
+    // Whether every field but the version always converts to its stored value (see
+    // `Entity::ROW_ALWAYS_ENCODES`): JSON and text never count, the version is checked apart.
+    let always_encodes = model.columns.iter().enumerate().filter(|(i, _)| *i != model.version).map(|(_, c)| {
+        let ty = c.ty;
+        match c.repr {
+            Repr::Field => quote!(<#ty as __v::Field>::ALWAYS_STORABLE),
+            Repr::Json | Repr::Text { .. } => quote!(false),
+        }
+    });
+
     // Audit fields must have a type the store can fill: checked at the type, with its own message.
     let audit_checks = model.columns.iter().filter_map(|c| {
         let ty = c.ty;
@@ -237,6 +247,8 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
                     version: #version_index,
                     version_max: <#version_ty as __v::VersionField>::MAX,
                 };
+
+                const ROW_ALWAYS_ENCODES: bool = true #(&& #always_encodes)*;
 
                 fn key(&self) -> &Self::Key {
                     &self.#key_field

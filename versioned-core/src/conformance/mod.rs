@@ -219,6 +219,7 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@each $make;
             insert_sets_version_one,
             a_version_above_what_storage_holds_is_a_conflict,
+            a_put_of_a_value_storage_cannot_hold_writes_nothing,
             a_patch_naming_a_column_the_table_lacks_is_refused,
             a_narrower_struct_used_first_keeps_the_columns_it_lacks,
             a_wider_struct_used_first_leaves_a_narrower_one_its_columns,

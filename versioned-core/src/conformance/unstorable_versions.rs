@@ -25,3 +25,35 @@ pub async fn a_version_above_what_storage_holds_is_a_conflict<S: Storage>(store:
     let stored = store.get::<Person>(&1).await.expect("get").expect("record");
     assert_eq!(stored, ann, "nothing was written");
 }
+
+/// A struct whose only field storage cannot always hold is a `u64` (no JSON, no timestamps: the
+/// kind a memory store keeps as a value).
+#[derive(versioned_derive::Versioned, Debug, Clone, PartialEq)]
+#[versioned(crate = crate)]
+pub struct Tally {
+    /// Key.
+    #[key]
+    pub id: i64,
+    /// A count; values above `i64::MAX` cannot be stored.
+    pub count: u64,
+    /// Version.
+    #[version]
+    pub version: u64,
+}
+
+/// A checked `put` or `save` of a value that cannot be stored (a `u64` above `i64::MAX`) is
+/// `Error::Encode` naming the column, and writes nothing, on every backend: no backend keeps a
+/// record it could not read back.
+pub async fn a_put_of_a_value_storage_cannot_hold_writes_nothing<S: Storage>(store: &Store<S>) {
+    store.create_table::<Tally>().await.expect("create");
+    let mut tally = Tally { id: 1, count: 1, version: 0 };
+    store.insert(&mut tally).await.expect("insert");
+    let too_big = Tally { count: u64::MAX, ..tally.clone() };
+    let refused = |result: Result<(), Error>, op: &str| match result {
+        Err(Error::Encode { column: "count", .. }) => {}
+        other => panic!("{op} of u64::MAX: expected Encode of count, got {other:?}"),
+    };
+    refused(store.put(&mut too_big.clone()).await, "put");
+    refused(store.save(&mut too_big.clone()).await, "save");
+    assert_eq!(store.get::<Tally>(&1).await.expect("readable"), Some(tally), "nothing was written");
+}

@@ -16,9 +16,11 @@
 //! read-only transactions that begin in that time, so writers never pay for snapshots (no
 //! copy-on-write, no shared counts).
 //!
-//! A checked `put` of a `Clone` struct without timestamps stores the struct itself, not a row;
-//! every other operation reads it as a row. The copy is made into the record the thread's last
-//! such put replaced (module `spare`), so that a run of puts with an integer key allocates nothing.
+//! A checked `put` of a `Clone` struct without timestamps, whose row always encodes
+//! (`Entity::ROW_ALWAYS_ENCODES`, so what is stored can always be read), stores the struct itself,
+//! not a row; every other operation reads it as a row. The copy is made into the record the
+//! thread's last such put replaced (module `spare`), so that a run of puts with an integer key
+//! allocates nothing.
 
 mod spare;
 mod tables;
