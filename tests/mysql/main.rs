@@ -1,6 +1,7 @@
 //! MySQL / MariaDB specifics: the schema `create_table` derives, tables made by users' own
 //! migrations, rows that do not fit the struct (`Error::Decode` naming the column), values that
-//! cannot be stored, found rows, and deadlocks.
+//! cannot be stored, found rows, deadlocks, and text keys compared exactly (a binary no-pad
+//! collation; a user's table whose key compares otherwise is refused).
 //!
 //! Run with `VERSIONED_MYSQL_URL` set (`.ci/run` sets it); without it each test says it was
 //! skipped. Each test works in a database of its own.
@@ -69,11 +70,14 @@ impl Db {
 
     /// A table as a user's migration might write it: other column order, an extra column with a
     /// default, no NOT NULL constraints (so bad rows can exist).
+    /// The key compares exactly, as the store requires of a text key.
     async fn user_table(&self, salary: &str) {
+        let exact = self.exact_collation().await;
         self.exec(&format!(
             "CREATE TABLE people (version BIGINT UNSIGNED, created VARCHAR(10) DEFAULT 'then', skills JSON, \
              photo LONGBLOB, active TINYINT(1), score FLOAT, ratio DOUBLE, `rank` SMALLINT, salary {salary}, \
-             nickname TEXT, name TEXT, updated DATETIME(6), id VARCHAR(64) PRIMARY KEY)"
+             nickname TEXT, name TEXT, updated DATETIME(6), id VARCHAR(64) CHARACTER SET utf8mb4 COLLATE {exact} \
+             PRIMARY KEY)"
         ))
         .await;
     }
@@ -223,10 +227,12 @@ async fn malformed_json_is_a_decode_error() {
 #[tokio::test]
 async fn a_missing_column_is_a_decode_error() {
     let Some(db) = db().await else { return };
-    db.exec(
-        "CREATE TABLE people (id VARCHAR(64) PRIMARY KEY, name TEXT, `rank` SMALLINT, ratio DOUBLE, score FLOAT, \
-         active TINYINT(1), photo LONGBLOB, nickname TEXT, skills JSON, updated DATETIME(6), version BIGINT)",
-    )
+    db.exec(&format!(
+        "CREATE TABLE people (id VARCHAR(64) CHARACTER SET utf8mb4 COLLATE {} PRIMARY KEY, name TEXT, \
+         `rank` SMALLINT, ratio DOUBLE, score FLOAT, active TINYINT(1), photo LONGBLOB, nickname TEXT, skills JSON, \
+         updated DATETIME(6), version BIGINT)",
+        db.exact_collation().await
+    ))
     .await;
     assert_decode(db.store.get::<Person>(&"ann".to_string()).await, "salary");
     assert_decode(db.store.insert(&mut ann()).await, "salary");
@@ -344,4 +350,161 @@ async fn transactions_dropped_at_any_point_leave_no_connection_inside_a_transact
         .expect("committed version");
         assert_eq!(committed as u64, version, "record {id}: the put answered Ok at {version}");
     }
+}
+
+/// A struct with a text key and nothing else to get in the way.
+#[derive(Versioned, Debug, Clone, PartialEq)]
+#[versioned(table = "tags")]
+struct Tag {
+    #[key]
+    id: String,
+    n: i64,
+    #[version]
+    version: u64,
+}
+
+fn tag(id: &str, n: i64) -> Tag {
+    Tag { id: id.into(), n, version: 0 }
+}
+
+impl Db {
+    /// The binary, no-pad collation this server has for `utf8mb4`, as `create_table` chooses it
+    /// (MariaDB's `utf8mb4_nopad_bin`, MySQL 8's `utf8mb4_0900_bin`).
+    async fn exact_collation(&self) -> String {
+        sqlx::query_scalar(
+            "SELECT CAST(COLLATION_NAME AS CHAR) FROM information_schema.COLLATIONS \
+             WHERE COLLATION_NAME IN ('utf8mb4_nopad_bin', 'utf8mb4_0900_bin') ORDER BY COLLATION_NAME DESC LIMIT 1",
+        )
+        .fetch_one(&self.admin)
+        .await
+        .expect("a binary no-pad collation")
+    }
+
+    async fn tags(&self) -> Vec<(String, i64)> {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT CAST(id AS BINARY), n FROM {}.tags ORDER BY CAST(id AS BINARY)",
+            self.database
+        )))
+        .fetch_all(&self.admin)
+        .await
+        .map(|rows: Vec<(Vec<u8>, i64)>| {
+            rows.into_iter().map(|(id, n)| (String::from_utf8(id).expect("UTF-8"), n)).collect()
+        })
+        .expect("tags")
+    }
+}
+
+/// Keys differing only by case, by trailing spaces or by accents are distinct records, as on
+/// every other backend: `create_table` declares the key with a binary collation that pads no
+/// spaces.
+#[tokio::test]
+async fn text_keys_made_by_create_table_are_compared_exactly() {
+    let Some(db) = db().await else { return };
+    db.store.create_table::<Tag>().await.expect("create");
+    let keys = ["ann", "Ann", "ann ", "e", "é"];
+    for (n, key) in keys.iter().enumerate() {
+        db.store.insert(&mut tag(key, n as i64)).await.unwrap_or_else(|e| panic!("insert {key:?}: {e}"));
+    }
+    for (n, key) in keys.iter().enumerate() {
+        let found = db.store.get::<Tag>(*key).await.expect("get").unwrap_or_else(|| panic!("{key:?} is missing"));
+        assert_eq!((found.id.as_str(), found.n), (*key, n as i64), "get({key:?}) finds its own record");
+    }
+    let mut stored = db.tags().await;
+    stored.sort();
+    let mut expected: Vec<(String, i64)> = keys.iter().enumerate().map(|(n, k)| (k.to_string(), n as i64)).collect();
+    expected.sort();
+    assert_eq!(stored, expected, "five records, none overwritten");
+    let collation: String = sqlx::query_scalar(
+        "SELECT CAST(COLLATION_NAME AS CHAR) FROM information_schema.COLUMNS \
+         WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 'tags' AND COLUMN_NAME = 'id'",
+    )
+    .bind(&db.database)
+    .fetch_one(&db.admin)
+    .await
+    .expect("the key's collation");
+    assert_eq!(collation, db.exact_collation().await);
+}
+
+#[tokio::test]
+async fn a_text_key_finds_only_its_own_record() {
+    let Some(db) = db().await else { return };
+    db.store.create_table::<Tag>().await.expect("create");
+    db.store.insert(&mut tag("ann", 1)).await.expect("insert");
+    for other in ["Ann", "ANN", "ann ", "án"] {
+        assert_eq!(db.store.get::<Tag>(other).await.expect("get"), None, "get({other:?})");
+        let err = db.store.put(&mut tag(other, 2)).await.expect_err("no such record");
+        let no_record = matches!(err, Error::ConcurrentModification { actual: None, current: None, .. });
+        assert!(no_record, "put({other:?}) finds no record: {err:?}");
+        db.store.delete_unchecked::<Tag>(other).await.expect("delete_unchecked");
+    }
+    assert_eq!(db.tags().await, [("ann".to_string(), 1)], "nothing else was written or deleted");
+}
+
+/// A user's table whose key column compares without regard to case or trailing spaces is refused
+/// on the struct's first operation, naming the collation and how to change it, before anything
+/// is written; one whose key is binary and pads no spaces is used.
+#[tokio::test]
+async fn a_users_table_whose_key_is_not_compared_exactly_is_refused() {
+    let Some(db) = db().await else { return };
+    for collation in ["utf8mb4_general_ci", "utf8mb4_unicode_ci", "utf8mb4_bin"] {
+        db.exec(&format!("DROP TABLE IF EXISTS {}.tags", db.database)).await;
+        db.exec(&format!(
+            "CREATE TABLE {}.tags (id VARCHAR(64) CHARACTER SET utf8mb4 COLLATE {collation} PRIMARY KEY, n BIGINT, \
+             version BIGINT)",
+            db.database
+        ))
+        .await;
+        let check = |result: Result<(), Error>, op: &str| match result {
+            Err(Error::Decode { table: "tags", column: "id", reason }) => {
+                assert!(reason.contains(collation), "{op} on {collation}: {reason}");
+                assert!(reason.contains("ALTER TABLE"), "{op} on {collation} says how to fix it: {reason}");
+            }
+            other => panic!("{op} on {collation}: expected Decode of tags.id, got {other:?}"),
+        };
+        check(db.store.insert(&mut tag("ann", 1)).await, "insert");
+        check(db.store.put_unchecked(&mut tag("Ann", 1)).await, "put_unchecked");
+        check(db.store.get::<Tag>("ann").await.map(drop), "get");
+        check(db.store.create_table::<Tag>().await, "create_table");
+        let in_tx = db.store.transaction(|tx| async move { tx.insert(&mut tag("ann", 1)).await }).await;
+        check(in_tx, "insert in a transaction");
+        assert_eq!(db.tags().await, [], "nothing was written on {collation}");
+    }
+    let exact = db.exact_collation().await;
+    db.exec(&format!("DROP TABLE {}.tags", db.database)).await;
+    db.exec(&format!(
+        "CREATE TABLE {}.tags (id VARCHAR(64) CHARACTER SET utf8mb4 COLLATE {exact} PRIMARY KEY, n BIGINT, \
+         version BIGINT)",
+        db.database
+    ))
+    .await;
+    db.store.insert(&mut tag("ann", 1)).await.expect("a binary no-pad key is used");
+    db.store.insert(&mut tag("Ann", 2)).await.expect("another record");
+}
+
+/// Text columns of a binary collation (the key `create_table` declares, a column of yours
+/// declared `COLLATE utf8mb4_bin`) are read as text, not as bytes: the server flags them binary.
+#[tokio::test]
+async fn text_columns_of_a_binary_collation_are_read_as_text() {
+    #[derive(Versioned, Debug, Clone, PartialEq)]
+    #[versioned(table = "notes")]
+    struct Note {
+        #[key]
+        id: String,
+        body: String,
+        title: Option<String>,
+        #[version]
+        version: u64,
+    }
+    let Some(db) = db().await else { return };
+    db.exec(&format!(
+        "CREATE TABLE {}.notes (id VARCHAR(64) CHARACTER SET utf8mb4 COLLATE {} PRIMARY KEY, \
+         body LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL, \
+         title VARCHAR(20) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin, version BIGINT NOT NULL)",
+        db.database,
+        db.exact_collation().await
+    ))
+    .await;
+    let mut note = Note { id: "Zoë".into(), body: "é ".into(), title: Some("T".into()), version: 0 };
+    db.store.insert(&mut note).await.expect("insert");
+    assert_eq!(db.store.get::<Note>("Zoë").await.expect("get"), Some(note));
 }

@@ -15,6 +15,18 @@
 //! as microseconds since the epoch with `TIMESTAMPADD`/`TIMESTAMPDIFF`, never through the
 //! session's time zone.
 //!
+//! Text keys are compared exactly, as on every other backend (`'Ann'`, `'ann'`, `'ann '`, `'é'`
+//! and `'e'` are five records). The server's default collations ignore case and accents, and its
+//! `*_bin` ones trailing spaces (`PAD SPACE`), so `create_table` declares a text key `CHARACTER
+//! SET utf8mb4` with the binary collation that pads no spaces: MariaDB's `utf8mb4_nopad_bin` or
+//! MySQL 8's `utf8mb4_0900_bin` (8.0.17+); the servers have no name in common, so the first
+//! `create_table` of a text-keyed struct asks the server which it has (once per storage; a server
+//! with neither refuses it). The key stays text for your own SQL; other text columns keep the
+//! table's default collation. A table of yours is checked on the first use of each struct with a
+//! text key (one query on `information_schema.COLUMNS`, per struct and storage, before anything is
+//! read or written): a key column of another collation is [`Error::Decode`] naming it and the
+//! `ALTER TABLE … MODIFY … COLLATE …` that fixes it. Keys of other types are not checked.
+//!
 //! Transactions run at InnoDB's default `REPEATABLE READ`. Checked writes are safe there: an
 //! `UPDATE`'s `WHERE` reads the newest committed row, not the transaction's snapshot.
 //! `get_for_update` is `SELECT … FOR UPDATE` (`NOWAIT` for [`LockWait::NoWait`]); other waits set
@@ -23,10 +35,12 @@
 
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlQueryResult, MySqlRow};
 use sqlx::{MySql, Row as _, TypeInfo as _, ValueRef as _};
 
+use super::sql::dialect::{Dialect, Mysql8Dialect, MysqlFlavor};
 use super::sql::driver::{self, Conn, Driver, Meaning, Query as DriverQuery};
 use super::sql::rows::{Bind, OnConnection, row_access_via_run};
 use super::sql::server_transaction::ServerTransaction;
@@ -36,7 +50,7 @@ use crate::entity::TableDef;
 use crate::error::{Error, Result, StorageError};
 use crate::lock::LockWait;
 use crate::store::Store;
-use crate::value::{Row, Value};
+use crate::value::{ColumnType, Row, Value};
 
 /// The MySQL / MariaDB backend: a sqlx pool and the statements of every table it has seen.
 ///
@@ -51,9 +65,48 @@ use crate::value::{Row, Value};
 #[derive(Debug, Clone)]
 pub struct MysqlStorage {
     pool: MySqlPool,
-    tables: Tables<Statements>,
+    tables: Tables<MysqlTable>,
     /// The lock wait the pool's sessions were set up with (`None`: unknown, a pool of yours).
     session_lock_wait: Option<LockWait>,
+    /// The server's binary no-pad collation, asked for by the first `create_table` of a struct
+    /// with a text key.
+    server: Arc<tokio::sync::OnceCell<Server>>,
+}
+
+/// What the storage knows of one struct mapping: its statements (written for MariaDB: only a
+/// text key's declared collation differs on MySQL, see [`Server::create`]), and whether its key
+/// column's collation was checked.
+#[derive(Debug)]
+struct MysqlTable {
+    statements: Statements,
+    checked: AtomicBool,
+}
+
+/// Which binary no-pad collation the server has for `utf8mb4`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Server {
+    /// MariaDB 10.2 and later: `utf8mb4_nopad_bin`.
+    MariaDb,
+    /// MySQL 8.0.17 and later: `utf8mb4_0900_bin`.
+    Mysql8,
+}
+
+impl Server {
+    /// The `CREATE TABLE` of `table` on this server.
+    fn create(self, state: &MysqlTable, table: &'static TableDef) -> Arc<str> {
+        match self {
+            Server::MariaDb => Arc::clone(&state.statements.create),
+            Server::Mysql8 => Statements::new(&Mysql8Dialect, table).create,
+        }
+    }
+}
+
+/// Whether a key column of this collation (`None`: not a text column) compares text byte for
+/// byte, trailing spaces included: `binary`, MariaDB's `*_nopad_bin`, MySQL 8's `*_0900_bin`. Any
+/// `_ci`/`_ai` collation ignores case or accents, a plain `*_bin` trailing spaces (`PAD SPACE`),
+/// and a UCA one that is case- and accent-sensitive still equates canonically equivalent strings.
+fn compares_exactly(collation: Option<&str>) -> bool {
+    collation.is_none_or(|c| c == "binary" || c.ends_with("_nopad_bin") || c.ends_with("_0900_bin"))
 }
 
 const URL_FORMS: &str = "expected `mysql://user[:password]@host[:port]/database` (or `mariadb://…`)";
@@ -105,7 +158,7 @@ impl MysqlStorage {
 
     /// A backend over a pool you configured yourself.
     pub fn from_pool(pool: MySqlPool) -> Self {
-        MysqlStorage { pool, tables: Tables::default(), session_lock_wait: None }
+        MysqlStorage { pool, tables: Tables::default(), session_lock_wait: None, server: Arc::default() }
     }
 
     /// The underlying pool, for your own queries.
@@ -113,8 +166,39 @@ impl MysqlStorage {
         &self.pool
     }
 
-    fn statements(&self, table: &'static TableDef) -> Arc<Statements> {
-        self.tables.get(table, || Statements::new(&MysqlDialect, table))
+    fn table(&self, table: &'static TableDef) -> Arc<MysqlTable> {
+        self.tables.get(table, || MysqlTable {
+            statements: Statements::new(&MysqlDialect, table),
+            checked: AtomicBool::new(false),
+        })
+    }
+
+    /// The server's binary no-pad collation, asked for once.
+    async fn server(&self) -> Result<Server> {
+        let ask = async || {
+            let found: Vec<String> = sqlx::query_scalar(
+                "SELECT CAST(COLLATION_NAME AS CHAR) FROM information_schema.COLLATIONS WHERE COLLATION_NAME IN (?, ?)",
+            )
+            .bind(MysqlDialect::EXACT_COLLATION)
+            .bind(Mysql8Dialect::EXACT_COLLATION)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| storage_error(None, e))?;
+            // MariaDB's own name first, should a server know both.
+            if found.iter().any(|c| c == MysqlDialect::EXACT_COLLATION) {
+                Ok(Server::MariaDb)
+            } else if found.iter().any(|c| c == Mysql8Dialect::EXACT_COLLATION) {
+                Ok(Server::Mysql8)
+            } else {
+                Err(Error::from(StorageError::new(format!(
+                    "this server has no binary collation that pads no spaces for utf8mb4 ({} on MariaDB 10.2+, \
+                     {} on MySQL 8.0.17+), so it cannot compare text keys exactly",
+                    MysqlDialect::EXACT_COLLATION,
+                    Mysql8Dialect::EXACT_COLLATION
+                ))))
+            }
+        };
+        self.server.get_or_try_init(ask).await.copied()
     }
 
     async fn run<T>(
@@ -122,9 +206,10 @@ impl MysqlStorage {
         table: &'static TableDef,
         op: impl AsyncFnOnce(&mut OnConnection<'_, Conn<'_, MySql>>) -> Result<T>,
     ) -> Result<T> {
-        let statements = self.statements(table);
+        let state = self.table(table);
         let mut conn = self.pool.acquire().await.map_err(|e| storage_error(Some(table), e))?;
-        op(&mut OnConnection { conn: &mut Conn(&mut *conn), table, statements: &statements }).await
+        state.check(&mut conn, table).await?;
+        op(&mut OnConnection { conn: &mut Conn(&mut *conn), table, statements: &state.statements }).await
     }
 
     /// An operation of several statements (an upsert and its read-back), in a transaction.
@@ -144,6 +229,57 @@ impl MysqlStorage {
                 Err(err)
             }
         }
+    }
+}
+
+impl MysqlTable {
+    /// Checks, once, that a text key column compares exactly ([`compares_exactly`]): one query,
+    /// on the caller's connection (inside its transaction), before the struct's first statement.
+    /// A missing table or column is left to that statement to report.
+    async fn check(&self, conn: &mut sqlx::MySqlConnection, table: &'static TableDef) -> Result<()> {
+        if self.checked.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let key = table.key_column();
+        if key.ty == ColumnType::Text {
+            // `information_schema` may match table names without regard to case: the row of the
+            // table spelled as the struct spells it, where there are several.
+            let columns: Vec<(String, String, Option<String>, Option<String>)> = sqlx::query_as(
+                "SELECT CAST(TABLE_NAME AS CHAR), CAST(COLUMN_TYPE AS CHAR), CAST(COLLATION_NAME AS CHAR), \
+                 (SELECT CAST(MAX(COLLATION_NAME) AS CHAR) FROM information_schema.COLLATIONS \
+                  WHERE COLLATION_NAME IN (?, ?)) \
+                 FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = ?",
+            )
+            .bind(MysqlDialect::EXACT_COLLATION)
+            .bind(Mysql8Dialect::EXACT_COLLATION)
+            .bind(table.name)
+            .bind(key.name)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(|e| storage_error(Some(table), e))?;
+            let column = columns.iter().find(|c| c.0 == table.name).or(columns.first());
+            if let Some((_, ty, collation, exact)) = column
+                && !compares_exactly(collation.as_deref())
+            {
+                let collation = collation.as_deref().unwrap_or_default();
+                // `MAX`: MariaDB's name sorts after MySQL's, and is preferred where both exist.
+                let exact = exact.as_deref().unwrap_or(MysqlDialect::EXACT_COLLATION);
+                return Err(Error::decode(
+                    table,
+                    key.name,
+                    format!(
+                        "the key column's collation {collation} does not compare text exactly (it ignores case, \
+                         accents or trailing spaces), so keys the store tells apart would be one record; \
+                         declare it with a binary collation that pads no spaces: ALTER TABLE {} MODIFY {} {ty} \
+                         CHARACTER SET utf8mb4 COLLATE {exact} NOT NULL",
+                        MysqlDialect.quote(table.name),
+                        MysqlDialect.quote(key.name),
+                    ),
+                ));
+            }
+        }
+        self.checked.store(true, Ordering::Release);
+        Ok(())
     }
 }
 
@@ -188,7 +324,8 @@ impl Driver for MySql {
         if raw.is_null() {
             return Ok(Value::Null);
         }
-        Ok(match raw.type_info().name() {
+        let ty = raw.type_info();
+        Ok(match ty.name() {
             "BOOLEAN" => Value::Bool(row.try_get_unchecked(i).map_err(get)?),
             "TINYINT" | "SMALLINT" | "MEDIUMINT" | "INT" | "BIGINT" => {
                 Value::Int(row.try_get_unchecked(i).map_err(get)?)
@@ -200,6 +337,14 @@ impl Driver for MySql {
             "FLOAT" => Value::Float(row.try_get_unchecked::<f32, _>(i).map_err(get)?.into()),
             "DOUBLE" => Value::Float(row.try_get_unchecked(i).map_err(get)?),
             "CHAR" | "VARCHAR" | "TINYTEXT" | "TEXT" | "MEDIUMTEXT" | "LONGTEXT" | "JSON" | "ENUM" => {
+                Value::Text(row.try_get_unchecked(i).map_err(get)?)
+            }
+            // A text column of a `*_bin` collation (a text key as `create_table` declares it)
+            // carries the binary flag, after which sqlx names it: its character set (not
+            // `binary`) is what says it holds text.
+            "BINARY" | "VARBINARY" | "TINYBLOB" | "BLOB" | "MEDIUMBLOB" | "LONGBLOB"
+                if <str as sqlx::Type<MySql>>::compatible(&ty) =>
+            {
                 Value::Text(row.try_get_unchecked(i).map_err(get)?)
             }
             "BINARY" | "VARBINARY" | "TINYBLOB" | "BLOB" | "MEDIUMBLOB" | "LONGBLOB" => {
@@ -244,9 +389,10 @@ impl MysqlTransaction {
         table: &'static TableDef,
         op: impl AsyncFnOnce(&mut OnConnection<'_, Conn<'_, MySql>>) -> Result<T>,
     ) -> Result<T> {
-        let statements = self.storage.statements(table);
+        let table_state = self.storage.table(table);
         let mut state = self.state.lock().await;
-        op(&mut OnConnection { conn: &mut Conn(state.connection()), table, statements: &statements }).await
+        table_state.check(state.connection(), table).await?;
+        op(&mut OnConnection { conn: &mut Conn(state.connection()), table, statements: &table_state.statements }).await
     }
 }
 
@@ -254,8 +400,9 @@ row_access_via_run!(MysqlTransaction);
 
 impl StorageTransaction for MysqlTransaction {
     async fn fetch_for_update(&self, table: &'static TableDef, key: &Value, wait: LockWait) -> Result<Option<Row>> {
-        let statements = self.storage.statements(table);
+        let table_state = self.storage.table(table);
         let mut state = self.state.lock().await;
+        table_state.check(state.connection(), table).await?;
         if let Some(seconds) = session_lock_timeout(wait)
             && state.lock_wait != Some(wait)
         {
@@ -267,7 +414,8 @@ impl StorageTransaction for MysqlTransaction {
             state.lock_wait = Some(wait);
         }
         let nowait = wait == LockWait::NoWait;
-        let on = &mut OnConnection { conn: &mut Conn::<MySql>(state.connection()), table, statements: &statements };
+        let statements = &table_state.statements;
+        let on = &mut OnConnection { conn: &mut Conn::<MySql>(state.connection()), table, statements };
         on.fetch_for_update(key, nowait).await
     }
 
@@ -296,11 +444,20 @@ impl Storage for MysqlStorage {
         self.begin_with("START TRANSACTION READ ONLY, WITH CONSISTENT SNAPSHOT").await
     }
 
+    /// `CREATE TABLE IF NOT EXISTS`, a text key declared with the server's binary no-pad
+    /// collation; a table that was there already is checked as on first use.
     async fn create_table(&self, table: &'static TableDef) -> Result<()> {
-        let statements = self.statements(table);
-        let create = sqlx::query(sqlx::AssertSqlSafe(Arc::clone(&statements.create)));
-        create.execute(&self.pool).await.map_err(|e| storage_error(Some(table), e))?;
-        Ok(())
+        let state = self.table(table);
+        let create = match table.key_column().ty {
+            ColumnType::Text => self.server().await?.create(&state, table),
+            _ => Arc::clone(&state.statements.create),
+        };
+        let mut conn = self.pool.acquire().await.map_err(|e| storage_error(Some(table), e))?;
+        sqlx::query(sqlx::AssertSqlSafe(create))
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| storage_error(Some(table), e))?;
+        state.check(&mut conn, table).await
     }
 
     fn identity(&self) -> Option<usize> {

@@ -183,11 +183,46 @@ impl Dialect for PostgresDialect {
 /// key of text or bytes is a `VARCHAR(255)` / `VARBINARY(255)`: MySQL cannot index a whole
 /// `TEXT`. UUIDs are `CHAR(36)` text; timestamps `DATETIME(6)` in UTC, bound and read as
 /// microseconds since the epoch.
+///
+/// A text key is compared exactly, as on every other backend: its column is declared with a
+/// binary collation that pads no spaces ([`MysqlFlavor::EXACT_COLLATION`]), so `'Ann'`, `'ann'`,
+/// `'ann '`, `'é'` and `'e'` are five keys. The server's default (`utf8mb4_general_ci`, or
+/// MySQL 8's `utf8mb4_0900_ai_ci`) ignores case and accents, and `utf8mb4_bin` is `PAD SPACE`
+/// (trailing spaces ignored) on both. The servers share no such collation: this dialect writes
+/// MariaDB's (`utf8mb4_nopad_bin`, since 10.2), [`Mysql8Dialect`] MySQL's (`utf8mb4_0900_bin`,
+/// since 8.0.17); the two differ in nothing else. Other text columns keep the table's default
+/// collation: only the key's comparisons are the store's.
 #[cfg(any(test, feature = "mysql"))]
 pub(crate) struct MysqlDialect;
 
+/// [`MysqlDialect`] for MySQL 8.0.17 and later, whose binary no-pad collation is
+/// `utf8mb4_0900_bin` (MariaDB has no such name, MySQL no `utf8mb4_nopad_bin`).
+#[cfg(feature = "mysql")]
+pub(crate) struct Mysql8Dialect;
+
+/// What differs between the MySQL dialects: the collation that compares text keys byte for byte.
 #[cfg(any(test, feature = "mysql"))]
-impl Dialect for MysqlDialect {
+pub(crate) trait MysqlFlavor: Sync + 'static {
+    /// A `utf8mb4` collation that compares byte for byte, trailing spaces included.
+    const EXACT_COLLATION: &'static str;
+    /// The declared type of a text key.
+    const TEXT_KEY: &'static str;
+}
+
+#[cfg(any(test, feature = "mysql"))]
+impl MysqlFlavor for MysqlDialect {
+    const EXACT_COLLATION: &'static str = "utf8mb4_nopad_bin";
+    const TEXT_KEY: &'static str = "VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin";
+}
+
+#[cfg(feature = "mysql")]
+impl MysqlFlavor for Mysql8Dialect {
+    const EXACT_COLLATION: &'static str = "utf8mb4_0900_bin";
+    const TEXT_KEY: &'static str = "VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_0900_bin";
+}
+
+#[cfg(any(test, feature = "mysql"))]
+impl<M: MysqlFlavor> Dialect for M {
     fn quote(&self, name: &str) -> String {
         format!("`{}`", name.replace('`', "``"))
     }
@@ -215,7 +250,7 @@ impl Dialect for MysqlDialect {
             ColumnType::Int64 => "BIGINT",
             ColumnType::Float32 => "FLOAT",
             ColumnType::Float64 => "DOUBLE",
-            ColumnType::Text if key => "VARCHAR(255)",
+            ColumnType::Text if key => M::TEXT_KEY,
             ColumnType::Text => "LONGTEXT",
             ColumnType::Bytes if key => "VARBINARY(255)",
             ColumnType::Bytes => "LONGBLOB",
@@ -256,5 +291,54 @@ impl Dialect for MysqlDialect {
             u.values,
             set.join(", ")
         )
+    }
+}
+
+#[cfg(test)]
+mod mysql_tests {
+    use super::*;
+    use crate::entity::{ColumnRole, TableDef};
+    use crate::storage::sql::Statements;
+
+    static TAGS: TableDef = TableDef {
+        name: "tags",
+        entity: "Tag",
+        columns: &[
+            ColumnDef { name: "id", field: "id", ty: ColumnType::Text, nullable: false, role: ColumnRole::Key },
+            ColumnDef { name: "label", field: "label", ty: ColumnType::Text, nullable: false, role: ColumnRole::Data },
+            ColumnDef {
+                name: "version",
+                field: "version",
+                ty: ColumnType::Int64,
+                nullable: false,
+                role: ColumnRole::Version,
+            },
+        ],
+        key: 0,
+        version: 2,
+        version_max: 100,
+    };
+
+    #[test]
+    fn a_mysql_text_key_is_declared_binary_without_padding() {
+        assert_eq!(
+            &*Statements::new(&MysqlDialect, &TAGS).create,
+            "CREATE TABLE IF NOT EXISTS `tags` (`id` VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin \
+             NOT NULL PRIMARY KEY, `label` LONGTEXT NOT NULL, `version` BIGINT NOT NULL)",
+            "only the key is declared with a collation of its own"
+        );
+        assert!(MysqlDialect::TEXT_KEY.ends_with(&format!(" COLLATE {}", MysqlDialect::EXACT_COLLATION)));
+    }
+
+    #[cfg(feature = "mysql")]
+    #[test]
+    fn mysql_8_declares_its_own_collation_and_nothing_else_differs() {
+        let (mariadb, mysql) = (Statements::new(&MysqlDialect, &TAGS), Statements::new(&Mysql8Dialect, &TAGS));
+        assert_eq!(*mysql.create, *mariadb.create.replace("utf8mb4_nopad_bin", "utf8mb4_0900_bin"));
+        assert!(Mysql8Dialect::TEXT_KEY.ends_with(&format!(" COLLATE {}", Mysql8Dialect::EXACT_COLLATION)));
+        assert_eq!(
+            (&*mysql.upsert, &*mysql.update, &*mysql.select),
+            (&*mariadb.upsert, &*mariadb.update, &*mariadb.select)
+        );
     }
 }
