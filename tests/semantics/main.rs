@@ -1,6 +1,7 @@
 //! The semantics table of `versioned`, run against every backend by one shared test body
 //! (`versioned_core::conformance`), and a model-based property test of the same table.
 
+mod connect;
 mod json_depth;
 mod model;
 mod observe;

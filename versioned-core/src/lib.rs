@@ -50,6 +50,7 @@ pub use storage::etcd::{EtcdOptions, EtcdStorage, EtcdTransaction};
 pub use storage::memory::{MemoryStorage, MemoryTransaction};
 #[cfg(feature = "mysql")]
 pub use storage::mysql::{MysqlStorage, MysqlTransaction};
+pub use storage::options::ConnectOptions;
 #[cfg(feature = "postgres")]
 pub use storage::postgres::{Isolation, PostgresStorage, PostgresTransaction};
 #[cfg(feature = "sqlite")]

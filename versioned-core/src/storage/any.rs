@@ -5,6 +5,7 @@ use super::etcd::{EtcdOptions, EtcdStorage, EtcdTransaction};
 use super::memory::{MemoryStorage, MemoryTransaction};
 #[cfg(feature = "mysql")]
 use super::mysql::{MysqlStorage, MysqlTransaction};
+use super::options::ConnectOptions;
 #[cfg(feature = "postgres")]
 use super::postgres::{PostgresStorage, PostgresTransaction};
 #[cfg(feature = "sqlite")]
@@ -72,17 +73,58 @@ impl Store<AnyStorage> {
     /// `etcd://host:port,host:port?prefix=app/` (feature `etcd`: every member, and optionally the
     /// key prefix), or `memory:`. Any other URL is [`Error::Config`].
     pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(url, ConnectOptions::default()).await
+    }
+
+    /// [`connect`](Self::connect), with `options` set: the schema, the pool's size, the lock
+    /// wait, and the settings of one backend (SQLite's durability, PostgreSQL's isolation).
+    /// A schema for a backend that has none (SQLite, memory) is [`Error::Config`].
+    pub async fn connect_with(url: &str, options: ConnectOptions) -> Result<Self> {
         let scheme = url.split_once(':').map(|(scheme, _)| scheme.to_ascii_lowercase());
+        let no_schema = |backend: &str| match &options.schema {
+            Some(schema) => Err(Error::config(format!(
+                "{backend} has no schemas, so schema {schema:?} cannot be chosen; name the database in the URL"
+            ))),
+            None => Ok(()),
+        };
         let storage = match scheme.as_deref() {
-            Some("memory") => AnyStorage::Memory(MemoryStorage::new()),
+            Some("memory") => {
+                no_schema("the memory backend")?;
+                AnyStorage::Memory(MemoryStorage::new())
+            }
             #[cfg(feature = "sqlite")]
-            Some("sqlite") => AnyStorage::Sqlite(SqliteStorage::connect(url).await?),
+            Some("sqlite") => {
+                no_schema("SQLite")?;
+                let pool = options.pool(sqlx::sqlite::SqlitePoolOptions::new());
+                AnyStorage::Sqlite(SqliteStorage::connect_with_pool(url, options.durability, pool).await?)
+            }
             #[cfg(feature = "postgres")]
-            Some("postgres" | "postgresql") => AnyStorage::Postgres(PostgresStorage::connect(url).await?),
+            Some("postgres" | "postgresql") => {
+                let mut connect = PostgresStorage::url_options(url)?;
+                if let Some(schema) = &options.schema {
+                    connect = connect.options([("search_path", schema.as_str())]);
+                }
+                let pool = options.pool(sqlx::postgres::PgPoolOptions::new());
+                let storage = PostgresStorage::connect_with_pool(connect, pool).await?;
+                AnyStorage::Postgres(storage.with_isolation(options.isolation))
+            }
             #[cfg(feature = "mysql")]
-            Some("mysql" | "mariadb") => AnyStorage::Mysql(MysqlStorage::connect(url).await?),
+            Some("mysql" | "mariadb") => {
+                let mut connect = MysqlStorage::url_options(url)?;
+                if let Some(schema) = &options.schema {
+                    connect = connect.database(schema);
+                }
+                let pool = options.pool(sqlx::mysql::MySqlPoolOptions::new());
+                AnyStorage::Mysql(MysqlStorage::connect_with_pool(connect, pool).await?)
+            }
             #[cfg(feature = "etcd")]
-            Some("etcd") => AnyStorage::Etcd(EtcdStorage::connect(etcd_options(url)?).await?),
+            Some("etcd") => {
+                let mut etcd = etcd_options(url)?;
+                if let Some(schema) = &options.schema {
+                    etcd = etcd.prefix(format!("{}/", schema.trim_end_matches('/')));
+                }
+                AnyStorage::Etcd(EtcdStorage::connect(etcd).await?)
+            }
             _ => {
                 return Err(Error::config(format!(
                     "{url:?} names no backend compiled in; expected {}",
@@ -101,7 +143,11 @@ impl Store<AnyStorage> {
                 )));
             }
         };
-        Ok(Store::new(storage))
+        let store = Store::new(storage);
+        Ok(match options.lock_wait {
+            Some(wait) => store.with_lock_wait(wait),
+            None => store,
+        })
     }
 }
 
@@ -208,20 +254,25 @@ delegate_row_access!(AnyStorage);
 delegate_row_access!(AnyTransaction);
 
 impl AnyStorage {
-    async fn begin_as(&self, read_only: bool) -> Result<AnyTransaction> {
-        async fn begin<S: Storage>(s: &S, read_only: bool) -> Result<S::Transaction> {
-            if read_only { s.begin_read_only().await } else { s.begin().await }
+    /// Begins a transaction of the backend: read-only, or waiting as `wait` says (if given).
+    async fn begin_as(&self, read_only: bool, wait: Option<LockWait>) -> Result<AnyTransaction> {
+        async fn begin<S: Storage>(s: &S, read_only: bool, wait: Option<LockWait>) -> Result<S::Transaction> {
+            match (read_only, wait) {
+                (true, _) => s.begin_read_only().await,
+                (false, Some(wait)) => s.begin_with_lock_wait(wait).await,
+                (false, None) => s.begin().await,
+            }
         }
         Ok(match self {
-            AnyStorage::Memory(s) => AnyTransaction::Memory(begin(s, read_only).await?),
+            AnyStorage::Memory(s) => AnyTransaction::Memory(begin(s, read_only, wait).await?),
             #[cfg(feature = "sqlite")]
-            AnyStorage::Sqlite(s) => AnyTransaction::Sqlite(begin(s, read_only).await?),
+            AnyStorage::Sqlite(s) => AnyTransaction::Sqlite(begin(s, read_only, wait).await?),
             #[cfg(feature = "postgres")]
-            AnyStorage::Postgres(s) => AnyTransaction::Postgres(begin(s, read_only).await?),
+            AnyStorage::Postgres(s) => AnyTransaction::Postgres(begin(s, read_only, wait).await?),
             #[cfg(feature = "mysql")]
-            AnyStorage::Mysql(s) => AnyTransaction::Mysql(begin(s, read_only).await?),
+            AnyStorage::Mysql(s) => AnyTransaction::Mysql(begin(s, read_only, wait).await?),
             #[cfg(feature = "etcd")]
-            AnyStorage::Etcd(s) => AnyTransaction::Etcd(begin(s, read_only).await?),
+            AnyStorage::Etcd(s) => AnyTransaction::Etcd(begin(s, read_only, wait).await?),
         })
     }
 }
@@ -234,11 +285,15 @@ impl Storage for AnyStorage {
     }
 
     async fn begin(&self) -> Result<AnyTransaction> {
-        self.begin_as(false).await
+        self.begin_as(false, None).await
+    }
+
+    async fn begin_with_lock_wait(&self, wait: LockWait) -> Result<AnyTransaction> {
+        self.begin_as(false, Some(wait)).await
     }
 
     async fn begin_read_only(&self) -> Result<AnyTransaction> {
-        self.begin_as(true).await
+        self.begin_as(true, None).await
     }
 
     fn identity(&self) -> Option<usize> {

@@ -23,6 +23,7 @@ mod layout;
 pub mod memory;
 #[cfg(feature = "mysql")]
 pub mod mysql;
+pub(crate) mod options;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]

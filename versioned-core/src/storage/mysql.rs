@@ -126,22 +126,31 @@ impl MysqlStorage {
     /// Connects to the database at `url` (`mysql://user@host:port/database`, or `mariadb://…`).
     /// A URL of another database, an empty or malformed one is [`Error::Config`].
     pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(Self::url_options(url)?).await
+    }
+
+    /// The connect options of a MySQL or MariaDB URL; any other is [`Error::Config`].
+    pub(crate) fn url_options(url: &str) -> Result<MySqlConnectOptions> {
         let scheme = url.split_once("://").map(|(scheme, _)| scheme);
         let url = match scheme {
             Some("mysql") => url.to_owned(),
             Some("mariadb") => format!("mysql{}", &url["mariadb".len()..]),
             _ => return Err(Error::config(format!("{url:?} is not a MySQL URL; {URL_FORMS}"))),
         };
-        let options =
-            MySqlConnectOptions::from_str(&url).map_err(|e| Error::config(format!("{url:?}: {e}; {URL_FORMS}")))?;
-        Self::connect_with(options).await
+        MySqlConnectOptions::from_str(&url).map_err(|e| Error::config(format!("{url:?}: {e}; {URL_FORMS}")))
     }
 
     /// Connects with options you built. Sessions run in UTC, with the default lock wait.
     pub async fn connect_with(options: MySqlConnectOptions) -> Result<Self> {
+        Self::connect_with_pool(options, MySqlPoolOptions::new()).await
+    }
+
+    /// [`connect_with`](Self::connect_with), with a pool you configured (its size, timeouts).
+    /// Its `after_connect` is replaced by the one that sets each session's lock wait.
+    pub async fn connect_with_pool(options: MySqlConnectOptions, pool: MySqlPoolOptions) -> Result<Self> {
         let timeout = session_lock_timeout(LockWait::default()).unwrap_or(5);
         let options = options.timezone(Some("+00:00".to_owned()));
-        let pool = MySqlPoolOptions::new()
+        let pool = pool
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     sqlx::query(sqlx::AssertSqlSafe(format!("SET SESSION innodb_lock_wait_timeout = {timeout}")))

@@ -90,23 +90,30 @@ impl PostgresStorage {
     /// `postgresql://…`). A URL of another database, an empty or malformed one is
     /// [`Error::Config`].
     pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(Self::url_options(url)?).await
+    }
+
+    /// The connect options of a PostgreSQL URL; any other is [`Error::Config`].
+    pub(crate) fn url_options(url: &str) -> Result<PgConnectOptions> {
         let scheme = url.split_once("://").map(|(scheme, _)| scheme);
         if !matches!(scheme, Some("postgres" | "postgresql")) {
             return Err(Error::config(format!("{url:?} is not a PostgreSQL URL; {URL_FORMS}")));
         }
-        let options =
-            PgConnectOptions::from_str(url).map_err(|e| Error::config(format!("{url:?}: {e}; {URL_FORMS}")))?;
-        Self::connect_with(options).await
+        PgConnectOptions::from_str(url).map_err(|e| Error::config(format!("{url:?}: {e}; {URL_FORMS}")))
     }
 
-    /// Connects with options you built (to set a `search_path`, TLS, a pool size through
-    /// [`from_pool`](Self::from_pool) instead, …). Sessions run in UTC.
+    /// Connects with options you built (to set a `search_path`, TLS, …). Sessions run in UTC.
     pub async fn connect_with(options: PgConnectOptions) -> Result<Self> {
+        Self::connect_with_pool(options, PgPoolOptions::new()).await
+    }
+
+    /// [`connect_with`](Self::connect_with), with a pool you configured (its size, timeouts).
+    pub async fn connect_with_pool(options: PgConnectOptions, pool: PgPoolOptions) -> Result<Self> {
         // The default lock wait is the sessions' own, so a transaction sets `lock_timeout` only
         // for another wait (one round trip saved on every `get_for_update` and `update`).
         let default_wait = session_lock_timeout(LockWait::default()).unwrap_or_default();
         let options = options.options([("TimeZone", "UTC"), ("lock_timeout", default_wait.as_str())]);
-        let pool = PgPoolOptions::new()
+        let pool = pool
             .connect_with(options)
             .await
             .map_err(|e| StorageError::new(format!("cannot connect to PostgreSQL: {e}")))?;
