@@ -113,11 +113,26 @@ impl<S: Storage> Store<S> {
         Store { backend, lock_wait: LockWait::default() }
     }
 
-    /// This store, with `get_for_update` waiting for locked records as `wait` says (default:
-    /// up to 5 seconds).
+    /// This store, with `get_for_update` (and [`update`](Self::update)'s locked read) waiting for
+    /// locked records as `wait` says (default: up to 5 seconds), then failing with
+    /// [`Error::LockTimeout`](crate::Error::LockTimeout).
+    ///
+    /// On SQLite, whose transactions hold the whole database from their start, the wait is for
+    /// the database's write lock when a transaction begins (the connection's busy timeout, set
+    /// for that `BEGIN IMMEDIATE`): `NoWait` fails at once, `Timeout(d)` after about `d`. There
+    /// the store's wait is the only one: a `get_for_update_with` inside the transaction has
+    /// nothing left to wait for. Autocommit writes keep SQLite's 5 s busy timeout. (An in-memory
+    /// SQLite database's connections share one cache, where a lock is waited for until it is
+    /// released, whatever the wait.)
     pub fn with_lock_wait(mut self, wait: LockWait) -> Self {
         self.lock_wait = wait;
         self
+    }
+
+    /// How long transactions wait for a record another transaction holds: see
+    /// [`with_lock_wait`](Self::with_lock_wait).
+    pub fn lock_wait(&self) -> LockWait {
+        self.lock_wait
     }
 
     /// The backend.
@@ -387,8 +402,11 @@ impl<S: Storage> Store<S> {
     {
         self.writer(operation)?;
         let transaction = async {
-            let tx =
-                Arc::new(if read_only { self.backend.begin_read_only().await? } else { self.backend.begin().await? });
+            let tx = Arc::new(if read_only {
+                self.backend.begin_read_only().await?
+            } else {
+                self.backend.begin_with_lock_wait(self.lock_wait).await?
+            });
             let (handle, committable) = Transaction::new(Arc::clone(&tx), read_only, self.lock_wait);
             let result = inside(self.backend.identity(), f(handle)).await;
             let result = result.and_then(|value| committable.check().map(|()| value));
@@ -465,7 +483,7 @@ impl<S: Storage> Store<S> {
         key: &(impl KeyFor<T::Key> + ?Sized),
         f: &mut impl FnMut(&mut T) -> R,
     ) -> Result<R> {
-        let tx = self.backend.begin().await?;
+        let tx = self.backend.begin_with_lock_wait(self.lock_wait).await?;
         let result = ops::read_modify_write(&tx, key, self.lock_wait, f).await;
         finish(tx, result).await
     }

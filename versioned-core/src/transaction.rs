@@ -98,13 +98,17 @@ impl<S: Storage> Transaction<S> {
     /// seconds by default), then fails with [`Error::LockTimeout`](crate::Error::LockTimeout).
     /// PostgreSQL and MySQL lock the row (`SELECT … FOR UPDATE`); SQLite's transactions hold the
     /// whole database from their start, so there the wait happens when the transaction begins
-    /// (its busy timeout); the memory backend locks the record. Refused in a read-only
-    /// transaction.
+    /// (as the store's [`LockWait`] says); the memory backend locks the record. Refused in a
+    /// read-only transaction.
     pub async fn get_for_update<T: Entity>(&self, key: &(impl KeyFor<T::Key> + ?Sized)) -> Result<Option<T>> {
         ops::get_for_update(self.writer("get_for_update")?, key, self.lock_wait).await
     }
 
     /// [`get_for_update`](Self::get_for_update), waiting for the lock as `wait` says.
+    ///
+    /// On SQLite the transaction already holds the whole database (it waited for it when it
+    /// began, as the store's [`LockWait`] says), so there is nothing to wait for and `wait` has
+    /// no effect: set the wait with [`Store::with_lock_wait`](crate::Store::with_lock_wait).
     pub async fn get_for_update_with<T: Entity>(
         &self,
         key: &(impl KeyFor<T::Key> + ?Sized),

@@ -254,6 +254,11 @@ impl<S: Storage> Storage for FaultyStorage<S> {
         Ok(FaultyTransaction { inner, plan: Arc::clone(&self.plan) })
     }
 
+    async fn begin_with_lock_wait(&self, wait: LockWait) -> Result<Self::Transaction> {
+        let inner = self.plan.inject("begin", self.inner.begin_with_lock_wait(wait)).await?;
+        Ok(FaultyTransaction { inner, plan: Arc::clone(&self.plan) })
+    }
+
     async fn begin_read_only(&self) -> Result<Self::Transaction> {
         let inner = self.plan.inject("begin", self.inner.begin_read_only()).await?;
         Ok(FaultyTransaction { inner, plan: Arc::clone(&self.plan) })

@@ -207,6 +207,16 @@ pub trait Storage: RowAccess + Clone + 'static {
     /// Begins a transaction: its writes become visible together at commit, or not at all.
     fn begin(&self) -> impl Future<Output = Result<Self::Transaction>> + Send;
 
+    /// [`begin`](Self::begin), waiting as `wait` says (the store's [`LockWait`]) where the
+    /// backend's transactions take a lock when they begin (SQLite's write lock:
+    /// [`locks_records`](Self::locks_records) is false), then failing with
+    /// [`Error::LockTimeout`](crate::Error::LockTimeout). The default ignores `wait` and calls
+    /// `begin`: backends that lock records wait in [`StorageTransaction::fetch_for_update`].
+    fn begin_with_lock_wait(&self, wait: LockWait) -> impl Future<Output = Result<Self::Transaction>> + Send {
+        let _ = wait;
+        self.begin()
+    }
+
     /// Begins a read-only transaction: all its reads see one consistent snapshot of the storage,
     /// taken no later than its first read, and it takes no write lock (on SQLite, writers go on
     /// while it is open). [`Transaction`](crate::Transaction) refuses writes through it before they

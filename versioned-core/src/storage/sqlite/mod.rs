@@ -4,22 +4,27 @@
 //! and runs one statement on it. Autocommit writes go through group commit: those of many tasks
 //! that arrive together share one transaction and one commit (one `fsync`), each with its own
 //! check and outcome. A failed check reads the stored row on the same connection, to describe the
-//! conflict. Transactions begin with `BEGIN IMMEDIATE` (read-only ones `DEFERRED`). Statements are
+//! conflict. Transactions begin with `BEGIN IMMEDIATE` (read-only ones `DEFERRED`), waiting for
+//! the write lock as the store's [`LockWait`] says (the connection's busy timeout, set for the
+//! `BEGIN` alone). Statements are
 //! built once per table (`storage::sql`), and sqlx keeps them prepared per connection. The first
 //! use of a table checks its declared columns against the struct (`PRAGMA table_info`), so a
 //! missing column or one declared with a type that cannot hold its field is refused before
 //! anything is read or written.
 
 use std::str::FromStr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteQueryResult,
     SqliteRow, SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, ConnectOptions as _, Row as _, SqlSafeStr, Sqlite, TypeInfo as _, ValueRef as _};
+use sqlx::{
+    AssertSqlSafe, ConnectOptions as _, Executor as _, Row as _, SqlSafeStr, Sqlite, TypeInfo as _, ValueRef as _,
+};
 
 use super::sql::driver::{self, Conn, Driver, Meaning, Query as DriverQuery};
 use super::sql::rows::{Bind, OnConnection, row_access_via_run};
@@ -35,8 +40,24 @@ mod group_commit;
 
 use group_commit::{Core, Done, GroupCommit, Op};
 
-/// How long a statement waits for another connection's write lock before SQLite reports busy.
+/// How long a statement waits for another connection's write lock before SQLite reports busy
+/// (a transaction's `BEGIN IMMEDIATE` waits as the store's [`LockWait`] says instead).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The longest busy timeout SQLite takes (`i32::MAX` ms, about 25 days): [`LockWait::Forever`].
+const FOREVER_MS: u32 = i32::MAX as u32;
+
+/// The busy timeout, in milliseconds, that makes a statement wait for a lock as `wait` says.
+fn busy_timeout_ms(wait: LockWait) -> u32 {
+    match wait {
+        LockWait::NoWait => 0,
+        // Rounded up: a wait shorter than a millisecond still waits.
+        LockWait::Timeout(d) => {
+            u32::try_from(d.as_nanos().div_ceil(1_000_000)).map_or(FOREVER_MS, |ms| ms.min(FOREVER_MS))
+        }
+        LockWait::Forever => FOREVER_MS,
+    }
+}
 
 /// How durable a committed write is on an SQLite file: SQLite's `synchronous` setting, in WAL mode.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -69,6 +90,9 @@ pub struct SqliteStorage {
     pool: SqlitePool,
     tables: Tables<TableState>,
     writes: GroupCommit,
+    /// The busy timeout of the pool's connections, in milliseconds: [`BUSY_TIMEOUT`] for a pool
+    /// this backend built; for one of yours, read from a connection when first needed.
+    busy_timeout_ms: Arc<OnceLock<u32>>,
     /// For an in-memory database, a connection outside the pool: the database lives as long as
     /// one connection to it is open, and the pool may close all of its own (idle, cancelled).
     _keep_alive: Option<Arc<tokio::sync::Mutex<SqliteConnection>>>,
@@ -137,8 +161,10 @@ impl SqliteStorage {
     ///
     /// A writable file database is switched to WAL mode (readers and the writer do not block each
     /// other); a read-only one is opened as it is. Statements wait up to 5 seconds for another
-    /// connection's write lock. An in-memory database lives exactly as long as this storage (and
-    /// its clones): the storage keeps a connection to it open.
+    /// connection's write lock, except a transaction's `BEGIN IMMEDIATE`, which waits as the
+    /// store's [`LockWait`] says ([`Store::with_lock_wait`], 5 seconds by default). An in-memory
+    /// database lives exactly as long as this storage (and its clones): the storage keeps a
+    /// connection to it open.
     ///
     /// A URL of another database, an empty or malformed one is [`Error::Config`].
     pub async fn connect(url: &str) -> Result<Self> {
@@ -148,6 +174,13 @@ impl SqliteStorage {
     /// [`connect`](Self::connect), with the durability of commits chosen (default:
     /// [`Durability::Full`]).
     pub async fn connect_with(url: &str, durability: Durability) -> Result<Self> {
+        Self::connect_with_pool(url, durability, SqlitePoolOptions::new()).await
+    }
+
+    /// [`connect_with`](Self::connect_with), with a pool you configured (its size, timeouts).
+    /// Connections are not pinged before each use, and an in-memory database's are never closed
+    /// for being idle or old (the database would go with the last of them).
+    pub async fn connect_with_pool(url: &str, durability: Durability, pool: SqlitePoolOptions) -> Result<Self> {
         let info = inspect_url(url)?;
         let synchronous = match durability {
             Durability::Full => SqliteSynchronous::Full,
@@ -170,7 +203,7 @@ impl SqliteStorage {
         };
         // An embedded database's connections do not go stale the way a server's can: no ping
         // before each use (it would be a third round trip per operation).
-        let mut pool = SqlitePoolOptions::new().test_before_acquire(false);
+        let mut pool = pool.test_before_acquire(false);
         let keep_alive = if info.in_memory {
             pool = pool.idle_timeout(None).max_lifetime(None);
             let conn = options.connect().await.map_err(open_error)?;
@@ -179,13 +212,25 @@ impl SqliteStorage {
             None
         };
         let pool = pool.connect_with(options).await.map_err(open_error)?;
-        Ok(SqliteStorage { pool, tables: Tables::default(), writes: GroupCommit::default(), _keep_alive: keep_alive })
+        Ok(SqliteStorage {
+            pool,
+            tables: Tables::default(),
+            writes: GroupCommit::default(),
+            busy_timeout_ms: Arc::new(OnceLock::from(BUSY_TIMEOUT.as_millis() as u32)),
+            _keep_alive: keep_alive,
+        })
     }
 
     /// A backend over a pool you configured yourself. (An in-memory database then lives as long
     /// as your pool keeps a connection open.)
     pub fn from_pool(pool: SqlitePool) -> Self {
-        SqliteStorage { pool, tables: Tables::default(), writes: GroupCommit::default(), _keep_alive: None }
+        SqliteStorage {
+            pool,
+            tables: Tables::default(),
+            writes: GroupCommit::default(),
+            busy_timeout_ms: Arc::default(),
+            _keep_alive: None,
+        }
     }
 
     /// The underlying pool, for your own queries.
@@ -399,12 +444,57 @@ impl Driver for Sqlite {
 }
 
 impl SqliteStorage {
-    async fn begin_with(&self, begin: &'static str) -> Result<SqliteTransaction> {
-        // Another transaction holding the write lock past the busy timeout: the lock wait expired.
-        let tx = self.pool.begin_with(begin).await.map_err(|e| {
-            if is_busy(&e) { Error::LockTimeout { table: None, key: None } } else { storage_error(None, e) }
-        })?;
-        Ok(SqliteTransaction { storage: self.clone(), tx: tokio::sync::Mutex::new(tx) })
+    /// Takes a connection from the pool and runs `begin` on it; with `wait`, under the busy
+    /// timeout that waits as it says, set for the `BEGIN` alone: the connection has the pool's
+    /// busy timeout again before and after, whether the `BEGIN` went through or was refused.
+    async fn begin_as(&self, begin: &'static str, wait: Option<LockWait>) -> Result<SqliteTransaction> {
+        let mut conn = self.pool.acquire().await.map_err(|e| storage_error(None, e))?;
+        let busy = match wait {
+            Some(wait) => {
+                let pool = self.pool_busy_timeout_ms(&mut conn).await?;
+                Some((busy_timeout_ms(wait), pool)).filter(|(wanted, pool)| wanted != pool)
+            }
+            None => None,
+        };
+        // From here on, a drop (this future's too) closes the connection unless it is known to be
+        // out of any transaction, with the pool's busy timeout.
+        let mut held = Held { conn, reusable: false };
+        let begun = match busy {
+            // One round trip: a refused `BEGIN` stops the statements after it. Not kept prepared
+            // (a statement per wait would crowd out the tables' statements).
+            Some((wanted, pool)) => {
+                let sql = format!("PRAGMA busy_timeout = {wanted}; {begin}; PRAGMA busy_timeout = {pool}");
+                sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut *held.conn).await
+            }
+            None => held.conn.execute(begin).await,
+        };
+        match begun {
+            Ok(_) => Ok(SqliteTransaction { storage: self.clone(), held: tokio::sync::Mutex::new(held) }),
+            // Another transaction held the write lock past the wait: the lock wait expired. The
+            // `BEGIN` was refused, so no transaction is open.
+            Err(e) if is_busy(&e) => {
+                if let Some((_, pool)) = busy {
+                    set_busy_timeout(&mut held.conn, pool).await?;
+                }
+                held.reusable = true;
+                Err(Error::LockTimeout { table: None, key: None })
+            }
+            Err(e) => Err(storage_error(None, e)),
+        }
+    }
+
+    /// The busy timeout of the pool's connections (ms), read from `conn` the first time for a pool
+    /// of yours.
+    async fn pool_busy_timeout_ms(&self, conn: &mut SqliteConnection) -> Result<u32> {
+        if let Some(&ms) = self.busy_timeout_ms.get() {
+            return Ok(ms);
+        }
+        let ms: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(|e| storage_error(None, e))?;
+        let ms = u32::try_from(ms.max(0)).unwrap_or(FOREVER_MS);
+        Ok(*self.busy_timeout_ms.get_or_init(|| ms))
     }
 
     async fn run<T>(
@@ -469,13 +559,48 @@ fn mismatched_answer() -> Error {
     StorageError::new("the SQLite writer answered a write with another kind of result").into()
 }
 
+/// Sets `conn`'s busy timeout.
+async fn set_busy_timeout(conn: &mut SqliteConnection, ms: u32) -> Result<()> {
+    let sql = format!("PRAGMA busy_timeout = {ms}");
+    sqlx::raw_sql(AssertSqlSafe(sql)).execute(conn).await.map(drop).map_err(|e| storage_error(None, e))
+}
+
+/// A pooled connection inside a transaction, which goes back to the pool only once `COMMIT` or
+/// `ROLLBACK` (or a refused `BEGIN`) has left it out of any transaction, with the pool's busy
+/// timeout. Otherwise dropping it closes the connection, which rolls its transaction back: a
+/// future dropped while `BEGIN` is in flight never hands the pool a connection inside a
+/// transaction, or one that would wait for locks as this transaction did.
+#[derive(Debug)]
+struct Held {
+    conn: PoolConnection<Sqlite>,
+    reusable: bool,
+}
+
+impl Held {
+    /// Ends the transaction with `sql` (`COMMIT` or `ROLLBACK`).
+    async fn finish(mut self, sql: &'static str) -> Result<()> {
+        self.conn.execute(sql).await.map_err(|e| storage_error(None, e))?;
+        self.reusable = true;
+        Ok(())
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if !self.reusable {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
 /// A transaction of the [`SqliteStorage`]: one connection inside `BEGIN IMMEDIATE`, so it holds
-/// SQLite's write lock from its start and other writers wait (up to the busy timeout) until it
-/// ends. Dropped without commit, it is rolled back.
+/// SQLite's write lock from its start, and other writers wait until it ends (other transactions
+/// as their store's [`LockWait`] says, autocommit writes up to the 5 s busy timeout). Dropped
+/// without commit, it is rolled back.
 #[derive(Debug)]
 pub struct SqliteTransaction {
     storage: SqliteStorage,
-    tx: tokio::sync::Mutex<sqlx::Transaction<'static, Sqlite>>,
+    held: tokio::sync::Mutex<Held>,
 }
 
 impl SqliteTransaction {
@@ -485,9 +610,9 @@ impl SqliteTransaction {
         op: impl AsyncFnOnce(&mut OnConnection<'_, Conn<'_, Sqlite>>) -> Result<T>,
     ) -> Result<T> {
         let state = self.storage.table(table);
-        let mut tx = self.tx.lock().await;
-        state.check_schema(&mut tx, table).await?;
-        op(&mut OnConnection { conn: &mut Conn(&mut **tx), table, statements: &state.sql }).await
+        let mut held = self.held.lock().await;
+        state.check_schema(&mut held.conn, table).await?;
+        op(&mut OnConnection { conn: &mut Conn(&mut *held.conn), table, statements: &state.sql }).await
     }
 }
 
@@ -496,35 +621,44 @@ row_access_via_run!(SqliteTransaction);
 impl StorageTransaction for SqliteTransaction {
     async fn fetch_for_update(&self, table: &'static TableDef, key: &Value, _wait: LockWait) -> Result<Option<Row>> {
         // `BEGIN IMMEDIATE` already holds the database's write lock: the row is locked against
-        // other writers until the transaction ends.
+        // other writers until the transaction ends, and there is nothing left to wait for (the
+        // wait was the store's, when the transaction began).
         self.fetch(table, key).await
     }
 
     async fn savepoint(&self, step: SavepointStep) -> Result<()> {
-        let mut tx = self.tx.lock().await;
-        driver::savepoint::<Sqlite>(&mut tx, step).await
+        let mut held = self.held.lock().await;
+        driver::savepoint::<Sqlite>(&mut held.conn, step).await
     }
 
     async fn commit(self) -> Result<()> {
-        self.tx.into_inner().commit().await.map_err(|e| storage_error(None, e))
+        self.held.into_inner().finish("COMMIT").await
     }
 
     async fn rollback(self) -> Result<()> {
-        self.tx.into_inner().rollback().await.map_err(|e| storage_error(None, e))
+        self.held.into_inner().finish("ROLLBACK").await
     }
 }
 
 impl Storage for SqliteStorage {
     type Transaction = SqliteTransaction;
 
+    /// Begins `IMMEDIATE`, waiting for the write lock up to the connection's busy timeout.
     async fn begin(&self) -> Result<SqliteTransaction> {
-        self.begin_with("BEGIN IMMEDIATE").await
+        self.begin_as("BEGIN IMMEDIATE", None).await
+    }
+
+    /// Begins `IMMEDIATE`, waiting for the write lock as `wait` says: the wait of a store's
+    /// transactions, and the only one on SQLite (a `get_for_update` inside has nothing left to
+    /// wait for).
+    async fn begin_with_lock_wait(&self, wait: LockWait) -> Result<SqliteTransaction> {
+        self.begin_as("BEGIN IMMEDIATE", Some(wait)).await
     }
 
     async fn begin_read_only(&self) -> Result<SqliteTransaction> {
         // A deferred transaction that only reads takes no write lock; in WAL mode its first read
         // fixes the snapshot every later read sees, while writers go on.
-        self.begin_with("BEGIN DEFERRED").await
+        self.begin_as("BEGIN DEFERRED", None).await
     }
 
     async fn create_table(&self, table: &'static TableDef) -> Result<()> {
