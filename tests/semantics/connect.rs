@@ -61,11 +61,10 @@ async fn postgres_uses_the_schema_it_is_given() {
     let store = Store::connect_with(&url, options().schema(&db.schema)).await.expect("connect");
     assert_settings(&store);
     round_trip(&store).await;
-    let count: i64 =
-        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {}.people", db.schema)))
-            .fetch_one(&db.admin)
-            .await
-            .expect("the table is in the schema");
+    let count: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {}.people", db.schema)))
+        .fetch_one(&db.admin)
+        .await
+        .expect("the table is in the schema");
     assert_eq!(count, 1);
 }
 
@@ -76,10 +75,9 @@ async fn mysql_uses_the_database_it_is_given() {
     let store = Store::connect_with(&url, options().schema(&db.database)).await.expect("connect");
     assert_settings(&store);
     round_trip(&store).await;
-    let count: i64 =
-        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {}.people", db.database)))
-            .fetch_one(&db.admin)
-            .await
-            .expect("the table is in the database");
+    let count: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {}.people", db.database)))
+        .fetch_one(&db.admin)
+        .await
+        .expect("the table is in the database");
     assert_eq!(count, 1);
 }
