@@ -508,3 +508,57 @@ async fn text_columns_of_a_binary_collation_are_read_as_text() {
     db.store.insert(&mut note).await.expect("insert");
     assert_eq!(db.store.get::<Note>("Zoë").await.expect("get"), Some(note));
 }
+
+/// MySQL rolls a deadlock victim's whole transaction back, and would run its later statements in
+/// autocommit: a closure that ignores the (retryable) error and writes on gets its later
+/// statements refused, and its commit fails; nothing of it is written, half or whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadlock_victim_that_goes_on_commits_nothing() {
+    #[derive(Versioned, Debug, Clone)]
+    struct Slot {
+        #[key]
+        id: i32,
+        n: i64,
+        #[version]
+        version: u64,
+    }
+    let Some(db) = db().await else { return };
+    let store = db.store.clone().with_lock_wait(versioned::LockWait::Timeout(std::time::Duration::from_secs(20)));
+    store.create_table::<Slot>().await.expect("create");
+    for id in 1..=4 {
+        store.insert(&mut Slot { id, n: 0, version: 0 }).await.expect("insert");
+    }
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+    let cross = |first: i32, second: i32, own: i32| {
+        let (store, barrier) = (store.clone(), barrier.clone());
+        tokio::spawn(async move {
+            store
+                .transaction(|tx| async move {
+                    let mut a = tx.get_for_update::<Slot>(&first).await?.expect("slot");
+                    a.n += 1;
+                    tx.put(&mut a).await?;
+                    barrier.wait().await; // both hold their first row
+                    let crossed = tx.get_for_update::<Slot>(&second).await;
+                    // The victim ignores its deadlock and writes on.
+                    let mut mine = Slot { id: own, n: 7, version: 1 };
+                    let wrote = tx.put(&mut mine).await;
+                    Ok((crossed.is_err(), wrote.is_err()))
+                })
+                .await
+        })
+    };
+    let (one, two) = (cross(1, 2, 3), cross(2, 1, 4));
+    let outcomes = [one.await.expect("task"), two.await.expect("task")];
+    let failed: Vec<_> = outcomes.iter().filter(|r| r.is_err()).collect();
+    assert_eq!(failed.len(), 1, "the victim's commit fails, the other's succeeds: {outcomes:?}");
+    assert!(failed[0].as_ref().unwrap_err().is_retryable(), "{outcomes:?}");
+    let winner = outcomes.iter().find_map(|r| r.as_ref().ok()).expect("a winner");
+    assert_eq!(*winner, (false, false), "the winner's statements all succeeded");
+    let n = |id: i32| {
+        let store = store.clone();
+        async move { store.get::<Slot>(&id).await.expect("get").expect("slot").n }
+    };
+    let (n3, n4) = (n(3).await, n(4).await);
+    assert_eq!(n3 + n4, 7, "only the winner's own record was written: {n3}, {n4}");
+    assert_eq!(n(1).await + n(2).await, 1, "only the winner's first write was kept");
+}

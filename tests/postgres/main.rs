@@ -7,7 +7,7 @@
 
 use std::time::SystemTime;
 
-use versioned::{Error, Isolation, PostgresStorage, RetryPolicy, Store, Versioned};
+use versioned::{Error, Isolation, LockWait, PostgresStorage, RetryPolicy, Store, Versioned};
 
 #[derive(Versioned, Debug, Clone, PartialEq)]
 #[versioned(table = "people")]
@@ -413,4 +413,51 @@ async fn transactions_dropped_at_any_point_leave_no_connection_inside_a_transact
         .expect("committed version");
         assert_eq!(committed as u64, version, "record {id}: the put answered Ok at {version}");
     }
+}
+
+/// PostgreSQL aborts a transaction on any error, and answers a later `COMMIT` with a rollback: a
+/// closure that ignores a refused lock (outside a savepoint) and returns `Ok` gets a failed commit,
+/// never an `Ok` for writes the server discarded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_after_an_error_outside_a_savepoint_fails_and_writes_nothing() {
+    use dropped::Counter;
+    let Some(db) = db().await else { return };
+    let store = db.store.clone();
+    store.create_table::<Counter>().await.expect("create");
+    for id in [1, 2] {
+        store.insert(&mut Counter { id, n: 0, version: 0 }).await.expect("insert");
+    }
+    let (locked, holding) = tokio::sync::oneshot::channel();
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let holder = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .transaction(|tx| async move {
+                    tx.get_for_update::<Counter>(&2).await?;
+                    let _ = locked.send(());
+                    let _ = released.await;
+                    Ok(())
+                })
+                .await
+        })
+    };
+    holding.await.expect("the holder locked record 2");
+    let result = store
+        .transaction(|tx| async move {
+            let mut one = tx.get::<Counter>(&1).await?.expect("record 1");
+            one.n = 5;
+            tx.put(&mut one).await?;
+            let refused = tx.get_for_update_with::<Counter>(&2, LockWait::NoWait).await;
+            assert!(matches!(refused, Err(Error::LockTimeout { .. })), "{refused:?}");
+            let after = tx.get::<Counter>(&1).await;
+            assert!(after.is_err(), "statements after the abort are refused: {after:?}");
+            Ok(())
+        })
+        .await;
+    assert!(result.is_err(), "the commit of an aborted transaction must fail: {result:?}");
+    let _ = release.send(());
+    holder.await.expect("task").expect("holder");
+    let one = store.get::<Counter>(&1).await.expect("get").expect("record 1");
+    assert_eq!((one.n, one.version), (0, 1), "nothing of the failed transaction was written");
 }

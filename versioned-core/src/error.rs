@@ -228,10 +228,26 @@ impl Error {
 
     /// The stored record of a conflict, decoded as `T`: what the other writer saved.
     ///
-    /// `None` when this is not a conflict or the record has been deleted.
+    /// `None` when this is not a conflict or the record has been deleted. The record is laid out
+    /// as the struct of the operation that was refused (for a conflict found when a memory or
+    /// etcd transaction commits, the struct through which the transaction first read it): decode
+    /// it as that struct where several structs share a table.
     pub fn current<T: Entity>(&self) -> Option<Result<T>> {
         match self {
             Error::ConcurrentModification { current: Some(row), table, .. } if *table == T::TABLE.name => {
+                if row.len() != T::TABLE.columns.len() {
+                    // Read through another struct of the table: its columns are not `T`'s.
+                    return Some(Err(Error::decode(
+                        T::TABLE,
+                        T::TABLE.key_column().name,
+                        format!(
+                            "the stored record was read as a struct of {} columns, {} has {}: decode it as that struct",
+                            row.len(),
+                            T::TABLE.entity,
+                            T::TABLE.columns.len()
+                        ),
+                    )));
+                }
                 Some(T::from_row(row.clone()))
             }
             _ => None,

@@ -220,6 +220,22 @@ async fn beyond_storable<T: Entity, A: RowAccess>(access: &A, t: &T) -> Result<(
     Err(conflict::<T>(key, expected, current)?)
 }
 
+/// The copies of a batch whose version no storage holds (a `u64` past `i64::MAX`): refused, as
+/// conflicts with their stored records in [`Error::Conflicts`], before anything of the batch is
+/// written. No I/O when there are none, the usual case.
+pub async fn refuse_unstorable_versions<T: Entity, A: RowAccess>(access: &A, ts: &[T]) -> Result<()> {
+    let mut conflicts = Vec::new();
+    for t in ts {
+        let expected = version_u64(t)?;
+        if expected > T::TABLE.version_max {
+            let key = key_value::<T>(t.key())?;
+            let current = access.fetch(T::TABLE, &key).await?;
+            conflicts.push(conflict::<T>(key, expected, current)?);
+        }
+    }
+    if conflicts.is_empty() { Ok(()) } else { Err(Error::Conflicts { table: T::TABLE.name, conflicts }) }
+}
+
 /// `t` as a checked write stores it: at the next version, stamped; with the version it expects.
 /// Refused at the version's maximum.
 fn next_row<T: Entity>(t: &T, stamps: &[(usize, Value)]) -> Result<(Row, u64)> {
@@ -372,6 +388,11 @@ async fn delete_with_version_inner<T: Entity, A: RowAccess>(
 ) -> Result<()> {
     let expected = expected_version::<T>(version)?;
     let key = key_value::<T>(key)?;
+    if expected > T::TABLE.version_max {
+        // No stored record has it (and a backend cannot even be asked for it).
+        let current = access.fetch(T::TABLE, &key).await?;
+        return Err(conflict::<T>(key, expected, current)?);
+    }
     match access.delete(T::TABLE, &key, Some(expected)).await? {
         WriteOutcome::Applied => Ok(()),
         WriteOutcome::Rejected { current } => Err(conflict::<T>(key, expected, current)?),
@@ -492,7 +513,7 @@ fn check_changes(table: &'static TableDef, changes: &[Change]) -> Result<()> {
     for (at, change) in changes.iter().enumerate() {
         let Some(column) = table.columns.get(change.column) else {
             return refuse(
-                table.key_column().name,
+                "?",
                 format!(
                     "the patch names column #{} but {} has {} columns (a Patch out of step with its struct)",
                     change.column,

@@ -215,6 +215,7 @@ impl<S: Storage> Store<S> {
     /// version (EF Core's `DbUpdateConcurrencyException.Entries`), not only the first. A key may
     /// appear once per batch.
     pub async fn put_all<T: Entity>(&self, ts: &mut [T]) -> Result<()> {
+        ops::refuse_unstorable_versions(self.writer("put_all")?, ts).await?;
         let (rows, stamps) = ops::put_rows(ts)?;
         self.run_transaction("put_all", false, move |tx| async move {
             ops::update_rows::<T, _>(tx.writer("put_all")?, rows).await
@@ -239,6 +240,7 @@ impl<S: Storage> Store<S> {
     /// Deletes every record of `ts`, each only if its stored version is still the copy's: all of
     /// them, or none, with every refusal in [`Error::Conflicts`](crate::Error::Conflicts).
     pub async fn delete_all<T: Entity>(&self, ts: &[T]) -> Result<()> {
+        ops::refuse_unstorable_versions(self.writer("delete_all")?, ts).await?;
         let keys = ops::delete_keys(ts)?;
         self.run_transaction("delete_all", false, move |tx| async move {
             ops::delete_rows::<T, _>(tx.writer("delete_all")?, keys).await

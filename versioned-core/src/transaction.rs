@@ -191,7 +191,7 @@ impl<S: Storage> Transaction<S> {
     /// See [`Store::put_all`](crate::Store::put_all): all or none, inside this transaction (in a
     /// savepoint of its own, so a refused batch leaves the rest of the transaction as it was).
     pub async fn put_all<T: Entity>(&self, ts: &mut [T]) -> Result<()> {
-        self.writer("put_all")?;
+        ops::refuse_unstorable_versions(self.writer("put_all")?, ts).await?;
         let (rows, stamps) = ops::put_rows(ts)?;
         self.savepoint(move |sp| async move { ops::update_rows::<T, _>(sp.writer("put_all")?, rows).await }).await?;
         ops::settle_puts(ts, &stamps)
@@ -210,7 +210,7 @@ impl<S: Storage> Transaction<S> {
     /// See [`Store::delete_all`](crate::Store::delete_all), inside this transaction (in a
     /// savepoint of its own).
     pub async fn delete_all<T: Entity>(&self, ts: &[T]) -> Result<()> {
-        self.writer("delete_all")?;
+        ops::refuse_unstorable_versions(self.writer("delete_all")?, ts).await?;
         let keys = ops::delete_keys(ts)?;
         self.savepoint(move |sp| async move { ops::delete_rows::<T, _>(sp.writer("delete_all")?, keys).await }).await
     }

@@ -6,9 +6,10 @@ use crate::error::Error;
 use crate::storage::Storage;
 use crate::store::Store;
 
-/// `put`, `save` and `touch` of a copy at version 2^63 (a `u64` version above what the store
-/// holds) are `ConcurrentModification` with the stored record at version 1, never a
-/// `VersionOverflow`; nothing is written.
+/// `put`, `save`, `touch`, `delete` and `delete_with_version` of a copy at version 2^63 (a `u64`
+/// version above what the store holds) are `ConcurrentModification` with the stored record at
+/// version 1, never a `VersionOverflow` nor a write to a record stored at `i64::MAX`; in
+/// `put_all` and `delete_all` they are the batch's `Conflicts`; nothing is written.
 pub async fn a_version_above_what_storage_holds_is_a_conflict<S: Storage>(store: &Store<S>) {
     setup(store).await;
     let mut ann = Person { id: 1, name: "Ann".into(), salary: 100, version: 0 };
@@ -22,8 +23,22 @@ pub async fn a_version_above_what_storage_holds_is_a_conflict<S: Storage>(store:
     conflict(store.put(&mut far.clone()).await, "put");
     conflict(store.save(&mut far.clone()).await, "save");
     conflict(store.touch(&mut far.clone()).await, "touch");
+    conflict(store.delete(&far).await, "delete");
+    conflict(store.delete_with_version::<Person>(&1, far.version).await, "delete_with_version");
+    let mut bob = Person { id: 2, name: "Bob".into(), salary: 1, version: 0 };
+    store.insert(&mut bob).await.expect("insert");
+    let batch = |result: Result<(), Error>, op: &str| match result {
+        Err(Error::Conflicts { conflicts, .. }) => {
+            assert_eq!(conflicts.len(), 1, "{op}: {conflicts:?}");
+            conflict(Err(conflicts.into_iter().next().expect("one")), op);
+        }
+        other => panic!("{op} with a copy at version 2^63: expected Conflicts, got {other:?}"),
+    };
+    batch(store.put_all(&mut [bob.clone(), far.clone()]).await, "put_all");
+    batch(store.delete_all(&[bob.clone(), far.clone()]).await, "delete_all");
     let stored = store.get::<Person>(&1).await.expect("get").expect("record");
     assert_eq!(stored, ann, "nothing was written");
+    assert_eq!(store.get::<Person>(&2).await.expect("get"), Some(bob), "nothing of the batches was written");
 }
 
 /// A struct whose only field storage cannot always hold is a `u64` (no JSON, no timestamps: the

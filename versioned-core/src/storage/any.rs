@@ -102,10 +102,12 @@ impl Store<AnyStorage> {
             Some("postgres" | "postgresql") => {
                 let mut connect = PostgresStorage::url_options(url)?;
                 if let Some(schema) = &options.schema {
-                    connect = connect.options([("search_path", schema.as_str())]);
+                    // Quoted: one schema, its name as written (no list, no case folding).
+                    let quoted = format!("\"{}\"", schema.replace('"', "\"\""));
+                    connect = connect.options([("search_path", quoted.as_str())]);
                 }
                 let pool = options.pool(sqlx::postgres::PgPoolOptions::new());
-                let storage = PostgresStorage::connect_with_pool(connect, pool).await?;
+                let storage = PostgresStorage::open(connect, pool, options.lock_wait.unwrap_or_default()).await?;
                 AnyStorage::Postgres(storage.with_isolation(options.isolation))
             }
             #[cfg(feature = "mysql")]
@@ -115,11 +117,16 @@ impl Store<AnyStorage> {
                     connect = connect.database(schema);
                 }
                 let pool = options.pool(sqlx::mysql::MySqlPoolOptions::new());
-                AnyStorage::Mysql(MysqlStorage::connect_with_pool(connect, pool).await?)
+                AnyStorage::Mysql(MysqlStorage::open(connect, pool, options.lock_wait.unwrap_or_default()).await?)
             }
             #[cfg(feature = "etcd")]
             Some("etcd") => {
                 let mut etcd = etcd_options(url)?;
+                if options.schema.is_some() && url.contains("prefix=") {
+                    return Err(Error::config(format!(
+                        "{url:?} names a key prefix and the options a schema: say where the tables are once"
+                    )));
+                }
                 if let Some(schema) = &options.schema {
                     etcd = etcd.prefix(format!("{}/", schema.trim_end_matches('/')));
                 }

@@ -4,7 +4,8 @@
 //! writes through its [`Layout`], by column name.
 //!
 //! A write through a narrower struct keeps the stored values of the columns it does not have; an
-//! insert through it leaves them `NULL`, and is refused when such a column is not nullable. A
+//! insert through it leaves them `NULL`, and is refused when such a column is not nullable, as is
+//! a `NULL` from an `Option` field into a column the table's struct does not make nullable. A
 //! struct with a column the table lacks, or of another type, is refused before anything is
 //! read or written (`Error::Decode` naming the column).
 
@@ -29,7 +30,11 @@ impl Layout {
         let same = stored.columns.len() == def.columns.len()
             && stored.key == def.key
             && stored.version == def.version
-            && stored.columns.iter().zip(def.columns).all(|(s, d)| s.name == d.name && s.ty == d.ty);
+            && stored
+                .columns
+                .iter()
+                .zip(def.columns)
+                .all(|(s, d)| s.name == d.name && s.ty == d.ty && s.nullable == d.nullable);
         if same {
             return Ok(Layout { stored: def, columns: None });
         }
@@ -115,6 +120,15 @@ impl Layout {
             }
         };
         for (value, at) in row.into_values().into_iter().zip(columns.iter()) {
+            let column = &self.stored.columns[*at];
+            if value == Value::Null && !column.nullable {
+                // What a SQL table's `NOT NULL` refuses: the table's own struct could not read it.
+                return Err(Error::Encode {
+                    table: self.stored.name,
+                    column: column.name,
+                    reason: format!("the table's column is not nullable (as created for {})", self.stored.entity),
+                });
+            }
             out.set(*at, value);
         }
         Ok(out)

@@ -148,7 +148,16 @@ impl MysqlStorage {
     /// [`connect_with`](Self::connect_with), with a pool you configured (its size, timeouts).
     /// Its `after_connect` is replaced by the one that sets each session's lock wait.
     pub async fn connect_with_pool(options: MySqlConnectOptions, pool: MySqlPoolOptions) -> Result<Self> {
-        let timeout = session_lock_timeout(LockWait::default()).unwrap_or(5);
+        Self::open(options, pool, LockWait::default()).await
+    }
+
+    /// Connects, with each session's `innodb_lock_wait_timeout` set for `wait` (the store's lock
+    /// wait), so that a transaction changes it (and its connection is closed after) only for
+    /// another wait. `NoWait`, which each statement says itself, leaves the sessions at the
+    /// default wait.
+    pub(crate) async fn open(options: MySqlConnectOptions, pool: MySqlPoolOptions, wait: LockWait) -> Result<Self> {
+        let wait = if wait == LockWait::NoWait { LockWait::default() } else { wait };
+        let timeout = session_lock_timeout(wait).unwrap_or(5);
         let options = options.timezone(Some("+00:00".to_owned()));
         let pool = pool
             .after_connect(move |conn, _| {
@@ -162,7 +171,7 @@ impl MysqlStorage {
             .connect_with(options)
             .await
             .map_err(|e| StorageError::new(format!("cannot connect to MySQL: {e}")))?;
-        Ok(MysqlStorage { session_lock_wait: Some(LockWait::default()), ..Self::from_pool(pool) })
+        Ok(MysqlStorage { session_lock_wait: Some(wait), ..Self::from_pool(pool) })
     }
 
     /// A backend over a pool you configured yourself.
@@ -267,6 +276,10 @@ impl MysqlTable {
             .await
             .map_err(|e| storage_error(Some(table), e))?;
             let column = columns.iter().find(|c| c.0 == table.name).or(columns.first());
+            if column.is_none() {
+                // No table (or no key column) yet: checked again once there is one.
+                return Ok(());
+            }
             if let Some((_, ty, collation, exact)) = column
                 && !compares_exactly(collation.as_deref())
             {
@@ -400,9 +413,19 @@ impl MysqlTransaction {
     ) -> Result<T> {
         let table_state = self.storage.table(table);
         let mut state = self.state.lock().await;
+        state.usable()?;
         table_state.check(state.connection(), table).await?;
-        op(&mut OnConnection { conn: &mut Conn(state.connection()), table, statements: &table_state.statements }).await
+        let on = &mut OnConnection { conn: &mut Conn(state.connection()), table, statements: &table_state.statements };
+        let result = op(on).await;
+        state.note(&result, rolled_back);
+        result
     }
+}
+
+/// Whether MySQL rolled the whole transaction back for `err`: on a deadlock (retryable), not on a
+/// lock wait timeout or any other statement error, which undo that statement only.
+fn rolled_back(err: &Error) -> Option<bool> {
+    (err.is_retryable() && !matches!(err, Error::LockTimeout { .. })).then_some(true)
 }
 
 row_access_via_run!(MysqlTransaction);
@@ -411,10 +434,14 @@ impl StorageTransaction for MysqlTransaction {
     async fn fetch_for_update(&self, table: &'static TableDef, key: &Value, wait: LockWait) -> Result<Option<Row>> {
         let table_state = self.storage.table(table);
         let mut state = self.state.lock().await;
+        state.usable()?;
         table_state.check(state.connection(), table).await?;
         if let Some(seconds) = session_lock_timeout(wait)
             && state.lock_wait != Some(wait)
         {
+            // Unknown until the server answers: a `SET` dropped after the server applied it must
+            // not leave the connection for the pool with a wait the sessions do not have.
+            state.lock_wait = None;
             let set = format!("SET SESSION innodb_lock_wait_timeout = {seconds}");
             sqlx::query(sqlx::AssertSqlSafe(set))
                 .execute(state.connection())
@@ -425,11 +452,18 @@ impl StorageTransaction for MysqlTransaction {
         let nowait = wait == LockWait::NoWait;
         let statements = &table_state.statements;
         let on = &mut OnConnection { conn: &mut Conn::<MySql>(state.connection()), table, statements };
-        on.fetch_for_update(key, nowait).await
+        let result = on.fetch_for_update(key, nowait).await;
+        state.note(&result, rolled_back);
+        result
     }
 
     async fn savepoint(&self, step: SavepointStep) -> Result<()> {
-        driver::savepoint::<MySql>(self.state.lock().await.connection(), step).await
+        let mut state = self.state.lock().await;
+        let done = driver::savepoint::<MySql>(state.connection(), step).await;
+        if done.is_ok() {
+            state.stepped(step);
+        }
+        done
     }
 
     async fn commit(self) -> Result<()> {

@@ -109,15 +109,22 @@ impl PostgresStorage {
 
     /// [`connect_with`](Self::connect_with), with a pool you configured (its size, timeouts).
     pub async fn connect_with_pool(options: PgConnectOptions, pool: PgPoolOptions) -> Result<Self> {
-        // The default lock wait is the sessions' own, so a transaction sets `lock_timeout` only
-        // for another wait (one round trip saved on every `get_for_update` and `update`).
-        let default_wait = session_lock_timeout(LockWait::default()).unwrap_or_default();
-        let options = options.options([("TimeZone", "UTC"), ("lock_timeout", default_wait.as_str())]);
+        Self::open(options, pool, LockWait::default()).await
+    }
+
+    /// Connects, with the sessions' `lock_timeout` set for `wait` (the store's lock wait), so that
+    /// a transaction sets it only for another wait (one round trip saved on every
+    /// `get_for_update` and `update`). `NoWait`, which each statement says itself, leaves the
+    /// sessions at the default wait.
+    pub(crate) async fn open(options: PgConnectOptions, pool: PgPoolOptions, wait: LockWait) -> Result<Self> {
+        let wait = if wait == LockWait::NoWait { LockWait::default() } else { wait };
+        let session_wait = session_lock_timeout(wait).unwrap_or_default();
+        let options = options.options([("TimeZone", "UTC"), ("lock_timeout", session_wait.as_str())]);
         let pool = pool
             .connect_with(options)
             .await
             .map_err(|e| StorageError::new(format!("cannot connect to PostgreSQL: {e}")))?;
-        Ok(PostgresStorage { session_lock_wait: Some(LockWait::default()), ..Self::from_pool(pool) })
+        Ok(PostgresStorage { session_lock_wait: Some(wait), ..Self::from_pool(pool) })
     }
 
     /// A backend over a pool you configured yourself.
@@ -239,7 +246,12 @@ impl PostgresTransaction {
     ) -> Result<T> {
         let statements = self.storage.statements(table);
         let mut state = self.state.lock().await;
-        op(&mut OnConnection { conn: &mut Conn::<Postgres>(state.connection()), table, statements: &statements }).await
+        state.usable()?;
+        let on = &mut OnConnection { conn: &mut Conn::<Postgres>(state.connection()), table, statements: &statements };
+        let result = op(on).await;
+        // PostgreSQL aborts the transaction (or its innermost savepoint) on any error.
+        state.note(&result, |_| Some(false));
+        result
     }
 }
 
@@ -249,21 +261,28 @@ impl StorageTransaction for PostgresTransaction {
     async fn fetch_for_update(&self, table: &'static TableDef, key: &Value, wait: LockWait) -> Result<Option<Row>> {
         let statements = self.storage.statements(table);
         let mut state = self.state.lock().await;
+        state.usable()?;
         // `lock_timeout` bounds every lock wait of the rest of the transaction; set it only when
         // it changes. `NOWAIT` needs none.
         if let Some(timeout) = session_lock_timeout(wait)
             && state.lock_wait != Some(wait)
         {
-            sqlx::query("SELECT set_config('lock_timeout', $1, true)")
+            state.lock_wait = None; // unknown until the server answers
+            let set = sqlx::query("SELECT set_config('lock_timeout', $1, true)")
                 .bind(timeout)
                 .execute(state.connection())
                 .await
-                .map_err(|e| storage_error(Some(table), e))?;
+                .map(drop)
+                .map_err(|e| storage_error(Some(table), e));
+            state.note(&set, |_| Some(false));
+            set?;
             state.lock_wait = Some(wait);
         }
         let nowait = wait == LockWait::NoWait;
         let on = &mut OnConnection { conn: &mut Conn::<Postgres>(state.connection()), table, statements: &statements };
-        on.fetch_for_update(key, nowait).await
+        let result = on.fetch_for_update(key, nowait).await;
+        state.note(&result, |_| Some(false));
+        result
     }
 
     async fn savepoint(&self, step: SavepointStep) -> Result<()> {
@@ -272,6 +291,10 @@ impl StorageTransaction for PostgresTransaction {
         if matches!(step, SavepointStep::RollBack { .. }) {
             // Rolling back also undoes a `lock_timeout` set since the savepoint.
             state.lock_wait = None;
+        }
+        match &done {
+            Ok(()) => state.stepped(step),
+            Err(_) => state.note(&done, |_| Some(false)),
         }
         done
     }

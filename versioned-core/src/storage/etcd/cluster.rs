@@ -198,9 +198,9 @@ impl Cluster {
     }
 
     /// Refuses, before anything is read or written, a struct whose columns differ from those its
-    /// table's records are laid out by (the schema `create_table` recorded): records are stored
-    /// by column position, so another struct would read and write the wrong columns. Asked of
-    /// etcd once per struct and connection; a table with no recorded schema takes any struct.
+    /// table's records are laid out by (the schema `create_table`, or the first struct used on
+    /// the table, recorded): records are stored by column position, so another struct would read
+    /// and write the wrong columns. Asked of etcd once per struct and connection, until it holds.
     pub(super) async fn check_layout(&self, table: &'static TableDef) -> Result<()> {
         let address = std::ptr::from_ref(table) as usize;
         let matched = |set: &std::sync::Mutex<std::collections::HashSet<usize>>| {
@@ -209,10 +209,19 @@ impl Cluster {
         if matched(&self.matched) {
             return Ok(());
         }
+        // A table no struct has used yet takes this one's layout, as `create_table` would record it.
         let key = codec::schema_key(self.prefix(), table);
-        let reply = self.client.kv_client().get(key, None).await.map_err(request_error)?;
-        if let Some(kv) = reply.kvs().first() {
-            let recorded = String::from_utf8_lossy(kv.value());
+        let txn = Txn::new()
+            .when([Compare::version(key.clone(), CompareOp::Equal, 0)])
+            .and_then([TxnOp::put(key.clone(), codec::schema(table), None::<PutOptions>)])
+            .or_else([TxnOp::get(key, None)]);
+        let reply = self.client.kv_client().txn(txn).await.map_err(request_error)?;
+        let recorded = match reply.op_responses().first() {
+            Some(TxnOpResponse::Get(range)) => range.kvs().first().map(|kv| kv.value().to_vec()),
+            _ => None,
+        };
+        if let Some(recorded) = recorded {
+            let recorded = String::from_utf8_lossy(&recorded);
             if !codec::same_schema(table, &recorded) {
                 let column = codec::first_difference(table, &recorded);
                 return Err(Error::decode(

@@ -285,6 +285,7 @@ row_access_via_decisions!(EtcdTransaction);
 
 impl StorageTransaction for EtcdTransaction {
     async fn fetch_for_update(&self, table: &'static TableDef, key: &Value, wait: LockWait) -> Result<Option<Row>> {
+        self.cluster.check_layout(table).await?;
         let (keys, key) = self.record(table, key)?;
         let mut state = self.state.lock().await;
         if state.held.contains(&keys) {
