@@ -71,6 +71,22 @@ macro_rules! mapping_structs {
                 pub title: String,
             }
 
+            /// `Narrow` with an `Option` title, over the table's `NOT NULL` column.
+            #[derive(versioned_derive::Versioned, Debug, Clone, PartialEq)]
+            #[versioned(crate = crate, table = $table)]
+            pub struct Loose {
+                /// Key.
+                #[key]
+                pub id: i64,
+                /// Title, optional here only.
+                pub title: Option<String>,
+                /// Status.
+                pub status: String,
+                /// Version.
+                #[version]
+                pub version: u64,
+            }
+
             /// A column the table does not have.
             #[derive(versioned_derive::Versioned, Debug, Clone, PartialEq)]
             #[versioned(crate = crate, table = $table)]
@@ -153,6 +169,25 @@ pub async fn a_narrower_struct_used_first_keeps_the_columns_it_lacks<S: Storage>
     store.put_unchecked(&mut forced).await.expect("forced through the narrower struct");
     let stored = store.get::<Wide>(&1).await.expect("get").expect("record");
     assert_eq!((stored.title.as_str(), stored.votes, stored.version), ("Crash!", Some(3), 4));
+    // In a transaction: each struct sees the transaction's own writes through the others.
+    let reordered = store
+        .transaction(|tx| async move {
+            let mut narrow = tx.get::<Narrow>(&1).await?.expect("record");
+            narrow.status = "in a transaction".into();
+            tx.put(&mut narrow).await?;
+            let seen = tx.get::<Wide>(&1).await?.expect("record");
+            assert_eq!((seen.status.as_str(), seen.votes, seen.version), ("in a transaction", Some(3), 5));
+            Ok(tx.get::<Reordered>(&1).await?.expect("record"))
+        })
+        .await
+        .expect("a transaction through three structs");
+    assert_eq!((reordered.status.as_str(), reordered.note.as_deref()), ("in a transaction", Some("seen twice")));
+    let snapshot = store
+        .read_transaction(|tx| async move { tx.get::<Narrow>(&1).await })
+        .await
+        .expect("a read-only transaction")
+        .expect("record");
+    assert_eq!((snapshot.status.as_str(), snapshot.version), ("in a transaction", 5));
     mappings_tail::<S, Narrow, Reordered, Wide>(store).await;
 }
 
@@ -267,6 +302,13 @@ macro_rules! mapping_narrow {
                 refuse_unknown(store, unknown).await;
                 let missing = store.get::<$module::Wide>(&99).await.expect("get");
                 assert_eq!(missing, None, "nothing was written");
+                // NULL into a column the table's own struct requires: refused, the record readable.
+                let before = store.get::<$module::Wide>(&1).await.expect("get").expect("record");
+                let mut loose = store.get::<$module::Loose>(&1).await.expect("get").expect("record");
+                loose.title = None;
+                store.put(&mut loose).await.expect_err("a NULL the table's struct cannot read");
+                let after = store.get::<$module::Wide>(&1).await.expect("still readable").expect("record");
+                assert_eq!(after, before, "nothing was written");
             }
         }
     };
