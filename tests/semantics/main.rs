@@ -273,6 +273,14 @@ mod memory {
 }
 
 mod sqlite {
+    /// An in-memory database's transactions wait for the write lock as the store says too
+    /// (its connections share one cache, where SQLite's busy timeout does not apply).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn in_memory_lock_waits_end_in_lock_timeout() {
+        let store = Store::sqlite("sqlite::memory:").await.expect("open");
+        versioned_core::conformance::lock_waits_end_in_lock_timeout(&store).await;
+    }
+
     use versioned::{SqliteStorage, Store};
 
     /// A store on a fresh SQLite file; the directory lives as long as the fixture.

@@ -122,8 +122,8 @@ impl<S: Storage> Store<S> {
     /// for that `BEGIN IMMEDIATE`): `NoWait` fails at once, `Timeout(d)` after about `d`. There
     /// the store's wait is the only one: a `get_for_update_with` inside the transaction has
     /// nothing left to wait for. Autocommit writes keep SQLite's 5 s busy timeout. (An in-memory
-    /// SQLite database's connections share one cache, where a lock is waited for until it is
-    /// released, whatever the wait.)
+    /// SQLite database's transactions wait for a write lock the store keeps itself, as `wait`
+    /// says: its connections share one cache, where SQLite ignores the busy timeout.)
     pub fn with_lock_wait(mut self, wait: LockWait) -> Self {
         self.lock_wait = wait;
         self

@@ -96,6 +96,10 @@ pub struct SqliteStorage {
     /// For an in-memory database, a connection outside the pool: the database lives as long as
     /// one connection to it is open, and the pool may close all of its own (idle, cancelled).
     _keep_alive: Option<Arc<tokio::sync::Mutex<SqliteConnection>>>,
+    /// For an in-memory database, the write lock of its transactions, taken in this process: its
+    /// connections share one cache, where SQLite waits for a lock until it is released whatever
+    /// the busy timeout, so the store's lock wait is kept here instead.
+    memory_writer: Option<Arc<tokio::sync::Mutex<()>>>,
 }
 
 fn table_state(tables: &Tables<TableState>, table: &'static TableDef) -> Arc<TableState> {
@@ -217,6 +221,7 @@ impl SqliteStorage {
             tables: Tables::default(),
             writes: GroupCommit::default(),
             busy_timeout_ms: Arc::new(OnceLock::from(BUSY_TIMEOUT.as_millis() as u32)),
+            memory_writer: keep_alive.as_ref().map(|_| Arc::default()),
             _keep_alive: keep_alive,
         })
     }
@@ -230,6 +235,7 @@ impl SqliteStorage {
             writes: GroupCommit::default(),
             busy_timeout_ms: Arc::default(),
             _keep_alive: None,
+            memory_writer: None,
         }
     }
 
@@ -448,6 +454,21 @@ impl SqliteStorage {
     /// timeout that waits as it says, set for the `BEGIN` alone: the connection has the pool's
     /// busy timeout again before and after, whether the `BEGIN` went through or was refused.
     async fn begin_as(&self, begin: &'static str, wait: Option<LockWait>) -> Result<SqliteTransaction> {
+        // An in-memory database's write lock, waited for here (see `memory_writer`), before a
+        // connection is taken.
+        let writer = match (&self.memory_writer, wait) {
+            (Some(lock), Some(wait)) => {
+                let timed_out = || Error::LockTimeout { table: None, key: None };
+                Some(match wait {
+                    LockWait::Forever => Arc::clone(lock).lock_owned().await,
+                    LockWait::Timeout(limit) => {
+                        tokio::time::timeout(limit, Arc::clone(lock).lock_owned()).await.map_err(|_| timed_out())?
+                    }
+                    LockWait::NoWait => Arc::clone(lock).try_lock_owned().map_err(|_| timed_out())?,
+                })
+            }
+            _ => None,
+        };
         let mut conn = self.pool.acquire().await.map_err(|e| storage_error(None, e))?;
         let busy = match wait {
             Some(wait) => {
@@ -469,7 +490,9 @@ impl SqliteStorage {
             None => held.conn.execute(begin).await,
         };
         match begun {
-            Ok(_) => Ok(SqliteTransaction { storage: self.clone(), held: tokio::sync::Mutex::new(held) }),
+            Ok(_) => {
+                Ok(SqliteTransaction { storage: self.clone(), held: tokio::sync::Mutex::new(held), _writer: writer })
+            }
             // Another transaction held the write lock past the wait: the lock wait expired. The
             // `BEGIN` was refused, so no transaction is open.
             Err(e) if is_busy(&e) => {
@@ -601,6 +624,8 @@ impl Drop for Held {
 pub struct SqliteTransaction {
     storage: SqliteStorage,
     held: tokio::sync::Mutex<Held>,
+    /// An in-memory database's write lock, held until the transaction ends.
+    _writer: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl SqliteTransaction {
