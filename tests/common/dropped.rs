@@ -103,3 +103,29 @@ pub async fn write_after_drops<S: Storage>(store: &Store<S>, writes: usize) -> V
     }
     versions
 }
+
+/// Waits (up to 5 s: a dropped transaction's connection is closed in the background, which ends
+/// its transaction) until `inside`, the server's count of the pool's sessions inside a
+/// transaction, says none, and asserts it.
+pub async fn no_session_stays_in_a_transaction<F: std::future::Future<Output = i64>>(inside: impl Fn() -> F) {
+    let mut left = inside().await;
+    for _ in 0..50 {
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        left = inside().await;
+    }
+    assert_eq!(left, 0, "sessions of the pool still inside a transaction");
+}
+
+/// After the drops, every put through the pool that answered `Ok` is committed: `committed`
+/// reads a record's version from outside the pool.
+pub async fn later_puts_are_committed<S: Storage, F: std::future::Future<Output = i64>>(
+    store: &Store<S>,
+    committed: impl Fn(i64) -> F,
+) {
+    for (id, version) in write_after_drops(store, 25).await {
+        assert_eq!(committed(id).await as u64, version, "record {id}: the put answered Ok at {version}");
+    }
+}

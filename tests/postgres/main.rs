@@ -391,28 +391,22 @@ async fn transactions_dropped_at_any_point_leave_no_connection_inside_a_transact
         .expect("pg_stat_activity");
         count
     };
-    // A dropped transaction's connection is closed (which ends its transaction) in the background.
-    let mut left = inside().await;
-    for _ in 0..50 {
-        if left == 0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        left = inside().await;
-    }
-    assert_eq!(left, 0, "sessions of the pool still inside a transaction");
+    dropped::no_session_stays_in_a_transaction(inside).await;
 
-    for (id, version) in dropped::write_after_drops(&store, 25).await {
-        let committed: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT version FROM {}.dropped_counters WHERE id = $1",
-            db.schema
-        )))
-        .bind(id)
-        .fetch_one(&db.admin)
-        .await
-        .expect("committed version");
-        assert_eq!(committed as u64, version, "record {id}: the put answered Ok at {version}");
-    }
+    dropped::later_puts_are_committed(&store, |id| {
+        let (admin, schema) = (&db.admin, &db.schema);
+        async move {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT version FROM {}.dropped_counters WHERE id = $1",
+                schema
+            )))
+            .bind(id)
+            .fetch_one(admin)
+            .await
+            .expect("committed version")
+        }
+    })
+    .await;
 }
 
 /// PostgreSQL aborts a transaction on any error, and answers a later `COMMIT` with a rollback: a
