@@ -2,17 +2,19 @@
 //! decision atomically (the memory backend under its lock, transactions that buffer writes and
 //! validate at commit, etcd's compare-and-swap on a revision): the rules are written once here.
 
-use crate::entity::{ColumnRole, TableDef};
+use std::future::Future;
+
+use crate::entity::{ColumnRole, Entity, TableDef};
 use crate::error::{Result, StorageError};
-use crate::storage::{SavepointStep, WriteOutcome};
+use crate::storage::{RowAccess, SavepointStep, WriteOutcome};
 use crate::value::{Row, Value};
 
 /// A write decided from the stored row alone: `Some(new)` writes it (`new: None` deletes), `None`
 /// refuses. Autocommit calls and transactions apply the same decisions.
-pub(crate) type Decision = Option<Option<Row>>;
+pub type Decision = Option<Option<Row>>;
 
 /// What a conditional write did.
-pub(crate) enum Written {
+pub enum Written {
     /// Written.
     Done,
     /// Refused; the stored row, if any.
@@ -109,74 +111,111 @@ pub(crate) fn savepoint<B: Clone>(written: &mut B, savepoints: &mut Vec<B>, step
     Ok(())
 }
 
-/// The row operations, each as one decision: implemented once for the memory backend's
-/// autocommit storage and for the optimistic transactions (memory, etcd), which differ only in
-/// how they read a record (`self.read`) and apply a decision (`self.write`), and in how they name
-/// a record (`self.record`).
-macro_rules! row_access_via_decisions {
-    ($ty:ty $(; $($extra:tt)*)?) => {
-        impl RowAccess for $ty {
-            $($($extra)*)?
+/// A backend whose writes are decided from the stored row alone and applied in one atomic step
+/// (the memory backend under its shard's lock; the optimistic transactions of memory and etcd,
+/// which buffer the decision and validate at commit). Such a backend says how it names a record,
+/// reads one, and applies a decision; every row operation is then written once, here, in the
+/// `RowAccess` implementation for every `DecidedWrites`.
+pub trait DecidedWrites: Send + Sync {
+    /// How the backend names a record.
+    type Record: Send;
 
-            async fn fetch(&self, table: &'static TableDef, key: &Value) -> Result<Option<Row>> {
-                self.read(table, self.record(table, key)?).await
-            }
+    /// The record with `key` in `table`.
+    fn record(&self, table: &'static TableDef, key: &Value) -> Result<Self::Record>;
 
-            async fn insert(&self, table: &'static TableDef, row: Row) -> Result<bool> {
-                let record = self.record(table, table.key_of(&row)?)?;
-                let written = self.write(table, record, |stored| Ok(stored.is_none().then_some(Some(row))));
-                Ok(matches!(written.await?, decisions::Written::Done))
-            }
+    /// The stored row of `record`, if any.
+    fn read(&self, table: &'static TableDef, record: Self::Record) -> impl Future<Output = Result<Option<Row>>> + Send;
 
-            async fn update(&self, table: &'static TableDef, row: Row, expected: u64) -> Result<WriteOutcome> {
-                let record = self.record(table, table.key_of(&row)?)?;
-                let written = self.write(table, record, |stored| {
-                    Ok(decisions::check(table, stored, Some(expected))?
-                        .then(|| Some(decisions::keep_created(table, stored, row))))
-                });
-                Ok(written.await?.into())
-            }
+    /// Decides a write from the stored row (`decide`), and applies it atomically.
+    fn write(
+        &self,
+        table: &'static TableDef,
+        record: Self::Record,
+        decide: impl FnOnce(Option<&Row>) -> Result<Decision> + Send,
+    ) -> impl Future<Output = Result<Written>> + Send;
 
-            async fn upsert(&self, table: &'static TableDef, row: Row) -> Result<Option<u64>> {
-                let record = self.record(table, table.key_of(&row)?)?;
-                let mut version = None;
-                let written = self.write(table, record, |stored| {
-                    let (decision, next) = decisions::upsert(table, stored, row)?;
-                    version = next;
-                    Ok(decision)
-                });
-                match written.await? {
-                    decisions::Written::Done => Ok(version),
-                    decisions::Written::Refused(_) => Ok(None),
-                }
-            }
+    /// See [`RowAccess::keeps_values`].
+    fn keeps_values(&self) -> bool {
+        false
+    }
 
-            async fn patch(
-                &self,
-                table: &'static TableDef,
-                key: &Value,
-                columns: &[(usize, Value)],
-                expected: u64,
-            ) -> Result<WriteOutcome> {
-                let written = self.write(table, self.record(table, key)?, |stored| {
-                    decisions::patch(table, stored, columns, expected)
-                });
-                Ok(written.await?.into())
-            }
-
-            async fn delete(
-                &self,
-                table: &'static TableDef,
-                key: &Value,
-                expected: Option<u64>,
-            ) -> Result<WriteOutcome> {
-                let written = self.write(table, self.record(table, key)?, |stored| {
-                    Ok(decisions::check(table, stored, expected)?.then_some(None))
-                });
-                Ok(written.await?.into())
-            }
-        }
-    };
+    /// See [`RowAccess::update_value`].
+    fn update_value<T: Entity>(
+        &self,
+        table: &'static TableDef,
+        key: &Value,
+        record: &T,
+        next: T::Version,
+        expected: u64,
+    ) -> Result<Option<WriteOutcome>> {
+        let _ = (table, key, record, next, expected);
+        Ok(None)
+    }
 }
 
-pub(crate) use row_access_via_decisions;
+/// The row operations, each as one decision.
+impl<B: DecidedWrites> RowAccess for B {
+    async fn fetch(&self, table: &'static TableDef, key: &Value) -> Result<Option<Row>> {
+        self.read(table, self.record(table, key)?).await
+    }
+
+    async fn insert(&self, table: &'static TableDef, row: Row) -> Result<bool> {
+        let record = self.record(table, table.key_of(&row)?)?;
+        let written = self.write(table, record, |stored| Ok(stored.is_none().then_some(Some(row))));
+        Ok(matches!(written.await?, Written::Done))
+    }
+
+    async fn update(&self, table: &'static TableDef, row: Row, expected: u64) -> Result<WriteOutcome> {
+        let record = self.record(table, table.key_of(&row)?)?;
+        let written = self.write(table, record, |stored| {
+            Ok(check(table, stored, Some(expected))?.then(|| Some(keep_created(table, stored, row))))
+        });
+        Ok(written.await?.into())
+    }
+
+    async fn upsert(&self, table: &'static TableDef, row: Row) -> Result<Option<u64>> {
+        let record = self.record(table, table.key_of(&row)?)?;
+        let mut version = None;
+        let written = self.write(table, record, |stored| {
+            let (decision, next) = upsert(table, stored, row)?;
+            version = next;
+            Ok(decision)
+        });
+        match written.await? {
+            Written::Done => Ok(version),
+            Written::Refused(_) => Ok(None),
+        }
+    }
+
+    async fn patch(
+        &self,
+        table: &'static TableDef,
+        key: &Value,
+        columns: &[(usize, Value)],
+        expected: u64,
+    ) -> Result<WriteOutcome> {
+        let written = self.write(table, self.record(table, key)?, |stored| patch(table, stored, columns, expected));
+        Ok(written.await?.into())
+    }
+
+    async fn delete(&self, table: &'static TableDef, key: &Value, expected: Option<u64>) -> Result<WriteOutcome> {
+        let written =
+            self.write(table, self.record(table, key)?, |stored| Ok(check(table, stored, expected)?.then_some(None)));
+        Ok(written.await?.into())
+    }
+
+    fn keeps_values(&self) -> bool {
+        DecidedWrites::keeps_values(self)
+    }
+
+    fn update_value<T: Entity>(
+        &self,
+        table: &'static TableDef,
+        key: &Value,
+        record: &T,
+        next: T::Version,
+        expected: u64,
+    ) -> Result<Option<WriteOutcome>> {
+        DecidedWrites::update_value(self, table, key, record, next, expected)
+    }
+}

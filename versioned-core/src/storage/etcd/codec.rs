@@ -37,7 +37,7 @@ const ROW_FORMAT: u8 = 1;
 
 /// The keys of one record.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(super) struct RecordKeys {
+pub struct RecordKeys {
     /// `P<table>/k/<K>/`: a range request with this prefix reads every key of the record.
     pub(super) prefix: Vec<u8>,
 }

@@ -11,8 +11,8 @@ use super::delete_record;
 use crate::entity::TableDef;
 use crate::error::{Error, Result, StorageError};
 use crate::lock::LockWait;
-use crate::storage::decisions::{self, Decision, Written, row_access_via_decisions};
-use crate::storage::{RowAccess, SavepointStep, StorageTransaction, WriteOutcome};
+use crate::storage::decisions::{self, DecidedWrites, Decision, Written};
+use crate::storage::{SavepointStep, StorageTransaction};
 use crate::value::{Row, Value};
 
 /// A record a transaction touched: its table and key, for errors.
@@ -103,10 +103,6 @@ impl EtcdTransaction {
         EtcdTransaction { cluster, read_only, id, state: Default::default(), ended: false }
     }
 
-    fn record(&self, table: &'static TableDef, key: &Value) -> Result<(RecordKeys, Value)> {
-        Ok((RecordKeys::new(self.cluster.prefix(), table, key)?, key.clone()))
-    }
-
     /// The record as this transaction sees it: its own write if any, else the stored row
     /// (remembering its revision, for validation at commit).
     async fn seen(
@@ -133,32 +129,6 @@ impl EtcdTransaction {
         let seen = Seen { revision: stored.revision, version, row: stored.row.clone() };
         state.read.entry(keys.clone()).or_insert((touched, seen));
         Ok(stored.row)
-    }
-
-    async fn read(&self, table: &'static TableDef, (keys, key): (RecordKeys, Value)) -> Result<Option<Row>> {
-        let mut state = self.state.lock().await;
-        self.seen(&mut state, table, &keys, &key).await
-    }
-
-    /// Decides one write against what the transaction sees, and buffers it.
-    async fn write(
-        &self,
-        table: &'static TableDef,
-        (keys, key): (RecordKeys, Value),
-        decide: impl FnOnce(Option<&Row>) -> Result<Decision>,
-    ) -> Result<Written> {
-        if self.read_only {
-            return Err(Error::ReadOnlyTransaction { operation: "write" });
-        }
-        let mut state = self.state.lock().await;
-        let seen = self.seen(&mut state, table, &keys, &key).await?;
-        Ok(match decide(seen.as_ref())? {
-            None => Written::Refused(seen),
-            Some(row) => {
-                state.written.insert(keys, (Touched { table, key }, row));
-                Written::Done
-            }
-        })
     }
 
     /// Locks the record for this transaction and reads it, in one etcd transaction: puts its lock
@@ -281,7 +251,39 @@ impl EtcdTransaction {
     }
 }
 
-row_access_via_decisions!(EtcdTransaction);
+impl DecidedWrites for EtcdTransaction {
+    type Record = (RecordKeys, Value);
+
+    fn record(&self, table: &'static TableDef, key: &Value) -> Result<(RecordKeys, Value)> {
+        Ok((RecordKeys::new(self.cluster.prefix(), table, key)?, key.clone()))
+    }
+
+    async fn read(&self, table: &'static TableDef, (keys, key): (RecordKeys, Value)) -> Result<Option<Row>> {
+        let mut state = self.state.lock().await;
+        self.seen(&mut state, table, &keys, &key).await
+    }
+
+    /// Decides one write against what the transaction sees, and buffers it.
+    async fn write(
+        &self,
+        table: &'static TableDef,
+        (keys, key): (RecordKeys, Value),
+        decide: impl FnOnce(Option<&Row>) -> Result<Decision> + Send,
+    ) -> Result<Written> {
+        if self.read_only {
+            return Err(Error::ReadOnlyTransaction { operation: "write" });
+        }
+        let mut state = self.state.lock().await;
+        let seen = self.seen(&mut state, table, &keys, &key).await?;
+        Ok(match decide(seen.as_ref())? {
+            None => Written::Refused(seen),
+            Some(row) => {
+                state.written.insert(keys, (Touched { table, key }, row));
+                Written::Done
+            }
+        })
+    }
+}
 
 impl StorageTransaction for EtcdTransaction {
     async fn fetch_for_update(&self, table: &'static TableDef, key: &Value, wait: LockWait) -> Result<Option<Row>> {

@@ -32,8 +32,8 @@ use tokio::sync::OwnedMutexGuard;
 
 use self::tables::{KeyRepr, Stored, Tables};
 pub use self::transaction::MemoryTransaction;
-use super::decisions::{self, Decision, Written, row_access_via_decisions};
-use super::{RowAccess, Storage, WriteOutcome};
+use super::decisions::{DecidedWrites, Decision, Written};
+use super::{Storage, WriteOutcome};
 use crate::entity::{Entity, TableDef};
 use crate::error::Result;
 use crate::value::{Row, Value};
@@ -94,7 +94,11 @@ fn apply(
     })
 }
 
-impl MemoryStorage {
+// One lock per record write, one search of the shard: every row operation, written once in
+// `decisions`, goes through `write`.
+impl DecidedWrites for MemoryStorage {
+    type Record = KeyRepr;
+
     fn record(&self, table: &'static TableDef, key: &Value) -> Result<KeyRepr> {
         KeyRepr::of(table, key)
     }
@@ -111,7 +115,7 @@ impl MemoryStorage {
         &self,
         table: &'static TableDef,
         key: KeyRepr,
-        decide: impl FnOnce(Option<&Row>) -> Result<Decision>,
+        decide: impl FnOnce(Option<&Row>) -> Result<Decision> + Send,
     ) -> Result<Written> {
         let (shards, layout) = self.tables.with_layout(table)?;
         // The record's lock, once waited for.
@@ -141,9 +145,7 @@ impl MemoryStorage {
             held = Some(busy.lock_owned().await);
         }
     }
-}
 
-row_access_via_decisions!(MemoryStorage;
     fn keeps_values(&self) -> bool {
         true
     }
@@ -202,7 +204,7 @@ row_access_via_decisions!(MemoryStorage;
         }
         Ok(outcome)
     }
-);
+}
 
 impl Storage for MemoryStorage {
     type Transaction = MemoryTransaction;

@@ -33,7 +33,7 @@ pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// A key as the memory backend orders it: the subset of [`Value`] that can be a key.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) enum KeyRepr {
+pub enum KeyRepr {
     Int(i64),
     Text(String),
     Bytes(Vec<u8>),

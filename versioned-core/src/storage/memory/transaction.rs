@@ -10,8 +10,8 @@ use super::tables::{KeyRepr, Locked, RecordId, Stored, TableSnapshot, lock, no_t
 use crate::entity::TableDef;
 use crate::error::{Error, Result};
 use crate::lock::LockWait;
-use crate::storage::decisions::{self, Decision, Written, row_access_via_decisions};
-use crate::storage::{RowAccess, SavepointStep, StorageTransaction, WriteOutcome};
+use crate::storage::decisions::{self, DecidedWrites, Decision, Written};
+use crate::storage::{RowAccess, SavepointStep, StorageTransaction};
 use crate::value::{Row, Value};
 
 /// A transaction of the [`MemoryStorage`]: optimistic, validated at commit.
@@ -59,6 +59,10 @@ impl MemoryTransaction {
         state.read.entry(id.clone()).or_insert((table, version));
         Ok(committed)
     }
+}
+
+impl DecidedWrites for MemoryTransaction {
+    type Record = KeyRepr;
 
     fn record(&self, table: &'static TableDef, key: &Value) -> Result<KeyRepr> {
         KeyRepr::of(table, key)
@@ -75,7 +79,7 @@ impl MemoryTransaction {
         &self,
         table: &'static TableDef,
         key: KeyRepr,
-        decide: impl FnOnce(Option<&Row>) -> Result<Decision>,
+        decide: impl FnOnce(Option<&Row>) -> Result<Decision> + Send,
     ) -> Result<Written> {
         if self.snapshot.is_some() {
             return Err(Error::ReadOnlyTransaction { operation: "write" });
@@ -93,8 +97,6 @@ impl MemoryTransaction {
         })
     }
 }
-
-row_access_via_decisions!(MemoryTransaction);
 
 impl StorageTransaction for MemoryTransaction {
     async fn fetch_for_update(&self, table: &'static TableDef, key: &Value, wait: LockWait) -> Result<Option<Row>> {
