@@ -28,7 +28,7 @@ use sqlx::{
 
 use super::sql::driver::{self, Conn, Driver, Meaning, Query as DriverQuery};
 use super::sql::rows::{Bind, OnConnection, row_access_via_run};
-use super::sql::{Dialect as _, SqliteDialect, Statements, Tables};
+use super::sql::{Dialect as _, Statements, Tables};
 use super::{RowAccess, SavepointStep, Storage, StorageTransaction, WriteOutcome};
 use crate::entity::{ColumnDef, TableDef};
 use crate::error::{Error, Result, StorageError};
@@ -36,8 +36,10 @@ use crate::lock::LockWait;
 use crate::store::Store;
 use crate::value::{ColumnType, Row, Value};
 
+pub(super) mod dialect;
 mod group_commit;
 
+use dialect::SqliteDialect;
 use group_commit::{Core, Done, GroupCommit, Op};
 
 /// How long a statement waits for another connection's write lock before SQLite reports busy

@@ -40,17 +40,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlQueryResult, MySqlRow};
 use sqlx::{MySql, Row as _, TypeInfo as _, ValueRef as _};
 
-use super::sql::dialect::{Dialect, Mysql8Dialect, MysqlFlavor};
 use super::sql::driver::{self, Conn, Driver, Meaning, Query as DriverQuery};
 use super::sql::rows::{Bind, OnConnection, row_access_via_run};
 use super::sql::server_transaction::ServerTransaction;
-use super::sql::{MysqlDialect, Statements, Tables};
+use super::sql::{Dialect, Statements, Tables};
 use super::{SavepointStep, Storage, StorageTransaction};
 use crate::entity::TableDef;
 use crate::error::{Error, Result, StorageError};
 use crate::lock::LockWait;
 use crate::store::Store;
 use crate::value::{ColumnType, Row, Value};
+
+mod dialect;
+
+use dialect::{Mysql8Dialect, MysqlDialect, MysqlFlavor};
 
 /// The MySQL / MariaDB backend: a sqlx pool and the statements of every table it has seen.
 ///

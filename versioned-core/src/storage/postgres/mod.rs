@@ -22,13 +22,17 @@ use sqlx::{AssertSqlSafe, Postgres, Row as _, SqlSafeStr, TypeInfo as _, ValueRe
 use super::sql::driver::{self, Conn, Driver, Meaning, Query as DriverQuery};
 use super::sql::rows::{Bind, OnConnection, row_access_via_run};
 use super::sql::server_transaction::ServerTransaction;
-use super::sql::{PostgresDialect, Statements, Tables};
+use super::sql::{Statements, Tables};
 use super::{SavepointStep, Storage, StorageTransaction};
 use crate::entity::TableDef;
 use crate::error::{Error, Result, StorageError};
 use crate::lock::LockWait;
 use crate::store::Store;
 use crate::value::{Row, Value};
+
+mod dialect;
+
+use dialect::PostgresDialect;
 
 /// The isolation level of a PostgreSQL transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

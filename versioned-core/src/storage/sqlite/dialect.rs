@@ -1,0 +1,29 @@
+//! SQLite's [`Dialect`]: the statements' declared types, version check and (absent) row locks.
+
+use crate::entity::ColumnDef;
+use crate::storage::sql::Dialect;
+use crate::value::ColumnType;
+
+/// SQLite: any value in any column, so a version's type is checked too; no row locks (a
+/// transaction holds the database's write lock).
+pub(crate) struct SqliteDialect;
+
+impl Dialect for SqliteDialect {
+    fn column_type(&self, column: &ColumnDef) -> &'static str {
+        match column.ty {
+            ColumnType::Bool => "BOOLEAN",
+            ty if ty.is_integer() => "INTEGER",
+            ColumnType::Float32 | ColumnType::Float64 => "REAL",
+            ColumnType::Bytes => "BLOB",
+            _ => "TEXT",
+        }
+    }
+
+    fn valid_version(&self, version: &str) -> String {
+        format!("typeof({version}) = 'integer' AND {version} >= 0")
+    }
+
+    fn for_update(&self, _nowait: bool) -> Option<&'static str> {
+        None
+    }
+}
