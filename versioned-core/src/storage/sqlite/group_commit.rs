@@ -33,7 +33,8 @@ use sqlx::Sqlite;
 use sqlx::pool::PoolConnection;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{TableState, storage_error};
+use super::driver::{is_busy, storage_error};
+use super::schema::{TableState, table_state};
 use crate::entity::TableDef;
 use crate::error::{Error, Result, StorageError};
 use crate::storage::WriteOutcome;
@@ -176,7 +177,7 @@ async fn write_batch(core: &Core, conn: &mut PoolConnection<Sqlite>, batch: &mut
             continue;
         }
         if let Err(err) = sqlx::query("BEGIN IMMEDIATE").execute(&mut **conn).await {
-            let busy = super::is_busy(&err);
+            let busy = is_busy(&err);
             answer_all(batch, &begin_error(err));
             // Any other refusal may mean the connection is already inside a transaction.
             return busy;
@@ -263,7 +264,7 @@ async fn on_table<T>(
     table: &'static TableDef,
     op: impl AsyncFnOnce(&mut OnConnection<'_, Conn<'_, Sqlite>>) -> Result<T>,
 ) -> Result<T> {
-    let state = super::table_state(&core.tables, table);
+    let state = table_state(&core.tables, table);
     state.check_schema(conn, table).await?;
     op(&mut OnConnection { conn: &mut Conn::<Sqlite>(&mut **conn), table, statements: &state.sql }).await
 }
@@ -311,7 +312,7 @@ fn mergeable<'r>(core: &Core, requests: &'r [Request]) -> Vec<&'r Value> {
     let mut keys: Vec<&Value> = Vec::new();
     let Some(first) = requests.first() else { return keys };
     let Some(kind) = batch_kind(&first.op) else { return keys };
-    let state = super::table_state(&core.tables, first.table);
+    let state = table_state(&core.tables, first.table);
     let Some(chunk) = state.sql.chunk(kind) else { return keys };
     for request in requests.iter().take(chunk.min(MAX_MERGED)) {
         let same = std::ptr::eq(request.table, first.table) && batch_kind(&request.op) == Some(kind);
@@ -377,7 +378,7 @@ async fn execute_run(
 
 /// `BEGIN IMMEDIATE` refused: another connection held the write lock past the busy timeout.
 fn begin_error(err: sqlx::Error) -> Error {
-    if super::is_busy(&err) { Error::LockTimeout { table: None, key: None } } else { storage_error(None, err) }
+    if is_busy(&err) { Error::LockTimeout { table: None, key: None } } else { storage_error(None, err) }
 }
 
 fn answer_all(batch: &mut Vec<Request>, err: &Error) {
