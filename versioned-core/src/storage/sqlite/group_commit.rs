@@ -18,7 +18,8 @@
 //! write gets its error, and the others run again as a new batch: a write is never reported as
 //! failed once applied, nor applied after being reported failed. A statement of several writes
 //! that fails does not say which write failed: the batch is rolled back and written again one
-//! statement per write, which finds it.
+//! statement per write, which finds it. Each of these ways is an [`Attempt`] of [`write_batch`]
+//! (alone, one statement, one transaction, one by one), each taking what the one before left.
 //!
 //! A caller that stops waiting (its future dropped) before the writer takes its request is not
 //! written at all; once taken, the write is applied whole or not at all, like any autocommit
@@ -52,11 +53,16 @@ const MAX_BATCH: usize = 256;
 const MAX_MERGED: usize = 64;
 
 /// One autocommit write.
-pub(super) enum Op {
+pub(super) enum Write {
+    /// `insert`: the row, written unless its key exists.
     Insert(Row),
+    /// `update`: the row, and the version it expects stored.
     Update(Row, u64),
+    /// `upsert`: the row, written whatever is stored.
     Upsert(Row),
+    /// `patch`: the key, the columns set (by index), and the version it expects stored.
     Patch(Value, Vec<(usize, Value)>, u64),
+    /// `delete`: the key, and the version it expects stored (`None`: any).
     Delete(Value, Option<u64>),
 }
 
@@ -69,7 +75,7 @@ pub(super) enum Done {
 
 struct Request {
     table: &'static TableDef,
-    op: Op,
+    op: Write,
     reply: oneshot::Sender<Result<Done>>,
 }
 
@@ -87,7 +93,7 @@ pub(super) struct GroupCommit(Arc<Mutex<Option<mpsc::UnboundedSender<Request>>>>
 impl GroupCommit {
     /// Runs `op` through the writer of the storage; `core` makes what a writer needs, only when
     /// one has to be started.
-    pub(super) async fn write(&self, core: impl FnOnce() -> Core, table: &'static TableDef, op: Op) -> Result<Done> {
+    pub(super) async fn write(&self, core: impl FnOnce() -> Core, table: &'static TableDef, op: Write) -> Result<Done> {
         let (reply, done) = oneshot::channel();
         self.sender(core)?
             .send(Request { table, op, reply })
@@ -147,23 +153,75 @@ async fn run(core: Core, mut queue: mpsc::UnboundedReceiver<Request>) {
     }
 }
 
+/// How [`write_batch`] tries to write what is left of its batch. An attempt answers every write,
+/// or stops at a failure it cannot pin on one write (a statement of several writes failed) or at
+/// one write that failed by itself (answered with its error); the next attempt takes the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attempt {
+    /// One write left: on its own, in autocommit, exactly as without group commit.
+    Alone,
+    /// Every write in one batch statement ([`mergeable`]), in autocommit: a statement is atomic by
+    /// itself, so one round trip and one commit for the lot.
+    OneStatement,
+    /// Inside `BEGIN IMMEDIATE … COMMIT`: each run of [`mergeable`] writes in one statement, the
+    /// other writes one statement each.
+    OneTransaction,
+    /// Inside `BEGIN IMMEDIATE … COMMIT`, one statement per write: after a statement of several
+    /// writes failed, which does not say which of its writes failed.
+    OneByOne,
+}
+
+impl Attempt {
+    /// The first attempt at `batch`, whose writes share statements where they can.
+    fn merged(core: &Core, batch: &[Request]) -> Attempt {
+        match batch.len() {
+            1 => Attempt::Alone,
+            n if mergeable(core, batch).len() == n => Attempt::OneStatement,
+            _ => Attempt::OneTransaction,
+        }
+    }
+
+    /// The attempt after a statement of several writes failed: one statement per write, which
+    /// finds the write that failed.
+    fn one_by_one(batch: &[Request]) -> Attempt {
+        if batch.len() == 1 { Attempt::Alone } else { Attempt::OneByOne }
+    }
+
+    /// The attempt at what is left of `batch` once a write of this one failed by itself: the same
+    /// way of writing.
+    fn again(self, core: &Core, batch: &[Request]) -> Attempt {
+        match self {
+            Attempt::OneByOne => Attempt::one_by_one(batch),
+            _ => Attempt::merged(core, batch),
+        }
+    }
+}
+
+/// How the writes of a transaction ([`Attempt::OneTransaction`], [`Attempt::OneByOne`]) ran,
+/// before its commit.
+enum Ran {
+    /// Every write ran: their outcomes, in order, to be sent once the commit is done.
+    All(Vec<Result<Done>>),
+    /// A statement of several writes failed, or a read describing one of its refusals did: which
+    /// write failed is not known.
+    StatementFailed,
+    /// The write at this index failed by itself, with this answer (an error).
+    WriteFailed(usize, Result<Done>),
+}
+
 /// Writes `batch` on `conn` and answers every request. Returns whether the connection is fit for
 /// the next batch.
 async fn write_batch(core: &Core, conn: &mut PoolConnection<Sqlite>, batch: &mut Vec<Request>) -> bool {
-    // Runs of writes of one kind to one table go in one statement each, until one fails.
-    let mut merge = true;
+    let mut attempt = Attempt::merged(core, batch);
     loop {
-        if batch.len() == 1 {
-            // Alone: autocommit, as without group commit.
+        if attempt == Attempt::Alone {
             let request = batch.remove(0);
             let done = execute(core, conn, request.table, &request.op).await;
             let _ = request.reply.send(done);
             return true;
         }
-        let keys = if merge { mergeable(core, batch) } else { Vec::new() };
-        if keys.len() == batch.len() {
-            // One statement: atomic by itself, so it runs in autocommit, one round trip and one
-            // commit for the batch.
+        if attempt == Attempt::OneStatement {
+            let keys = mergeable(core, batch);
             match execute_run(core, conn, batch, &keys).await {
                 Ok(outcomes) => {
                     for (request, done) in batch.drain(..).zip(outcomes) {
@@ -172,7 +230,7 @@ async fn write_batch(core: &Core, conn: &mut PoolConnection<Sqlite>, batch: &mut
                     return true;
                 }
                 // Nothing written: again one statement per write, which finds the one that failed.
-                Err(_) => merge = false,
+                Err(_) => attempt = Attempt::one_by_one(batch),
             }
             continue;
         }
@@ -182,72 +240,75 @@ async fn write_batch(core: &Core, conn: &mut PoolConnection<Sqlite>, batch: &mut
             // Any other refusal may mean the connection is already inside a transaction.
             return busy;
         }
-        let mut outcomes = Vec::with_capacity(batch.len());
-        let mut failed = None;
-        let mut merged_failed = false;
-        while outcomes.len() < batch.len() {
-            let index = outcomes.len();
-            let keys = if merge { mergeable(core, &batch[index..]) } else { Vec::new() };
-            if keys.len() > 1 {
-                let run = &batch[index..index + keys.len()];
-                match execute_run(core, conn, run, &keys).await {
-                    Ok(done) if done.iter().all(Result::is_ok) => outcomes.extend(done),
-                    _ => {
-                        merged_failed = true;
-                        break;
+        match run_in_transaction(core, conn, batch, attempt == Attempt::OneTransaction).await {
+            Ran::All(outcomes) => {
+                return match sqlx::query("COMMIT").execute(&mut **conn).await {
+                    Ok(_) => {
+                        for (request, done) in batch.drain(..).zip(outcomes) {
+                            let _ = request.reply.send(done);
+                        }
+                        true
                     }
+                    Err(err) => {
+                        let err = storage_error(None, err);
+                        let fit = sqlx::query("ROLLBACK").execute(&mut **conn).await.is_ok() || rolled_back(conn).await;
+                        answer_all(batch, &err);
+                        fit
+                    }
+                };
+            }
+            Ran::StatementFailed => {
+                // Which write failed is not known: roll back, and write the batch again one
+                // statement per write, which finds it.
+                if sqlx::query("ROLLBACK").execute(&mut **conn).await.is_err() && !rolled_back(conn).await {
+                    answer_all(batch, &StorageError::new("the SQLite writer could not roll back a batch").into());
+                    return false;
                 }
-                continue;
+                attempt = Attempt::one_by_one(batch);
             }
-            let request = &batch[index];
-            let done = execute(core, conn, request.table, &request.op).await;
-            if done.is_err() {
-                failed = Some((index, done));
-                break;
-            }
-            outcomes.push(done);
-        }
-        if merged_failed {
-            // Which write failed is not known: roll back, and write the batch again one
-            // statement per write, which finds it.
-            merge = false;
-            if sqlx::query("ROLLBACK").execute(&mut **conn).await.is_err() && !rolled_back(conn).await {
-                answer_all(batch, &StorageError::new("the SQLite writer could not roll back a batch").into());
-                return false;
-            }
-            continue;
-        }
-        if let Some((index, done)) = failed {
-            // Some errors roll back the whole transaction; roll back in every case, answer the
-            // write that failed, and write the others again without it.
-            if sqlx::query("ROLLBACK").execute(&mut **conn).await.is_err() && !rolled_back(conn).await {
+            Ran::WriteFailed(index, done) => {
+                // Some errors roll back the whole transaction; roll back in every case, answer the
+                // write that failed, and write the others again without it.
+                if sqlx::query("ROLLBACK").execute(&mut **conn).await.is_err() && !rolled_back(conn).await {
+                    let request = batch.remove(index);
+                    let _ = request.reply.send(done);
+                    answer_all(batch, &StorageError::new("the SQLite writer could not roll back a batch").into());
+                    return false;
+                }
                 let request = batch.remove(index);
                 let _ = request.reply.send(done);
-                answer_all(batch, &StorageError::new("the SQLite writer could not roll back a batch").into());
-                return false;
+                if batch.is_empty() {
+                    return true;
+                }
+                attempt = attempt.again(core, batch);
             }
-            let request = batch.remove(index);
-            let _ = request.reply.send(done);
-            if batch.is_empty() {
-                return true;
+        }
+    }
+}
+
+/// Runs every write of `batch` inside the transaction open on `conn`, runs of [`mergeable`] writes
+/// in one statement each where `merge` says so, until one fails.
+async fn run_in_transaction(core: &Core, conn: &mut PoolConnection<Sqlite>, batch: &[Request], merge: bool) -> Ran {
+    let mut outcomes = Vec::with_capacity(batch.len());
+    while outcomes.len() < batch.len() {
+        let index = outcomes.len();
+        let keys = if merge { mergeable(core, &batch[index..]) } else { Vec::new() };
+        if keys.len() > 1 {
+            let run = &batch[index..index + keys.len()];
+            match execute_run(core, conn, run, &keys).await {
+                Ok(done) if done.iter().all(Result::is_ok) => outcomes.extend(done),
+                _ => return Ran::StatementFailed,
             }
             continue;
         }
-        return match sqlx::query("COMMIT").execute(&mut **conn).await {
-            Ok(_) => {
-                for (request, done) in batch.drain(..).zip(outcomes) {
-                    let _ = request.reply.send(done);
-                }
-                true
-            }
-            Err(err) => {
-                let err = storage_error(None, err);
-                let fit = sqlx::query("ROLLBACK").execute(&mut **conn).await.is_ok() || rolled_back(conn).await;
-                answer_all(batch, &err);
-                fit
-            }
-        };
+        let request = &batch[index];
+        let done = execute(core, conn, request.table, &request.op).await;
+        if done.is_err() {
+            return Ran::WriteFailed(index, done);
+        }
+        outcomes.push(done);
     }
+    Ran::All(outcomes)
 }
 
 /// Whether `conn` is outside any transaction (a `ROLLBACK` that failed because the transaction
@@ -270,14 +331,14 @@ async fn on_table<T>(
 }
 
 /// One write on `conn`, checked as the statement of its kind is.
-async fn execute(core: &Core, conn: &mut PoolConnection<Sqlite>, table: &'static TableDef, op: &Op) -> Result<Done> {
+async fn execute(core: &Core, conn: &mut PoolConnection<Sqlite>, table: &'static TableDef, op: &Write) -> Result<Done> {
     on_table(core, conn, table, async |on| {
         Ok(match op {
-            Op::Insert(row) => Done::Inserted(on.insert(row).await?),
-            Op::Update(row, expected) => Done::Written(on.update(row, *expected).await?),
-            Op::Upsert(row) => Done::Upserted(on.upsert(row).await?),
-            Op::Patch(key, columns, expected) => Done::Written(on.patch(key, columns, *expected).await?),
-            Op::Delete(key, expected) => Done::Written(on.delete(key, *expected).await?),
+            Write::Insert(row) => Done::Inserted(on.insert(row).await?),
+            Write::Update(row, expected) => Done::Written(on.update(row, *expected).await?),
+            Write::Upsert(row) => Done::Upserted(on.upsert(row).await?),
+            Write::Patch(key, columns, expected) => Done::Written(on.patch(key, columns, *expected).await?),
+            Write::Delete(key, expected) => Done::Written(on.delete(key, *expected).await?),
         })
     })
     .await
@@ -285,20 +346,20 @@ async fn execute(core: &Core, conn: &mut PoolConnection<Sqlite>, table: &'static
 
 /// The batch statement a write can share with others of its kind: checked updates, inserts and
 /// checked deletes.
-fn batch_kind(op: &Op) -> Option<Batch> {
+fn batch_kind(op: &Write) -> Option<Batch> {
     match op {
-        Op::Update(..) => Some(Batch::Update),
-        Op::Insert(_) => Some(Batch::Insert),
-        Op::Delete(_, Some(_)) => Some(Batch::Delete),
+        Write::Update(..) => Some(Batch::Update),
+        Write::Insert(_) => Some(Batch::Insert),
+        Write::Delete(_, Some(_)) => Some(Batch::Delete),
         _ => None,
     }
 }
 
 /// The record a write of [`batch_kind`] is about.
-fn key_of<'r>(table: &TableDef, op: &'r Op) -> Option<&'r Value> {
+fn key_of<'r>(table: &TableDef, op: &'r Write) -> Option<&'r Value> {
     match op {
-        Op::Update(row, _) | Op::Insert(row) => table.key_of(row).ok(),
-        Op::Delete(key, _) => Some(key),
+        Write::Update(row, _) | Write::Insert(row) => table.key_of(row).ok(),
+        Write::Delete(key, _) => Some(key),
         _ => None,
     }
 }
@@ -344,22 +405,22 @@ async fn execute_run(
     on_table(core, conn, table, async |on| {
         // `mergeable` put writes of one kind in the run.
         let returned = match run.first().map(|r| &r.op) {
-            Some(Op::Update(..)) => {
+            Some(Write::Update(..)) => {
                 let rows: Vec<_> = run
                     .iter()
-                    .filter_map(|r| if let Op::Update(row, e) = &r.op { Some((row, *e)) } else { None })
+                    .filter_map(|r| if let Write::Update(row, e) = &r.op { Some((row, *e)) } else { None })
                     .collect();
                 on.update_chunk(&rows).await?
             }
-            Some(Op::Insert(_)) => {
+            Some(Write::Insert(_)) => {
                 let rows: Vec<_> =
-                    run.iter().filter_map(|r| if let Op::Insert(row) = &r.op { Some(row) } else { None }).collect();
+                    run.iter().filter_map(|r| if let Write::Insert(row) = &r.op { Some(row) } else { None }).collect();
                 on.insert_chunk(&rows).await?
             }
             _ => {
                 let keys: Vec<_> = run
                     .iter()
-                    .filter_map(|r| if let Op::Delete(key, Some(e)) = &r.op { Some((key, *e)) } else { None })
+                    .filter_map(|r| if let Write::Delete(key, Some(e)) = &r.op { Some((key, *e)) } else { None })
                     .collect();
                 on.delete_chunk(&keys).await?
             }
@@ -367,7 +428,7 @@ async fn execute_run(
         let mut outcomes = Vec::with_capacity(run.len());
         for (request, key) in run.iter().zip(keys) {
             outcomes.push(match request.op {
-                Op::Insert(_) => Ok(Done::Inserted(rows::returned(&returned, run.len(), key))),
+                Write::Insert(_) => Ok(Done::Inserted(rows::returned(&returned, run.len(), key))),
                 _ => on.applied_or_current(&returned, run.len(), key).await.map(Done::Written),
             });
         }
@@ -432,7 +493,7 @@ mod tests {
     fn update(id: i64, salary: i32, expected: u64) -> (Request, oneshot::Receiver<Result<Done>>) {
         let row = Person { id, name: "P".into(), salary, version: expected + 1 }.to_row().expect("row");
         let (reply, answer) = oneshot::channel();
-        (Request { table: Person::TABLE, op: Op::Update(row, expected), reply }, answer)
+        (Request { table: Person::TABLE, op: Write::Update(row, expected), reply }, answer)
     }
 
     async fn salary(storage: &SqliteStorage, id: i64) -> i32 {
@@ -505,7 +566,7 @@ mod tests {
         assert_eq!(salaries, (10, 0, 30));
     }
 
-    fn request(op: Op) -> (Request, oneshot::Receiver<Result<Done>>) {
+    fn request(op: Write) -> (Request, oneshot::Receiver<Result<Done>>) {
         let (reply, answer) = oneshot::channel();
         (Request { table: Person::TABLE, op, reply }, answer)
     }
@@ -520,10 +581,10 @@ mod tests {
         let (two, two_answer) = update(2, 20, 1);
         // The same record again, expecting the version it had before `one`: stale once `one` is in.
         let (again, again_answer) = update(1, 11, 1);
-        let (taken, taken_answer) = request(Op::Insert(person(3, 0)));
-        let (new, new_answer) = request(Op::Insert(person(4, 40)));
-        let (delete, delete_answer) = request(Op::Delete(Value::Int(4), Some(1)));
-        let (stale_delete, stale_delete_answer) = request(Op::Delete(Value::Int(3), Some(9)));
+        let (taken, taken_answer) = request(Write::Insert(person(3, 0)));
+        let (new, new_answer) = request(Write::Insert(person(4, 40)));
+        let (delete, delete_answer) = request(Write::Delete(Value::Int(4), Some(1)));
+        let (stale_delete, stale_delete_answer) = request(Write::Delete(Value::Int(3), Some(9)));
         assert!(mergeable(&core, &[]).is_empty());
         let mut batch = vec![one, two, again, taken, new, delete, stale_delete];
         assert_eq!(mergeable(&core, &batch).len(), 2, "a record's second write is not in the first statement");
@@ -568,8 +629,8 @@ mod tests {
             let (reply, answer) = oneshot::channel();
             (Request { table: HighScore::TABLE, op, reply }, answer)
         };
-        let (lower, lower_answer) = request(Op::Update(row("ann", 5, 2), 1));
-        let (upper, upper_answer) = request(Op::Update(row("ANN", 7, 2), 1));
+        let (lower, lower_answer) = request(Write::Update(row("ann", 5, 2), 1));
+        let (upper, upper_answer) = request(Write::Update(row("ANN", 7, 2), 1));
         let mut batch = vec![lower, upper];
         assert!(mergeable(&core, &batch).len() < 2, "not merged");
         let mut conn = core.pool.acquire().await.expect("conn");
@@ -585,8 +646,8 @@ mod tests {
         plain.create_table(HighScore::TABLE).await.expect("create");
         assert!(plain.insert(HighScore::TABLE, row("Ann", 0, 1)).await.expect("insert"));
         let core = Core { pool: plain.pool().clone(), tables: plain.tables.clone() };
-        let (a, _a) = request(Op::Update(row("Ann", 5, 2), 1));
-        let (b, _b) = request(Op::Update(row("Bob", 7, 2), 1));
+        let (a, _a) = request(Write::Update(row("Ann", 5, 2), 1));
+        let (b, _b) = request(Write::Update(row("Bob", 7, 2), 1));
         assert_eq!(mergeable(&core, &[a, b]).len(), 2);
     }
 

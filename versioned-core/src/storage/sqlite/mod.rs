@@ -49,7 +49,7 @@ mod transaction;
 mod url;
 
 use driver::storage_error;
-use group_commit::{Core, Done, GroupCommit, Op};
+use group_commit::{Core, Done, GroupCommit, Write};
 use schema::{TableState, table_state};
 pub use transaction::SqliteTransaction;
 use url::{URL_FORMS, inspect_url};
@@ -191,7 +191,7 @@ impl SqliteStorage {
     }
 
     /// Runs one autocommit write through the storage's group commit.
-    async fn write(&self, table: &'static TableDef, op: Op) -> Result<Done> {
+    async fn write(&self, table: &'static TableDef, op: Write) -> Result<Done> {
         let core = || Core { pool: self.pool.clone(), tables: self.tables.clone() };
         self.writes.write(core, table, op).await
     }
@@ -231,18 +231,18 @@ impl RowAccess for SqliteStorage {
     }
 
     async fn insert(&self, table: &'static TableDef, row: Row) -> Result<bool> {
-        match self.write(table, Op::Insert(row)).await? {
+        match self.write(table, Write::Insert(row)).await? {
             Done::Inserted(inserted) => Ok(inserted),
             _ => Err(mismatched_answer()),
         }
     }
 
     async fn update(&self, table: &'static TableDef, row: Row, expected: u64) -> Result<WriteOutcome> {
-        written(self.write(table, Op::Update(row, expected)).await?)
+        written(self.write(table, Write::Update(row, expected)).await?)
     }
 
     async fn upsert(&self, table: &'static TableDef, row: Row) -> Result<Option<u64>> {
-        match self.write(table, Op::Upsert(row)).await? {
+        match self.write(table, Write::Upsert(row)).await? {
             Done::Upserted(version) => Ok(version),
             _ => Err(mismatched_answer()),
         }
@@ -255,11 +255,11 @@ impl RowAccess for SqliteStorage {
         columns: &[(usize, Value)],
         expected: u64,
     ) -> Result<WriteOutcome> {
-        written(self.write(table, Op::Patch(key.clone(), columns.to_vec(), expected)).await?)
+        written(self.write(table, Write::Patch(key.clone(), columns.to_vec(), expected)).await?)
     }
 
     async fn delete(&self, table: &'static TableDef, key: &Value, expected: Option<u64>) -> Result<WriteOutcome> {
-        written(self.write(table, Op::Delete(key.clone(), expected)).await?)
+        written(self.write(table, Write::Delete(key.clone(), expected)).await?)
     }
 }
 
