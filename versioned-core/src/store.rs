@@ -216,9 +216,9 @@ impl<S: Storage> Store<S> {
     /// appear once per batch.
     pub async fn put_all<T: Entity>(&self, ts: &mut [T]) -> Result<()> {
         ops::refuse_unstorable_versions(self.writer("put_all")?, ts).await?;
-        let (rows, stamps) = ops::put_rows(ts)?;
+        let (rows, stamps) = ops::prepare_puts(ts)?;
         self.run_transaction("put_all", false, move |tx| async move {
-            ops::update_rows::<T, _>(tx.writer("put_all")?, rows).await
+            ops::write_puts::<T, _>(tx.writer("put_all")?, rows).await
         })
         .await?;
         ops::settle_puts(ts, &stamps)
@@ -229,9 +229,9 @@ impl<S: Storage> Store<S> {
     /// every taken key ([`Error::AlreadyExists`](crate::Error::AlreadyExists) each); the copies are
     /// then unchanged. One statement per chunk of up to 1,000 records where the database can.
     pub async fn insert_all<T: Entity>(&self, ts: &mut [T]) -> Result<()> {
-        let (rows, stamps) = ops::insert_rows(ts)?;
+        let (rows, stamps) = ops::prepare_inserts(ts)?;
         self.run_transaction("insert_all", false, move |tx| async move {
-            ops::insert_new_rows::<T, _>(tx.writer("insert_all")?, rows).await
+            ops::write_inserts::<T, _>(tx.writer("insert_all")?, rows).await
         })
         .await?;
         ops::settle_inserts(ts, &stamps)
@@ -241,9 +241,9 @@ impl<S: Storage> Store<S> {
     /// them, or none, with every refusal in [`Error::Conflicts`](crate::Error::Conflicts).
     pub async fn delete_all<T: Entity>(&self, ts: &[T]) -> Result<()> {
         ops::refuse_unstorable_versions(self.writer("delete_all")?, ts).await?;
-        let keys = ops::delete_keys(ts)?;
+        let keys = ops::prepare_deletes(ts)?;
         self.run_transaction("delete_all", false, move |tx| async move {
-            ops::delete_rows::<T, _>(tx.writer("delete_all")?, keys).await
+            ops::write_deletes::<T, _>(tx.writer("delete_all")?, keys).await
         })
         .await
     }
@@ -469,7 +469,7 @@ impl<S: Storage> Store<S> {
                 } else {
                     // A read and a checked put need no transaction around them: the put is
                     // refused if anyone wrote the record since the read.
-                    ops::modify_write(access, key, &mut f).await
+                    ops::read_modify_write(access, key, &mut f).await
                 }
             };
             match attempt.instrument(attempts.span()).await {
@@ -486,7 +486,7 @@ impl<S: Storage> Store<S> {
         f: &mut impl FnMut(&mut T) -> R,
     ) -> Result<R> {
         let tx = self.backend.begin_with_lock_wait(self.lock_wait).await?;
-        let result = ops::read_modify_write(&tx, key, self.lock_wait, f).await;
+        let result = ops::lock_modify_write(&tx, key, self.lock_wait, f).await;
         finish(tx, result).await
     }
 }

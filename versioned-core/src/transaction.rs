@@ -192,8 +192,8 @@ impl<S: Storage> Transaction<S> {
     /// savepoint of its own, so a refused batch leaves the rest of the transaction as it was).
     pub async fn put_all<T: Entity>(&self, ts: &mut [T]) -> Result<()> {
         ops::refuse_unstorable_versions(self.writer("put_all")?, ts).await?;
-        let (rows, stamps) = ops::put_rows(ts)?;
-        self.savepoint(move |sp| async move { ops::update_rows::<T, _>(sp.writer("put_all")?, rows).await }).await?;
+        let (rows, stamps) = ops::prepare_puts(ts)?;
+        self.savepoint(move |sp| async move { ops::write_puts::<T, _>(sp.writer("put_all")?, rows).await }).await?;
         ops::settle_puts(ts, &stamps)
     }
 
@@ -201,8 +201,8 @@ impl<S: Storage> Transaction<S> {
     /// savepoint of its own).
     pub async fn insert_all<T: Entity>(&self, ts: &mut [T]) -> Result<()> {
         self.writer("insert_all")?;
-        let (rows, stamps) = ops::insert_rows(ts)?;
-        self.savepoint(move |sp| async move { ops::insert_new_rows::<T, _>(sp.writer("insert_all")?, rows).await })
+        let (rows, stamps) = ops::prepare_inserts(ts)?;
+        self.savepoint(move |sp| async move { ops::write_inserts::<T, _>(sp.writer("insert_all")?, rows).await })
             .await?;
         ops::settle_inserts(ts, &stamps)
     }
@@ -211,8 +211,8 @@ impl<S: Storage> Transaction<S> {
     /// savepoint of its own).
     pub async fn delete_all<T: Entity>(&self, ts: &[T]) -> Result<()> {
         ops::refuse_unstorable_versions(self.writer("delete_all")?, ts).await?;
-        let keys = ops::delete_keys(ts)?;
-        self.savepoint(move |sp| async move { ops::delete_rows::<T, _>(sp.writer("delete_all")?, keys).await }).await
+        let keys = ops::prepare_deletes(ts)?;
+        self.savepoint(move |sp| async move { ops::write_deletes::<T, _>(sp.writer("delete_all")?, keys).await }).await
     }
 
     /// Runs `f` as a part of this transaction that can fail alone (a nested transaction: SQL's

@@ -1,0 +1,65 @@
+//! The attempts of [`Store::update`](crate::Store::update): read the record, apply the caller's
+//! function, write it back with a checked [`put`]. Either the read locks the record, inside a
+//! transaction ([`lock_modify_write`]), or it does not and the put's check alone catches a writer
+//! in between ([`read_modify_write`]).
+
+use super::record::{get, get_for_update, put};
+use crate::entity::Entity;
+use crate::error::{Error, Result};
+use crate::lock::LockWait;
+use crate::storage::{RowAccess, StorageTransaction};
+use crate::store::Executor;
+use crate::value::KeyFor;
+
+/// One attempt of [`Store::update`](crate::Store::update), inside transaction `tx`: read the
+/// record locked (waiting as `wait` says), apply `f`, checked write.
+pub async fn lock_modify_write<T: Entity, R, X: StorageTransaction>(
+    tx: &X,
+    key: &(impl KeyFor<T::Key> + ?Sized),
+    wait: LockWait,
+    f: &mut impl FnMut(&mut T) -> R,
+) -> Result<R> {
+    let read = get_for_update::<T, X>(tx, key, wait).await?;
+    modify_and_put(tx, key, read, f).await
+}
+
+/// One attempt of an optimistic [`Store::update`](crate::Store::update), without a transaction:
+/// read the record (no lock), apply `f`, and write it with a checked [`put`], which refuses it if
+/// anyone wrote it since the read.
+pub async fn read_modify_write<T: Entity, R, A: RowAccess>(
+    access: &A,
+    key: &(impl KeyFor<T::Key> + ?Sized),
+    f: &mut impl FnMut(&mut T) -> R,
+) -> Result<R> {
+    let read = get::<T, A>(access, key).await?;
+    modify_and_put(access, key, read, f).await
+}
+
+/// The rest of an `update` attempt once the record is `read`: `f` applied, then a checked [`put`].
+async fn modify_and_put<T: Entity, R, A: RowAccess>(
+    access: &A,
+    key: &(impl KeyFor<T::Key> + ?Sized),
+    read: Option<T>,
+    f: &mut impl FnMut(&mut T) -> R,
+) -> Result<R> {
+    let mut t = read.ok_or_else(|| Error::not_found::<T>(key))?;
+    let result = f(&mut t);
+    put(&Allowed(access), &mut t).await?;
+    Ok(result)
+}
+
+/// Row operations an executor already allowed (its `writer` check was made by the caller), as an
+/// executor again, for [`put`].
+struct Allowed<'a, A>(&'a A);
+
+impl<A: RowAccess> Executor for Allowed<'_, A> {
+    type Access = A;
+
+    fn reader(&self, _: &'static str) -> Result<&A> {
+        Ok(self.0)
+    }
+
+    fn writer(&self, _: &'static str) -> Result<&A> {
+        Ok(self.0)
+    }
+}
