@@ -43,7 +43,7 @@ use sqlx::{MySql, Row as _, TypeInfo as _, ValueRef as _};
 use super::sql::driver::{self, Conn, Driver, Meaning, Query as DriverQuery};
 use super::sql::rows::{Bind, OnConnection, row_access_via_run};
 use super::sql::server_transaction::ServerTransaction;
-use super::sql::{Dialect, Statements, Tables};
+use super::sql::{Dialect, Mappings, Statements};
 use super::{SavepointStep, Storage, StorageTransaction};
 use crate::entity::TableDef;
 use crate::error::{Error, Result, StorageError};
@@ -68,7 +68,7 @@ use dialect::{Mysql8Dialect, MysqlDialect, MysqlFlavor};
 #[derive(Debug, Clone)]
 pub struct MysqlStorage {
     pool: MySqlPool,
-    tables: Tables<MysqlTable>,
+    mappings: Mappings<MysqlTable>,
     /// The lock wait the pool's sessions were set up with (`None`: unknown, a pool of yours).
     session_lock_wait: Option<LockWait>,
     /// The server's binary no-pad collation, asked for by the first `create_table` of a struct
@@ -179,7 +179,7 @@ impl MysqlStorage {
 
     /// A backend over a pool you configured yourself.
     pub fn from_pool(pool: MySqlPool) -> Self {
-        MysqlStorage { pool, tables: Tables::default(), session_lock_wait: None, server: Arc::default() }
+        MysqlStorage { pool, mappings: Mappings::default(), session_lock_wait: None, server: Arc::default() }
     }
 
     /// The underlying pool, for your own queries.
@@ -188,7 +188,7 @@ impl MysqlStorage {
     }
 
     fn table(&self, table: &'static TableDef) -> Arc<MysqlTable> {
-        self.tables.get(table, || MysqlTable {
+        self.mappings.get(table, || MysqlTable {
             statements: Statements::new(&MysqlDialect, table),
             checked: AtomicBool::new(false),
         })
@@ -507,6 +507,6 @@ impl Storage for MysqlStorage {
     }
 
     fn identity(&self) -> Option<usize> {
-        Some(self.tables.identity())
+        Some(self.mappings.identity())
     }
 }

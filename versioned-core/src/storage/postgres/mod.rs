@@ -22,7 +22,7 @@ use sqlx::{AssertSqlSafe, Postgres, Row as _, SqlSafeStr, TypeInfo as _, ValueRe
 use super::sql::driver::{self, Conn, Driver, Meaning, Query as DriverQuery};
 use super::sql::rows::{Bind, OnConnection, row_access_via_run};
 use super::sql::server_transaction::ServerTransaction;
-use super::sql::{Statements, Tables};
+use super::sql::{Mappings, Statements};
 use super::{SavepointStep, Storage, StorageTransaction};
 use crate::entity::TableDef;
 use crate::error::{Error, Result, StorageError};
@@ -72,7 +72,7 @@ impl Isolation {
 #[derive(Debug, Clone)]
 pub struct PostgresStorage {
     pool: PgPool,
-    tables: Tables<Statements>,
+    mappings: Mappings<Statements>,
     isolation: Isolation,
     /// The lock wait the pool's sessions were set up with (`None`: unknown, a pool of yours).
     session_lock_wait: Option<LockWait>,
@@ -133,7 +133,12 @@ impl PostgresStorage {
 
     /// A backend over a pool you configured yourself.
     pub fn from_pool(pool: PgPool) -> Self {
-        PostgresStorage { pool, tables: Tables::default(), isolation: Isolation::default(), session_lock_wait: None }
+        PostgresStorage {
+            pool,
+            mappings: Mappings::default(),
+            isolation: Isolation::default(),
+            session_lock_wait: None,
+        }
     }
 
     /// This backend, beginning its transactions at `isolation`.
@@ -148,7 +153,7 @@ impl PostgresStorage {
     }
 
     fn statements(&self, table: &'static TableDef) -> Arc<Statements> {
-        self.tables.get(table, || Statements::new(&PostgresDialect, table))
+        self.mappings.get(table, || Statements::new(&PostgresDialect, table))
     }
 
     async fn run<T>(
@@ -332,6 +337,6 @@ impl Storage for PostgresStorage {
     }
 
     fn identity(&self) -> Option<usize> {
-        Some(self.tables.identity())
+        Some(self.mappings.identity())
     }
 }

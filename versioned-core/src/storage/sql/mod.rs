@@ -29,9 +29,9 @@ pub(crate) use dialect::{Dialect, Upsert};
 /// narrower projection, other column orders) have statements and schema checks of their own. A
 /// mapping is found by its `TableDef`'s address; the same address always holds the same
 /// definition, and a definition found at two addresses only costs a second entry.
-pub(crate) struct Tables<T>(Arc<RwLock<HashMap<usize, Arc<T>>>>);
+pub(crate) struct Mappings<T>(Arc<RwLock<HashMap<usize, Arc<T>>>>);
 
-impl<T> Tables<T> {
+impl<T> Mappings<T> {
     /// The entry of `table`, made by `make` the first time.
     pub(crate) fn get(&self, table: &'static TableDef, make: impl FnOnce() -> T) -> Arc<T> {
         let address = std::ptr::from_ref(table) as usize;
@@ -43,28 +43,28 @@ impl<T> Tables<T> {
         Arc::clone(map.entry(address).or_insert_with(|| Arc::new(make())))
     }
 
-    /// An address shared by every clone, and by no other backend: [`Storage::identity`]
-    /// (crate::storage::Storage::identity).
+    /// An address shared by every clone, and by no other backend:
+    /// [`Storage::identity`](crate::storage::Storage::identity).
     pub(crate) fn identity(&self) -> usize {
         Arc::as_ptr(&self.0) as *const () as usize
     }
 }
 
-impl<T> Default for Tables<T> {
+impl<T> Default for Mappings<T> {
     fn default() -> Self {
-        Tables(Arc::default())
+        Mappings(Arc::default())
     }
 }
 
-impl<T> Clone for Tables<T> {
+impl<T> Clone for Mappings<T> {
     fn clone(&self) -> Self {
-        Tables(Arc::clone(&self.0))
+        Mappings(Arc::clone(&self.0))
     }
 }
 
-impl<T> std::fmt::Debug for Tables<T> {
+impl<T> std::fmt::Debug for Mappings<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tables").finish_non_exhaustive()
+        f.debug_struct("Mappings").finish_non_exhaustive()
     }
 }
 

@@ -41,7 +41,7 @@ use crate::error::{Error, Result, StorageError};
 use crate::storage::WriteOutcome;
 use crate::storage::sql::driver::Conn;
 use crate::storage::sql::rows::{self, OnConnection};
-use crate::storage::sql::{Batch, Tables};
+use crate::storage::sql::{Batch, Mappings};
 use crate::value::{Row, Value};
 
 /// The most writes one commit carries: enough to amortize the commit, few enough that the first
@@ -83,7 +83,7 @@ struct Request {
 /// the last handle of the storage is dropped, which closes its queue).
 pub(super) struct Core {
     pub(super) pool: sqlx::SqlitePool,
-    pub(super) tables: Tables<TableState>,
+    pub(super) mappings: Mappings<TableState>,
 }
 
 /// The queue to the writer thread, started with the first write (and again if it ended).
@@ -325,7 +325,7 @@ async fn on_table<T>(
     table: &'static TableDef,
     op: impl AsyncFnOnce(&mut OnConnection<'_, Conn<'_, Sqlite>>) -> Result<T>,
 ) -> Result<T> {
-    let state = table_state(&core.tables, table);
+    let state = table_state(&core.mappings, table);
     state.check_schema(conn, table).await?;
     op(&mut OnConnection { conn: &mut Conn::<Sqlite>(&mut **conn), table, statements: &state.sql }).await
 }
@@ -373,7 +373,7 @@ fn mergeable<'r>(core: &Core, requests: &'r [Request]) -> Vec<&'r Value> {
     let mut keys: Vec<&Value> = Vec::new();
     let Some(first) = requests.first() else { return keys };
     let Some(kind) = batch_kind(&first.op) else { return keys };
-    let state = table_state(&core.tables, first.table);
+    let state = table_state(&core.mappings, first.table);
     let Some(chunk) = state.sql.chunk(kind) else { return keys };
     for request in requests.iter().take(chunk.min(MAX_MERGED)) {
         let same = std::ptr::eq(request.table, first.table) && batch_kind(&request.op) == Some(kind);
@@ -486,7 +486,7 @@ mod tests {
             let row = Person { id, name: "P".into(), salary: 0, version: 1 }.to_row().expect("row");
             assert!(storage.insert(Person::TABLE, row).await.expect("insert"));
         }
-        let core = Core { pool: storage.pool().clone(), tables: storage.tables.clone() };
+        let core = Core { pool: storage.pool().clone(), mappings: storage.mappings.clone() };
         (storage, core)
     }
 
@@ -624,7 +624,7 @@ mod tests {
         let row =
             |board: &str, score, version| HighScore { board: board.into(), score, version }.to_row().expect("row");
         assert!(storage.insert(HighScore::TABLE, row("Ann", 0, 1)).await.expect("insert"));
-        let core = Core { pool: storage.pool().clone(), tables: storage.tables.clone() };
+        let core = Core { pool: storage.pool().clone(), mappings: storage.mappings.clone() };
         let request = |op| {
             let (reply, answer) = oneshot::channel();
             (Request { table: HighScore::TABLE, op, reply }, answer)
@@ -645,7 +645,7 @@ mod tests {
         let plain = SqliteStorage::connect("sqlite::memory:").await.expect("open");
         plain.create_table(HighScore::TABLE).await.expect("create");
         assert!(plain.insert(HighScore::TABLE, row("Ann", 0, 1)).await.expect("insert"));
-        let core = Core { pool: plain.pool().clone(), tables: plain.tables.clone() };
+        let core = Core { pool: plain.pool().clone(), mappings: plain.mappings.clone() };
         let (a, _a) = request(Write::Update(row("Ann", 5, 2), 1));
         let (b, _b) = request(Write::Update(row("Bob", 7, 2), 1));
         assert_eq!(mergeable(&core, &[a, b]).len(), 2);

@@ -31,7 +31,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{AssertSqlSafe, ConnectOptions as _, SqlSafeStr, Sqlite};
 
-use super::sql::Tables;
+use super::sql::Mappings;
 use super::sql::driver::Conn;
 use super::sql::rows::OnConnection;
 use super::{RowAccess, Storage, WriteOutcome};
@@ -87,7 +87,7 @@ pub enum Durability {
 #[derive(Debug, Clone)]
 pub struct SqliteStorage {
     pool: SqlitePool,
-    tables: Tables<TableState>,
+    mappings: Mappings<TableState>,
     writes: GroupCommit,
     /// The busy timeout of the pool's connections, in milliseconds: [`BUSY_TIMEOUT`] for a pool
     /// this backend built; for one of yours, read from a connection when first needed.
@@ -160,7 +160,7 @@ impl SqliteStorage {
         let pool = pool.connect_with(options).await.map_err(open_error)?;
         Ok(SqliteStorage {
             pool,
-            tables: Tables::default(),
+            mappings: Mappings::default(),
             writes: GroupCommit::default(),
             busy_timeout_ms: Arc::new(OnceLock::from(BUSY_TIMEOUT.as_millis() as u32)),
             memory_writer: keep_alive.as_ref().map(|_| Arc::default()),
@@ -173,7 +173,7 @@ impl SqliteStorage {
     pub fn from_pool(pool: SqlitePool) -> Self {
         SqliteStorage {
             pool,
-            tables: Tables::default(),
+            mappings: Mappings::default(),
             writes: GroupCommit::default(),
             busy_timeout_ms: Arc::default(),
             _keep_alive: None,
@@ -187,12 +187,12 @@ impl SqliteStorage {
     }
 
     fn table(&self, table: &'static TableDef) -> Arc<TableState> {
-        table_state(&self.tables, table)
+        table_state(&self.mappings, table)
     }
 
     /// Runs one autocommit write through the storage's group commit.
     async fn write(&self, table: &'static TableDef, op: Write) -> Result<Done> {
-        let core = || Core { pool: self.pool.clone(), tables: self.tables.clone() };
+        let core = || Core { pool: self.pool.clone(), mappings: self.mappings.clone() };
         self.writes.write(core, table, op).await
     }
 
@@ -306,7 +306,7 @@ impl Storage for SqliteStorage {
     }
 
     fn identity(&self) -> Option<usize> {
-        Some(self.tables.identity())
+        Some(self.mappings.identity())
     }
 
     fn locks_records(&self) -> bool {

@@ -11,12 +11,12 @@ use super::dialect::SqliteDialect;
 use super::driver::storage_error;
 use crate::entity::{ColumnDef, TableDef};
 use crate::error::{Error, Result, StorageError};
-use crate::storage::sql::{Dialect as _, Statements, Tables};
+use crate::storage::sql::{Dialect as _, Mappings, Statements};
 use crate::value::ColumnType;
 
-/// The state of `table`'s mapping among `tables`, made the first time it is asked for.
-pub(super) fn table_state(tables: &Tables<TableState>, table: &'static TableDef) -> Arc<TableState> {
-    tables.get(table, || TableState {
+/// The state of `table`'s mapping among `mappings`, made the first time it is asked for.
+pub(super) fn table_state(mappings: &Mappings<TableState>, table: &'static TableDef) -> Arc<TableState> {
+    mappings.get(table, || TableState {
         sql: Statements::new(&SqliteDialect, table),
         schema_checked: AtomicBool::new(false),
         binary_text_keys: AtomicBool::new(false),
