@@ -81,15 +81,20 @@ impl Op {
         self.span.clone()
     }
 
-    /// Records the outcome of the operation: `ok` names a success (`"applied"`, `"found"`,
-    /// `"not found"`) and how many records it wrote; an error is named by [`error_outcome`].
+    /// Records the outcome of the operation: `ok` makes the function that names a success
+    /// (`"applied"`, `"found"`, `"not found"`) and how many records it wrote; an error is named by
+    /// [`error_outcome`]. (`ok` makes it rather than being it so that [`observed!`] can evaluate the
+    /// caller's expression in a closure and still have its argument's type inferred.)
     #[inline]
-    pub(crate) fn finish<R>(self, kind: Kind, result: &Result<R>, ok: impl FnOnce(&R) -> (&'static str, u64)) {
+    pub(crate) fn finish<R, F>(self, kind: Kind, result: &Result<R>, ok: impl FnOnce() -> F)
+    where
+        F: FnOnce(&R) -> (&'static str, u64),
+    {
         if !self.traced() && !cfg!(feature = "metrics") {
             return;
         }
         let (outcome, records) = match result {
-            Ok(value) => ok(value),
+            Ok(value) => ok()(value),
             Err(err) => (error_outcome(err), 0),
         };
         if self.traced() {
@@ -109,36 +114,44 @@ impl Op {
     }
 }
 
-/// Runs `$future` as the operation `$op` starts (an [`Op`]): inside its span when one is
+/// Awaits `$future` as the operation `$op` starts (an [`Op`]): inside its span when one is
 /// recorded, then records the outcome, as [`Op::finish`] with `$kind` and `$ok`. When nothing
 /// listens (no `DEBUG` subscriber, no `metrics` feature), `$op` is not even evaluated and the
-/// future runs as it is. A macro rather than a function taking the future: the operation's future
-/// is awaited where it is made, never moved into another future or returned by value (measured:
-/// both cost a copy of the whole future on every call).
+/// future is awaited as it is.
 ///
-/// With `async { … }` as the future, the block runs inline when nothing listens: its code runs in
-/// the caller's poll, not in a future of its own (what it awaits is still a future). Its `return`
-/// and `?` then return from the calling function, with the value the block would have had.
+/// `$future` is always a future, awaited whether or not anything listens, so a `?` or `return`
+/// in it means the same either way; `$op`, `$kind` and `$ok`, evaluated only when something
+/// listens, are evaluated in closures, where a `?` does not compile and a `return` cannot leave
+/// the caller.
+///
+/// A macro rather than a function taking the future: the operation's future is awaited where it
+/// is made, never moved into another future or returned by value (measured: both cost a copy of
+/// the whole future on every call).
 macro_rules! observed {
-    ($op:expr, $kind:expr, $ok:expr, async $body:block) => {{
-        if $crate::observe::listening() { $crate::observe::observed!(@observe $op, $kind, $ok, async $body) } else { $body }
-    }};
-    ($op:expr, $kind:expr, $ok:expr, $future:expr) => {{
-        if $crate::observe::listening() {
-            $crate::observe::observed!(@observe $op, $kind, $ok, $future)
-        } else {
-            $future.await
-        }
-    }};
-    (@observe $op:expr, $kind:expr, $ok:expr, $future:expr) => {{
-        let op: $crate::observe::Op = $op;
+    ($op:expr, $kind:expr, $ok:expr, $future:expr $(,)?) => {{ if $crate::observe::listening() { $crate::observe::observing!($op, $kind, $ok, $future) } else { $future.await } }};
+}
+pub(crate) use observed;
+
+/// [`observed!`] once [`listening`] has said yes: for an operation that runs code of its own when
+/// nothing listens rather than a future ([`ops::put`](crate::ops::put), whose put of a value then
+/// awaits nothing). The same rules: `$future` is a future, the rest is evaluated in closures.
+macro_rules! observing {
+    ($op:expr, $kind:expr, $ok:expr, $future:expr $(,)?) => {{
+        let (op, kind): ($crate::observe::Op, $crate::observe::Kind) = $crate::observe::evaluate(|| ($op, $kind));
         let result =
             if op.traced() { ::tracing::Instrument::instrument($future, op.span()).await } else { $future.await };
-        op.finish($kind, &result, $ok);
+        op.finish(kind, &result, || $ok);
         result
     }};
 }
-pub(crate) use observed;
+pub(crate) use observing;
+
+/// Calls `f`: how [`observed!`] evaluates its caller's expressions in a closure (a closure called
+/// where it is written is what clippy's `redundant_closure_call` flags).
+#[inline(always)]
+pub(crate) fn evaluate<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
 
 /// Whether anything records operations: a subscriber at `DEBUG` (one atomic load), or counters.
 #[inline]

@@ -1,4 +1,5 @@
-//! The typed operations, written once over any [`RowAccess`]: a store or a transaction.
+//! The typed operations, written once over any [`RowAccess`](crate::storage::RowAccess): a store
+//! or a transaction.
 //!
 //! Each function turns the entity into a row, asks the backend for one conditional step, and
 //! turns the outcome into the typed result. The caller's struct is changed only on success.

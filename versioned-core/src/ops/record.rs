@@ -7,7 +7,7 @@ use super::{
 use crate::entity::{ColumnRole, Entity};
 use crate::error::{Error, Result};
 use crate::lock::LockWait;
-use crate::observe::{Kind, Op, observed};
+use crate::observe::{self, Kind, Op, observed, observing};
 use crate::storage::{RowAccess, StorageTransaction, WriteOutcome};
 use crate::store::Executor;
 use crate::value::{KeyFor, VersionField};
@@ -83,12 +83,22 @@ async fn get_with_version_inner<T: Entity, A: RowAccess>(
 /// values, a put is done in its first poll, with no future inside it.
 pub async fn put<E: Executor + ?Sized, T: Entity>(on: &E, t: &mut T) -> Result<()> {
     let access = on.writer("put")?;
-    observed!(Op::start("put", T::TABLE, || key_value::<T>(t.key()).ok()), Kind::Write, |_| APPLIED, async {
-        if put_value(access, t)? {
-            return Ok(());
-        }
-        put_row(access, t).await
-    })
+    if !observe::listening() {
+        // Run here, not in `put_checked`'s future: measured, a future of its own costs about 25
+        // instructions more per put on the memory backend (of about 440).
+        return if put_value(access, t)? { Ok(()) } else { put_row(access, t).await };
+    }
+    observing!(
+        Op::start("put", T::TABLE, || key_value::<T>(t.key()).ok()),
+        Kind::Write,
+        |_| APPLIED,
+        put_checked(access, t)
+    )
+}
+
+/// A checked put of `t`: as a value when the backend takes it ([`put_value`]), else as a row.
+async fn put_checked<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()> {
+    if put_value(access, t)? { Ok(()) } else { put_row(access, t).await }
 }
 
 async fn put_row<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()> {
@@ -161,7 +171,7 @@ pub async fn save<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()> 
 
 async fn save_inner<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()> {
     if version_u64(t)? != 0 {
-        return if put_value(access, t)? { Ok(()) } else { put_row(access, t).await };
+        return put_checked(access, t).await;
     }
     match insert_inner::<T, _>(access, t).await {
         Err(Error::AlreadyExists { key, .. }) => {
