@@ -150,3 +150,30 @@ pub async fn cancelled_transactions_commit_whole_or_not_at_all<S: Storage>(store
          ({decided_then_dropped} of them dropped while committing)"
     );
 }
+
+/// A transaction future dropped midway (here by a timeout) leaves nothing behind, and the store
+/// takes writes again afterwards.
+pub async fn dropped_transaction_future_leaves_nothing_behind<S: Storage>(store: &Store<S>) {
+    setup(store).await;
+    store.insert(&mut Account { id: 1, balance: 5, version: 0 }).await.expect("insert");
+    let abandoned = tokio::time::timeout(
+        Duration::from_millis(100),
+        store.transaction(|tx| async move {
+            let mut a = tx.get_for_update::<Account>(&1).await?.ok_or_else(|| Error::not_found::<Account>(&1))?;
+            a.balance = 0;
+            tx.put(&mut a).await?;
+            tx.insert(&mut Account { id: 2, balance: 7, version: 0 }).await?;
+            std::future::pending::<()>().await;
+            Ok(())
+        }),
+    )
+    .await;
+    assert!(abandoned.is_err(), "the transaction never finishes on its own");
+    assert_eq!(store.get::<Account>(&1).await.expect("get"), Some(Account { id: 1, balance: 5, version: 1 }));
+    assert_eq!(store.get::<Account>(&2).await.expect("get"), None);
+    let after = store.update::<Account, _>(&1, patient(), |a| {
+        a.balance += 1;
+        a.balance
+    });
+    assert_eq!(after.await.expect("the lock is released"), 6);
+}

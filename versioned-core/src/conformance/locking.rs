@@ -114,3 +114,39 @@ pub async fn lock_waits_end_in_lock_timeout<S: Storage>(store: &Store<S>) {
     }
     holder.await.expect("holder task").expect("holder transaction");
 }
+
+/// `get_for_update` locks the record: a second writer waits until the first transaction commits,
+/// then sees its write.
+pub async fn get_for_update_blocks_a_second_writer_until_commit<S: Storage>(store: &Store<S>) {
+    setup(store).await;
+    store.insert(&mut Account { id: 1, balance: 0, version: 0 }).await.expect("insert");
+    let second = store.clone();
+    store
+        .transaction(|tx| async move {
+            let mut locked = tx.get_for_update::<Account>(&1).await?.ok_or_else(|| Error::not_found::<Account>(&1))?;
+            let waiter = tokio::spawn(async move {
+                second
+                    .transaction(|tx2| async move {
+                        let mut a =
+                            tx2.get_for_update::<Account>(&1).await?.ok_or_else(|| Error::not_found::<Account>(&1))?;
+                        let seen = a.balance;
+                        a.balance += 1;
+                        tx2.put(&mut a).await?;
+                        Ok(seen)
+                    })
+                    .await
+            });
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            assert!(!waiter.is_finished(), "the second writer must wait for the lock");
+            locked.balance = 100;
+            tx.put(&mut locked).await?;
+            Ok(waiter)
+        })
+        .await
+        .expect("first transaction")
+        .await
+        .map(|seen| assert_eq!(seen.expect("second transaction"), 100, "the second writer ran after the commit"))
+        .expect("task");
+    let account = store.get::<Account>(&1).await.expect("get").expect("present");
+    assert_eq!((account.balance, account.version), (101, 3));
+}

@@ -1,26 +1,119 @@
-//! The transaction model beyond commit-or-roll-back: copies written by a transaction that rolls
-//! back, savepoints, read-only transactions, and the record-level `save` and `refresh`.
+//! Transactions: their writes commit together or roll back together, they read their own writes
+//! and nobody else sees them before commit; copies written by a transaction that rolls back or is
+//! retried; read-only transactions.
 
-use std::future::{Future, poll_fn};
-use std::pin::pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::Poll;
 use std::time::Duration;
 
-use super::{Account, Person, Xorshift, ann, assert_conflict, assert_unchanged, patient, setup, transfer};
-use crate::error::{Error, StorageError};
-use crate::lock::LockWait;
+use super::{Account, Person, Xorshift, abort, ann, assert_conflict, patient, person, setup, transfer};
+use crate::error::Error;
 use crate::retry::RetryPolicy;
 use crate::storage::Storage;
 use crate::store::Store;
+use crate::value::Value;
 
-/// The closure's own failure, to roll a transaction back on purpose.
-fn abort() -> Error {
-    StorageError::new("aborted by the test").into()
+/// Kii's balance book, done right: two puts in one transaction, the second stale. The conflict
+/// rolls the first back: after the error, the first record is unchanged in the store.
+pub async fn kii_balance_failure_is_rolled_back<S: Storage>(store: &Store<S>) {
+    setup(store).await;
+    store.insert(&mut Account { id: 1, balance: 100, version: 0 }).await.expect("insert 1");
+    store.insert(&mut Account { id: 2, balance: 100, version: 0 }).await.expect("insert 2");
+
+    // This device read account 2 earlier; another device has updated it since.
+    let stale_two = store.get::<Account>(&2).await.expect("get").expect("present");
+    let mut other = stale_two.clone();
+    other.balance = 500;
+    other.put(store).await.expect("the other device's update");
+
+    let err = store
+        .transaction(|tx| async move {
+            let mut one = tx.get::<Account>(&1).await?.ok_or_else(|| Error::not_found::<Account>(&1))?;
+            let mut two = stale_two;
+            one.balance -= 10;
+            two.balance += 10;
+            tx.put(&mut one).await?; // Update B1: succeeds inside the transaction
+            tx.put(&mut two).await?; // Update B2: stale, fails
+            Ok(())
+        })
+        .await
+        .expect_err("the second put is stale");
+    assert_conflict(&err, 1, Some(2));
+    assert_eq!(
+        store.get::<Account>(&1).await.expect("get"),
+        Some(Account { id: 1, balance: 100, version: 1 }),
+        "the first write must have been rolled back"
+    );
+    assert_eq!(store.get::<Account>(&2).await.expect("get").map(|a| a.balance), Some(500));
 }
 
-async fn person<S: Storage>(store: &Store<S>, id: i64) -> Option<Person> {
-    store.get::<Person>(&id).await.expect("get person")
+/// A transaction's reads see its own writes; nobody else sees them before commit; after commit
+/// all of them are there.
+pub async fn transaction_commits_all_writes_at_once_and_reads_its_own<S: Storage>(store: &Store<S>) {
+    setup(store).await;
+    store.insert(&mut Account { id: 1, balance: 10, version: 0 }).await.expect("insert");
+    let outside = store.clone();
+    let seen_outside = store
+        .transaction(|tx| async move {
+            let mut one = tx.get::<Account>(&1).await?.ok_or_else(|| Error::not_found::<Account>(&1))?;
+            one.balance = 20;
+            tx.put(&mut one).await?;
+            tx.insert(&mut Account { id: 2, balance: 30, version: 0 }).await?;
+            assert_eq!(tx.get::<Account>(&1).await?.map(|a| (a.balance, a.version)), Some((20, 2)));
+            assert_eq!(tx.get::<Account>(&2).await?.map(|a| a.balance), Some(30));
+            let err = tx.insert(&mut Account { id: 2, balance: 0, version: 0 }).await.expect_err("own insert");
+            assert!(matches!(err, Error::AlreadyExists { .. }), "{err:?}");
+            tx.delete_unchecked::<Account>(&2).await?;
+            assert_eq!(tx.get::<Account>(&2).await?, None);
+            tx.insert(&mut Account { id: 3, balance: 40, version: 0 }).await?;
+            // Another task, on another connection, sees none of it yet.
+            let reader = tokio::spawn(async move {
+                Ok::<_, Error>((
+                    outside.get::<Account>(&1).await?.map(|a| a.balance),
+                    outside.get::<Account>(&3).await?,
+                ))
+            });
+            reader.await.expect("reader task")
+        })
+        .await
+        .expect("transaction");
+    assert_eq!(seen_outside, (Some(10), None));
+    assert_eq!(store.get::<Account>(&1).await.expect("get").map(|a| (a.balance, a.version)), Some((20, 2)));
+    assert_eq!(store.get::<Account>(&2).await.expect("get"), None);
+    assert_eq!(store.get::<Account>(&3).await.expect("get").map(|a| a.balance), Some(40));
+}
+
+/// Any error from the closure rolls everything back and comes back unchanged.
+pub async fn transaction_closure_error_rolls_back_and_is_returned_unchanged<S: Storage>(store: &Store<S>) {
+    setup(store).await;
+    let err = store
+        .transaction(|tx| async move {
+            tx.insert(&mut Account { id: 1, balance: 1, version: 0 }).await?;
+            tx.get_with_version::<Account>(&99, 1).await?; // NotFound
+            Ok(())
+        })
+        .await
+        .expect_err("closure fails");
+    assert!(matches!(err, Error::NotFound { table: "account", key: Value::Int(99) }), "{err:?}");
+    assert_eq!(store.get::<Account>(&1).await.expect("get"), None);
+}
+
+/// The derive's helpers take a transaction as well as a store.
+pub async fn derived_helpers_work_inside_a_transaction<S: Storage>(store: &Store<S>) {
+    setup(store).await;
+    store
+        .transaction(|tx| async move {
+            let mut p = ann();
+            p.insert(&tx).await?;
+            let mut p = Person::get_with_version(&tx, &1, 1).await?;
+            p.salary = 111;
+            p.put(&tx).await?;
+            p.put_unchecked(&tx).await?;
+            assert_eq!(Person::get(&tx, &1).await?.map(|p| (p.salary, p.version)), Some((111, 3)));
+            Ok(())
+        })
+        .await
+        .expect("transaction");
+    assert_eq!(store.get::<Person>(&1).await.expect("get").map(|p| p.version), Some(3));
 }
 
 /// A copy moved into a transaction that rolls back is dropped with it; the copy kept outside was
@@ -95,188 +188,6 @@ pub async fn retried_attempts_start_from_untouched_copies<S: Storage>(store: &St
     assert_eq!((done_a.balance, done_a.version), (90, 2));
     assert_eq!((done_b.balance, done_b.version), (11, 3));
     assert_eq!(a.version, 1, "the caller's copy is untouched");
-}
-
-/// A savepoint that fails undoes its own writes only: the transaction goes on and commits the
-/// rest. One that succeeds keeps its writes, which then commit or roll back with the transaction.
-pub async fn a_failed_savepoint_undoes_only_its_own_writes<S: Storage>(store: &Store<S>) {
-    setup(store).await;
-    let committed = store
-        .transaction(|tx| async move {
-            let mut p = ann();
-            tx.insert(&mut p).await?;
-            let mut copy = p.clone();
-            let undone = tx
-                .savepoint(|sp| async move {
-                    sp.insert(&mut Person { id: 2, name: "Bo".into(), ..ann() }).await?;
-                    copy.salary = 999;
-                    sp.put(&mut copy).await?;
-                    assert_eq!(sp.get::<Person>(&2).await?.map(|p| p.id), Some(2), "reads see the savepoint's writes");
-                    Err::<(), _>(abort())
-                })
-                .await;
-            assert!(undone.is_err(), "the savepoint's error is returned");
-            assert_eq!(tx.get::<Person>(&2).await?, None, "the savepoint's insert is undone");
-            assert_eq!(tx.get::<Person>(&1).await?, Some(p.clone()), "and its put");
-            tx.put(&mut p).await?; // `p`, untouched by the savepoint, still writes
-            let kept = tx
-                .savepoint(|sp| async move {
-                    let mut c = Person { id: 3, name: "Cy".into(), ..ann() };
-                    sp.insert(&mut c).await?;
-                    Ok(c)
-                })
-                .await?;
-            Ok((p, kept))
-        })
-        .await
-        .expect("the transaction commits");
-    assert_eq!(person(store, 1).await, Some(committed.0));
-    assert_eq!(person(store, 2).await, None);
-    assert_eq!(person(store, 3).await, Some(committed.1));
-
-    // A released savepoint's writes roll back with their transaction.
-    let failed = store
-        .transaction(|tx| async move {
-            tx.savepoint(|sp| async move { sp.insert(&mut Person { id: 4, name: "Di".into(), ..ann() }).await })
-                .await?;
-            Err::<(), _>(abort())
-        })
-        .await;
-    assert!(failed.is_err());
-    assert_eq!(person(store, 4).await, None, "rolled back with the transaction");
-}
-
-/// Savepoints nest: an inner one fails alone inside an outer one that succeeds.
-pub async fn savepoints_nest<S: Storage>(store: &Store<S>) {
-    setup(store).await;
-    store
-        .transaction(|tx| async move {
-            tx.savepoint(|outer| async move {
-                outer.insert(&mut Person { id: 1, ..ann() }).await?;
-                let inner = outer
-                    .savepoint(|inner| async move {
-                        inner.insert(&mut Person { id: 2, ..ann() }).await?;
-                        Err::<(), _>(abort())
-                    })
-                    .await;
-                assert!(inner.is_err());
-                outer.insert(&mut Person { id: 3, ..ann() }).await
-            })
-            .await
-        })
-        .await
-        .expect("commit");
-    assert!(person(store, 1).await.is_some() && person(store, 3).await.is_some(), "the outer savepoint's writes");
-    assert_eq!(person(store, 2).await, None, "the inner savepoint's write is undone");
-}
-
-/// While a savepoint is open, the outer handle is refused (its writes would silently join the
-/// savepoint); and a savepoint whose future is dropped midway leaves a transaction that refuses
-/// to commit, so its half-done writes are never committed.
-pub async fn savepoints_cannot_be_misused<S: Storage>(store: &Store<S>) {
-    setup(store).await;
-    let result = store
-        .transaction(|tx| async move {
-            let (opened, is_open) = tokio::sync::oneshot::channel::<()>();
-            let (finish, finished) = tokio::sync::oneshot::channel::<()>();
-            let savepoint = tx.savepoint(|sp| async move {
-                sp.insert(&mut Person { id: 1, ..ann() }).await?;
-                let _ = opened.send(());
-                let _ = finished.await;
-                Ok(())
-            });
-            let outer = async {
-                let _ = is_open.await;
-                let refused = tx.insert(&mut Person { id: 2, ..ann() }).await;
-                let _ = finish.send(());
-                refused
-            };
-            let (savepoint, refused) = tokio::join!(savepoint, outer);
-            savepoint?;
-            match refused {
-                Err(Error::SavepointOpen { operation: "insert" }) => {}
-                other => panic!("expected SavepointOpen from the outer handle, got {other:?}"),
-            }
-            tx.insert(&mut Person { id: 3, ..ann() }).await?; // the savepoint is over: usable again
-            // Two savepoints opened at once from one handle: the second is refused.
-            let (go, wait) = tokio::sync::oneshot::channel::<()>();
-            let first = tx.savepoint(|sp| async move {
-                let _ = wait.await;
-                sp.insert(&mut Person { id: 4, ..ann() }).await
-            });
-            let second = async {
-                let refused = tx.savepoint(|sp| async move { sp.insert(&mut Person { id: 5, ..ann() }).await }).await;
-                let _ = go.send(());
-                refused
-            };
-            let (first, second) = tokio::join!(first, second);
-            first?;
-            assert!(matches!(second, Err(Error::SavepointOpen { .. })), "the sibling is refused: {second:?}");
-            Ok(())
-        })
-        .await;
-    result.expect("the transaction commits");
-    assert!(person(store, 1).await.is_some() && person(store, 3).await.is_some() && person(store, 4).await.is_some());
-    assert_eq!((person(store, 2).await, person(store, 5).await), (None, None));
-
-    let dropped = store
-        .transaction(|tx| async move {
-            tx.insert(&mut Person { id: 10, ..ann() }).await?;
-            let mut savepoint = pin!(tx.savepoint(|sp| async move {
-                sp.insert(&mut Person { id: 11, ..ann() }).await?;
-                std::future::pending::<crate::Result<()>>().await
-            }));
-            // Poll it until its insert is done, then drop it midway.
-            let stuck = tokio::time::timeout(
-                Duration::from_millis(200),
-                poll_fn(|cx| match savepoint.as_mut().poll(cx) {
-                    Poll::Ready(done) => Poll::Ready(done),
-                    Poll::Pending => Poll::Pending,
-                }),
-            )
-            .await;
-            assert!(stuck.is_err(), "the savepoint never finishes");
-            Ok(())
-        })
-        .await;
-    assert!(matches!(dropped, Err(Error::Storage(_))), "refused to commit: {dropped:?}");
-    assert_eq!((person(store, 10).await, person(store, 11).await), (None, None), "nothing committed");
-}
-
-/// A lock refused inside a savepoint leaves the transaction usable (PostgreSQL aborts a
-/// transaction on any error, unless it is rolled back to a savepoint).
-pub async fn a_savepoint_recovers_from_a_lock_refused_inside_it<S: Storage>(store: &Store<S>) {
-    setup(store).await;
-    if !store.backend().locks_records() {
-        return; // transactions hold the whole database: no record lock to be refused
-    }
-    store.insert(&mut Account { id: 1, balance: 1, version: 0 }).await.expect("insert");
-    let (locked, is_locked) = tokio::sync::oneshot::channel();
-    let (release, released) = tokio::sync::oneshot::channel::<()>();
-    let other = store.clone();
-    let holder = tokio::spawn(async move {
-        other
-            .transaction(|tx| async move {
-                tx.get_for_update::<Account>(&1).await?;
-                let _ = locked.send(());
-                let _ = released.await;
-                Ok(())
-            })
-            .await
-    });
-    is_locked.await.expect("locked");
-    let result = store
-        .transaction(|tx| async move {
-            let refused =
-                tx.savepoint(|sp| async move { sp.get_for_update_with::<Account>(&1, LockWait::NoWait).await });
-            assert!(matches!(refused.await, Err(Error::LockTimeout { .. })), "the lock is refused");
-            tx.insert(&mut Account { id: 2, balance: 2, version: 0 }).await
-        })
-        .await;
-    let _ = release.send(());
-    holder.await.expect("holder task").expect("holder commits");
-    result.expect("the transaction goes on after the savepoint and commits");
-    assert!(store.get::<Account>(&2).await.expect("get").is_some());
 }
 
 /// Read-only transactions running beside transfers between many records (spread over the
@@ -387,82 +298,4 @@ pub async fn read_transactions_see_one_snapshot_and_refuse_writes<S: Storage>(st
     assert_eq!(store.get::<Account>(&1).await.expect("get").map(|a| a.balance), Some(11));
     assert_eq!(store.get::<Account>(&2).await.expect("get").map(|a| a.balance), Some(21));
     assert_eq!(store.get::<Account>(&3).await.expect("get"), None, "nothing written through it");
-}
-
-/// `save`: a copy at version 0 is inserted at version 1; a copy whose version is the stored one
-/// replaces it; a new copy whose key is taken, a stale copy, and a copy of a deleted record are
-/// conflicts that write nothing and leave the copy unchanged.
-pub async fn save_inserts_new_copies_and_checks_the_others<S: Storage>(store: &Store<S>) {
-    setup(store).await;
-    let mut p = ann();
-    store.save(&mut p).await.expect("a new copy is inserted");
-    assert_eq!(p.version, 1);
-    assert_eq!(person(store, 1).await, Some(p.clone()));
-
-    p.salary = 150;
-    p.save(store).await.expect("the stored version: an update");
-    assert_eq!(p.version, 2);
-    assert_eq!(person(store, 1).await, Some(p.clone()));
-
-    let mut twin = Person { name: "Twin".into(), ..ann() };
-    let before = twin.clone();
-    let err = store.save(&mut twin).await.expect_err("a new copy whose key is taken");
-    assert_conflict(&err, 0, Some(2));
-    assert_eq!(err.current::<Person>().map(|c| c.expect("decodes")), Some(p.clone()), "carries the stored record");
-    assert_unchanged(&twin, &before);
-
-    let mut stale = Person { version: 1, ..p.clone() };
-    let before = stale.clone();
-    assert_conflict(&store.save(&mut stale).await.expect_err("stale"), 1, Some(2));
-    assert_unchanged(&stale, &before);
-
-    store.delete(&p).await.expect("delete");
-    let before = p.clone();
-    assert_conflict(&store.save(&mut p).await.expect_err("deleted"), 2, None);
-    assert_unchanged(&p, &before);
-    assert_eq!(person(store, 1).await, None, "save never re-inserts a deleted record");
-
-    // Inside a transaction, and rolled back with it.
-    let failed = store
-        .transaction(|tx| async move {
-            tx.save(&mut Person { id: 5, ..ann() }).await?;
-            Err::<(), _>(abort())
-        })
-        .await;
-    assert!(failed.is_err());
-    assert_eq!(person(store, 5).await, None);
-}
-
-/// `refresh` replaces a copy with the stored record; a deleted record is `NotFound` and leaves the
-/// copy as it was. A `put` of a copy that changed nothing still writes and increments the version.
-pub async fn refresh_reloads_and_unchanged_puts_still_count<S: Storage>(store: &Store<S>) {
-    setup(store).await;
-    let mut mine = ann();
-    store.insert(&mut mine).await.expect("insert");
-    let mut theirs = mine.clone();
-    theirs.salary = 500;
-    theirs.put(store).await.expect("their write");
-
-    mine.salary = 1;
-    assert!(store.put(&mut mine).await.expect_err("stale").is_conflict());
-    store.refresh(&mut mine).await.expect("refresh");
-    assert_eq!(mine, theirs, "the store wins: the copy is the stored record");
-
-    let unchanged = mine.clone();
-    mine.put(store).await.expect("an unchanged copy still writes");
-    assert_eq!(mine.version, unchanged.version + 1, "and its version goes up");
-    let mut other = unchanged.clone();
-    assert!(other.put(store).await.expect_err("a copy of the previous version").is_conflict());
-
-    let refreshed = store.transaction(|tx| async move {
-        let mut copy = unchanged;
-        tx.refresh(&mut copy).await?;
-        Ok(copy)
-    });
-    assert_eq!(refreshed.await.expect("refresh in a transaction"), mine);
-
-    store.delete(&mine).await.expect("delete");
-    let before = mine.clone();
-    assert!(matches!(mine.refresh(store).await, Err(Error::NotFound { .. })), "deleted: NotFound");
-    assert_unchanged(&mine, &before);
 }
