@@ -61,7 +61,7 @@ pub async fn patch_of_a_missing_record_never_creates_it<S: Storage>(store: &Stor
 
 /// Kii's table of update options, all four: full or partial, with or without the overwrite check,
 /// each written through a copy made stale by another client's write.
-pub async fn kii_update_options_two_by_two<S: Storage>(store: &Store<S>) {
+pub async fn stale_full_and_partial_updates_are_refused_checked_and_applied_unchecked<S: Storage>(store: &Store<S>) {
     setup(store).await;
     let mut base = ann();
     store.insert(&mut base).await.expect("insert");

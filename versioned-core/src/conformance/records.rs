@@ -96,7 +96,7 @@ pub async fn stale_put_is_refused_and_leaves_caller_unchanged<S: Storage>(store:
 
 /// Slim3's `updateSalary(key, version, newSalary)`: a stale `get_with_version` and a stale `put`
 /// are both `ConcurrentModification` with the right versions.
-pub async fn slim3_salary_story<S: Storage>(store: &Store<S>) {
+pub async fn stale_get_with_version_and_stale_put_are_both_conflicts<S: Storage>(store: &Store<S>) {
     setup(store).await;
     store.insert(&mut ann()).await.expect("insert");
 
@@ -161,7 +161,7 @@ pub async fn put_unchecked_overwrites_and_never_reuses_a_version<S: Storage>(sto
 
 /// Kii's high-score race: A and B both read 60; A writes 87; B's 76 is refused by the check and a
 /// retry from a fresh read keeps 87. Without the check B's 76 wins and A's update is lost.
-pub async fn kii_high_score_race<S: Storage>(store: &Store<S>) {
+pub async fn checked_puts_prevent_the_lost_update_unchecked_puts_allow<S: Storage>(store: &Store<S>) {
     setup(store).await;
     let board = "global".to_string();
     store.insert(&mut HighScore { board: board.clone(), score: 60, version: 0 }).await.expect("insert");

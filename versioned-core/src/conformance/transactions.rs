@@ -14,7 +14,7 @@ use crate::value::Value;
 
 /// Kii's balance book, done right: two puts in one transaction, the second stale. The conflict
 /// rolls the first back: after the error, the first record is unchanged in the store.
-pub async fn kii_balance_failure_is_rolled_back<S: Storage>(store: &Store<S>) {
+pub async fn a_conflict_in_a_transaction_rolls_back_its_earlier_writes<S: Storage>(store: &Store<S>) {
     setup(store).await;
     store.insert(&mut Account { id: 1, balance: 100, version: 0 }).await.expect("insert 1");
     store.insert(&mut Account { id: 2, balance: 100, version: 0 }).await.expect("insert 2");
