@@ -16,9 +16,9 @@
 //!
 //! - `url.rs`: what an SQLite URL asks for, checked before sqlx parses it;
 //! - `schema.rs`: what the storage knows of a table, and the check of its declared columns;
-//! - `driver.rs`: the sqlx [`Driver`](super::sql::driver::Driver) of SQLite (binding, decoding,
+//! - `driver.rs`: the sqlx `Driver` of SQLite (binding, decoding,
 //!   the meaning of its errors);
-//! - `dialect.rs`: SQLite's SQL [`Dialect`](super::sql::Dialect);
+//! - `dialect.rs`: SQLite's SQL `Dialect`;
 //! - `group_commit.rs`: the writer that commits the autocommit writes of many tasks at once;
 //! - `transaction.rs`: [`SqliteTransaction`], and beginning one under the store's lock wait.
 

@@ -84,7 +84,7 @@ impl TableState {
         Ok(())
     }
 
-    /// Whether text keys of this table compare byte for byte, as [`Value`]s do (see
+    /// Whether text keys of this table compare byte for byte, as [`Value`](crate::Value)s do (see
     /// `binary_text_keys`).
     pub(super) fn binary_text_keys(&self) -> bool {
         self.binary_text_keys.load(Ordering::Acquire)

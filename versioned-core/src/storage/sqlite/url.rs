@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 
-/// What [`SqliteStorage::connect`] needs to know of a URL before sqlx parses it.
+/// What [`SqliteStorage::connect`](super::SqliteStorage::connect) needs to know of a URL before sqlx parses it.
 #[derive(Debug, PartialEq)]
 pub(super) struct UrlInfo {
     pub(super) in_memory: bool,
