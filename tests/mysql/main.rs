@@ -1,7 +1,8 @@
-//! MySQL / MariaDB specifics: the schema `create_table` derives, tables made by users' own
-//! migrations, rows that do not fit the struct (`Error::Decode` naming the column), values that
-//! cannot be stored, found rows, deadlocks, and text keys compared exactly (a binary no-pad
-//! collation; a user's table whose key compares otherwise is refused).
+//! MySQL / MariaDB specifics: the schema `create_table` derives, values that cannot be stored,
+//! found rows, deadlocks, and text keys compared exactly (a binary no-pad collation; a user's
+//! table whose key compares otherwise is refused). Tables made by users' own migrations and rows
+//! that do not fit the struct (`Error::Decode` naming the column) are checked as on every SQL
+//! backend, by `versioned_core::conformance::sql` (`mod sql`).
 //!
 //! Run with `VERSIONED_MYSQL_URL` set (`.ci/run` sets it); without it each test says it was
 //! skipped. Each test works in a database of its own.
@@ -59,6 +60,37 @@ async fn db() -> Option<Db> {
     servers::mysql().await
 }
 
+/// Tables of users' own migrations and rows that do not fit the struct, as on every SQL backend.
+mod sql {
+    use versioned::MysqlStorage;
+    use versioned_core::conformance::sql::{Dialect, SqlFixture};
+
+    impl SqlFixture for super::Db {
+        type Storage = MysqlStorage;
+
+        fn store(&self) -> &versioned::Store<MysqlStorage> {
+            &self.store
+        }
+
+        fn dialect(&self) -> &Dialect {
+            &Dialect::MYSQL
+        }
+
+        /// On the store's own pool, whose database is the test's.
+        async fn exec(&self, sql: &str) {
+            let query = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()));
+            query.execute(self.store.backend().pool()).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+
+        async fn text(&self, sql: &str) -> String {
+            let query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()));
+            query.fetch_one(self.store.backend().pool()).await.unwrap_or_else(|e| panic!("{sql}: {e}"))
+        }
+    }
+
+    versioned_core::sql_conformance_tests!(super::db);
+}
+
 impl Db {
     async fn exec(&self, sql: &str) {
         let sql = sql.replace("people", &format!("{}.people", self.database));
@@ -66,38 +98,6 @@ impl Db {
             .execute(&self.admin)
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    }
-
-    /// A table as a user's migration might write it: other column order, an extra column with a
-    /// default, no NOT NULL constraints (so bad rows can exist).
-    /// The key compares exactly, as the store requires of a text key.
-    async fn user_table(&self, salary: &str) {
-        let exact = self.exact_collation().await;
-        self.exec(&format!(
-            "CREATE TABLE people (version BIGINT UNSIGNED, created VARCHAR(10) DEFAULT 'then', skills JSON, \
-             photo LONGBLOB, active TINYINT(1), score FLOAT, ratio DOUBLE, `rank` SMALLINT, salary {salary}, \
-             nickname TEXT, name TEXT, updated DATETIME(6), id VARCHAR(64) CHARACTER SET utf8mb4 COLLATE {exact} \
-             PRIMARY KEY)"
-        ))
-        .await;
-    }
-
-    async fn insert_raw(&self, values: &str) {
-        self.exec(&format!(
-            "INSERT INTO people (id, name, salary, `rank`, ratio, score, active, photo, skills, updated, version) \
-             VALUES ({values})"
-        ))
-        .await;
-    }
-}
-
-#[track_caller]
-fn assert_decode<T: std::fmt::Debug>(result: Result<T, Error>, column: &str) {
-    match &result {
-        Err(err @ Error::Decode { table: "people", column: c, .. }) if *c == column => {
-            assert!(err.to_string().contains(&format!("people.{column}")), "{err}");
-        }
-        other => panic!("expected Decode of people.{column}, got {other:?}"),
     }
 }
 
@@ -152,31 +152,6 @@ async fn create_table_derives_the_schema() {
     assert_eq!(micros, expected, "DATETIME(6) holds the UTC time to the microsecond");
 }
 
-#[tokio::test]
-async fn works_on_a_users_own_table_with_other_column_order_and_extra_columns() {
-    let Some(db) = db().await else { return };
-    db.user_table("INT").await;
-    let mut p = ann();
-    db.store.insert(&mut p).await.expect("insert");
-    let err = db.store.insert(&mut ann()).await.expect_err("the key exists");
-    assert!(matches!(err, Error::AlreadyExists { table: "people", .. }), "{err:?}");
-    p.salary = 200;
-    p.nickname = Some("A".into());
-    p.put(&db.store).await.expect("put");
-    let mut stale = Person { version: 1, ..p.clone() };
-    assert!(stale.put(&db.store).await.expect_err("stale").is_conflict());
-    db.store.put_unchecked(&mut stale).await.expect("force");
-    assert_eq!(stale.version, 3, "the upsert's version is read back");
-    let stored = db.store.get::<Person>(&"ann".to_string()).await.expect("get").expect("present");
-    assert_eq!((stored.salary, stored.nickname.as_deref(), stored.version), (200, Some("A"), 3));
-    let created: String =
-        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT created FROM {}.people WHERE id = 'ann'", db.database)))
-            .fetch_one(&db.admin)
-            .await
-            .expect("extra column");
-    assert_eq!(created, "then", "columns the struct does not know keep their default");
-}
-
 /// A checked write is judged by the rows it *found*: the connection reports a row rewritten with
 /// the values it already had as affected (`CLIENT_FOUND_ROWS`).
 #[tokio::test]
@@ -189,61 +164,6 @@ async fn rows_found_not_rows_changed_are_counted() {
         .await
         .expect("update");
     assert_eq!(same.rows_affected(), 1, "an unchanged row still counts as found");
-}
-
-#[tokio::test]
-async fn null_in_a_non_option_column_is_a_decode_error() {
-    let Some(db) = db().await else { return };
-    db.user_table("INT").await;
-    db.insert_raw("'ann', NULL, 1, 1, 1, 1, 1, '', '[]', NOW(6), 1").await;
-    assert_decode(db.store.get::<Person>(&"ann".to_string()).await, "name");
-}
-
-#[tokio::test]
-async fn wrong_column_type_is_a_decode_error() {
-    let Some(db) = db().await else { return };
-    db.user_table("TEXT").await;
-    db.insert_raw("'ann', 'Ann', 'lots', 1, 1, 1, 1, '', '[]', NOW(6), 1").await;
-    assert_decode(db.store.get::<Person>(&"ann".to_string()).await, "salary");
-}
-
-#[tokio::test]
-async fn integer_out_of_range_is_a_decode_error() {
-    let Some(db) = db().await else { return };
-    db.user_table("BIGINT").await;
-    db.insert_raw("'ann', 'Ann', 1099511627776, 1, 1, 1, 1, '', '[]', NOW(6), 1").await;
-    assert_decode(db.store.get::<Person>(&"ann".to_string()).await, "salary");
-}
-
-#[tokio::test]
-async fn malformed_json_is_a_decode_error() {
-    let Some(db) = db().await else { return };
-    db.user_table("INT").await;
-    // A JSON column refuses malformed text; a document of the wrong shape is what can be stored.
-    db.insert_raw(r#"'ann', 'Ann', 1, 1, 1, 1, 1, '', '{"not": "a list"}', NOW(6), 1"#).await;
-    assert_decode(db.store.get::<Person>(&"ann".to_string()).await, "skills");
-}
-
-#[tokio::test]
-async fn a_missing_column_is_a_decode_error() {
-    let Some(db) = db().await else { return };
-    db.exec(&format!(
-        "CREATE TABLE people (id VARCHAR(64) CHARACTER SET utf8mb4 COLLATE {} PRIMARY KEY, name TEXT, \
-         `rank` SMALLINT, ratio DOUBLE, score FLOAT, active TINYINT(1), photo LONGBLOB, nickname TEXT, skills JSON, \
-         updated DATETIME(6), version BIGINT)",
-        db.exact_collation().await
-    ))
-    .await;
-    assert_decode(db.store.get::<Person>(&"ann".to_string()).await, "salary");
-    assert_decode(db.store.insert(&mut ann()).await, "salary");
-}
-
-#[tokio::test]
-async fn an_unsigned_version_above_i64_max_is_a_decode_error() {
-    let Some(db) = db().await else { return };
-    db.user_table("INT").await;
-    db.insert_raw("'ann', 'Ann', 1, 1, 1, 1, 1, '', '[]', NOW(6), 18446744073709551615").await;
-    assert_decode(db.store.get::<Person>(&"ann".to_string()).await, "version");
 }
 
 /// A `u64` above `i64::MAX` is an error naming the column, never a wrapped number.

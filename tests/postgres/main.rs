@@ -1,6 +1,7 @@
-//! PostgreSQL specifics: the schema `create_table` derives (native types), tables made by users'
-//! own migrations, rows that do not fit the struct (`Error::Decode` naming the column), values
-//! that cannot be stored, and the retryable refusals of a server (serialization failures).
+//! PostgreSQL specifics: the schema `create_table` derives (native types), values that cannot be
+//! stored, and the retryable refusals of a server (serialization failures). Tables made by users'
+//! own migrations and rows that do not fit the struct (`Error::Decode` naming the column) are
+//! checked as on every SQL backend, by `versioned_core::conformance::sql` (`mod sql`).
 //!
 //! Run with `VERSIONED_POSTGRES_URL` set (`.ci/run` sets it); without it each test says it was
 //! skipped. Each test works in a schema of its own.
@@ -58,41 +59,35 @@ async fn db() -> Option<Db> {
     servers::postgres().await
 }
 
-impl Db {
-    async fn exec(&self, sql: &str) {
-        let sql = sql.replace("people", &format!("{}.people", self.schema));
-        sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-            .execute(&self.admin)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    }
+/// Tables of users' own migrations and rows that do not fit the struct, as on every SQL backend.
+mod sql {
+    use versioned::PostgresStorage;
+    use versioned_core::conformance::sql::{Dialect, SqlFixture};
 
-    /// A table as a user's migration might write it: other column order, an extra column with a
-    /// default, no NOT NULL constraints (so bad rows can exist).
-    async fn user_table(&self) {
-        self.exec(
-            "CREATE TABLE people (version BIGINT, created TEXT DEFAULT 'then', skills JSONB, photo BYTEA, \
-             active BOOLEAN, score REAL, ratio DOUBLE PRECISION, rank SMALLINT, salary INTEGER, nickname TEXT, \
-             name TEXT, updated TIMESTAMPTZ, id BIGINT PRIMARY KEY)",
-        )
-        .await;
-    }
+    impl SqlFixture for super::Db {
+        type Storage = PostgresStorage;
 
-    async fn insert_raw(&self, columns: &str, values: &str) {
-        self.exec(&format!("INSERT INTO people ({columns}) VALUES ({values})")).await;
-    }
-}
-
-#[track_caller]
-fn assert_decode<T: std::fmt::Debug>(result: Result<T, Error>, column: &str) {
-    match &result {
-        Err(err @ Error::Decode { table: "people", column: c, .. }) if *c == column => {
-            let message = err.to_string();
-            assert!(message.contains(&format!("people.{column}")), "{message}");
-            assert!(!message.contains("mismatched types"), "no driver internals in the message: {message}");
+        fn store(&self) -> &versioned::Store<PostgresStorage> {
+            &self.store
         }
-        other => panic!("expected Decode of people.{column}, got {other:?}"),
+
+        fn dialect(&self) -> &Dialect {
+            &Dialect::POSTGRES
+        }
+
+        /// On the store's own pool, whose `search_path` is the test's schema.
+        async fn exec(&self, sql: &str) {
+            let query = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()));
+            query.execute(self.store.backend().pool()).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+
+        async fn text(&self, sql: &str) -> String {
+            let query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()));
+            query.fetch_one(self.store.backend().pool()).await.unwrap_or_else(|e| panic!("{sql}: {e}"))
+        }
     }
+
+    versioned_core::sql_conformance_tests!(super::db);
 }
 
 #[tokio::test]
@@ -140,104 +135,6 @@ async fn create_table_derives_native_types() {
     assert_eq!(stored.0, "rust", "JSON is stored as JSONB");
     let micros = p.updated.duration_since(SystemTime::UNIX_EPOCH).expect("after 1970").as_micros() as f64;
     assert!((stored.1 * 1e6 - micros).abs() < 2.0, "the timestamp is stored as TIMESTAMPTZ");
-}
-
-#[tokio::test]
-async fn works_on_a_users_own_table_with_other_column_order_and_extra_columns() {
-    let Some(db) = db().await else { return };
-    db.user_table().await;
-    let mut p = ann();
-    db.store.insert(&mut p).await.expect("insert");
-    p.salary = 200;
-    p.nickname = Some("A".into());
-    p.put(&db.store).await.expect("put");
-    let mut stale = Person { version: 1, ..p.clone() };
-    assert!(stale.put(&db.store).await.expect_err("stale").is_conflict());
-    db.store.put_unchecked(&mut stale).await.expect("force");
-    let stored = db.store.get::<Person>(&1).await.expect("get").expect("present");
-    assert_eq!((stored.salary, stored.nickname.as_deref(), stored.version), (200, Some("A"), 3));
-    let created: String =
-        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT created FROM {}.people WHERE id = 1", db.schema)))
-            .fetch_one(&db.admin)
-            .await
-            .expect("extra column");
-    assert_eq!(created, "then", "columns the struct does not know keep their default");
-}
-
-#[tokio::test]
-async fn null_in_a_non_option_column_is_a_decode_error() {
-    let Some(db) = db().await else { return };
-    db.user_table().await;
-    db.insert_raw(
-        "id, name, salary, rank, ratio, score, active, photo, skills, updated, version",
-        "1, NULL, 1, 1, 1, 1, true, '', '[]', now(), 1",
-    )
-    .await;
-    assert_decode(db.store.get::<Person>(&1).await, "name");
-}
-
-#[tokio::test]
-async fn wrong_column_type_is_a_decode_error() {
-    let Some(db) = db().await else { return };
-    db.exec("CREATE TABLE people (id BIGINT PRIMARY KEY, name TEXT, salary TEXT, rank SMALLINT, ratio FLOAT8, \
-             score REAL, active BOOLEAN, photo BYTEA, nickname TEXT, skills JSONB, updated TIMESTAMPTZ, version BIGINT)").await;
-    db.insert_raw(
-        "id, name, salary, rank, ratio, score, active, photo, skills, updated, version",
-        "1, 'Ann', 'lots', 1, 1, 1, true, '', '[]', now(), 1",
-    )
-    .await;
-    assert_decode(db.store.get::<Person>(&1).await, "salary");
-}
-
-#[tokio::test]
-async fn integer_out_of_range_is_a_decode_error() {
-    let Some(db) = db().await else { return };
-    db.exec("CREATE TABLE people (id BIGINT PRIMARY KEY, name TEXT, salary BIGINT, rank SMALLINT, ratio FLOAT8, \
-             score REAL, active BOOLEAN, photo BYTEA, nickname TEXT, skills JSONB, updated TIMESTAMPTZ, version BIGINT)").await;
-    db.insert_raw(
-        "id, name, salary, rank, ratio, score, active, photo, skills, updated, version",
-        "1, 'Ann', 1099511627776, 1, 1, 1, true, '', '[]', now(), 1",
-    )
-    .await;
-    assert_decode(db.store.get::<Person>(&1).await, "salary");
-}
-
-#[tokio::test]
-async fn malformed_json_is_a_decode_error() {
-    let Some(db) = db().await else { return };
-    db.user_table().await;
-    // JSONB refuses malformed text; a document of the wrong shape is what can be stored.
-    db.insert_raw(
-        "id, name, salary, rank, ratio, score, active, photo, skills, updated, version",
-        r#"1, 'Ann', 1, 1, 1, 1, true, '', '{"not": "a list"}', now(), 1"#,
-    )
-    .await;
-    assert_decode(db.store.get::<Person>(&1).await, "skills");
-}
-
-#[tokio::test]
-async fn a_missing_column_is_a_decode_error() {
-    let Some(db) = db().await else { return };
-    db.exec(
-        "CREATE TABLE people (id BIGINT PRIMARY KEY, name TEXT, rank SMALLINT, ratio FLOAT8, score REAL, \
-             active BOOLEAN, photo BYTEA, nickname TEXT, skills JSONB, updated TIMESTAMPTZ, version BIGINT)",
-    )
-    .await;
-    assert_decode(db.store.get::<Person>(&1).await, "salary");
-    assert_decode(db.store.insert(&mut ann()).await, "salary");
-}
-
-#[tokio::test]
-async fn a_negative_stored_version_is_a_decode_error() {
-    let Some(db) = db().await else { return };
-    db.user_table().await;
-    db.insert_raw(
-        "id, name, salary, rank, ratio, score, active, photo, skills, updated, version",
-        "1, 'Ann', 1, 1, 1, 1, true, '', '[]', now(), -4",
-    )
-    .await;
-    assert_decode(db.store.get::<Person>(&1).await, "version");
-    assert_decode(db.store.put_unchecked(&mut ann()).await, "version");
 }
 
 /// A `u64` above `i64::MAX` is an error naming the column, never a wrapped negative number.

@@ -1,5 +1,6 @@
 //! SQLite specifics: the schema `create_table` derives, tables made by users' own migrations,
-//! rows that do not fit the struct (`Error::Decode` naming the column), and busy refusals.
+//! rows that do not fit the struct (`Error::Decode` naming the column), and busy refusals. The
+//! checks every SQL backend shares run here from `versioned_core::conformance::sql` (`mod sql`).
 
 use std::time::Duration;
 
@@ -41,15 +42,34 @@ async fn exec(db: &Db, sql: &'static str) {
     sqlx::query(sql).execute(db.store.backend().pool()).await.expect(sql);
 }
 
-/// A table as a user's migration might write it: other column order, an extra column with a
-/// default, no NOT NULL constraints (so bad rows can exist).
-async fn user_table(db: &Db) {
-    exec(
-        db,
-        "CREATE TABLE people (version INTEGER, created TEXT DEFAULT 'then', skills TEXT, salary INTEGER, \
-         nickname TEXT, name TEXT, id INTEGER PRIMARY KEY)",
-    )
-    .await;
+/// Tables of users' own migrations and rows that do not fit the struct, as on every SQL backend.
+mod sql {
+    use versioned::SqliteStorage;
+    use versioned_core::conformance::sql::{Dialect, SqlFixture};
+
+    impl SqlFixture for super::Db {
+        type Storage = SqliteStorage;
+
+        fn store(&self) -> &versioned::Store<SqliteStorage> {
+            &self.store
+        }
+
+        fn dialect(&self) -> &Dialect {
+            &Dialect::SQLITE
+        }
+
+        async fn exec(&self, sql: &str) {
+            let query = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()));
+            query.execute(self.store.backend().pool()).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+
+        async fn text(&self, sql: &str) -> String {
+            let query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()));
+            query.fetch_one(self.store.backend().pool()).await.unwrap_or_else(|e| panic!("{sql}: {e}"))
+        }
+    }
+
+    versioned_core::sql_conformance_tests!(|| async { Some(super::file_db().await) });
 }
 
 #[track_caller]
@@ -81,77 +101,6 @@ async fn create_table_derives_the_schema() {
     ];
     let rows: Vec<_> = rows.iter().map(|(n, t, nn, pk)| (n.as_str(), t.as_str(), *nn, *pk)).collect();
     assert_eq!(rows, expected);
-}
-
-#[tokio::test]
-async fn works_on_a_users_own_table_with_other_column_order_and_extra_columns() {
-    let db = file_db().await;
-    user_table(&db).await;
-    let mut p = ann();
-    db.store.insert(&mut p).await.expect("insert");
-    p.salary = 200;
-    p.nickname = Some("A".into());
-    p.put(&db.store).await.expect("put");
-    let mut stale = Person { version: 1, ..p.clone() };
-    assert!(stale.put(&db.store).await.expect_err("stale").is_conflict());
-    db.store.put_unchecked(&mut stale).await.expect("force");
-    assert_eq!(db.store.get::<Person>(&1).await.expect("get"), Some(Person { version: 3, ..p }));
-    let created: String = sqlx::query_scalar("SELECT created FROM people WHERE id = 1")
-        .fetch_one(db.store.backend().pool())
-        .await
-        .unwrap();
-    assert_eq!(created, "then", "columns the struct does not know keep their default");
-}
-
-#[tokio::test]
-async fn null_in_a_non_option_column_is_a_decode_error() {
-    let db = file_db().await;
-    user_table(&db).await;
-    exec(&db, r#"INSERT INTO people (id, name, salary, skills, version) VALUES (1, NULL, 1, '[]', 1)"#).await;
-    assert_decode(db.store.get::<Person>(&1).await.expect_err("NULL name"), "name");
-}
-
-#[tokio::test]
-async fn wrong_column_type_is_a_decode_error() {
-    let db = file_db().await;
-    user_table(&db).await;
-    exec(&db, r#"INSERT INTO people (id, name, salary, skills, version) VALUES (1, 'Ann', 'lots', '[]', 1)"#).await;
-    assert_decode(db.store.get::<Person>(&1).await.expect_err("text salary"), "salary");
-}
-
-#[tokio::test]
-async fn integer_out_of_range_is_a_decode_error() {
-    let db = file_db().await;
-    user_table(&db).await;
-    exec(&db, r#"INSERT INTO people (id, name, salary, skills, version) VALUES (1, 'Ann', 1099511627776, '[]', 1)"#)
-        .await;
-    assert_decode(db.store.get::<Person>(&1).await.expect_err("salary beyond i32"), "salary");
-}
-
-#[tokio::test]
-async fn malformed_json_is_a_decode_error() {
-    let db = file_db().await;
-    user_table(&db).await;
-    exec(&db, r#"INSERT INTO people (id, name, salary, skills, version) VALUES (1, 'Ann', 1, '["rust",', 1)"#).await;
-    assert_decode(db.store.get::<Person>(&1).await.expect_err("bad JSON"), "skills");
-}
-
-#[tokio::test]
-async fn a_missing_column_is_a_decode_error() {
-    let db = file_db().await;
-    exec(&db, "CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT, nickname TEXT, skills TEXT, version INTEGER)")
-        .await;
-    exec(&db, r#"INSERT INTO people (id, name, skills, version) VALUES (1, 'Ann', '[]', 1)"#).await;
-    assert_decode(db.store.get::<Person>(&1).await.expect_err("no salary column"), "salary");
-    assert_decode(db.store.insert(&mut ann()).await.expect_err("no salary column"), "salary");
-}
-
-#[tokio::test]
-async fn a_negative_stored_version_is_a_decode_error() {
-    let db = file_db().await;
-    user_table(&db).await;
-    exec(&db, r#"INSERT INTO people (id, name, salary, skills, version) VALUES (1, 'Ann', 1, '[]', -4)"#).await;
-    assert_decode(db.store.get::<Person>(&1).await.expect_err("negative version"), "version");
 }
 
 #[tokio::test]

@@ -16,7 +16,8 @@
 //! and the refusals of bad patches, unstorable versions and keyed deletes. Every test is
 //! re-exported here, where the macro finds it. The stories of the source documents (Slim3's salary
 //! update, Kii's high-score race and balance book, Hibernate's force increment) are told in the doc
-//! comments of the tests that check them.
+//! comments of the tests that check them. [`sql`] holds the SQL backends' own checks, on tables of
+//! users' migrations.
 
 mod bad_patches;
 mod batches;
@@ -32,6 +33,7 @@ mod misuse;
 mod patch;
 mod records;
 mod savepoints;
+pub mod sql;
 mod touch_and_audit;
 mod transactions;
 mod typed_fields;
