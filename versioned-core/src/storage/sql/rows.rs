@@ -1,8 +1,7 @@
-//! The row operations of every SQL backend, written once over a [`SqlConnection`].
-//!
-//! A backend implements [`SqlConnection`] (bind [`Value`]s, run a statement, decode a result row,
-//! map its driver's errors) and lends a connection per operation; everything else, the meaning of
-//! rows affected and the classification of a refused write, is here.
+//! The row operations of every SQL backend, written once over a [`SqlConnection`] (running a
+//! statement, reading its rows): the meaning of rows affected, and the classification of a
+//! refused write. Its one implementation is `driver::Conn`, over any sqlx driver; a backend
+//! lends a connection per operation (or its transaction's).
 
 use std::future::Future;
 use std::sync::Arc;
