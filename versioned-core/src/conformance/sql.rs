@@ -348,6 +348,9 @@ pub async fn a_stored_version_out_of_range_is_a_decode_error<F: SqlFixture>(db: 
 
 /// Every test of this module as a `#[tokio::test]` for one SQL backend: see
 /// [the module](crate::conformance::sql).
+///
+/// The list is kept by hand; `listed.rs`'s unit tests fail when a public test of the module is
+/// missing from it.
 #[macro_export]
 macro_rules! sql_conformance_tests {
     ($make:expr) => {
