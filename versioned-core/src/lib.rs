@@ -55,7 +55,7 @@ pub use storage::options::ConnectOptions;
 pub use storage::postgres::{Isolation, PostgresStorage, PostgresTransaction};
 #[cfg(feature = "sqlite")]
 pub use storage::sqlite::{Durability, SqliteStorage, SqliteTransaction};
-pub use storage::{RowAccess, Storage, StorageTransaction, WriteOutcome};
+pub use storage::{Capabilities, RowAccess, Storage, StorageTransaction, WriteOutcome};
 pub use store::{Executor, Store};
 pub use transaction::Transaction;
 pub use value::{

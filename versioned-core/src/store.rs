@@ -84,7 +84,7 @@ impl<S: Storage> Executor for Store<S> {
 
     #[inline]
     fn reader(&self, operation: &'static str) -> Result<&S> {
-        refuse_inside_own_transaction(self.backend.identity(), operation)?;
+        refuse_inside_own_transaction(self.backend.capabilities().identity, operation)?;
         Ok(&self.backend)
     }
 
@@ -410,7 +410,7 @@ impl<S: Storage> Store<S> {
                 self.backend.begin_with_lock_wait(self.lock_wait).await?
             });
             let (handle, committable) = Transaction::new(Arc::clone(&tx), read_only, self.lock_wait);
-            let result = inside(self.backend.identity(), f(handle)).await;
+            let result = inside(self.backend.capabilities().identity, f(handle)).await;
             let result = result.and_then(|value| committable.check().map(|()| value));
             finish(reclaim(tx)?, result).await
         };
@@ -460,7 +460,7 @@ impl<S: Storage> Store<S> {
         mut f: impl FnMut(&mut T) -> R + Send,
     ) -> Result<R> {
         let access = self.writer("update")?;
-        let locks = self.backend.locks_updates();
+        let locks = self.backend.capabilities().locks_updates;
         let mut attempts = policy.start("update");
         loop {
             let attempt = async {

@@ -5,6 +5,7 @@
 //! asks the caller to drop the operation while the call is in flight. [`FaultPlan::drive`] runs
 //! an operation and drops it when asked.
 
+use crate::storage::Capabilities;
 use std::collections::BTreeMap;
 use std::future::{Future, poll_fn};
 use std::pin::pin;
@@ -264,16 +265,8 @@ impl<S: Storage> Storage for FaultyStorage<S> {
         Ok(FaultyTransaction { inner, plan: Arc::clone(&self.plan) })
     }
 
-    fn identity(&self) -> Option<usize> {
-        self.inner.identity()
-    }
-
-    fn locks_records(&self) -> bool {
-        self.inner.locks_records()
-    }
-
-    fn locks_updates(&self) -> bool {
-        self.inner.locks_updates()
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
     }
 }
 

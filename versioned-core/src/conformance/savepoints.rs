@@ -162,7 +162,7 @@ pub async fn savepoints_cannot_be_misused<S: Storage>(store: &Store<S>) {
 /// transaction on any error, unless it is rolled back to a savepoint).
 pub async fn a_savepoint_recovers_from_a_lock_refused_inside_it<S: Storage>(store: &Store<S>) {
     setup(store).await;
-    if !store.backend().locks_records() {
+    if !store.backend().capabilities().locks_records {
         return; // transactions hold the whole database: no record lock to be refused
     }
     store.insert(&mut Account { id: 1, balance: 1, version: 0 }).await.expect("insert");

@@ -1,6 +1,5 @@
 //! [`AnyStorage`]: a backend chosen at run time from a URL, like sqlx's `AnyPool`.
 
-#[cfg(feature = "etcd")]
 use super::etcd::{EtcdOptions, EtcdStorage, EtcdTransaction};
 use super::memory::{MemoryStorage, MemoryTransaction};
 #[cfg(feature = "mysql")]
@@ -14,6 +13,8 @@ use super::{RowAccess, SavepointStep, Storage, StorageTransaction, WriteOutcome}
 use crate::entity::{Entity, TableDef};
 use crate::error::{Error, Result};
 use crate::lock::LockWait;
+#[cfg(feature = "etcd")]
+use crate::storage::Capabilities;
 use crate::store::Store;
 use crate::value::{Row, Value};
 
@@ -303,16 +304,8 @@ impl Storage for AnyStorage {
         self.begin_as(true, None).await
     }
 
-    fn identity(&self) -> Option<usize> {
-        each!(self, AnyStorage, s => s.identity())
-    }
-
-    fn locks_records(&self) -> bool {
-        each!(self, AnyStorage, s => s.locks_records())
-    }
-
-    fn locks_updates(&self) -> bool {
-        each!(self, AnyStorage, s => s.locks_updates())
+    fn capabilities(&self) -> Capabilities {
+        each!(self, AnyStorage, s => s.capabilities())
     }
 }
 

@@ -1,10 +1,19 @@
 //! The pluggable storage contract, and its implementations.
 //!
-//! A backend works on [`Row`]s described by a [`TableDef`]; it never sees user structs. It
-//! implements [`RowAccess`] (the row operations) and [`Storage`] (schema, and being shared by a
-//! [`Store`](crate::Store)). Every conditional write is one atomic step of the backend: an SQL
-//! statement with the version in its `WHERE` clause, a compare-and-swap under a lock. Never a read
-//! followed by a write.
+//! What a backend implements, on one screen:
+//!
+//! - [`RowAccess`]: the row operations (`fetch`, `insert`, checked `update`, `upsert`, `patch`,
+//!   `delete`; batches have defaults), on [`Row`]s described by a [`TableDef`];
+//! - [`Storage`]: `create_table`, `begin` (and `begin_with_lock_wait`), `begin_read_only`, and what the backend is
+//!   ([`Capabilities`]);
+//! - [`StorageTransaction`]: `fetch_for_update`, `savepoint`, `commit`, `rollback`.
+//!
+//! Every conditional write is one atomic step of the backend: an SQL statement with the version in
+//! its `WHERE` clause, a compare-and-swap under a lock. Never a read followed by a write. A backend
+//! never sees user structs; the one exception is outside the contract: the memory backend's fast
+//! path for a checked put (`keeps_values`, `update_value`, hidden from the docs), kept on
+//! `RowAccess` because the typed layer offers it through the same generic access, and defaulting to
+//! "not taken" for every other backend.
 //!
 //! The [`memory`] backend is the reference: it implements every rule exactly, without I/O.
 
@@ -109,12 +118,14 @@ pub trait RowAccess: Send + Sync {
         expected: u64,
     ) -> impl Future<Output = Result<WriteOutcome>> + Send;
 
+    #[doc(hidden)]
     /// Whether [`update_value`](Self::update_value) may take records (false by default): the
     /// caller offers them only then.
     fn keeps_values(&self) -> bool {
         false
     }
 
+    #[doc(hidden)]
     /// A checked update of `record` (key `key`) stored as a value rather than as a row, for
     /// backends that keep records in memory: only if the stored version is `expected`, the
     /// backend stores a copy of `record` at version `next` (`expected + 1`, which the caller has
@@ -195,6 +206,59 @@ pub trait RowAccess: Send + Sync {
     ) -> impl Future<Output = Result<WriteOutcome>> + Send;
 }
 
+/// What a backend is, as the layers above the contract need to know it: one value, built with
+/// [`Capabilities::new`] and its `with_…` methods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// An address shared by every clone of the storage and by no other storage (`Arc::as_ptr` of
+    /// its shared state), or `None` when the backend cannot tell. The [`Store`](crate::Store) uses
+    /// it to refuse at once a call through the store inside one of its own transactions on the
+    /// same task ([`Error::StoreUsedInsideTransaction`](crate::Error::StoreUsedInsideTransaction)),
+    /// which would otherwise wait for that very transaction.
+    pub identity: Option<usize>,
+    /// Whether [`StorageTransaction::fetch_for_update`] locks one record (memory, PostgreSQL,
+    /// MySQL), rather than the backend's transactions holding the whole database from their
+    /// start (SQLite), where the wait for the lock happens when a transaction begins.
+    pub locks_records: bool,
+    /// Whether [`Store::update`](crate::Store::update) locks the record it reads, so that
+    /// concurrent updates of one record queue instead of conflicting; or reads it plainly and
+    /// writes it with a checked put, retrying when the put is refused (where a lock costs a write
+    /// of its own, as a consensus round on etcd).
+    pub locks_updates: bool,
+}
+
+impl Capabilities {
+    /// No identity; records locked one by one; `update` locked.
+    pub const fn new() -> Self {
+        Capabilities { identity: None, locks_records: true, locks_updates: true }
+    }
+
+    /// With the storage's identity (see [`identity`](Self::identity)).
+    pub const fn with_identity(mut self, address: usize) -> Self {
+        self.identity = Some(address);
+        self
+    }
+
+    /// Transactions hold the whole database from their start (SQLite).
+    pub const fn with_database_locks(mut self) -> Self {
+        self.locks_records = false;
+        self
+    }
+
+    /// `update` reads and writes optimistically, without a lock (etcd).
+    pub const fn with_optimistic_updates(mut self) -> Self {
+        self.locks_updates = false;
+        self
+    }
+}
+
+impl Default for Capabilities {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// A storage backend: what a [`Store`](crate::Store) is built on. Cloning it gives another
 /// handle to the same storage (like a connection pool).
 pub trait Storage: RowAccess + Clone + 'static {
@@ -223,31 +287,10 @@ pub trait Storage: RowAccess + Clone + 'static {
     /// reach the backend; a backend may refuse them too.
     fn begin_read_only(&self) -> impl Future<Output = Result<Self::Transaction>> + Send;
 
-    /// An address shared by every clone of this storage and by no other storage, or `None` when
-    /// the backend cannot tell.
-    ///
-    /// The [`Store`](crate::Store) uses it to refuse, at once, a write through the store inside
-    /// one of its own transactions on the same task
-    /// ([`Error::StoreUsedInsideTransaction`](crate::Error::StoreUsedInsideTransaction)), which
-    /// would otherwise wait for that very transaction. Backends return the address of their shared state (`Arc::as_ptr`).
-    fn identity(&self) -> Option<usize> {
-        None
-    }
-
-    /// Whether [`StorageTransaction::fetch_for_update`] locks one record (memory, PostgreSQL),
-    /// rather than the backend's transactions holding the whole database from their start
-    /// (SQLite), where the wait for the lock happens when a transaction begins.
-    fn locks_records(&self) -> bool {
-        true
-    }
-
-    /// Whether [`Store::update`](crate::Store::update) locks the record it reads
-    /// ([`StorageTransaction::fetch_for_update`]), so that concurrent updates of one record queue
-    /// instead of conflicting (true, the default); or reads it plainly and writes it with a
-    /// checked put, outside any transaction, retrying when the put is refused (false: where a
-    /// lock costs a write of its own, as a consensus round on etcd).
-    fn locks_updates(&self) -> bool {
-        true
+    /// What this backend is, for the layers above it: see [`Capabilities`]. The default: no
+    /// identity, records locked one by one, `update` locked.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::new()
     }
 }
 

@@ -21,6 +21,7 @@
 //! leader changed) is known to be applied or not before an error is returned: a retryable error
 //! from this backend always means nothing was written.
 
+use crate::storage::Capabilities;
 use std::sync::Arc;
 
 use etcd_client::{Client, Compare, CompareOp, ConnectOptions, DeleteOptions, PutOptions, Txn, TxnOp};
@@ -311,13 +312,9 @@ impl Storage for EtcdStorage {
         Ok(EtcdTransaction::new(Arc::clone(&self.cluster), true))
     }
 
-    fn identity(&self) -> Option<usize> {
-        Some(Arc::as_ptr(&self.cluster) as usize)
-    }
-
     /// `update` reads and then writes with one checked transaction, retried on a conflict: a
     /// lock would cost a consensus round of its own (about as much as the write).
-    fn locks_updates(&self) -> bool {
-        false
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::new().with_identity(Arc::as_ptr(&self.cluster) as usize).with_optimistic_updates()
     }
 }

@@ -26,6 +26,7 @@ mod spare;
 mod tables;
 mod transaction;
 
+use crate::storage::Capabilities;
 use std::sync::Arc;
 
 use tokio::sync::OwnedMutexGuard;
@@ -222,7 +223,7 @@ impl Storage for MemoryStorage {
     }
 
     #[inline]
-    fn identity(&self) -> Option<usize> {
-        Some(Arc::as_ptr(&self.tables) as *const () as usize)
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::new().with_identity(Arc::as_ptr(&self.tables) as *const () as usize)
     }
 }

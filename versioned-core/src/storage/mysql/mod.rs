@@ -33,6 +33,7 @@
 //! `innodb_lock_wait_timeout` (whole seconds, at least one). A lock wait that expires (1205, or
 //! MySQL's `NOWAIT` refusal 3572) is [`Error::LockTimeout`]; a deadlock (1213) is retryable.
 
+use crate::storage::Capabilities;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -506,7 +507,7 @@ impl Storage for MysqlStorage {
         state.check(&mut conn, table).await
     }
 
-    fn identity(&self) -> Option<usize> {
-        Some(self.mappings.identity())
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::new().with_identity(self.mappings.identity())
     }
 }

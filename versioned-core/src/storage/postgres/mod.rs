@@ -13,6 +13,7 @@
 //! store's [`LockWait`] (`lock_timeout`, or `NOWAIT`), and expiry is [`Error::LockTimeout`].
 //! Serialization failures (`40001`) and deadlocks (`40P01`) are retryable storage errors.
 
+use crate::storage::Capabilities;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -336,7 +337,7 @@ impl Storage for PostgresStorage {
         Ok(())
     }
 
-    fn identity(&self) -> Option<usize> {
-        Some(self.mappings.identity())
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::new().with_identity(self.mappings.identity())
     }
 }

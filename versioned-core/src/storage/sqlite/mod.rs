@@ -22,6 +22,7 @@
 //! - `group_commit.rs`: the writer that commits the autocommit writes of many tasks at once;
 //! - `transaction.rs`: [`SqliteTransaction`], and beginning one under the store's lock wait.
 
+use crate::storage::Capabilities;
 use std::str::FromStr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -305,11 +306,8 @@ impl Storage for SqliteStorage {
         state.check_schema(&mut conn, table).await
     }
 
-    fn identity(&self) -> Option<usize> {
-        Some(self.mappings.identity())
-    }
-
-    fn locks_records(&self) -> bool {
-        false
+    /// Its transactions hold the whole database from `BEGIN IMMEDIATE`.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::new().with_identity(self.mappings.identity()).with_database_locks()
     }
 }
