@@ -1,5 +1,6 @@
 //! [`AnyStorage`]: a backend chosen at run time from a URL, like sqlx's `AnyPool`.
 
+#[cfg(feature = "etcd")]
 use super::etcd::{EtcdOptions, EtcdStorage, EtcdTransaction};
 use super::memory::{MemoryStorage, MemoryTransaction};
 #[cfg(feature = "mysql")]
@@ -13,7 +14,6 @@ use super::{RowAccess, SavepointStep, Storage, StorageTransaction, WriteOutcome}
 use crate::entity::{Entity, TableDef};
 use crate::error::{Error, Result};
 use crate::lock::LockWait;
-#[cfg(feature = "etcd")]
 use crate::storage::Capabilities;
 use crate::store::Store;
 use crate::value::{Row, Value};
