@@ -13,18 +13,21 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod commit;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 #[doc(hidden)]
 pub mod copy;
 mod entity;
 mod error;
+mod executor;
 #[cfg(feature = "http")]
 pub mod http;
 mod lock;
 mod observe;
 pub mod ops;
 mod patch;
+mod reentrancy;
 mod retry;
 pub mod storage;
 mod store;
@@ -39,6 +42,7 @@ pub use error::{BoxError, Error, Result, StorageError};
 /// through [`EtcdStorage::client`].
 #[cfg(feature = "etcd")]
 pub use etcd_client;
+pub use executor::Executor;
 pub use lock::LockWait;
 pub use patch::{Change, ChangeValue, Check, JsonChange, Patch};
 pub use retry::RetryPolicy;
@@ -56,7 +60,7 @@ pub use storage::postgres::{Isolation, PostgresStorage, PostgresTransaction};
 #[cfg(feature = "sqlite")]
 pub use storage::sqlite::{Durability, SqliteStorage, SqliteTransaction};
 pub use storage::{Capabilities, RowAccess, Storage, StorageTransaction, WriteOutcome};
-pub use store::{Executor, Store};
+pub use store::Store;
 pub use transaction::Transaction;
 pub use value::{
     ColumnType, Field, JsonField, KeyField, KeyFor, MAX_JSON_DEPTH, Row, TextField, TimestampField, UserField, Value,

@@ -5,16 +5,19 @@ use std::sync::Arc;
 
 use tracing::Instrument;
 
+use crate::commit::{finish, reclaim};
 use crate::entity::Entity;
 use crate::error::Result;
+use crate::executor::Executor;
 use crate::lock::LockWait;
 use crate::observe::{Kind, Op, observed};
 use crate::ops;
 use crate::patch::Check;
+use crate::reentrancy::{inside, refuse_inside_own_transaction};
 use crate::retry::RetryPolicy;
+use crate::storage::Storage;
 use crate::storage::memory::MemoryStorage;
-use crate::storage::{RowAccess, Storage};
-use crate::transaction::{Transaction, finish, inside, reclaim, refuse_inside_own_transaction};
+use crate::transaction::Transaction;
 use crate::value::KeyFor;
 
 /// Typed, version-checked operations on entities, over a storage backend.
@@ -33,50 +36,6 @@ use crate::value::KeyFor;
 pub struct Store<S> {
     backend: S,
     lock_wait: LockWait,
-}
-
-/// Anything the typed operations run on: a [`Store`] or a [`Transaction`]. The helpers that
-/// `#[derive(Versioned)]` generates take any `Executor`, and go through its checks as the
-/// executor's own methods do.
-pub trait Executor: Sync {
-    /// The backend's row operations.
-    type Access: RowAccess;
-
-    /// The row operations for a read named `operation`, or the error refusing it here (a store used
-    /// inside its own transaction, a transaction handle while a savepoint of it is open).
-    fn reader(&self, operation: &'static str) -> Result<&Self::Access>;
-
-    /// The row operations for a write named `operation`, or the error refusing it here (also: a
-    /// read-only transaction).
-    fn writer(&self, operation: &'static str) -> Result<&Self::Access>;
-}
-
-/// A borrowed executor runs the same operations: `p.put(&&store)` and helpers that take
-/// `&impl Executor` compose.
-impl<E: Executor + ?Sized> Executor for &E {
-    type Access = E::Access;
-
-    fn reader(&self, operation: &'static str) -> Result<&Self::Access> {
-        (**self).reader(operation)
-    }
-
-    fn writer(&self, operation: &'static str) -> Result<&Self::Access> {
-        (**self).writer(operation)
-    }
-}
-
-/// A store shared as `Arc<Store<_>>` runs the operations too (though a `Store` is already a cheap
-/// `Clone` handle: cloning it is the simpler way to share it between tasks).
-impl<E: Executor + Send + ?Sized> Executor for Arc<E> {
-    type Access = E::Access;
-
-    fn reader(&self, operation: &'static str) -> Result<&Self::Access> {
-        (**self).reader(operation)
-    }
-
-    fn writer(&self, operation: &'static str) -> Result<&Self::Access> {
-        (**self).writer(operation)
-    }
 }
 
 impl<S: Storage> Executor for Store<S> {
@@ -447,7 +406,7 @@ impl<S: Storage> Store<S> {
     /// conflicting and retrying; the write is still checked against the version read.
     ///
     /// On etcd, where a lock costs a consensus round of its own, the read does not lock
-    /// ([`Storage::locks_updates`]): an attempt is a plain read and a checked put, the same two
+    /// ([`Capabilities::locks_updates`](crate::Capabilities::locks_updates)): an attempt is a plain read and a checked put, the same two
     /// requests a hand-written compare-and-set loop sends, with no transaction around them.
     /// Concurrent updates conflict and are retried, each attempt from a fresh read.
     ///

@@ -1,19 +1,16 @@
 //! Units of work: [`Transaction`], and committing or rolling back a backend transaction.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use crate::entity::Entity;
 use crate::error::{Error, Result, StorageError};
+use crate::executor::Executor;
 use crate::lock::LockWait;
-use crate::observe::{Kind, Op, observed};
 use crate::ops;
 use crate::patch::Check;
 use crate::storage::{SavepointStep, Storage, StorageTransaction};
-use crate::store::Executor;
 use crate::value::KeyFor;
 
 /// The handle of a transaction, given to the closure of
@@ -334,138 +331,5 @@ struct Unfinished<'a>(&'a Shared);
 impl Drop for Unfinished<'_> {
     fn drop(&mut self) {
         self.0.broken.store(true, Ordering::Release);
-    }
-}
-
-/// Takes the backend transaction back from the handle once the closure is done with it.
-pub(crate) fn reclaim<X>(tx: Arc<X>) -> Result<X> {
-    Arc::try_unwrap(tx).map_err(|_| {
-        StorageError::new(
-            "the transaction handle is still in use after its closure returned (moved into a task?); \
-             nothing was committed",
-        )
-        .into()
-    })
-}
-
-/// Commits `tx` if `result` is `Ok`; otherwise rolls it back and returns the error unchanged.
-///
-/// Once the closure has returned `Ok`, the commit runs to its end even if the caller's future is
-/// dropped meanwhile (it is finished on a background task): the decision to commit is made when
-/// the closure succeeds, never by how far an abandoned future happened to get.
-pub(crate) async fn finish<X: StorageTransaction, R>(tx: X, result: Result<R>) -> Result<R> {
-    match result {
-        Ok(value) => {
-            observed!(Op::spanning("commit"), Kind::Read, |_| ("committed", 0), Detached::new(tx.commit()))?;
-            Ok(value)
-        }
-        Err(err) => {
-            if let Err(rollback) = tx.rollback().await {
-                // The original error is what the caller needs; a backend whose explicit rollback
-                // fails still discards the writes when the connection is dropped.
-                tracing::warn!(error = %rollback, "rollback failed");
-            }
-            Err(err)
-        }
-    }
-}
-
-/// A future that, when dropped before it completes, is finished on a background task instead of
-/// being abandoned midway.
-struct Detached<F: Future<Output = Result<()>> + Send + 'static>(Option<Pin<Box<F>>>);
-
-impl<F: Future<Output = Result<()>> + Send + 'static> Detached<F> {
-    fn new(future: F) -> Self {
-        Detached(Some(Box::pin(future)))
-    }
-}
-
-impl<F: Future<Output = Result<()>> + Send + 'static> Future for Detached<F> {
-    type Output = Result<()>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        let Some(future) = self.0.as_mut() else {
-            return Poll::Ready(Err(StorageError::new("a commit future was polled after it completed").into()));
-        };
-        let done = future.as_mut().poll(cx);
-        if done.is_ready() {
-            self.0 = None;
-        }
-        done
-    }
-}
-
-impl<F: Future<Output = Result<()>> + Send + 'static> Drop for Detached<F> {
-    fn drop(&mut self) {
-        let Some(future) = self.0.take() else { return };
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                runtime.spawn(async move {
-                    if let Err(err) = future.await {
-                        tracing::warn!(error = %err, "a commit finished after its caller was dropped failed");
-                    }
-                });
-            }
-            // Dropped outside any runtime: nothing can drive the commit, and the backend rolls
-            // back what it had not committed.
-            Err(_) => tracing::warn!("a commit was abandoned outside a tokio runtime"),
-        }
-    }
-}
-
-tokio::task_local! {
-    /// The storages (their [`Storage::identity`]) whose transaction closures this task is running.
-    static OPEN_TRANSACTIONS: Vec<usize>;
-}
-
-/// Refuses `operation` through the store of `identity` when this task is inside one of that
-/// storage's own transactions: the operation would wait for that transaction, which cannot end
-/// before the operation does.
-#[inline]
-pub(crate) fn refuse_inside_own_transaction(identity: Option<usize>, operation: &'static str) -> Result<()> {
-    let Some(id) = identity else { return Ok(()) };
-    // No closure running anywhere: no need to look at the task's own list. (A task inside one
-    // counted it before its first await; moving between threads synchronizes, so it sees it.)
-    if CLOSURES_RUNNING.load(Ordering::Relaxed) == 0 {
-        return Ok(());
-    }
-    refuse_if_open(id, operation)
-}
-
-/// [`refuse_inside_own_transaction`] while some closure runs: the task's own list decides.
-#[cold]
-fn refuse_if_open(id: usize, operation: &'static str) -> Result<()> {
-    if OPEN_TRANSACTIONS.try_with(|open| open.contains(&id)).unwrap_or(false) {
-        return Err(Error::StoreUsedInsideTransaction { operation });
-    }
-    Ok(())
-}
-
-/// Runs a transaction's closure `future`, marked as inside a transaction of `identity`.
-pub(crate) async fn inside<F: Future>(identity: Option<usize>, future: F) -> F::Output {
-    let Some(id) = identity else { return future.await };
-    let mut open = OPEN_TRANSACTIONS.try_with(Vec::clone).unwrap_or_default();
-    open.push(id);
-    let _running = Running::start();
-    OPEN_TRANSACTIONS.scope(open, future).await
-}
-
-/// How many transaction closures are running, in every task: while none is, operations skip the
-/// task-local lookup of [`refuse_inside_own_transaction`].
-static CLOSURES_RUNNING: AtomicUsize = AtomicUsize::new(0);
-
-/// Counts one running closure until dropped (finished or cancelled).
-struct Running;
-
-impl Running {
-    fn start() -> Self {
-        CLOSURES_RUNNING.fetch_add(1, Ordering::Relaxed);
-        Running
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        CLOSURES_RUNNING.fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -6,9 +6,9 @@
 use super::record::{get, get_for_update, put};
 use crate::entity::Entity;
 use crate::error::{Error, Result};
+use crate::executor::Executor;
 use crate::lock::LockWait;
 use crate::storage::{RowAccess, StorageTransaction};
-use crate::store::Executor;
 use crate::value::KeyFor;
 
 /// One attempt of [`Store::update`](crate::Store::update), inside transaction `tx`: read the

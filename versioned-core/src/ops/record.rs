@@ -6,10 +6,10 @@ use super::{
 };
 use crate::entity::{ColumnRole, Entity};
 use crate::error::{Error, Result};
+use crate::executor::Executor;
 use crate::lock::LockWait;
 use crate::observe::{self, Kind, Op, observed, observing};
 use crate::storage::{RowAccess, StorageTransaction, WriteOutcome};
-use crate::store::Executor;
 use crate::value::{KeyFor, VersionField};
 
 /// See [`Store::insert`](crate::Store::insert).

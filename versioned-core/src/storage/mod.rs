@@ -273,7 +273,7 @@ pub trait Storage: RowAccess + Clone + 'static {
 
     /// [`begin`](Self::begin), waiting as `wait` says (the store's [`LockWait`]) where the
     /// backend's transactions take a lock when they begin (SQLite's write lock:
-    /// [`locks_records`](Self::locks_records) is false), then failing with
+    /// [`Capabilities::locks_records`] is false), then failing with
     /// [`Error::LockTimeout`](crate::Error::LockTimeout). The default ignores `wait` and calls
     /// `begin`: backends that lock records wait in [`StorageTransaction::fetch_for_update`].
     fn begin_with_lock_wait(&self, wait: LockWait) -> impl Future<Output = Result<Self::Transaction>> + Send {

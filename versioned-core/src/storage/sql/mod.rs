@@ -44,7 +44,7 @@ impl<T> Mappings<T> {
     }
 
     /// An address shared by every clone, and by no other backend:
-    /// [`Storage::identity`](crate::storage::Storage::identity).
+    /// [`Capabilities::identity`](crate::storage::Capabilities::identity).
     pub(crate) fn identity(&self) -> usize {
         Arc::as_ptr(&self.0) as *const () as usize
     }
