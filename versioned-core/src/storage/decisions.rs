@@ -9,23 +9,26 @@ use crate::error::{Result, StorageError};
 use crate::storage::{RowAccess, SavepointStep, WriteOutcome};
 use crate::value::{Row, Value};
 
-/// A write decided from the stored row alone: `Some(new)` writes it (`new: None` deletes), `None`
-/// refuses. Autocommit calls and transactions apply the same decisions.
-pub type Decision = Option<Option<Row>>;
-
-/// What a conditional write did.
-pub enum Written {
-    /// Written.
-    Done,
-    /// Refused; the stored row, if any.
-    Refused(Option<Row>),
+/// A write decided from the stored row alone. Autocommit calls and transactions apply the same
+/// decisions.
+#[derive(Debug)]
+pub enum Decision {
+    /// Refuse: nothing is written.
+    Refuse,
+    /// Store this row.
+    Write(Row),
+    /// Delete the record.
+    Delete,
 }
 
-impl From<Written> for WriteOutcome {
-    fn from(written: Written) -> Self {
-        match written {
-            Written::Done => WriteOutcome::Applied,
-            Written::Refused(current) => WriteOutcome::Rejected { current },
+impl Decision {
+    /// What the decision leaves stored: `None` when it refuses, `Some(None)` for a delete (a
+    /// transaction's buffer of writes holds this).
+    pub fn applied(self) -> Option<Option<Row>> {
+        match self {
+            Decision::Refuse => None,
+            Decision::Write(row) => Some(Some(row)),
+            Decision::Delete => Some(None),
         }
     }
 }
@@ -69,7 +72,11 @@ pub(crate) fn keep_created(table: &TableDef, stored: Option<&Row>, mut row: Row)
 /// [`RowAccess::upsert`](super::RowAccess::upsert) as a decision, and the version it writes.
 pub(crate) fn upsert(table: &TableDef, stored: Option<&Row>, row: Row) -> Result<(Decision, Option<u64>)> {
     let version = next_version(table, stored)?;
-    Ok((version.map(|next| Some(with_version(keep_created(table, stored, row), table, next))), version))
+    let decision = match version {
+        Some(next) => Decision::Write(with_version(keep_created(table, stored, row), table, next)),
+        None => Decision::Refuse,
+    };
+    Ok((decision, version))
 }
 
 /// [`RowAccess::patch`](super::RowAccess::patch) as a decision.
@@ -79,15 +86,15 @@ pub(crate) fn patch(
     columns: &[(usize, Value)],
     expected: u64,
 ) -> Result<Decision> {
-    let Some(stored) = stored else { return Ok(None) };
+    let Some(stored) = stored else { return Ok(Decision::Refuse) };
     if table.version_of(stored)? != expected {
-        return Ok(None);
+        return Ok(Decision::Refuse);
     }
     let mut row = with_version(stored.clone(), table, expected + 1);
     for (index, value) in columns {
         row.set(*index, value.clone());
     }
-    Ok(Some(Some(row)))
+    Ok(Decision::Write(row))
 }
 
 /// A savepoint step of a transaction that buffers its writes: `written` is the buffer,
@@ -132,7 +139,7 @@ pub trait DecidedWrites: Send + Sync {
         table: &'static TableDef,
         record: Self::Record,
         decide: impl FnOnce(Option<&Row>) -> Result<Decision> + Send,
-    ) -> impl Future<Output = Result<Written>> + Send;
+    ) -> impl Future<Output = Result<WriteOutcome>> + Send;
 
     /// See [`RowAccess::keeps_values`].
     fn keeps_values(&self) -> bool {
@@ -161,16 +168,20 @@ impl<B: DecidedWrites> RowAccess for B {
 
     async fn insert(&self, table: &'static TableDef, row: Row) -> Result<bool> {
         let record = self.record(table, table.key_of(&row)?)?;
-        let written = self.write(table, record, |stored| Ok(stored.is_none().then_some(Some(row))));
-        Ok(matches!(written.await?, Written::Done))
+        let written = self
+            .write(table, record, |stored| Ok(if stored.is_none() { Decision::Write(row) } else { Decision::Refuse }));
+        Ok(matches!(written.await?, WriteOutcome::Applied))
     }
 
     async fn update(&self, table: &'static TableDef, row: Row, expected: u64) -> Result<WriteOutcome> {
         let record = self.record(table, table.key_of(&row)?)?;
         let written = self.write(table, record, |stored| {
-            Ok(check(table, stored, Some(expected))?.then(|| Some(keep_created(table, stored, row))))
+            Ok(match check(table, stored, Some(expected))? {
+                true => Decision::Write(keep_created(table, stored, row)),
+                false => Decision::Refuse,
+            })
         });
-        Ok(written.await?.into())
+        written.await
     }
 
     async fn upsert(&self, table: &'static TableDef, row: Row) -> Result<Option<u64>> {
@@ -182,8 +193,8 @@ impl<B: DecidedWrites> RowAccess for B {
             Ok(decision)
         });
         match written.await? {
-            Written::Done => Ok(version),
-            Written::Refused(_) => Ok(None),
+            WriteOutcome::Applied => Ok(version),
+            WriteOutcome::Rejected { .. } => Ok(None),
         }
     }
 
@@ -195,13 +206,14 @@ impl<B: DecidedWrites> RowAccess for B {
         expected: u64,
     ) -> Result<WriteOutcome> {
         let written = self.write(table, self.record(table, key)?, |stored| patch(table, stored, columns, expected));
-        Ok(written.await?.into())
+        written.await
     }
 
     async fn delete(&self, table: &'static TableDef, key: &Value, expected: Option<u64>) -> Result<WriteOutcome> {
-        let written =
-            self.write(table, self.record(table, key)?, |stored| Ok(check(table, stored, expected)?.then_some(None)));
-        Ok(written.await?.into())
+        let written = self.write(table, self.record(table, key)?, |stored| {
+            Ok(if check(table, stored, expected)? { Decision::Delete } else { Decision::Refuse })
+        });
+        written.await
     }
 
     fn keeps_values(&self) -> bool {

@@ -11,7 +11,8 @@
 
 use crate::entity::TableDef;
 use crate::error::{Error, Result};
-use crate::storage::decisions::{Decision, Written};
+use crate::storage::WriteOutcome;
+use crate::storage::decisions::Decision;
 use crate::value::{Row, Value};
 
 /// A struct's columns in its table's rows.
@@ -145,15 +146,15 @@ impl Layout {
         }
         let view = stored.map(|row| self.read(row.clone()));
         Ok(match decide(view.as_ref())? {
-            Some(Some(row)) => Some(Some(self.write(stored, row)?)),
+            Decision::Write(row) => Decision::Write(self.write(stored, row)?),
             other => other,
         })
     }
 
     /// What a write did, with a refusal's stored row as the struct's row.
-    pub(crate) fn written(&self, written: Written) -> Written {
+    pub(crate) fn written(&self, written: WriteOutcome) -> WriteOutcome {
         match written {
-            Written::Refused(Some(row)) => Written::Refused(Some(self.read(row))),
+            WriteOutcome::Rejected { current: Some(row) } => WriteOutcome::Rejected { current: Some(self.read(row)) },
             other => other,
         }
     }

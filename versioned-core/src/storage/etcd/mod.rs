@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use etcd_client::{Client, Compare, CompareOp, ConnectOptions, DeleteOptions, PutOptions, Txn, TxnOp};
 
-use super::decisions::{self, Decision, Written};
+use super::decisions::{self, Decision};
 use super::{RowAccess, Storage, WriteOutcome};
 use crate::entity::TableDef;
 use crate::error::{Error, Result, StorageError};
@@ -138,7 +138,7 @@ impl EtcdStorage {
         table: &'static TableDef,
         key: &Value,
         mut decide: impl FnMut(Option<&Row>) -> Result<Decision>,
-    ) -> Result<Written> {
+    ) -> Result<WriteOutcome> {
         let keys = self.keys(table, key)?;
         let waiter = LockWaiter::new(self.cluster.options.lock_wait);
         let (mut stored, mut revision) = self.cluster.read(table, &keys, None).await?;
@@ -148,7 +148,9 @@ impl EtcdStorage {
                 (stored, revision) = self.cluster.read(table, &keys, None).await?;
                 continue;
             }
-            let Some(new) = decide(stored.row.as_ref())? else { return Ok(Written::Refused(stored.row)) };
+            let Some(new) = decide(stored.row.as_ref())?.applied() else {
+                return Ok(WriteOutcome::Rejected { current: stored.row });
+            };
             let same = match stored.row {
                 Some(_) => Compare::mod_revision(keys.version(), CompareOp::Equal, stored.revision),
                 None => Compare::version(keys.version(), CompareOp::Equal, 0),
@@ -159,7 +161,7 @@ impl EtcdStorage {
                 None => then.push(delete_record(&keys)),
             }
             match self.cluster.write(vec![same, unlocked(&keys)], then, vec![read_record_op(&keys)]).await? {
-                Reply::Applied => return Ok(Written::Done),
+                Reply::Applied => return Ok(WriteOutcome::Applied),
                 Reply::Refused(reply) => {
                     revision = reply.header().map_or(0, |h| h.revision());
                     stored = Stored::from_reply(table, &keys, &reply)?;
@@ -228,8 +230,8 @@ impl RowAccess for EtcdStorage {
             Ok(decision)
         });
         match written.await? {
-            Written::Done => Ok(version),
-            Written::Refused(_) => Ok(None),
+            WriteOutcome::Applied => Ok(version),
+            WriteOutcome::Rejected { .. } => Ok(None),
         }
     }
 
@@ -242,7 +244,7 @@ impl RowAccess for EtcdStorage {
     ) -> Result<WriteOutcome> {
         self.cluster.check_layout(table).await?;
         let written = self.read_decide_write(table, key, |stored| decisions::patch(table, stored, columns, expected));
-        Ok(written.await?.into())
+        written.await
     }
 
     async fn delete(&self, table: &'static TableDef, key: &Value, expected: Option<u64>) -> Result<WriteOutcome> {

@@ -11,8 +11,8 @@ use super::delete_record;
 use crate::entity::TableDef;
 use crate::error::{Error, Result, StorageError};
 use crate::lock::LockWait;
-use crate::storage::decisions::{self, DecidedWrites, Decision, Written};
-use crate::storage::{SavepointStep, StorageTransaction};
+use crate::storage::decisions::{self, DecidedWrites, Decision};
+use crate::storage::{SavepointStep, StorageTransaction, WriteOutcome};
 use crate::value::{Row, Value};
 
 /// A record a transaction touched: its table and key, for errors.
@@ -269,17 +269,17 @@ impl DecidedWrites for EtcdTransaction {
         table: &'static TableDef,
         (keys, key): (RecordKeys, Value),
         decide: impl FnOnce(Option<&Row>) -> Result<Decision> + Send,
-    ) -> Result<Written> {
+    ) -> Result<WriteOutcome> {
         if self.read_only {
             return Err(Error::ReadOnlyTransaction { operation: "write" });
         }
         let mut state = self.state.lock().await;
         let seen = self.seen(&mut state, table, &keys, &key).await?;
-        Ok(match decide(seen.as_ref())? {
-            None => Written::Refused(seen),
+        Ok(match decide(seen.as_ref())?.applied() {
+            None => WriteOutcome::Rejected { current: seen },
             Some(row) => {
                 state.written.insert(keys, (Touched { table, key }, row));
-                Written::Done
+                WriteOutcome::Applied
             }
         })
     }

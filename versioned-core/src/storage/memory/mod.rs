@@ -33,7 +33,7 @@ use tokio::sync::OwnedMutexGuard;
 
 use self::tables::{KeyRepr, Stored, Tables};
 pub use self::transaction::MemoryTransaction;
-use super::decisions::{DecidedWrites, Decision, Written};
+use super::decisions::{DecidedWrites, Decision};
 use super::{Storage, WriteOutcome};
 use crate::entity::{Entity, TableDef};
 use crate::error::Result;
@@ -74,23 +74,23 @@ impl MemoryStorage {
 fn apply(
     entry: std::collections::hash_map::Entry<'_, KeyRepr, Stored>,
     decide: impl FnOnce(Option<&Row>) -> Result<Decision>,
-) -> Result<(Written, Option<Stored>)> {
+) -> Result<(WriteOutcome, Option<Stored>)> {
     use std::collections::hash_map::Entry;
     Ok(match entry {
         Entry::Occupied(mut stored) => {
             let row = stored.get().row()?;
             match decide(Some(&row))? {
-                None => (Written::Refused(Some(row.into_owned())), None),
-                Some(Some(new)) => (Written::Done, Some(stored.insert(Stored::Row(new)))),
-                Some(None) => (Written::Done, Some(stored.remove())),
+                Decision::Refuse => (WriteOutcome::Rejected { current: Some(row.into_owned()) }, None),
+                Decision::Write(new) => (WriteOutcome::Applied, Some(stored.insert(Stored::Row(new)))),
+                Decision::Delete => (WriteOutcome::Applied, Some(stored.remove())),
             }
         }
         Entry::Vacant(vacant) => match decide(None)? {
-            Some(Some(row)) => {
+            Decision::Write(row) => {
                 vacant.insert(Stored::Row(row));
-                (Written::Done, None)
+                (WriteOutcome::Applied, None)
             }
-            _ => (Written::Refused(None), None),
+            _ => (WriteOutcome::Rejected { current: None }, None),
         },
     })
 }
@@ -117,7 +117,7 @@ impl DecidedWrites for MemoryStorage {
         table: &'static TableDef,
         key: KeyRepr,
         decide: impl FnOnce(Option<&Row>) -> Result<Decision> + Send,
-    ) -> Result<Written> {
+    ) -> Result<WriteOutcome> {
         let (shards, layout) = self.tables.with_layout(table)?;
         // The record's lock, once waited for.
         let mut held: Option<OwnedMutexGuard<()>> = None;
@@ -132,7 +132,7 @@ impl DecidedWrites for MemoryStorage {
                         let _guard = free.and_then(Result::ok);
                         let (written, replaced) = apply(shard.rows.entry(key), |stored| layout.decide(stored, decide))?;
                         let written = layout.written(written);
-                        if matches!(written, Written::Done) {
+                        if matches!(written, WriteOutcome::Applied) {
                             shard.snapshot = None;
                         }
                         // What the write replaced is dropped once the lock is released.

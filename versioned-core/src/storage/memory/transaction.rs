@@ -10,8 +10,8 @@ use super::tables::{KeyRepr, Locked, RecordId, Stored, TableSnapshot, lock, no_t
 use crate::entity::TableDef;
 use crate::error::{Error, Result};
 use crate::lock::LockWait;
-use crate::storage::decisions::{self, DecidedWrites, Decision, Written};
-use crate::storage::{RowAccess, SavepointStep, StorageTransaction};
+use crate::storage::decisions::{self, DecidedWrites, Decision};
+use crate::storage::{RowAccess, SavepointStep, StorageTransaction, WriteOutcome};
 use crate::value::{Row, Value};
 
 /// A transaction of the [`MemoryStorage`]: optimistic, validated at commit.
@@ -80,7 +80,7 @@ impl DecidedWrites for MemoryTransaction {
         table: &'static TableDef,
         key: KeyRepr,
         decide: impl FnOnce(Option<&Row>) -> Result<Decision> + Send,
-    ) -> Result<Written> {
+    ) -> Result<WriteOutcome> {
         if self.snapshot.is_some() {
             return Err(Error::ReadOnlyTransaction { operation: "write" });
         }
@@ -88,11 +88,11 @@ impl DecidedWrites for MemoryTransaction {
         let id = (table.name, key);
         let mut state = lock(&self.state);
         let seen = self.seen(&mut state, table, &id)?;
-        Ok(match layout.decide(seen.as_ref(), decide)? {
-            None => Written::Refused(seen.map(|row| layout.read(row))),
+        Ok(match layout.decide(seen.as_ref(), decide)?.applied() {
+            None => WriteOutcome::Rejected { current: seen.map(|row| layout.read(row)) },
             Some(row) => {
                 state.written.insert(id, (table, row));
-                Written::Done
+                WriteOutcome::Applied
             }
         })
     }
