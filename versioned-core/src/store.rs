@@ -166,10 +166,9 @@ impl<S: Storage> Store<S> {
     /// still the copy's: all of them, or none. On success every copy's version goes up by one.
     ///
     /// The checks are those of [`put`](Self::put), kept for every record (a bulk write that skips
-    /// them — JPA's bulk update, Rails' `update_all` — is what this is not). On SQLite and
-    /// PostgreSQL the records go in one statement per chunk of up to 1,000 (`UPDATE … FROM (VALUES
-    /// …) … RETURNING key`); on MySQL one statement each; always in one transaction. When any
-    /// check fails nothing is written, the copies are unchanged, and the error is
+    /// them — JPA's bulk update, Rails' `update_all` — is what this is not), in one transaction
+    /// (how many statements each backend sends: its own docs). When any check fails nothing is
+    /// written, the copies are unchanged, and the error is
     /// [`Error::Conflicts`](crate::Error::Conflicts) listing *every* refused record with its stored
     /// version (EF Core's `DbUpdateConcurrencyException.Entries`), not only the first. A key may
     /// appear once per batch.
@@ -282,44 +281,15 @@ impl<S: Storage> Store<S> {
 
     /// Runs `f` as one unit of work: all its writes commit together, or none do.
     ///
-    /// `f` receives the [`Transaction`] handle and returns a future; if that future's result is
-    /// `Ok`, the transaction commits, otherwise every write is rolled back and the error is returned
-    /// unchanged. A [`ConcurrentModification`](crate::Error::ConcurrentModification) in any write
-    /// (with `?`) therefore undoes the writes before it: the Kii Balance failure, where Update 1
-    /// stays after Update 2 fails, cannot happen.
+    /// `f` receives the [`Transaction`] handle and returns a future; if its result is `Ok` the
+    /// transaction commits, otherwise every write is rolled back and the error is returned
+    /// unchanged, so a conflict in any write (with `?`) undoes the writes before it. Dropped before
+    /// the closure returned `Ok`, nothing is written; dropped while committing, the commit runs to
+    /// its end on a background task. Inside the closure, use `tx`: the store itself fails at once
+    /// with [`Error::StoreUsedInsideTransaction`](crate::Error::StoreUsedInsideTransaction).
     ///
-    /// # Dropping the future (cancellation, timeouts)
-    ///
-    /// - Dropped **before the closure's future has returned `Ok`**: nothing of the transaction is
-    ///   ever written; the backend rolls it back.
-    /// - Dropped **after the closure returned `Ok`** (while committing): the commit still runs to
-    ///   its end, on a background task of the current tokio runtime. All the writes are applied
-    ///   (or, if the commit itself fails, none); the caller just no longer hears which.
-    /// - Completed: the result says what happened.
-    ///
-    /// Either way a transaction is applied whole or not at all. The one case no library can
-    /// settle is a commit whose acknowledgement is lost (a connection dropped during `COMMIT` on a
-    /// server): it reports an error although the database may have committed.
-    ///
-    /// # Using the store inside the closure
-    ///
-    /// Inside the closure, read and write through `tx`. Any operation through this same store on
-    /// the same task (a read, a write, a nested `transaction`) would bypass the transaction, and
-    /// could wait for it while it cannot end before the closure does: it fails at once with
-    /// [`Error::StoreUsedInsideTransaction`](crate::Error::StoreUsedInsideTransaction). Other
-    /// tasks use the store as usual.
-    ///
-    /// # Copies written inside: why the future is `'static`
-    ///
-    /// A write bumps the version of the copy it wrote (`tx.put(&mut p)` leaves `p.version` one
-    /// higher). If the transaction then rolls back, that version was never committed; a copy
-    /// still carrying it would later be refused against a record nobody else touched, or, once
-    /// another writer has reached that same version, silently overwrite their write. So the
-    /// future `f` returns must own what it uses (`'static`): a copy is moved in (or cloned in),
-    /// and comes back out through the closure's `Ok` value, which you receive only if the
-    /// transaction committed. When it rolls back, the copies it wrote are dropped with it, and the
-    /// ones you kept outside were never touched. Borrowing a copy into the closure (`let p = &mut
-    /// p; store.transaction(|tx| async move { tx.put(p).await })`) does not compile:
+    /// The future must own what it uses (`'static`), so a copy written inside (its version bumped)
+    /// comes back only through `Ok`, never from a transaction that rolled back:
     ///
     /// ```
     /// # use versioned_core::{Store, Error, Entity};
@@ -329,10 +299,8 @@ impl<S: Storage> Store<S> {
     /// # let _ = p; Ok(()) }
     /// ```
     ///
-    /// (Rails restores the versions of the records a rolled-back transaction wrote; Hibernate and
-    /// EF Core ask you to throw the session away. Here a stale copy cannot be left in your hands.)
-    ///
-    /// See the crate's README for an example, and the `balance` example for a whole story.
+    /// How each backend runs a transaction (isolation, locks) is in its own docs and the README's
+    /// Transactions section.
     pub async fn transaction<R, F, Fut>(&self, f: F) -> Result<R>
     where
         F: FnOnce(Transaction<S>) -> Fut,
@@ -342,9 +310,8 @@ impl<S: Storage> Store<S> {
     }
 
     /// Runs `f` in a read-only transaction: every read sees one consistent snapshot of the store,
-    /// and nothing is locked for writing (on SQLite it begins `DEFERRED`, so writers go on while it
-    /// is open; PostgreSQL `REPEATABLE READ READ ONLY`; MySQL `READ ONLY, WITH CONSISTENT
-    /// SNAPSHOT`; the memory backend keeps the tables as they were). Writes through it, and
+    /// and nothing is locked for writing (how each backend takes its snapshot: its own docs).
+    /// Writes through it, and
     /// `get_for_update`, fail with [`Error::ReadOnlyTransaction`](crate::Error::ReadOnlyTransaction)
     /// before reaching the database. Use it for reports and pages that read several records that
     /// must agree with each other.
