@@ -33,19 +33,18 @@
 //! `innodb_lock_wait_timeout` (whole seconds, at least one). A lock wait that expires (1205, or
 //! MySQL's `NOWAIT` refusal 3572) is [`Error::LockTimeout`]; a deadlock (1213) is retryable.
 
-use crate::storage::Capabilities;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlQueryResult, MySqlRow};
-use sqlx::{MySql, Row as _, TypeInfo as _, ValueRef as _};
+use sqlx::MySql;
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 
-use super::sql::driver::{self, Conn, Driver, Meaning, Query as DriverQuery};
-use super::sql::rows::{Bind, OnConnection, row_access_via_run};
+use super::sql::driver::{self as sql_driver, Conn};
+use super::sql::rows::{OnConnection, row_access_via_run};
 use super::sql::server_transaction::ServerTransaction;
 use super::sql::{Dialect, Mappings, Statements};
-use super::{SavepointStep, Storage, StorageTransaction};
+use super::{Capabilities, SavepointStep, Storage, StorageTransaction};
 use crate::entity::TableDef;
 use crate::error::{Error, Result, StorageError};
 use crate::lock::LockWait;
@@ -53,8 +52,10 @@ use crate::store::Store;
 use crate::value::{ColumnType, Row, Value};
 
 mod dialect;
+mod driver;
 
 use dialect::{Mysql8Dialect, MysqlDialect, MysqlFlavor};
+use driver::storage_error;
 
 /// The MySQL / MariaDB backend: a sqlx pool and the statements of every table it has seen.
 ///
@@ -316,79 +317,6 @@ impl Store<MysqlStorage> {
     }
 }
 
-/// MySQL's errors that mean something of their own.
-fn database_error(table: Option<&'static TableDef>, db: &dyn sqlx::error::DatabaseError) -> Option<Meaning> {
-    let code = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>().map(|e| e.number())?;
-    match code {
-        // ER_DUP_ENTRY: the insert found the key taken.
-        1062 => table.map(|t| Meaning::Is(Error::AlreadyExists { table: t.name, key: Value::Null })),
-        // ER_LOCK_DEADLOCK
-        1213 => Some(Meaning::Retryable),
-        // ER_LOCK_WAIT_TIMEOUT (MariaDB's NOWAIT too), ER_LOCK_NOWAIT (MySQL 8)
-        1205 | 3572 => Some(Meaning::Is(Error::LockTimeout { table: table.map(|t| t.name), key: None })),
-        // ER_BAD_FIELD_ERROR: "Unknown column 'x' in 'field list'"
-        1054 => driver::missing_column(table, db.message().split('\'').nth(1)),
-        // ER_NO_SUCH_TABLE
-        1146 => driver::missing_table(table, db.message()),
-        _ => None,
-    }
-}
-
-/// A sqlx error of this backend as ours.
-fn storage_error(table: Option<&'static TableDef>, err: sqlx::Error) -> Error {
-    driver::error::<MySql>(table, err)
-}
-
-impl Driver for MySql {
-    fn bind<'q>(query: DriverQuery<'q, Self>, bind: Bind<'_>) -> Result<DriverQuery<'q, Self>> {
-        driver::bind_strict(query, bind)
-    }
-
-    fn decode_value(row: &MySqlRow, i: usize) -> std::result::Result<Value, String> {
-        let get = |e: sqlx::Error| e.to_string();
-        let raw = row.try_get_raw(i).map_err(get)?;
-        if raw.is_null() {
-            return Ok(Value::Null);
-        }
-        let ty = raw.type_info();
-        Ok(match ty.name() {
-            "BOOLEAN" => Value::Bool(row.try_get_unchecked(i).map_err(get)?),
-            "TINYINT" | "SMALLINT" | "MEDIUMINT" | "INT" | "BIGINT" => {
-                Value::Int(row.try_get_unchecked(i).map_err(get)?)
-            }
-            "TINYINT UNSIGNED" | "SMALLINT UNSIGNED" | "MEDIUMINT UNSIGNED" | "INT UNSIGNED" | "BIGINT UNSIGNED" => {
-                let v: u64 = row.try_get_unchecked(i).map_err(get)?;
-                Value::Int(i64::try_from(v).map_err(|_| format!("stored integer {v} is above i64::MAX"))?)
-            }
-            "FLOAT" => Value::Float(row.try_get_unchecked::<f32, _>(i).map_err(get)?.into()),
-            "DOUBLE" => Value::Float(row.try_get_unchecked(i).map_err(get)?),
-            "CHAR" | "VARCHAR" | "TINYTEXT" | "TEXT" | "MEDIUMTEXT" | "LONGTEXT" | "JSON" | "ENUM" => {
-                Value::Text(row.try_get_unchecked(i).map_err(get)?)
-            }
-            // A text column of a `*_bin` collation (a text key as `create_table` declares it)
-            // carries the binary flag, after which sqlx names it: its character set (not
-            // `binary`) is what says it holds text.
-            "BINARY" | "VARBINARY" | "TINYBLOB" | "BLOB" | "MEDIUMBLOB" | "LONGBLOB"
-                if <str as sqlx::Type<MySql>>::compatible(&ty) =>
-            {
-                Value::Text(row.try_get_unchecked(i).map_err(get)?)
-            }
-            "BINARY" | "VARBINARY" | "TINYBLOB" | "BLOB" | "MEDIUMBLOB" | "LONGBLOB" => {
-                Value::Bytes(row.try_get_unchecked(i).map_err(get)?)
-            }
-            other => return Err(format!("the column's MySQL type {other} is not one versioned reads")),
-        })
-    }
-
-    fn rows_affected(done: &MySqlQueryResult) -> u64 {
-        done.rows_affected()
-    }
-
-    fn database_error(table: Option<&'static TableDef>, db: &dyn sqlx::error::DatabaseError) -> Option<Meaning> {
-        database_error(table, db)
-    }
-}
-
 // An upsert is two statements here (no `RETURNING`): each in a transaction of its own.
 row_access_via_run!(MysqlStorage, run_atomic);
 
@@ -463,7 +391,7 @@ impl StorageTransaction for MysqlTransaction {
 
     async fn savepoint(&self, step: SavepointStep) -> Result<()> {
         let mut state = self.state.lock().await;
-        let done = driver::savepoint::<MySql>(state.connection(), step).await;
+        let done = sql_driver::savepoint::<MySql>(state.connection(), step).await;
         if done.is_ok() {
             state.stepped(step);
         }
