@@ -9,7 +9,7 @@
 
 use std::time::SystemTime;
 
-use versioned::{Error, Versioned};
+use versioned::{Error, MysqlStorage, Store, Versioned};
 
 #[derive(Versioned, Debug, Clone, PartialEq)]
 #[versioned(table = "people")]
@@ -60,6 +60,9 @@ async fn db() -> Option<Db> {
     servers::mysql().await
 }
 
+#[path = "../common/raw_sql.rs"]
+mod raw_sql;
+
 /// Tables of users' own migrations and rows that do not fit the struct, as on every SQL backend.
 mod sql {
     use versioned::MysqlStorage;
@@ -78,13 +81,11 @@ mod sql {
 
         /// On the store's own pool, whose database is the test's.
         async fn exec(&self, sql: &str) {
-            let query = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()));
-            query.execute(self.store.backend().pool()).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+            crate::raw_sql::exec(self.store.backend().pool(), sql).await
         }
 
         async fn text(&self, sql: &str) -> String {
-            let query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()));
-            query.fetch_one(self.store.backend().pool()).await.unwrap_or_else(|e| panic!("{sql}: {e}"))
+            crate::raw_sql::text(self.store.backend().pool(), sql).await
         }
     }
 
@@ -184,24 +185,33 @@ async fn a_u64_above_i64_max_is_refused() {
     db.store.insert(&mut Big { id: 1, n: i64::MAX as u64, version: 0 }).await.expect("i64::MAX fits");
 }
 
+/// A row another transaction can lock.
+#[derive(Versioned, Debug, Clone)]
+struct Slot {
+    #[key]
+    id: i32,
+    n: i64,
+    #[version]
+    version: u64,
+}
+
+/// The test's store, waiting up to 20 s for locks (a deadlock is found long before), with slots
+/// 1 to `count` at zero.
+async fn slots(db: &Db, count: i32) -> Store<MysqlStorage> {
+    let store = db.store.clone().with_lock_wait(versioned::LockWait::Timeout(std::time::Duration::from_secs(20)));
+    store.create_table::<Slot>().await.expect("create");
+    for id in 1..=count {
+        store.insert(&mut Slot { id, n: 0, version: 0 }).await.expect("insert");
+    }
+    store
+}
+
 /// Two transactions locking two rows in opposite orders: InnoDB breaks the deadlock (1213) by
 /// refusing one of them, and that refusal is retryable (so the retry helpers retry it).
 #[tokio::test]
 async fn deadlocks_are_retryable() {
-    #[derive(Versioned, Debug, Clone)]
-    struct Slot {
-        #[key]
-        id: i32,
-        n: i64,
-        #[version]
-        version: u64,
-    }
     let Some(db) = db().await else { return };
-    let store = db.store.clone().with_lock_wait(versioned::LockWait::Timeout(std::time::Duration::from_secs(20)));
-    store.create_table::<Slot>().await.expect("create");
-    for id in [1, 2] {
-        store.insert(&mut Slot { id, n: 0, version: 0 }).await.expect("insert");
-    }
+    let store = slots(&db, 2).await;
     let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(2));
     let cross = |first: i32, second: i32| {
         let (store, barrier) = (store.clone(), barrier.clone());
@@ -429,20 +439,8 @@ async fn text_columns_of_a_binary_collation_are_read_as_text() {
 /// statements refused, and its commit fails; nothing of it is written, half or whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deadlock_victim_that_goes_on_commits_nothing() {
-    #[derive(Versioned, Debug, Clone)]
-    struct Slot {
-        #[key]
-        id: i32,
-        n: i64,
-        #[version]
-        version: u64,
-    }
     let Some(db) = db().await else { return };
-    let store = db.store.clone().with_lock_wait(versioned::LockWait::Timeout(std::time::Duration::from_secs(20)));
-    store.create_table::<Slot>().await.expect("create");
-    for id in 1..=4 {
-        store.insert(&mut Slot { id, n: 0, version: 0 }).await.expect("insert");
-    }
+    let store = slots(&db, 4).await;
     let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(2));
     let cross = |first: i32, second: i32, own: i32| {
         let (store, barrier) = (store.clone(), barrier.clone());

@@ -10,43 +10,7 @@ use std::time::SystemTime;
 
 use versioned::{Error, Isolation, LockWait, PostgresStorage, RetryPolicy, Store, Versioned};
 
-#[derive(Versioned, Debug, Clone, PartialEq)]
-#[versioned(table = "people")]
-struct Person {
-    #[key]
-    id: i64,
-    name: String,
-    salary: i32,
-    rank: i16,
-    ratio: f64,
-    score: f32,
-    active: bool,
-    photo: Vec<u8>,
-    nickname: Option<String>,
-    #[versioned(json)]
-    skills: Vec<String>,
-    #[versioned(updated_at)]
-    updated: SystemTime,
-    #[version]
-    version: u64,
-}
-
-fn ann() -> Person {
-    Person {
-        id: 1,
-        name: "Ann".into(),
-        salary: 100,
-        rank: -3,
-        ratio: 0.25,
-        score: 1.5,
-        active: true,
-        photo: vec![0, 255],
-        nickname: None,
-        skills: vec!["rust".into()],
-        updated: SystemTime::UNIX_EPOCH,
-        version: 0,
-    }
-}
+use versioned_core::conformance::sql::{Person, ann};
 
 // Each binary uses a part of the shared helpers.
 #[allow(dead_code)]
@@ -58,6 +22,9 @@ use servers::PgScratch as Db;
 async fn db() -> Option<Db> {
     servers::postgres().await
 }
+
+#[path = "../common/raw_sql.rs"]
+mod raw_sql;
 
 /// Tables of users' own migrations and rows that do not fit the struct, as on every SQL backend.
 mod sql {
@@ -77,13 +44,11 @@ mod sql {
 
         /// On the store's own pool, whose `search_path` is the test's schema.
         async fn exec(&self, sql: &str) {
-            let query = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()));
-            query.execute(self.store.backend().pool()).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+            crate::raw_sql::exec(self.store.backend().pool(), sql).await
         }
 
         async fn text(&self, sql: &str) -> String {
-            let query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()));
-            query.fetch_one(self.store.backend().pool()).await.unwrap_or_else(|e| panic!("{sql}: {e}"))
+            crate::raw_sql::text(self.store.backend().pool(), sql).await
         }
     }
 

@@ -42,6 +42,9 @@ async fn exec(db: &Db, sql: &'static str) {
     sqlx::query(sql).execute(db.store.backend().pool()).await.expect(sql);
 }
 
+#[path = "../common/raw_sql.rs"]
+mod raw_sql;
+
 /// Tables of users' own migrations and rows that do not fit the struct, as on every SQL backend.
 mod sql {
     use versioned::SqliteStorage;
@@ -59,13 +62,11 @@ mod sql {
         }
 
         async fn exec(&self, sql: &str) {
-            let query = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()));
-            query.execute(self.store.backend().pool()).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+            crate::raw_sql::exec(self.store.backend().pool(), sql).await
         }
 
         async fn text(&self, sql: &str) -> String {
-            let query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()));
-            query.fetch_one(self.store.backend().pool()).await.unwrap_or_else(|e| panic!("{sql}: {e}"))
+            crate::raw_sql::text(self.store.backend().pool(), sql).await
         }
     }
 

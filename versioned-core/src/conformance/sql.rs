@@ -191,7 +191,8 @@ pub struct Person {
     pub version: u64,
 }
 
-fn ann() -> Person {
+/// Ann, every field set (the version 0 of a copy not yet stored).
+pub fn ann() -> Person {
     Person {
         id: 1,
         name: "Ann".into(),
