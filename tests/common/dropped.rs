@@ -39,33 +39,74 @@ pub async fn drop_transactions<S: Storage>(store: &Store<S>, rounds: u64) {
     for id in 1..=RECORDS {
         store.insert(&mut Counter { id, n: 0, version: 0 }).await.expect("insert");
     }
+    let increment = |id: i64| {
+        store.transaction(move |tx| async move {
+            let mut c = tx.get_for_update::<Counter>(&id).await?.ok_or_else(|| Error::not_found::<Counter>(&id))?;
+            c.n += 1;
+            tx.put(&mut c).await
+        })
+    };
+    // The drop points are drawn from twice the polls a whole transaction takes on this server and
+    // machine, so that about half the transactions are dropped midway however fast the server
+    // answers: first the median of 21 run to their end, then, every 100 rounds, the median of
+    // those of the last 100 that finished (a drop closes a connection, and the next transaction
+    // pays for a new one); no finished one in 100 rounds doubles it.
+    let mut finished = Vec::new();
+    for round in 0..21 {
+        finished.push(polls_to_finish(increment(1 + round % RECORDS)).await);
+    }
+    let mut span = 2 * median(&mut finished);
+    finished.clear();
     let mut random = Xorshift(0x9E37_79B9_7F4A_7C15);
     let mut dropped = 0;
     for round in 0..rounds {
         let id = 1 + (round % RECORDS as u64) as i64;
-        let transaction = store.transaction(move |tx| async move {
-            let mut c = tx.get_for_update::<Counter>(&id).await?.ok_or_else(|| Error::not_found::<Counter>(&id))?;
-            c.n += 1;
-            tx.put(&mut c).await
-        });
-        let finished = poll_then_drop(transaction, 1 + random.below(2_000)).await;
-        dropped += u64::from(!finished);
+        match poll_then_drop(increment(id), 1 + random.below(span)).await {
+            Some(polls) => finished.push(polls),
+            None => dropped += 1,
+        }
+        if round % 100 == 99 {
+            span = if finished.is_empty() { 2 * span } else { 2 * median(&mut finished) };
+            finished.clear();
+        }
     }
-    eprintln!("dropped {dropped} of {rounds}");
+    eprintln!("dropped {dropped} of {rounds} (drop points last drawn up to {span} polls)");
     assert!(dropped > rounds / 4, "too few transactions were dropped midway: {dropped} of {rounds}");
 }
 
-/// Polls `future` up to `polls` times, yielding to the runtime between two polls (so its I/O
-/// goes on), and drops it if it has not completed by then; whether it completed.
-async fn poll_then_drop<F: std::future::Future>(future: F, polls: u64) -> bool {
+/// How many polls `future` takes to complete, yielding to the runtime between two polls.
+async fn polls_to_finish<F: std::future::Future<Output = versioned::Result<()>>>(future: F) -> u64 {
     let mut future = std::pin::pin!(future);
-    for _ in 0..polls {
+    let mut polls = 1;
+    loop {
+        if let std::task::Poll::Ready(done) =
+            std::future::poll_fn(|cx| std::task::Poll::Ready(future.as_mut().poll(cx))).await
+        {
+            done.expect("a transaction polled to its end");
+            return polls;
+        }
+        polls += 1;
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Polls `future` up to `polls` times, yielding to the runtime between two polls (so its I/O
+/// goes on), and drops it if it has not completed by then: the polls it took if it completed.
+async fn poll_then_drop<F: std::future::Future>(future: F, polls: u64) -> Option<u64> {
+    let mut future = std::pin::pin!(future);
+    for poll in 1..=polls {
         if std::future::poll_fn(|cx| std::task::Poll::Ready(future.as_mut().poll(cx).is_ready())).await {
-            return true;
+            return Some(poll);
         }
         tokio::task::yield_now().await;
     }
-    false
+    None
+}
+
+/// The median of `values` (not empty), which it sorts.
+fn median(values: &mut [u64]) -> u64 {
+    values.sort_unstable();
+    values[values.len() / 2]
 }
 
 /// After the drops: every record can be locked at once without waiting (no transaction left holds

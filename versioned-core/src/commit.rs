@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use crate::error::{Result, StorageError};
-use crate::observe::{Kind, Op, observed};
+use crate::observe::{Kind, Operation, observed};
 use crate::storage::StorageTransaction;
 
 /// Takes the backend transaction back from the handle once the closure is done with it.
@@ -29,7 +29,7 @@ pub(crate) fn reclaim<X>(tx: Arc<X>) -> Result<X> {
 pub(crate) async fn finish<X: StorageTransaction, R>(tx: X, result: Result<R>) -> Result<R> {
     match result {
         Ok(value) => {
-            observed!(Op::spanning("commit"), Kind::Read, |_| ("committed", 0), Detached::new(tx.commit()))?;
+            observed!(Operation::spanning("commit"), Kind::Commit, |_| ("committed", 0), Detached::new(tx.commit()))?;
             Ok(value)
         }
         Err(err) => {

@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::value::Value;
 
 /// One operation under way: its span, and what the counters label it with.
-pub(crate) struct Op {
+pub(crate) struct Operation {
     operation: &'static str,
     /// `None` for what spans tables (a transaction, a commit).
     table: Option<&'static str>,
@@ -35,15 +35,24 @@ pub(crate) struct Op {
 /// counts nothing itself (its operations and its commit do).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
+    /// Reads records; counts its conflicts (a version that moved under `get_with_version`).
     Read,
+    /// Writes records; counts what it wrote and its conflicts.
     Write,
+    /// Commits a transaction; counts its conflicts (its writes were counted as they were made).
+    Commit,
+    /// A whole transaction; counts nothing itself.
     Transaction,
 }
 
-impl Op {
+impl Operation {
     /// Starts operation `operation` on `table`; `key` is called only if a subscriber records it.
     #[inline]
-    pub(crate) fn start(operation: &'static str, table: &'static TableDef, key: impl FnOnce() -> Option<Value>) -> Op {
+    pub(crate) fn start(
+        operation: &'static str,
+        table: &'static TableDef,
+        key: impl FnOnce() -> Option<Value>,
+    ) -> Operation {
         let span = if tracing::level_enabled!(Level::DEBUG) {
             let span = tracing::debug_span!("versioned", operation, table = table.name, key = Empty, outcome = Empty);
             if !span.is_disabled()
@@ -57,17 +66,17 @@ impl Op {
             // a disabled span is carried and asked about `log` at every poll.
             Span::none()
         };
-        Op { operation, table: Some(table.name), span }
+        Operation { operation, table: Some(table.name), span }
     }
 
     /// Starts `operation` over the tables it touches: a transaction, a commit.
-    pub(crate) fn spanning(operation: &'static str) -> Op {
+    pub(crate) fn spanning(operation: &'static str) -> Operation {
         let span = if tracing::level_enabled!(Level::DEBUG) {
             tracing::debug_span!("versioned", operation, table = Empty, key = Empty, outcome = Empty)
         } else {
             Span::none()
         };
-        Op { operation, table: None, span }
+        Operation { operation, table: None, span }
     }
 
     /// Whether a subscriber records this operation's span.
@@ -114,8 +123,8 @@ impl Op {
     }
 }
 
-/// Awaits `$future` as the operation `$op` starts (an [`Op`]): inside its span when one is
-/// recorded, then records the outcome, as [`Op::finish`] with `$kind` and `$ok`. When nothing
+/// Awaits `$future` as the operation `$op` starts (an [`Operation`]): inside its span when one is
+/// recorded, then records the outcome, as [`Operation::finish`] with `$kind` and `$ok`. When nothing
 /// listens (no `DEBUG` subscriber, no `metrics` feature), `$op` is not even evaluated and the
 /// future is awaited as it is.
 ///
@@ -137,7 +146,8 @@ pub(crate) use observed;
 /// awaits nothing). The same rules: `$future` is a future, the rest is evaluated in closures.
 macro_rules! observing {
     ($op:expr, $kind:expr, $ok:expr, $future:expr $(,)?) => {{
-        let (op, kind): ($crate::observe::Op, $crate::observe::Kind) = $crate::observe::evaluate(|| ($op, $kind));
+        let (op, kind): ($crate::observe::Operation, $crate::observe::Kind) =
+            $crate::observe::evaluate(|| ($op, $kind));
         let result =
             if op.traced() { ::tracing::Instrument::instrument($future, op.span()).await } else { $future.await };
         op.finish(kind, &result, || $ok);

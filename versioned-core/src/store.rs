@@ -10,7 +10,7 @@ use crate::entity::Entity;
 use crate::error::Result;
 use crate::executor::Executor;
 use crate::lock::LockWait;
-use crate::observe::{Kind, Op, observed};
+use crate::observe::{Kind, Operation, observed};
 use crate::ops;
 use crate::patch::Check;
 use crate::reentrancy::{inside, refuse_inside_own_transaction};
@@ -76,13 +76,8 @@ impl<S: Storage> Store<S> {
     /// locked records as `wait` says (default: up to 5 seconds), then failing with
     /// [`Error::LockTimeout`](crate::Error::LockTimeout).
     ///
-    /// On SQLite, whose transactions hold the whole database from their start, the wait is for
-    /// the database's write lock when a transaction begins (the connection's busy timeout, set
-    /// for that `BEGIN IMMEDIATE`): `NoWait` fails at once, `Timeout(d)` after about `d`. There
-    /// the store's wait is the only one: a `get_for_update_with` inside the transaction has
-    /// nothing left to wait for. Autocommit writes keep SQLite's 5 s busy timeout. (An in-memory
-    /// SQLite database's transactions wait for a write lock the store keeps itself, as `wait`
-    /// says: its connections share one cache, where SQLite ignores the busy timeout.)
+    /// Where a backend waits is its own (see its module's docs): SQLite's transactions hold the
+    /// whole database, so there the wait is for the write lock when a transaction begins.
     pub fn with_lock_wait(mut self, wait: LockWait) -> Self {
         self.lock_wait = wait;
         self
@@ -340,7 +335,7 @@ impl<S: Storage> Store<S> {
             let result = result.and_then(|value| committable.check().map(|()| value));
             finish(reclaim(tx)?, result).await
         };
-        observed!(Op::spanning(operation), Kind::Transaction, |_| ("committed", 0), transaction)
+        observed!(Operation::spanning(operation), Kind::Transaction, |_| ("committed", 0), transaction)
     }
 
     /// [`transaction`](Self::transaction), run again from the start while it fails with a
@@ -372,10 +367,9 @@ impl<S: Storage> Store<S> {
     /// [`LockWait`] says), so updates of one hot record from many tasks queue for it instead of
     /// conflicting and retrying; the write is still checked against the version read.
     ///
-    /// On etcd, where a lock costs a consensus round of its own, the read does not lock
-    /// ([`Capabilities::locks_updates`](crate::Capabilities::locks_updates)): an attempt is a plain read and a checked put, the same two
-    /// requests a hand-written compare-and-set loop sends, with no transaction around them.
-    /// Concurrent updates conflict and are retried, each attempt from a fresh read.
+    /// A backend where a lock costs more than a retry (etcd;
+    /// [`Capabilities::locks_updates`](crate::Capabilities::locks_updates) is false) reads
+    /// without the lock: concurrent updates then conflict and are retried from a fresh read.
     ///
     /// A missing record is [`Error::NotFound`](crate::Error::NotFound); running out of attempts is
     /// [`Error::RetriesExhausted`](crate::Error::RetriesExhausted).

@@ -93,10 +93,9 @@ impl<S: Storage> Transaction<S> {
     ///
     /// When another transaction holds the record, waits as the store's [`LockWait`] says (5
     /// seconds by default), then fails with [`Error::LockTimeout`](crate::Error::LockTimeout).
-    /// PostgreSQL and MySQL lock the row (`SELECT … FOR UPDATE`); SQLite's transactions hold the
-    /// whole database from their start, so there the wait happens when the transaction begins
-    /// (as the store's [`LockWait`] says); the memory backend locks the record. Refused in a
-    /// read-only transaction.
+    /// How the record is locked is the backend's (see its module's docs); SQLite's transactions
+    /// hold the whole database from their start, so there the wait happens when the transaction
+    /// begins. Refused in a read-only transaction.
     pub async fn get_for_update<T: Entity>(&self, key: &(impl KeyFor<T::Key> + ?Sized)) -> Result<Option<T>> {
         ops::get_for_update(self.writer("get_for_update")?, key, self.lock_wait).await
     }

@@ -1,11 +1,10 @@
 //! A fault-injecting storage wrapper, and the test that drives every operation through it.
 //!
-//! [`FaultyStorage`] wraps any backend and, at each storage call, by a seeded schedule: fails
+//! [`Faulty`] wraps any backend (and its transactions) and, at each storage call, by a seeded schedule: fails
 //! before the call reaches the backend, fails after it ran (a lost acknowledgement), delays it, or
 //! asks the caller to drop the operation while the call is in flight. [`FaultPlan::drive`] runs
 //! an operation and drops it when asked.
 
-use crate::storage::Capabilities;
 use std::collections::BTreeMap;
 use std::future::{Future, poll_fn};
 use std::pin::pin;
@@ -19,11 +18,11 @@ use crate::entity::TableDef;
 use crate::error::{Result, StorageError};
 use crate::lock::LockWait;
 use crate::patch::Check;
-use crate::storage::{RowAccess, SavepointStep, Storage, StorageTransaction, WriteOutcome};
+use crate::storage::{Capabilities, RowAccess, SavepointStep, Storage, StorageTransaction, WriteOutcome};
 use crate::store::Store;
 use crate::value::{Row, Value};
 
-/// What [`FaultyStorage`] does at one storage call.
+/// What [`Faulty`] does at one storage call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Fault {
     /// The call goes through untouched.
@@ -177,74 +176,85 @@ impl FaultPlan {
     }
 }
 
-/// Any backend, with faults injected at each call by a [`FaultPlan`].
+/// Any backend, or one of its transactions, with faults injected at each call by a
+/// [`FaultPlan`]. One wrapper serves both: a storage's transaction is the wrapped transaction.
 #[derive(Debug, Clone)]
-pub struct FaultyStorage<S> {
-    inner: S,
+pub struct Faulty<I> {
+    inner: I,
     plan: Arc<FaultPlan>,
+    calls: &'static Calls,
 }
 
-impl<S: Storage> FaultyStorage<S> {
+impl<S: Storage> Faulty<S> {
     /// Wraps `inner`.
     pub fn new(inner: S, plan: Arc<FaultPlan>) -> Self {
-        FaultyStorage { inner, plan }
+        Faulty { inner, plan, calls: &AUTOCOMMIT }
+    }
+
+    /// Wraps a transaction this storage began.
+    fn transaction(&self, inner: S::Transaction) -> Faulty<S::Transaction> {
+        Faulty { inner, plan: Arc::clone(&self.plan), calls: &IN_TRANSACTION }
     }
 }
 
-/// A transaction of a [`FaultyStorage`].
+/// The names a [`FaultPlan`] logs and schedules the row calls by: a call in a transaction is
+/// not a commit, so it has a name of its own.
 #[derive(Debug)]
-pub struct FaultyTransaction<X> {
-    inner: X,
-    plan: Arc<FaultPlan>,
+struct Calls {
+    fetch: &'static str,
+    insert: &'static str,
+    update: &'static str,
+    upsert: &'static str,
+    patch: &'static str,
+    delete: &'static str,
 }
 
-/// Implements [`RowAccess`] for a wrapper with `inner` and `plan`, naming each call with `$prefix`.
-macro_rules! faulty_row_access {
-    ($ty:ident<$p:ident: $bound:path>, $prefix:literal) => {
-        impl<$p: $bound> RowAccess for $ty<$p> {
-            async fn fetch(&self, table: &'static TableDef, key: &Value) -> Result<Option<Row>> {
-                self.plan.inject(concat!($prefix, "fetch"), self.inner.fetch(table, key)).await
-            }
+const AUTOCOMMIT: Calls =
+    Calls { fetch: "fetch", insert: "insert", update: "update", upsert: "upsert", patch: "patch", delete: "delete" };
 
-            async fn insert(&self, table: &'static TableDef, row: Row) -> Result<bool> {
-                self.plan.inject(concat!($prefix, "insert"), self.inner.insert(table, row)).await
-            }
+const IN_TRANSACTION: Calls = Calls {
+    fetch: "tx.fetch",
+    insert: "tx.insert",
+    update: "tx.update",
+    upsert: "tx.upsert",
+    patch: "tx.patch",
+    delete: "tx.delete",
+};
 
-            async fn update(&self, table: &'static TableDef, row: Row, expected: u64) -> Result<WriteOutcome> {
-                self.plan.inject(concat!($prefix, "update"), self.inner.update(table, row, expected)).await
-            }
+impl<I: RowAccess> RowAccess for Faulty<I> {
+    async fn fetch(&self, table: &'static TableDef, key: &Value) -> Result<Option<Row>> {
+        self.plan.inject(self.calls.fetch, self.inner.fetch(table, key)).await
+    }
 
-            async fn upsert(&self, table: &'static TableDef, row: Row) -> Result<Option<u64>> {
-                self.plan.inject(concat!($prefix, "upsert"), self.inner.upsert(table, row)).await
-            }
+    async fn insert(&self, table: &'static TableDef, row: Row) -> Result<bool> {
+        self.plan.inject(self.calls.insert, self.inner.insert(table, row)).await
+    }
 
-            async fn patch(
-                &self,
-                table: &'static TableDef,
-                key: &Value,
-                columns: &[(usize, Value)],
-                expected: u64,
-            ) -> Result<WriteOutcome> {
-                self.plan.inject(concat!($prefix, "patch"), self.inner.patch(table, key, columns, expected)).await
-            }
+    async fn update(&self, table: &'static TableDef, row: Row, expected: u64) -> Result<WriteOutcome> {
+        self.plan.inject(self.calls.update, self.inner.update(table, row, expected)).await
+    }
 
-            async fn delete(
-                &self,
-                table: &'static TableDef,
-                key: &Value,
-                expected: Option<u64>,
-            ) -> Result<WriteOutcome> {
-                self.plan.inject(concat!($prefix, "delete"), self.inner.delete(table, key, expected)).await
-            }
-        }
-    };
+    async fn upsert(&self, table: &'static TableDef, row: Row) -> Result<Option<u64>> {
+        self.plan.inject(self.calls.upsert, self.inner.upsert(table, row)).await
+    }
+
+    async fn patch(
+        &self,
+        table: &'static TableDef,
+        key: &Value,
+        columns: &[(usize, Value)],
+        expected: u64,
+    ) -> Result<WriteOutcome> {
+        self.plan.inject(self.calls.patch, self.inner.patch(table, key, columns, expected)).await
+    }
+
+    async fn delete(&self, table: &'static TableDef, key: &Value, expected: Option<u64>) -> Result<WriteOutcome> {
+        self.plan.inject(self.calls.delete, self.inner.delete(table, key, expected)).await
+    }
 }
 
-faulty_row_access!(FaultyStorage<S: Storage>, "");
-faulty_row_access!(FaultyTransaction<X: StorageTransaction>, "tx.");
-
-impl<S: Storage> Storage for FaultyStorage<S> {
-    type Transaction = FaultyTransaction<S::Transaction>;
+impl<S: Storage> Storage for Faulty<S> {
+    type Transaction = Faulty<S::Transaction>;
 
     async fn create_table(&self, table: &'static TableDef) -> Result<()> {
         self.inner.create_table(table).await
@@ -252,17 +262,17 @@ impl<S: Storage> Storage for FaultyStorage<S> {
 
     async fn begin(&self) -> Result<Self::Transaction> {
         let inner = self.plan.inject("begin", self.inner.begin()).await?;
-        Ok(FaultyTransaction { inner, plan: Arc::clone(&self.plan) })
+        Ok(self.transaction(inner))
     }
 
     async fn begin_with_lock_wait(&self, wait: LockWait) -> Result<Self::Transaction> {
         let inner = self.plan.inject("begin", self.inner.begin_with_lock_wait(wait)).await?;
-        Ok(FaultyTransaction { inner, plan: Arc::clone(&self.plan) })
+        Ok(self.transaction(inner))
     }
 
     async fn begin_read_only(&self) -> Result<Self::Transaction> {
         let inner = self.plan.inject("begin", self.inner.begin_read_only()).await?;
-        Ok(FaultyTransaction { inner, plan: Arc::clone(&self.plan) })
+        Ok(self.transaction(inner))
     }
 
     fn capabilities(&self) -> Capabilities {
@@ -270,7 +280,7 @@ impl<S: Storage> Storage for FaultyStorage<S> {
     }
 }
 
-impl<X: StorageTransaction> StorageTransaction for FaultyTransaction<X> {
+impl<X: StorageTransaction> StorageTransaction for Faulty<X> {
     async fn fetch_for_update(&self, table: &'static TableDef, key: &Value, wait: LockWait) -> Result<Option<Row>> {
         self.plan.inject("tx.fetch_for_update", self.inner.fetch_for_update(table, key, wait)).await
     }
@@ -280,13 +290,11 @@ impl<X: StorageTransaction> StorageTransaction for FaultyTransaction<X> {
     }
 
     async fn commit(self) -> Result<()> {
-        let FaultyTransaction { inner, plan } = self;
-        plan.inject("commit", inner.commit()).await
+        self.plan.inject("commit", self.inner.commit()).await
     }
 
     async fn rollback(self) -> Result<()> {
-        let FaultyTransaction { inner, plan } = self;
-        plan.inject("rollback", inner.rollback()).await
+        self.plan.inject("rollback", self.inner.rollback()).await
     }
 }
 
@@ -420,7 +428,7 @@ impl Op {
     }
 }
 
-/// Every operation, run through a [`FaultyStorage`] that fails, delays and cancels storage calls
+/// Every operation, run through a [`Faulty`] storage that fails, delays and cancels storage calls
 /// by a seeded schedule: an operation that returned `Ok` is applied exactly; one that returned
 /// `Err` wrote nothing, unless a committing call lost its acknowledgement (then it is applied
 /// whole or not at all); one that was dropped is applied whole or not at all. Each outcome is
@@ -429,7 +437,7 @@ impl Op {
 pub async fn faults_never_leave_half_an_operation<S: Storage>(store: &Store<S>) {
     setup(store).await;
     let plan = FaultPlan::new(0x5eed_f417);
-    let faulty = Store::new(FaultyStorage::new(store.backend().clone(), Arc::clone(&plan)));
+    let faulty = Store::new(Faulty::new(store.backend().clone(), Arc::clone(&plan)));
     let mut model = Accounts::new();
     let mut injected: BTreeMap<Fault, u64> = BTreeMap::new();
     let (mut ok, mut failed, mut dropped, mut ambiguous) = (0, 0, 0, 0);

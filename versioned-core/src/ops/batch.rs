@@ -8,7 +8,7 @@
 use super::{Stamps, conflict, first_row, key_value, next_row, settle_insert, settle_put, stamps, version_u64};
 use crate::entity::Entity;
 use crate::error::{Error, Result};
-use crate::observe::{Kind, Op, observed};
+use crate::observe::{Kind, Operation, observed};
 use crate::storage::{RowAccess, WriteOutcome};
 use crate::value::{Row, Value};
 
@@ -43,7 +43,7 @@ pub fn prepare_puts<T: Entity>(ts: &[T]) -> Result<(Vec<(Row, u64)>, Stamps)> {
 pub async fn write_puts<T: Entity, A: RowAccess>(access: &A, rows: Vec<(Row, u64)>) -> Result<()> {
     let records = rows.len() as u64;
     observed!(
-        Op::start("put_all", T::TABLE, || None),
+        Operation::start("put_all", T::TABLE, || None),
         Kind::Write,
         |_| ("applied", records),
         write_puts_inner::<T, A>(access, rows)
@@ -75,7 +75,7 @@ pub fn prepare_inserts<T: Entity>(ts: &[T]) -> Result<(Vec<Row>, Stamps)> {
 pub async fn write_inserts<T: Entity, A: RowAccess>(access: &A, rows: Vec<Row>) -> Result<()> {
     let records = rows.len() as u64;
     observed!(
-        Op::start("insert_all", T::TABLE, || None),
+        Operation::start("insert_all", T::TABLE, || None),
         Kind::Write,
         |_| ("applied", records),
         write_inserts_inner::<T, A>(access, rows)
@@ -111,7 +111,7 @@ pub fn prepare_deletes<T: Entity>(ts: &[T]) -> Result<Vec<(Value, u64)>> {
 pub async fn write_deletes<T: Entity, A: RowAccess>(access: &A, keys: Vec<(Value, u64)>) -> Result<()> {
     let records = keys.len() as u64;
     observed!(
-        Op::start("delete_all", T::TABLE, || None),
+        Operation::start("delete_all", T::TABLE, || None),
         Kind::Write,
         |_| ("applied", records),
         write_deletes_inner::<T, A>(access, keys)

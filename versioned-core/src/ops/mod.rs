@@ -33,7 +33,7 @@ pub use record::{
 /// The store-managed timestamps of a write, by column index.
 pub type Stamps = Vec<(usize, Value)>;
 
-/// The outcome of a write that was applied, for [`Op::finish`](crate::observe::Op::finish): one
+/// The outcome of a write that was applied, for [`Operation::finish`](crate::observe::Operation::finish): one
 /// record.
 const APPLIED: (&str, u64) = ("applied", 1);
 /// The outcome of a read that found its record.

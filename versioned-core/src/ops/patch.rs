@@ -4,7 +4,7 @@
 use super::{APPLIED, expected_version, key_value, rejected, stamps};
 use crate::entity::{ColumnRole, Entity, TableDef, decode_json, encode_json};
 use crate::error::{Error, Result};
-use crate::observe::{Kind, Op, observed};
+use crate::observe::{Kind, Operation, observed};
 use crate::patch::{Change, ChangeValue, Check, Patch, merge_json};
 use crate::retry::RetryPolicy;
 use crate::storage::{RowAccess, WriteOutcome};
@@ -24,7 +24,7 @@ pub async fn patch<T: Entity, A: RowAccess>(
     check: Check<T::Version>,
 ) -> Result<T> {
     observed!(
-        Op::start("patch", T::TABLE, || key_value::<T>(key).ok()),
+        Operation::start("patch", T::TABLE, || key_value::<T>(key).ok()),
         Kind::Write,
         |_| APPLIED,
         patch_inner::<T, _>(access, key, patch, check)

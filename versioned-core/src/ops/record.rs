@@ -8,14 +8,14 @@ use crate::entity::{ColumnRole, Entity};
 use crate::error::{Error, Result};
 use crate::executor::Executor;
 use crate::lock::LockWait;
-use crate::observe::{self, Kind, Op, observed, observing};
+use crate::observe::{self, Kind, Operation, observed, observing};
 use crate::storage::{RowAccess, StorageTransaction, WriteOutcome};
 use crate::value::{KeyFor, VersionField};
 
 /// See [`Store::insert`](crate::Store::insert).
 pub async fn insert<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()> {
     observed!(
-        Op::start("insert", T::TABLE, || key_value::<T>(t.key()).ok()),
+        Operation::start("insert", T::TABLE, || key_value::<T>(t.key()).ok()),
         Kind::Write,
         |_| APPLIED,
         insert_inner::<T, _>(access, t)
@@ -35,7 +35,7 @@ async fn insert_inner<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<
 /// See [`Store::get`](crate::Store::get).
 pub async fn get<T: Entity, A: RowAccess>(access: &A, key: &(impl KeyFor<T::Key> + ?Sized)) -> Result<Option<T>> {
     observed!(
-        Op::start("get", T::TABLE, || key_value::<T>(key).ok()),
+        Operation::start("get", T::TABLE, || key_value::<T>(key).ok()),
         Kind::Read,
         found,
         get_inner::<T, _>(access, key)
@@ -54,7 +54,7 @@ pub async fn get_with_version<T: Entity, A: RowAccess>(
     version: T::Version,
 ) -> Result<T> {
     observed!(
-        Op::start("get_with_version", T::TABLE, || key_value::<T>(key).ok()),
+        Operation::start("get_with_version", T::TABLE, || key_value::<T>(key).ok()),
         Kind::Read,
         |_| FOUND,
         get_with_version_inner::<T, _>(access, key, version)
@@ -89,7 +89,7 @@ pub async fn put<E: Executor + ?Sized, T: Entity>(on: &E, t: &mut T) -> Result<(
         return if put_value(access, t)? { Ok(()) } else { put_row(access, t).await };
     }
     observing!(
-        Op::start("put", T::TABLE, || key_value::<T>(t.key()).ok()),
+        Operation::start("put", T::TABLE, || key_value::<T>(t.key()).ok()),
         Kind::Write,
         |_| APPLIED,
         put_checked(access, t)
@@ -162,7 +162,7 @@ async fn beyond_storable<T: Entity, A: RowAccess>(access: &A, t: &T) -> Result<(
 /// is read only to describe it).
 pub async fn save<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()> {
     observed!(
-        Op::start("save", T::TABLE, || key_value::<T>(t.key()).ok()),
+        Operation::start("save", T::TABLE, || key_value::<T>(t.key()).ok()),
         Kind::Write,
         |_| APPLIED,
         save_inner::<T, _>(access, t)
@@ -185,7 +185,7 @@ async fn save_inner<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()
 /// See [`Store::refresh`](crate::Store::refresh).
 pub async fn refresh<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()> {
     observed!(
-        Op::start("refresh", T::TABLE, || key_value::<T>(t.key()).ok()),
+        Operation::start("refresh", T::TABLE, || key_value::<T>(t.key()).ok()),
         Kind::Read,
         |_| FOUND,
         refresh_inner::<T, _>(access, t)
@@ -206,7 +206,7 @@ async fn refresh_inner<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result
 /// See [`Store::put_unchecked`](crate::Store::put_unchecked).
 pub async fn put_unchecked<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()> {
     observed!(
-        Op::start("put_unchecked", T::TABLE, || key_value::<T>(t.key()).ok()),
+        Operation::start("put_unchecked", T::TABLE, || key_value::<T>(t.key()).ok()),
         Kind::Write,
         |_| APPLIED,
         put_unchecked_inner::<T, _>(access, t)
@@ -239,7 +239,7 @@ async fn put_unchecked_inner<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> 
 /// See [`Store::delete`](crate::Store::delete).
 pub async fn delete<T: Entity, A: RowAccess>(access: &A, t: &T) -> Result<()> {
     observed!(
-        Op::start("delete", T::TABLE, || key_value::<T>(t.key()).ok()),
+        Operation::start("delete", T::TABLE, || key_value::<T>(t.key()).ok()),
         Kind::Write,
         |_| APPLIED,
         delete_inner::<T, _>(access, t)
@@ -258,7 +258,7 @@ pub async fn delete_with_version<T: Entity, A: RowAccess>(
     version: T::Version,
 ) -> Result<()> {
     observed!(
-        Op::start("delete_with_version", T::TABLE, || key_value::<T>(key).ok()),
+        Operation::start("delete_with_version", T::TABLE, || key_value::<T>(key).ok()),
         Kind::Write,
         |_| APPLIED,
         delete_with_version_inner::<T, _>(access, key, version)
@@ -289,7 +289,7 @@ pub async fn delete_unchecked<T: Entity, A: RowAccess>(
     key: &(impl KeyFor<T::Key> + ?Sized),
 ) -> Result<bool> {
     observed!(
-        Op::start("delete_unchecked", T::TABLE, || key_value::<T>(key).ok()),
+        Operation::start("delete_unchecked", T::TABLE, || key_value::<T>(key).ok()),
         Kind::Write,
         |deleted| if *deleted { APPLIED } else { NOT_FOUND },
         delete_unchecked_inner::<T, _>(access, key)
@@ -315,7 +315,7 @@ async fn delete_unchecked_inner<T: Entity, A: RowAccess>(
 /// See [`Store::touch`](crate::Store::touch).
 pub async fn touch<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()> {
     observed!(
-        Op::start("touch", T::TABLE, || key_value::<T>(t.key()).ok()),
+        Operation::start("touch", T::TABLE, || key_value::<T>(t.key()).ok()),
         Kind::Write,
         |_| APPLIED,
         touch_inner::<T, _>(access, t)
@@ -347,7 +347,7 @@ pub async fn get_for_update<T: Entity, X: StorageTransaction>(
     wait: LockWait,
 ) -> Result<Option<T>> {
     observed!(
-        Op::start("get_for_update", T::TABLE, || key_value::<T>(key).ok()),
+        Operation::start("get_for_update", T::TABLE, || key_value::<T>(key).ok()),
         Kind::Read,
         found,
         get_for_update_inner::<T, _>(tx, key, wait)

@@ -194,72 +194,123 @@ macro_rules! each {
     };
 }
 
-/// Implements [`RowAccess`] for `$ty` by delegating to the backend it holds.
-macro_rules! delegate_row_access {
-    ($ty:ident) => {
-        impl RowAccess for $ty {
-            async fn fetch(&self, table: &'static TableDef, key: &Value) -> Result<Option<Row>> {
-                each!(self, $ty, s => s.fetch(table, key).await)
-            }
+impl RowAccess for AnyStorage {
+    async fn fetch(&self, table: &'static TableDef, key: &Value) -> Result<Option<Row>> {
+        each!(self, AnyStorage, s => s.fetch(table, key).await)
+    }
 
-            async fn insert(&self, table: &'static TableDef, row: Row) -> Result<bool> {
-                each!(self, $ty, s => s.insert(table, row).await)
-            }
+    async fn insert(&self, table: &'static TableDef, row: Row) -> Result<bool> {
+        each!(self, AnyStorage, s => s.insert(table, row).await)
+    }
 
-            async fn update(&self, table: &'static TableDef, row: Row, expected: u64) -> Result<WriteOutcome> {
-                each!(self, $ty, s => s.update(table, row, expected).await)
-            }
+    async fn update(&self, table: &'static TableDef, row: Row, expected: u64) -> Result<WriteOutcome> {
+        each!(self, AnyStorage, s => s.update(table, row, expected).await)
+    }
 
-            fn keeps_values(&self) -> bool {
-                each!(self, $ty, s => s.keeps_values())
-            }
+    fn keeps_values(&self) -> bool {
+        each!(self, AnyStorage, s => s.keeps_values())
+    }
 
-            fn update_value<T: Entity>(
-                &self,
-                table: &'static TableDef,
-                key: &Value,
-                record: &T,
-                next: T::Version,
-                expected: u64,
-            ) -> Result<Option<WriteOutcome>> {
-                each!(self, $ty, s => s.update_value(table, key, record, next, expected))
-            }
+    fn update_value<T: Entity>(
+        &self,
+        table: &'static TableDef,
+        key: &Value,
+        record: &T,
+        next: T::Version,
+        expected: u64,
+    ) -> Result<Option<WriteOutcome>> {
+        each!(self, AnyStorage, s => s.update_value(table, key, record, next, expected))
+    }
 
-            async fn upsert(&self, table: &'static TableDef, row: Row) -> Result<Option<u64>> {
-                each!(self, $ty, s => s.upsert(table, row).await)
-            }
+    async fn upsert(&self, table: &'static TableDef, row: Row) -> Result<Option<u64>> {
+        each!(self, AnyStorage, s => s.upsert(table, row).await)
+    }
 
-            async fn patch(
-                &self,
-                table: &'static TableDef,
-                key: &Value,
-                columns: &[(usize, Value)],
-                expected: u64,
-            ) -> Result<WriteOutcome> {
-                each!(self, $ty, s => s.patch(table, key, columns, expected).await)
-            }
+    async fn patch(
+        &self,
+        table: &'static TableDef,
+        key: &Value,
+        columns: &[(usize, Value)],
+        expected: u64,
+    ) -> Result<WriteOutcome> {
+        each!(self, AnyStorage, s => s.patch(table, key, columns, expected).await)
+    }
 
-            async fn delete(&self, table: &'static TableDef, key: &Value, expected: Option<u64>) -> Result<WriteOutcome> {
-                each!(self, $ty, s => s.delete(table, key, expected).await)
-            }
+    async fn delete(&self, table: &'static TableDef, key: &Value, expected: Option<u64>) -> Result<WriteOutcome> {
+        each!(self, AnyStorage, s => s.delete(table, key, expected).await)
+    }
 
-            async fn update_many(&self, table: &'static TableDef, rows: Vec<(Row, u64)>) -> Result<Vec<WriteOutcome>> {
-                each!(self, $ty, s => s.update_many(table, rows).await)
-            }
+    async fn update_many(&self, table: &'static TableDef, rows: Vec<(Row, u64)>) -> Result<Vec<WriteOutcome>> {
+        each!(self, AnyStorage, s => s.update_many(table, rows).await)
+    }
 
-            async fn insert_many(&self, table: &'static TableDef, rows: Vec<Row>) -> Result<Vec<bool>> {
-                each!(self, $ty, s => s.insert_many(table, rows).await)
-            }
+    async fn insert_many(&self, table: &'static TableDef, rows: Vec<Row>) -> Result<Vec<bool>> {
+        each!(self, AnyStorage, s => s.insert_many(table, rows).await)
+    }
 
-            async fn delete_many(&self, table: &'static TableDef, keys: &[(Value, u64)]) -> Result<Vec<WriteOutcome>> {
-                each!(self, $ty, s => s.delete_many(table, keys).await)
-            }
-        }
-    };
+    async fn delete_many(&self, table: &'static TableDef, keys: &[(Value, u64)]) -> Result<Vec<WriteOutcome>> {
+        each!(self, AnyStorage, s => s.delete_many(table, keys).await)
+    }
 }
 
-delegate_row_access!(AnyStorage);
-delegate_row_access!(AnyTransaction);
+impl RowAccess for AnyTransaction {
+    async fn fetch(&self, table: &'static TableDef, key: &Value) -> Result<Option<Row>> {
+        each!(self, AnyTransaction, s => s.fetch(table, key).await)
+    }
+
+    async fn insert(&self, table: &'static TableDef, row: Row) -> Result<bool> {
+        each!(self, AnyTransaction, s => s.insert(table, row).await)
+    }
+
+    async fn update(&self, table: &'static TableDef, row: Row, expected: u64) -> Result<WriteOutcome> {
+        each!(self, AnyTransaction, s => s.update(table, row, expected).await)
+    }
+
+    fn keeps_values(&self) -> bool {
+        each!(self, AnyTransaction, s => s.keeps_values())
+    }
+
+    fn update_value<T: Entity>(
+        &self,
+        table: &'static TableDef,
+        key: &Value,
+        record: &T,
+        next: T::Version,
+        expected: u64,
+    ) -> Result<Option<WriteOutcome>> {
+        each!(self, AnyTransaction, s => s.update_value(table, key, record, next, expected))
+    }
+
+    async fn upsert(&self, table: &'static TableDef, row: Row) -> Result<Option<u64>> {
+        each!(self, AnyTransaction, s => s.upsert(table, row).await)
+    }
+
+    async fn patch(
+        &self,
+        table: &'static TableDef,
+        key: &Value,
+        columns: &[(usize, Value)],
+        expected: u64,
+    ) -> Result<WriteOutcome> {
+        each!(self, AnyTransaction, s => s.patch(table, key, columns, expected).await)
+    }
+
+    async fn delete(&self, table: &'static TableDef, key: &Value, expected: Option<u64>) -> Result<WriteOutcome> {
+        each!(self, AnyTransaction, s => s.delete(table, key, expected).await)
+    }
+
+    async fn update_many(&self, table: &'static TableDef, rows: Vec<(Row, u64)>) -> Result<Vec<WriteOutcome>> {
+        each!(self, AnyTransaction, s => s.update_many(table, rows).await)
+    }
+
+    async fn insert_many(&self, table: &'static TableDef, rows: Vec<Row>) -> Result<Vec<bool>> {
+        each!(self, AnyTransaction, s => s.insert_many(table, rows).await)
+    }
+
+    async fn delete_many(&self, table: &'static TableDef, keys: &[(Value, u64)]) -> Result<Vec<WriteOutcome>> {
+        each!(self, AnyTransaction, s => s.delete_many(table, keys).await)
+    }
+}
 
 impl AnyStorage {
     /// Begins a transaction of the backend: read-only, or waiting as `wait` says (if given).

@@ -65,7 +65,7 @@ impl std::fmt::Debug for Cluster {
 
 /// What a record's keys hold.
 #[derive(Debug, Default)]
-pub(super) struct Stored {
+pub(super) struct RecordState {
     /// The row, if the record exists.
     pub(super) row: Option<Row>,
     /// The version key's `mod_revision` (0: no record): what a compare-and-swap compares.
@@ -74,10 +74,10 @@ pub(super) struct Stored {
     pub(super) lock: Option<Vec<u8>>,
 }
 
-impl Stored {
+impl RecordState {
     /// The stored record from the keys a range request over its prefix returned.
     pub(super) fn parse(table: &TableDef, keys: &RecordKeys, kvs: &[KeyValue]) -> Result<Self> {
-        let (mut row, mut version, mut created, mut stored) = (None, None, None, Stored::default());
+        let (mut row, mut version, mut created, mut stored) = (None, None, None, RecordState::default());
         for kv in kvs {
             match keys.part_of(kv.key()) {
                 Some(b'r') => row = Some(kv.value()),
@@ -255,11 +255,11 @@ impl Cluster {
         table: &TableDef,
         keys: &RecordKeys,
         revision: Option<i64>,
-    ) -> Result<(Stored, i64)> {
+    ) -> Result<(RecordState, i64)> {
         let reply = self.client.kv_client().get(keys.prefix.clone(), Some(prefix_options(revision))).await;
         let reply = reply.map_err(request_error)?;
         let at = reply.header().map_or(0, |h| h.revision());
-        Ok((Stored::parse(table, keys, reply.kvs())?, at))
+        Ok((RecordState::parse(table, keys, reply.kvs())?, at))
     }
 
     /// The lease of new markers, granted anew when the current one has been used for long enough.

@@ -38,7 +38,7 @@ mod codec;
 mod settings;
 mod transaction;
 
-use cluster::{Cluster, LockWaiter, Reply, Stored, put_record, read_record_op, request_error, unlocked};
+use cluster::{Cluster, LockWaiter, RecordState, Reply, put_record, read_record_op, request_error, unlocked};
 use codec::RecordKeys;
 pub use settings::EtcdOptions;
 pub use transaction::EtcdTransaction;
@@ -110,15 +110,15 @@ impl EtcdStorage {
         compares: impl Fn() -> Vec<Compare>,
         then: impl Fn() -> Vec<TxnOp>,
         holds: impl Fn(Option<&Row>) -> Result<bool>,
-    ) -> Result<(bool, Stored)> {
+    ) -> Result<(bool, RecordState)> {
         let waiter = LockWaiter::new(self.cluster.options.lock_wait);
         loop {
             let mut when = compares();
             when.push(unlocked(keys));
             match self.cluster.write(when, then(), vec![read_record_op(keys)]).await? {
-                Reply::Applied => return Ok((true, Stored::default())),
+                Reply::Applied => return Ok((true, RecordState::default())),
                 Reply::Refused(reply) => {
-                    let stored = Stored::from_reply(table, keys, &reply)?;
+                    let stored = RecordState::from_reply(table, keys, &reply)?;
                     if stored.lock.is_some() && holds(stored.row.as_ref())? {
                         let revision = reply.header().map_or(0, |h| h.revision());
                         waiter.wait(&self.cluster, table, keys, key, revision).await?;
@@ -164,7 +164,7 @@ impl EtcdStorage {
                 Reply::Applied => return Ok(WriteOutcome::Applied),
                 Reply::Refused(reply) => {
                     revision = reply.header().map_or(0, |h| h.revision());
-                    stored = Stored::from_reply(table, &keys, &reply)?;
+                    stored = RecordState::from_reply(table, &keys, &reply)?;
                 }
             }
         }

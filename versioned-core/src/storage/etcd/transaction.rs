@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp, TxnOpResponse};
 
-use super::cluster::{Cluster, LockWaiter, Reply, Stored, put_record, read_record_op, request_error, unlocked};
+use super::cluster::{Cluster, LockWaiter, RecordState, Reply, put_record, read_record_op, request_error, unlocked};
 use super::codec::RecordKeys;
 use super::delete_record;
 use crate::entity::TableDef;
@@ -134,7 +134,13 @@ impl EtcdTransaction {
     /// Locks the record for this transaction and reads it, in one etcd transaction: puts its lock
     /// key, attached to the connection's lease, if no one holds it; waits as `wait` says
     /// otherwise. Returns the record and the revision it was read at.
-    async fn lock(&self, table: &'static TableDef, keys: &RecordKeys, key: &Value, wait: LockWait) -> Result<Stored> {
+    async fn lock(
+        &self,
+        table: &'static TableDef,
+        keys: &RecordKeys,
+        key: &Value,
+        wait: LockWait,
+    ) -> Result<RecordState> {
         let lease = self.cluster.session().await?;
         let waiter = LockWaiter::new(wait);
         loop {
@@ -155,7 +161,7 @@ impl EtcdTransaction {
                 }
             };
             let read = match reply.op_responses().pop() {
-                Some(TxnOpResponse::Get(range)) => Stored::parse(table, keys, range.kvs())?,
+                Some(TxnOpResponse::Get(range)) => RecordState::parse(table, keys, range.kvs())?,
                 _ => return Err(StorageError::new("etcd answered a lock request without the record").into()),
             };
             if reply.succeeded() || read.lock.as_deref() == Some(self.id.as_slice()) {

@@ -41,10 +41,10 @@ use sqlx::MySql;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 
 use super::sql::driver::{self as sql_driver, Conn};
-use super::sql::rows::{OnConnection, row_access_via_run};
+use super::sql::rows::OnConnection;
 use super::sql::server_transaction::ServerTransaction;
 use super::sql::{Dialect, Mappings, Statements};
-use super::{Capabilities, SavepointStep, Storage, StorageTransaction};
+use super::{Capabilities, RowAccess, SavepointStep, Storage, StorageTransaction, WriteOutcome};
 use crate::entity::TableDef;
 use crate::error::{Error, Result, StorageError};
 use crate::lock::LockWait;
@@ -317,8 +317,50 @@ impl Store<MysqlStorage> {
     }
 }
 
-// An upsert is two statements here (no `RETURNING`): each in a transaction of its own.
-row_access_via_run!(MysqlStorage, run_atomic);
+impl RowAccess for MysqlStorage {
+    async fn fetch(&self, table: &'static TableDef, key: &Value) -> Result<Option<Row>> {
+        self.run(table, async |c| c.fetch(key).await).await
+    }
+
+    async fn insert(&self, table: &'static TableDef, row: Row) -> Result<bool> {
+        self.run(table, async |c| c.insert(&row).await).await
+    }
+
+    async fn update(&self, table: &'static TableDef, row: Row, expected: u64) -> Result<WriteOutcome> {
+        self.run(table, async |c| c.update(&row, expected).await).await
+    }
+
+    async fn upsert(&self, table: &'static TableDef, row: Row) -> Result<Option<u64>> {
+        // No `RETURNING` here: the upsert and its read-back run in a transaction of their own.
+        self.run_atomic(table, async |c| c.upsert(&row).await).await
+    }
+
+    async fn patch(
+        &self,
+        table: &'static TableDef,
+        key: &Value,
+        columns: &[(usize, Value)],
+        expected: u64,
+    ) -> Result<WriteOutcome> {
+        self.run(table, async |c| c.patch(key, columns, expected).await).await
+    }
+
+    async fn delete(&self, table: &'static TableDef, key: &Value, expected: Option<u64>) -> Result<WriteOutcome> {
+        self.run(table, async |c| c.delete(key, expected).await).await
+    }
+
+    async fn update_many(&self, table: &'static TableDef, rows: Vec<(Row, u64)>) -> Result<Vec<WriteOutcome>> {
+        self.run(table, async |c| c.update_many(&rows).await).await
+    }
+
+    async fn insert_many(&self, table: &'static TableDef, rows: Vec<Row>) -> Result<Vec<bool>> {
+        self.run(table, async |c| c.insert_many(&rows).await).await
+    }
+
+    async fn delete_many(&self, table: &'static TableDef, keys: &[(Value, u64)]) -> Result<Vec<WriteOutcome>> {
+        self.run(table, async |c| c.delete_many(keys).await).await
+    }
+}
 
 /// A transaction of the [`MysqlStorage`]: one connection between `START TRANSACTION` and
 /// `COMMIT`. Dropped without commit (at any point, `START TRANSACTION` included), its connection
@@ -360,7 +402,49 @@ fn rolled_back(err: &Error) -> Option<bool> {
     (err.is_retryable() && !matches!(err, Error::LockTimeout { .. })).then_some(true)
 }
 
-row_access_via_run!(MysqlTransaction);
+impl RowAccess for MysqlTransaction {
+    async fn fetch(&self, table: &'static TableDef, key: &Value) -> Result<Option<Row>> {
+        self.run(table, async |c| c.fetch(key).await).await
+    }
+
+    async fn insert(&self, table: &'static TableDef, row: Row) -> Result<bool> {
+        self.run(table, async |c| c.insert(&row).await).await
+    }
+
+    async fn update(&self, table: &'static TableDef, row: Row, expected: u64) -> Result<WriteOutcome> {
+        self.run(table, async |c| c.update(&row, expected).await).await
+    }
+
+    async fn upsert(&self, table: &'static TableDef, row: Row) -> Result<Option<u64>> {
+        self.run(table, async |c| c.upsert(&row).await).await
+    }
+
+    async fn patch(
+        &self,
+        table: &'static TableDef,
+        key: &Value,
+        columns: &[(usize, Value)],
+        expected: u64,
+    ) -> Result<WriteOutcome> {
+        self.run(table, async |c| c.patch(key, columns, expected).await).await
+    }
+
+    async fn delete(&self, table: &'static TableDef, key: &Value, expected: Option<u64>) -> Result<WriteOutcome> {
+        self.run(table, async |c| c.delete(key, expected).await).await
+    }
+
+    async fn update_many(&self, table: &'static TableDef, rows: Vec<(Row, u64)>) -> Result<Vec<WriteOutcome>> {
+        self.run(table, async |c| c.update_many(&rows).await).await
+    }
+
+    async fn insert_many(&self, table: &'static TableDef, rows: Vec<Row>) -> Result<Vec<bool>> {
+        self.run(table, async |c| c.insert_many(&rows).await).await
+    }
+
+    async fn delete_many(&self, table: &'static TableDef, keys: &[(Value, u64)]) -> Result<Vec<WriteOutcome>> {
+        self.run(table, async |c| c.delete_many(keys).await).await
+    }
+}
 
 impl StorageTransaction for MysqlTransaction {
     async fn fetch_for_update(&self, table: &'static TableDef, key: &Value, wait: LockWait) -> Result<Option<Row>> {

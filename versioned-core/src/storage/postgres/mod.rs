@@ -13,7 +13,6 @@
 //! store's [`LockWait`] (`lock_timeout`, or `NOWAIT`), and expiry is [`Error::LockTimeout`].
 //! Serialization failures (`40001`) and deadlocks (`40P01`) are retryable storage errors.
 
-use crate::storage::Capabilities;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -21,10 +20,10 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgQueryResult, PgR
 use sqlx::{AssertSqlSafe, Postgres, Row as _, SqlSafeStr, TypeInfo as _, ValueRef as _};
 
 use super::sql::driver::{self, Conn, Driver, Meaning, Query as DriverQuery};
-use super::sql::rows::{Bind, OnConnection, row_access_via_run};
+use super::sql::rows::{Bind, OnConnection};
 use super::sql::server_transaction::ServerTransaction;
 use super::sql::{Mappings, Statements};
-use super::{SavepointStep, Storage, StorageTransaction};
+use super::{Capabilities, RowAccess, SavepointStep, Storage, StorageTransaction, WriteOutcome};
 use crate::entity::TableDef;
 use crate::error::{Error, Result, StorageError};
 use crate::lock::LockWait;
@@ -229,7 +228,49 @@ impl Driver for Postgres {
     }
 }
 
-row_access_via_run!(PostgresStorage);
+impl RowAccess for PostgresStorage {
+    async fn fetch(&self, table: &'static TableDef, key: &Value) -> Result<Option<Row>> {
+        self.run(table, async |c| c.fetch(key).await).await
+    }
+
+    async fn insert(&self, table: &'static TableDef, row: Row) -> Result<bool> {
+        self.run(table, async |c| c.insert(&row).await).await
+    }
+
+    async fn update(&self, table: &'static TableDef, row: Row, expected: u64) -> Result<WriteOutcome> {
+        self.run(table, async |c| c.update(&row, expected).await).await
+    }
+
+    async fn upsert(&self, table: &'static TableDef, row: Row) -> Result<Option<u64>> {
+        self.run(table, async |c| c.upsert(&row).await).await
+    }
+
+    async fn patch(
+        &self,
+        table: &'static TableDef,
+        key: &Value,
+        columns: &[(usize, Value)],
+        expected: u64,
+    ) -> Result<WriteOutcome> {
+        self.run(table, async |c| c.patch(key, columns, expected).await).await
+    }
+
+    async fn delete(&self, table: &'static TableDef, key: &Value, expected: Option<u64>) -> Result<WriteOutcome> {
+        self.run(table, async |c| c.delete(key, expected).await).await
+    }
+
+    async fn update_many(&self, table: &'static TableDef, rows: Vec<(Row, u64)>) -> Result<Vec<WriteOutcome>> {
+        self.run(table, async |c| c.update_many(&rows).await).await
+    }
+
+    async fn insert_many(&self, table: &'static TableDef, rows: Vec<Row>) -> Result<Vec<bool>> {
+        self.run(table, async |c| c.insert_many(&rows).await).await
+    }
+
+    async fn delete_many(&self, table: &'static TableDef, keys: &[(Value, u64)]) -> Result<Vec<WriteOutcome>> {
+        self.run(table, async |c| c.delete_many(keys).await).await
+    }
+}
 
 /// A transaction of the [`PostgresStorage`]: one connection inside `BEGIN`, at the storage's
 /// [`Isolation`]. Dropped without commit (at any point, `BEGIN` included), its connection is
@@ -265,7 +306,49 @@ impl PostgresTransaction {
     }
 }
 
-row_access_via_run!(PostgresTransaction);
+impl RowAccess for PostgresTransaction {
+    async fn fetch(&self, table: &'static TableDef, key: &Value) -> Result<Option<Row>> {
+        self.run(table, async |c| c.fetch(key).await).await
+    }
+
+    async fn insert(&self, table: &'static TableDef, row: Row) -> Result<bool> {
+        self.run(table, async |c| c.insert(&row).await).await
+    }
+
+    async fn update(&self, table: &'static TableDef, row: Row, expected: u64) -> Result<WriteOutcome> {
+        self.run(table, async |c| c.update(&row, expected).await).await
+    }
+
+    async fn upsert(&self, table: &'static TableDef, row: Row) -> Result<Option<u64>> {
+        self.run(table, async |c| c.upsert(&row).await).await
+    }
+
+    async fn patch(
+        &self,
+        table: &'static TableDef,
+        key: &Value,
+        columns: &[(usize, Value)],
+        expected: u64,
+    ) -> Result<WriteOutcome> {
+        self.run(table, async |c| c.patch(key, columns, expected).await).await
+    }
+
+    async fn delete(&self, table: &'static TableDef, key: &Value, expected: Option<u64>) -> Result<WriteOutcome> {
+        self.run(table, async |c| c.delete(key, expected).await).await
+    }
+
+    async fn update_many(&self, table: &'static TableDef, rows: Vec<(Row, u64)>) -> Result<Vec<WriteOutcome>> {
+        self.run(table, async |c| c.update_many(&rows).await).await
+    }
+
+    async fn insert_many(&self, table: &'static TableDef, rows: Vec<Row>) -> Result<Vec<bool>> {
+        self.run(table, async |c| c.insert_many(&rows).await).await
+    }
+
+    async fn delete_many(&self, table: &'static TableDef, keys: &[(Value, u64)]) -> Result<Vec<WriteOutcome>> {
+        self.run(table, async |c| c.delete_many(keys).await).await
+    }
+}
 
 impl StorageTransaction for PostgresTransaction {
     async fn fetch_for_update(&self, table: &'static TableDef, key: &Value, wait: LockWait) -> Result<Option<Row>> {

@@ -3,6 +3,7 @@
 //! refused write. Its one implementation is `driver::Conn`, over any sqlx driver; a backend
 //! lends a connection per operation (or its transaction's).
 
+use std::borrow::Borrow;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -207,11 +208,11 @@ impl<C: SqlConnection + ?Sized> OnConnection<'_, C> {
 
     /// See [`RowAccess::update_many`](crate::storage::RowAccess::update_many): one statement per
     /// chunk where the dialect can (`UPDATE … FROM (VALUES …) RETURNING key`), else one per row.
-    pub(crate) async fn update_many(&mut self, rows: &[(&Row, u64)]) -> Result<Vec<WriteOutcome>> {
+    pub(crate) async fn update_many<R: Borrow<Row> + Sync>(&mut self, rows: &[(R, u64)]) -> Result<Vec<WriteOutcome>> {
         let Some(chunk) = self.statements.chunk(Batch::Update) else {
             let mut outcomes = Vec::with_capacity(rows.len());
             for (row, expected) in rows {
-                outcomes.push(self.update(row, *expected).await?);
+                outcomes.push(self.update(row.borrow(), *expected).await?);
             }
             return Ok(outcomes);
         };
@@ -219,7 +220,7 @@ impl<C: SqlConnection + ?Sized> OnConnection<'_, C> {
         for rows in rows.chunks(chunk) {
             let applied = self.update_chunk(rows).await?;
             for (row, _) in rows {
-                outcomes.push(self.applied_or_current(&applied, rows.len(), self.table.key_of(row)?).await?);
+                outcomes.push(self.applied_or_current(&applied, rows.len(), self.table.key_of(row.borrow())?).await?);
             }
         }
         Ok(outcomes)
@@ -227,11 +228,12 @@ impl<C: SqlConnection + ?Sized> OnConnection<'_, C> {
 
     /// One batch statement updating `rows` (at most a [`chunk`](Statements::chunk)): the keys of
     /// the rows it wrote.
-    pub(crate) async fn update_chunk(&mut self, rows: &[(&Row, u64)]) -> Result<Vec<Value>> {
+    pub(crate) async fn update_chunk<R: Borrow<Row> + Sync>(&mut self, rows: &[(R, u64)]) -> Result<Vec<Value>> {
         let table = self.table;
         let expected: Vec<Value> = rows.iter().map(|(_, e)| version_value(*e)).collect();
         let mut binds = Vec::with_capacity(rows.len() * (self.statements.update_columns.len() + 2));
         for ((row, _), expected) in rows.iter().zip(&expected) {
+            let row = row.borrow();
             binds.push(self.key(table.key_of(row)?));
             for i in &self.statements.update_columns {
                 binds.push(self.bind(*i, row.get(*i).unwrap_or(&Value::Null)));
@@ -244,11 +246,11 @@ impl<C: SqlConnection + ?Sized> OnConnection<'_, C> {
 
     /// See [`RowAccess::insert_many`](crate::storage::RowAccess::insert_many): one multi-row
     /// insert per chunk where the dialect can, else one per row.
-    pub(crate) async fn insert_many(&mut self, rows: &[&Row]) -> Result<Vec<bool>> {
+    pub(crate) async fn insert_many<R: Borrow<Row> + Sync>(&mut self, rows: &[R]) -> Result<Vec<bool>> {
         let Some(chunk) = self.statements.chunk(Batch::Insert) else {
             let mut inserted = Vec::with_capacity(rows.len());
             for row in rows {
-                inserted.push(self.insert(row).await?);
+                inserted.push(self.insert(row.borrow()).await?);
             }
             return Ok(inserted);
         };
@@ -256,7 +258,7 @@ impl<C: SqlConnection + ?Sized> OnConnection<'_, C> {
         for rows in rows.chunks(chunk) {
             let keys = self.insert_chunk(rows).await?;
             for row in rows {
-                inserted.push(returned(&keys, rows.len(), self.table.key_of(row)?));
+                inserted.push(returned(&keys, rows.len(), self.table.key_of(row.borrow())?));
             }
         }
         Ok(inserted)
@@ -264,19 +266,22 @@ impl<C: SqlConnection + ?Sized> OnConnection<'_, C> {
 
     /// One multi-row insert of `rows` (at most a [`chunk`](Statements::chunk)): the keys of the
     /// rows it inserted.
-    pub(crate) async fn insert_chunk(&mut self, rows: &[&Row]) -> Result<Vec<Value>> {
-        let binds = rows.iter().flat_map(|row| self.binds(row.values().iter())).collect();
+    pub(crate) async fn insert_chunk<R: Borrow<Row> + Sync>(&mut self, rows: &[R]) -> Result<Vec<Value>> {
+        let binds = rows.iter().flat_map(|row| self.binds(row.borrow().values().iter())).collect();
         let sql = self.statements.batch(Batch::Insert, rows.len());
         self.conn.fetch_keys(self.table, &sql, binds).await
     }
 
     /// See [`RowAccess::delete_many`](crate::storage::RowAccess::delete_many): one statement per
     /// chunk where the dialect can (`DELETE … WHERE (key, version) IN (VALUES …) RETURNING key`).
-    pub(crate) async fn delete_many(&mut self, keys: &[(&Value, u64)]) -> Result<Vec<WriteOutcome>> {
+    pub(crate) async fn delete_many<K: Borrow<Value> + Sync>(
+        &mut self,
+        keys: &[(K, u64)],
+    ) -> Result<Vec<WriteOutcome>> {
         let Some(chunk) = self.statements.chunk(Batch::Delete) else {
             let mut outcomes = Vec::with_capacity(keys.len());
             for (key, expected) in keys {
-                outcomes.push(self.delete(key, Some(*expected)).await?);
+                outcomes.push(self.delete(key.borrow(), Some(*expected)).await?);
             }
             return Ok(outcomes);
         };
@@ -284,7 +289,7 @@ impl<C: SqlConnection + ?Sized> OnConnection<'_, C> {
         for keys in keys.chunks(chunk) {
             let deleted = self.delete_chunk(keys).await?;
             for (key, _) in keys {
-                outcomes.push(self.applied_or_current(&deleted, keys.len(), key).await?);
+                outcomes.push(self.applied_or_current(&deleted, keys.len(), key.borrow()).await?);
             }
         }
         Ok(outcomes)
@@ -292,12 +297,12 @@ impl<C: SqlConnection + ?Sized> OnConnection<'_, C> {
 
     /// One batch statement deleting `keys` (at most a [`chunk`](Statements::chunk)), each only at
     /// its expected version: the keys of the rows it deleted.
-    pub(crate) async fn delete_chunk(&mut self, keys: &[(&Value, u64)]) -> Result<Vec<Value>> {
+    pub(crate) async fn delete_chunk<K: Borrow<Value> + Sync>(&mut self, keys: &[(K, u64)]) -> Result<Vec<Value>> {
         let expected: Vec<Value> = keys.iter().map(|(_, e)| version_value(*e)).collect();
         let binds = keys
             .iter()
             .zip(&expected)
-            .flat_map(|((key, _), expected)| [self.key(key), self.version(expected)])
+            .flat_map(|((key, _), expected)| [self.key(key.borrow()), self.version(expected)])
             .collect();
         let sql = self.statements.batch(Batch::Delete, keys.len());
         self.conn.fetch_keys(self.table, &sql, binds).await
@@ -328,90 +333,3 @@ impl<C: SqlConnection + ?Sized> OnConnection<'_, C> {
         }
     }
 }
-
-/// Implements [`RowAccess`](crate::storage::RowAccess) for a type with a `run` method that lends
-/// one connection to an operation: a backend's autocommit storage (a pooled connection) and its
-/// transaction (its own connection).
-macro_rules! row_access_via_run {
-    // Every operation is one statement: an upsert is atomic on the lent connection as it is.
-    ($ty:ty) => {
-        $crate::storage::sql::rows::row_access_via_run!($ty, run);
-    };
-    // `$upsert` lends the connection for an upsert: `run_atomic` where the dialect's upsert is
-    // several statements that must see one state.
-    ($ty:ty, $upsert:ident) => {
-        impl $crate::storage::RowAccess for $ty {
-            async fn fetch(
-                &self,
-                table: &'static $crate::TableDef,
-                key: &$crate::Value,
-            ) -> $crate::Result<Option<$crate::Row>> {
-                self.run(table, async |c| c.fetch(key).await).await
-            }
-
-            async fn insert(&self, table: &'static $crate::TableDef, row: $crate::Row) -> $crate::Result<bool> {
-                self.run(table, async |c| c.insert(&row).await).await
-            }
-
-            async fn update(
-                &self,
-                table: &'static $crate::TableDef,
-                row: $crate::Row,
-                expected: u64,
-            ) -> $crate::Result<$crate::WriteOutcome> {
-                self.run(table, async |c| c.update(&row, expected).await).await
-            }
-
-            async fn upsert(&self, table: &'static $crate::TableDef, row: $crate::Row) -> $crate::Result<Option<u64>> {
-                self.$upsert(table, async |c| c.upsert(&row).await).await
-            }
-
-            async fn patch(
-                &self,
-                table: &'static $crate::TableDef,
-                key: &$crate::Value,
-                columns: &[(usize, $crate::Value)],
-                expected: u64,
-            ) -> $crate::Result<$crate::WriteOutcome> {
-                self.run(table, async |c| c.patch(key, columns, expected).await).await
-            }
-
-            async fn delete(
-                &self,
-                table: &'static $crate::TableDef,
-                key: &$crate::Value,
-                expected: Option<u64>,
-            ) -> $crate::Result<$crate::WriteOutcome> {
-                self.run(table, async |c| c.delete(key, expected).await).await
-            }
-
-            async fn update_many(
-                &self,
-                table: &'static $crate::TableDef,
-                rows: Vec<($crate::Row, u64)>,
-            ) -> $crate::Result<Vec<$crate::WriteOutcome>> {
-                let rows: Vec<_> = rows.iter().map(|(row, expected)| (row, *expected)).collect();
-                self.run(table, async |c| c.update_many(&rows).await).await
-            }
-
-            async fn insert_many(
-                &self,
-                table: &'static $crate::TableDef,
-                rows: Vec<$crate::Row>,
-            ) -> $crate::Result<Vec<bool>> {
-                let rows: Vec<_> = rows.iter().collect();
-                self.run(table, async |c| c.insert_many(&rows).await).await
-            }
-
-            async fn delete_many(
-                &self,
-                table: &'static $crate::TableDef,
-                keys: &[($crate::Value, u64)],
-            ) -> $crate::Result<Vec<$crate::WriteOutcome>> {
-                let keys: Vec<_> = keys.iter().map(|(key, expected)| (key, *expected)).collect();
-                self.run(table, async |c| c.delete_many(&keys).await).await
-            }
-        }
-    };
-}
-pub(crate) use row_access_via_run;

@@ -14,8 +14,8 @@ use crate::entity::TableDef;
 use crate::error::{Error, Result};
 use crate::lock::LockWait;
 use crate::storage::sql::driver::{self, Conn};
-use crate::storage::sql::rows::{OnConnection, row_access_via_run};
-use crate::storage::{RowAccess as _, SavepointStep, StorageTransaction};
+use crate::storage::sql::rows::OnConnection;
+use crate::storage::{RowAccess, SavepointStep, StorageTransaction, WriteOutcome};
 use crate::value::{Row, Value};
 
 /// The longest busy timeout SQLite takes (`i32::MAX` ms, about 25 days): [`LockWait::Forever`].
@@ -164,7 +164,49 @@ impl SqliteTransaction {
     }
 }
 
-row_access_via_run!(SqliteTransaction);
+impl RowAccess for SqliteTransaction {
+    async fn fetch(&self, table: &'static TableDef, key: &Value) -> Result<Option<Row>> {
+        self.run(table, async |c| c.fetch(key).await).await
+    }
+
+    async fn insert(&self, table: &'static TableDef, row: Row) -> Result<bool> {
+        self.run(table, async |c| c.insert(&row).await).await
+    }
+
+    async fn update(&self, table: &'static TableDef, row: Row, expected: u64) -> Result<WriteOutcome> {
+        self.run(table, async |c| c.update(&row, expected).await).await
+    }
+
+    async fn upsert(&self, table: &'static TableDef, row: Row) -> Result<Option<u64>> {
+        self.run(table, async |c| c.upsert(&row).await).await
+    }
+
+    async fn patch(
+        &self,
+        table: &'static TableDef,
+        key: &Value,
+        columns: &[(usize, Value)],
+        expected: u64,
+    ) -> Result<WriteOutcome> {
+        self.run(table, async |c| c.patch(key, columns, expected).await).await
+    }
+
+    async fn delete(&self, table: &'static TableDef, key: &Value, expected: Option<u64>) -> Result<WriteOutcome> {
+        self.run(table, async |c| c.delete(key, expected).await).await
+    }
+
+    async fn update_many(&self, table: &'static TableDef, rows: Vec<(Row, u64)>) -> Result<Vec<WriteOutcome>> {
+        self.run(table, async |c| c.update_many(&rows).await).await
+    }
+
+    async fn insert_many(&self, table: &'static TableDef, rows: Vec<Row>) -> Result<Vec<bool>> {
+        self.run(table, async |c| c.insert_many(&rows).await).await
+    }
+
+    async fn delete_many(&self, table: &'static TableDef, keys: &[(Value, u64)]) -> Result<Vec<WriteOutcome>> {
+        self.run(table, async |c| c.delete_many(keys).await).await
+    }
+}
 
 impl StorageTransaction for SqliteTransaction {
     async fn fetch_for_update(&self, table: &'static TableDef, key: &Value, _wait: LockWait) -> Result<Option<Row>> {
