@@ -155,6 +155,16 @@ pub enum Error {
         /// Every refused record's error.
         conflicts: Vec<Error>,
     },
+    /// A query refused before anything was read: a cursor of another query or table, or not a
+    /// cursor at all; a page of 0 records; more values than one query carries
+    /// ([`MAX_QUERY_VALUES`](crate::query::MAX_QUERY_VALUES)).
+    #[error("query of {table} refused: {reason}")]
+    Query {
+        /// The table queried.
+        table: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
     /// The backend failed (I/O, SQL, a busy database).
     #[error(transparent)]
     Storage(#[from] StorageError),

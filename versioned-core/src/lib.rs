@@ -27,6 +27,7 @@ mod lock;
 mod observe;
 pub mod ops;
 mod patch;
+pub mod query;
 mod reentrancy;
 mod retry;
 pub mod storage;
@@ -45,6 +46,7 @@ pub use etcd_client;
 pub use executor::Executor;
 pub use lock::LockWait;
 pub use patch::{Change, ChangeValue, Check, JsonChange, Patch};
+pub use query::{Column, Cursor, Filter, Find, OrderBy, Page};
 pub use retry::RetryPolicy;
 /// A JSON document: what a patch merges into a `#[versioned(json)]` field ([`JsonChange::Merge`]).
 pub use serde_json::Value as JsonValue;

@@ -13,6 +13,7 @@ use crate::lock::LockWait;
 use crate::observe::{Kind, Operation, observed};
 use crate::ops;
 use crate::patch::Check;
+use crate::query::{Filter, Find};
 use crate::reentrancy::{inside, refuse_inside_own_transaction};
 use crate::retry::RetryPolicy;
 use crate::storage::Storage;
@@ -113,6 +114,30 @@ impl<S: Storage> Store<S> {
         ops::get(self.reader("get")?, key).await
     }
 
+    /// The records with these keys, in the order of the keys: `None` where no record has the key.
+    /// One query per 30,000 keys.
+    pub async fn get_many<T: Entity, K: KeyFor<T::Key>>(&self, keys: &[K]) -> Result<Vec<Option<T>>> {
+        ops::get_many(self.reader("get_many")?, keys).await
+    }
+
+    /// A query of the records of `T`, to filter, order and run: see [`Find`].
+    ///
+    /// ```
+    /// # use versioned_core as versioned;
+    /// # use versioned::Store;
+    /// # #[derive(versioned_derive::Versioned, Debug)]
+    /// # #[versioned(crate = versioned_core)]
+    /// # struct Bug { #[key] id: i64, status: String, #[version] version: u64 }
+    /// # async fn run() -> versioned::Result<()> {
+    /// let store = Store::memory();
+    /// store.create_table::<Bug>().await?;
+    /// let open = store.find::<Bug>().filter(Bug::STATUS.eq("open")).order_by(Bug::ID.desc()).page(20).await?;
+    /// # let _ = open; Ok(()) }
+    /// ```
+    pub fn find<T: Entity>(&self) -> Find<'_, Self, T> {
+        Find::new(self)
+    }
+
     /// The record with this key, only if its stored version is `version` (Slim3's
     /// `Datastore.get(class, key, version)`).
     ///
@@ -175,6 +200,46 @@ impl<S: Storage> Store<S> {
         })
         .await?;
         ops::settle_puts(ts, &stamps)
+    }
+
+    /// Applies `patch` to every record `filter` matches, in one statement inside a transaction of
+    /// its own (retried as the default [`RetryPolicy`] allows when the backend refuses it
+    /// retryably): each record's version goes up by one and its `updated_at` is stamped, so that
+    /// every copy read before conflicts afterwards (Rails' `update_all` with `lock_version`).
+    /// Returns how many records it changed. Unlike [`put_all`](Self::put_all), which checks each
+    /// copy's version, it checks none: it writes whatever the records hold now. A record whose
+    /// version is at its maximum is left unchanged and not counted; a patch that merges a JSON
+    /// document is refused (`Error::Encode`: each record's document differs).
+    pub async fn patch_where<T: Entity>(&self, filter: Filter<T>, patch: T::Patch) -> Result<u64> {
+        let columns = ops::prepare_patch_where::<T>(patch)?;
+        let mut attempts = RetryPolicy::default().start("patch_where");
+        loop {
+            let (filter, columns) = (filter.clone(), columns.clone());
+            let attempt = self.run_transaction("patch_where", false, move |tx| async move {
+                ops::patch_where(tx.writer("patch_where")?, filter, &columns).await
+            });
+            match attempt.await {
+                Ok(changed) => return Ok(changed),
+                Err(err) => attempts.failed(err).await?,
+            }
+        }
+    }
+
+    /// Deletes every record `filter` matches, in one statement inside a transaction of its own
+    /// (retried as [`patch_where`](Self::patch_where) is); how many it deleted. No version is
+    /// checked.
+    pub async fn delete_where<T: Entity>(&self, filter: Filter<T>) -> Result<u64> {
+        let mut attempts = RetryPolicy::default().start("delete_where");
+        loop {
+            let filter = filter.clone();
+            let attempt = self.run_transaction("delete_where", false, move |tx| async move {
+                ops::delete_where(tx.writer("delete_where")?, filter).await
+            });
+            match attempt.await {
+                Ok(deleted) => return Ok(deleted),
+                Err(err) => attempts.failed(err).await?,
+            }
+        }
     }
 
     /// Stores every copy in `ts` as a new record at version 1: all of them, or none. A key already

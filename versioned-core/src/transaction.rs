@@ -10,6 +10,7 @@ use crate::executor::Executor;
 use crate::lock::LockWait;
 use crate::ops;
 use crate::patch::Check;
+use crate::query::{Filter, Find};
 use crate::storage::{SavepointStep, Storage, StorageTransaction};
 use crate::value::KeyFor;
 
@@ -81,6 +82,30 @@ impl<S: Storage> Transaction<S> {
     /// Whether writes through this handle are refused ([`Store::read_transaction`](crate::Store::read_transaction)).
     pub fn is_read_only(&self) -> bool {
         self.read_only
+    }
+
+    /// The records with these keys, as this transaction sees them. See
+    /// [`Store::get_many`](crate::Store::get_many).
+    pub async fn get_many<T: Entity, K: KeyFor<T::Key>>(&self, keys: &[K]) -> Result<Vec<Option<T>>> {
+        ops::get_many(self.reader("get_many")?, keys).await
+    }
+
+    /// A query of the records of `T` as this transaction sees them (its own writes included): see
+    /// [`Find`].
+    pub fn find<T: Entity>(&self) -> Find<'_, Self, T> {
+        Find::new(self)
+    }
+
+    /// Applies `patch` to every record `filter` matches, in this transaction; how many it changed.
+    /// See [`Store::patch_where`](crate::Store::patch_where).
+    pub async fn patch_where<T: Entity>(&self, filter: Filter<T>, patch: T::Patch) -> Result<u64> {
+        let columns = ops::prepare_patch_where::<T>(patch)?;
+        ops::patch_where(self.writer("patch_where")?, filter, &columns).await
+    }
+
+    /// Deletes every record `filter` matches, in this transaction; how many it deleted.
+    pub async fn delete_where<T: Entity>(&self, filter: Filter<T>) -> Result<u64> {
+        ops::delete_where(self.writer("delete_where")?, filter).await
     }
 
     /// The record with this key, as this transaction sees it. See [`Store::get`](crate::Store::get).

@@ -180,6 +180,23 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
         quote!(#field: __v::decoded(Self::TABLE, #i, #decode)?)
     });
 
+    // A typed handle per field for queries (`Bug::STATUS`), encoding values as the field is
+    // stored; JSON fields have none (a document has no order).
+    let handles = model.columns.iter().enumerate().filter(|(_, c)| c.repr != Repr::Json).map(|(i, c)| {
+        let ty = c.ty;
+        let name = format_ident!("{}", unraw(c.ident).to_uppercase(), span = c.ident.span());
+        let doc = format!(
+            "The `{}` field, for queries: `{ident}::find(&store).filter({ident}::{name}.eq(…))`.",
+            unraw(c.ident)
+        );
+        let encode = encode(c, quote!(value));
+        quote! {
+            #[doc = #doc]
+            #[allow(dead_code)]
+            #vis const #name: __v::query::Column<Self, #ty> = __v::query::Column::new(#i, |value: &#ty| #encode);
+        }
+    });
+
     let field_idents: Vec<_> = model.columns.iter().map(|c| c.ident).collect();
     let field_tys = model.columns.iter().map(|c| c.ty);
     let copiers: Vec<_> = (0..model.columns.len()).map(|i| format_ident!("__copy{}", i)).collect();
@@ -305,6 +322,13 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
 
             #[automatically_derived]
             impl #ident {
+                #(#handles)*
+
+                /// A query of the records of this struct on `on` (a store or a transaction). See `Store::find`.
+                pub fn find<E: __v::Executor>(on: &E) -> __v::query::Find<'_, E, Self> {
+                    __v::query::Find::new(on)
+                }
+
                 /// The record with this key, if any. See `Store::get`.
                 pub async fn get<E: __v::Executor>(on: &E, key: &(impl __v::KeyFor<#key_ty> + ?::core::marker::Sized)) -> __v::Result<::core::option::Option<Self>> {
                     __v::ops::get::<Self, _>(on.reader("get")?, key).await

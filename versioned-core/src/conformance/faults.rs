@@ -18,6 +18,7 @@ use crate::entity::TableDef;
 use crate::error::{Result, StorageError};
 use crate::lock::LockWait;
 use crate::patch::Check;
+use crate::storage::select::{Condition, Select};
 use crate::storage::{Capabilities, RowAccess, SavepointStep, Storage, StorageTransaction, WriteOutcome};
 use crate::store::Store;
 use crate::value::{Row, Value};
@@ -224,6 +225,27 @@ const IN_TRANSACTION: Calls = Calls {
 impl<I: RowAccess> RowAccess for Faulty<I> {
     async fn fetch(&self, table: &'static TableDef, key: &Value) -> Result<Option<Row>> {
         self.plan.inject(self.calls.fetch, self.inner.fetch(table, key)).await
+    }
+
+    async fn select(&self, table: &'static TableDef, select: &Select) -> Result<Vec<Row>> {
+        self.plan.inject(self.calls.fetch, self.inner.select(table, select)).await
+    }
+
+    async fn count(&self, table: &'static TableDef, condition: &Condition) -> Result<u64> {
+        self.plan.inject(self.calls.fetch, self.inner.count(table, condition)).await
+    }
+
+    async fn update_where(
+        &self,
+        table: &'static TableDef,
+        condition: &Condition,
+        columns: &[(usize, Value)],
+    ) -> Result<u64> {
+        self.plan.inject(self.calls.update, self.inner.update_where(table, condition, columns)).await
+    }
+
+    async fn delete_where(&self, table: &'static TableDef, condition: &Condition) -> Result<u64> {
+        self.plan.inject(self.calls.delete, self.inner.delete_where(table, condition)).await
     }
 
     async fn insert(&self, table: &'static TableDef, row: Row) -> Result<bool> {

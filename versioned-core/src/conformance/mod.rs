@@ -31,6 +31,7 @@ mod locking;
 mod mappings;
 mod misuse;
 mod patch;
+mod queries;
 mod records;
 mod savepoints;
 pub mod sql;
@@ -54,6 +55,7 @@ pub use locking::*;
 pub use mappings::*;
 pub use misuse::*;
 pub use patch::*;
+pub use queries::*;
 pub use records::*;
 pub use savepoints::*;
 pub use touch_and_audit::*;
@@ -157,6 +159,14 @@ macro_rules! conformance_tests {
             corrupt_stored_versions_are_refused_by_every_operation,
             a_patch_that_could_not_be_read_back_writes_nothing,
             a_row_that_no_longer_decodes_is_never_patched,
+            // queries.rs
+            queries_return_what_rust_returns_in_rust_order,
+            pages_walk_every_record_once_while_others_come_and_go,
+            bad_query_input_is_refused_clearly,
+            transactions_query_their_own_writes,
+            get_many_returns_records_in_the_order_of_the_keys,
+            streams_return_every_record_in_order,
+            patch_where_and_delete_where_move_versions_on,
             // faults.rs
             faults_never_leave_half_an_operation
         );

@@ -15,6 +15,8 @@ use crate::error::{Error, Result};
 use crate::value::{Field, KeyFor, Row, Value, VersionField};
 
 mod batch;
+mod by_filter;
+mod many;
 mod patch;
 mod read_modify_write;
 mod record;
@@ -23,6 +25,8 @@ pub use batch::{
     prepare_deletes, prepare_inserts, prepare_puts, refuse_unstorable_versions, settle_inserts, settle_puts,
     write_deletes, write_inserts, write_puts,
 };
+pub use by_filter::{delete_where, patch_where, prepare_patch_where};
+pub use many::get_many;
 pub use patch::patch;
 pub use read_modify_write::{lock_modify_write, read_modify_write};
 pub use record::{

@@ -90,7 +90,7 @@ async fn patch_inner<T: Entity, A: RowAccess>(
 /// Refuses, before anything is read or written, a patch (a hand-written [`Patch`](crate::Patch)
 /// can say anything) that names a column the table does not have, names one twice, or changes
 /// what a patch never changes: the key, the version, the timestamps the store sets.
-fn check_changes(table: &'static TableDef, changes: &[Change]) -> Result<()> {
+pub(super) fn check_changes(table: &'static TableDef, changes: &[Change]) -> Result<()> {
     let refuse = |column: &'static str, reason: String| Err(Error::Encode { table: table.name, column, reason });
     for (at, change) in changes.iter().enumerate() {
         let Some(column) = table.columns.get(change.column) else {

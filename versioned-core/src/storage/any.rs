@@ -8,6 +8,7 @@ use super::mysql::{MysqlStorage, MysqlTransaction};
 use super::options::ConnectOptions;
 #[cfg(feature = "postgres")]
 use super::postgres::{PostgresStorage, PostgresTransaction};
+use super::select::{Condition, Select};
 #[cfg(feature = "sqlite")]
 use super::sqlite::{SqliteStorage, SqliteTransaction};
 use super::{RowAccess, SavepointStep, Storage, StorageTransaction, WriteOutcome};
@@ -199,6 +200,27 @@ impl RowAccess for AnyStorage {
         each!(self, AnyStorage, s => s.fetch(table, key).await)
     }
 
+    async fn select(&self, table: &'static TableDef, select: &Select) -> Result<Vec<Row>> {
+        each!(self, AnyStorage, s => s.select(table, select).await)
+    }
+
+    async fn count(&self, table: &'static TableDef, condition: &Condition) -> Result<u64> {
+        each!(self, AnyStorage, s => s.count(table, condition).await)
+    }
+
+    async fn update_where(
+        &self,
+        table: &'static TableDef,
+        condition: &Condition,
+        columns: &[(usize, Value)],
+    ) -> Result<u64> {
+        each!(self, AnyStorage, s => s.update_where(table, condition, columns).await)
+    }
+
+    async fn delete_where(&self, table: &'static TableDef, condition: &Condition) -> Result<u64> {
+        each!(self, AnyStorage, s => s.delete_where(table, condition).await)
+    }
+
     async fn insert(&self, table: &'static TableDef, row: Row) -> Result<bool> {
         each!(self, AnyStorage, s => s.insert(table, row).await)
     }
@@ -256,6 +278,27 @@ impl RowAccess for AnyStorage {
 impl RowAccess for AnyTransaction {
     async fn fetch(&self, table: &'static TableDef, key: &Value) -> Result<Option<Row>> {
         each!(self, AnyTransaction, s => s.fetch(table, key).await)
+    }
+
+    async fn select(&self, table: &'static TableDef, select: &Select) -> Result<Vec<Row>> {
+        each!(self, AnyTransaction, s => s.select(table, select).await)
+    }
+
+    async fn count(&self, table: &'static TableDef, condition: &Condition) -> Result<u64> {
+        each!(self, AnyTransaction, s => s.count(table, condition).await)
+    }
+
+    async fn update_where(
+        &self,
+        table: &'static TableDef,
+        condition: &Condition,
+        columns: &[(usize, Value)],
+    ) -> Result<u64> {
+        each!(self, AnyTransaction, s => s.update_where(table, condition, columns).await)
+    }
+
+    async fn delete_where(&self, table: &'static TableDef, condition: &Condition) -> Result<u64> {
+        each!(self, AnyTransaction, s => s.delete_where(table, condition).await)
     }
 
     async fn insert(&self, table: &'static TableDef, row: Row) -> Result<bool> {

@@ -6,7 +6,8 @@ use std::future::Future;
 
 use crate::entity::{ColumnRole, Entity, TableDef};
 use crate::error::{Result, StorageError};
-use crate::storage::{RowAccess, SavepointStep, WriteOutcome};
+use crate::storage::select::{Condition, Select};
+use crate::storage::{RowAccess, SavepointStep, WriteOutcome, evaluate};
 use crate::value::{Row, Value};
 
 /// A write decided from the stored row alone. Autocommit calls and transactions apply the same
@@ -141,6 +142,11 @@ pub trait DecidedWrites: Send + Sync {
         decide: impl FnOnce(Option<&Row>) -> Result<Decision> + Send,
     ) -> impl Future<Output = Result<WriteOutcome>> + Send;
 
+    /// Every row of `table` meeting `condition`, as this handle sees it (a transaction: with its
+    /// own writes), in any order. A transaction remembers each row it returns as read, as
+    /// [`read`](Self::read) does.
+    fn scan(&self, table: &'static TableDef, condition: &Condition) -> impl Future<Output = Result<Vec<Row>>> + Send;
+
     /// See [`RowAccess::keeps_values`].
     fn keeps_values(&self) -> bool {
         false
@@ -214,6 +220,60 @@ impl<B: DecidedWrites> RowAccess for B {
             Ok(if check(table, stored, expected)? { Decision::Delete } else { Decision::Refuse })
         });
         written.await
+    }
+
+    async fn select(&self, table: &'static TableDef, select: &Select) -> Result<Vec<Row>> {
+        Ok(evaluate::order_and_limit(select, self.scan(table, &select.condition).await?))
+    }
+
+    async fn count(&self, table: &'static TableDef, condition: &Condition) -> Result<u64> {
+        Ok(self.scan(table, condition).await?.len() as u64)
+    }
+
+    async fn update_where(
+        &self,
+        table: &'static TableDef,
+        condition: &Condition,
+        columns: &[(usize, Value)],
+    ) -> Result<u64> {
+        let mut changed = 0;
+        for row in self.scan(table, condition).await? {
+            let record = self.record(table, table.key_of(&row)?)?;
+            // Decided again on the row as stored at the write: it must still match.
+            let written = self.write(table, record, |stored| {
+                let Some(stored) = stored.filter(|row| evaluate::matches(condition, row)) else {
+                    return Ok(Decision::Refuse);
+                };
+                match table.version_of(stored) {
+                    Ok(version) if version < table.version_max => {
+                        let mut row = stored.clone();
+                        for (index, value) in columns {
+                            row.set(*index, value.clone());
+                        }
+                        // `version` < version_max <= i64::MAX: the increment is exact.
+                        Ok(Decision::Write(with_version(row, table, version + 1)))
+                    }
+                    _ => Ok(Decision::Refuse),
+                }
+            });
+            changed += u64::from(matches!(written.await?, WriteOutcome::Applied));
+        }
+        Ok(changed)
+    }
+
+    async fn delete_where(&self, table: &'static TableDef, condition: &Condition) -> Result<u64> {
+        let mut deleted = 0;
+        for row in self.scan(table, condition).await? {
+            let record = self.record(table, table.key_of(&row)?)?;
+            let written = self.write(table, record, |stored| {
+                Ok(match stored {
+                    Some(row) if evaluate::matches(condition, row) => Decision::Delete,
+                    _ => Decision::Refuse,
+                })
+            });
+            deleted += u64::from(matches!(written.await?, WriteOutcome::Applied));
+        }
+        Ok(deleted)
     }
 
     fn keeps_values(&self) -> bool {

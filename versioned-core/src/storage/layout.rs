@@ -11,8 +11,9 @@
 
 use crate::entity::TableDef;
 use crate::error::{Error, Result};
-use crate::storage::WriteOutcome;
 use crate::storage::decisions::Decision;
+use crate::storage::select::Condition;
+use crate::storage::{WriteOutcome, evaluate};
 use crate::value::{Row, Value};
 
 /// A struct's columns in its table's rows.
@@ -87,6 +88,16 @@ impl Layout {
     /// Whether the struct is laid out as the table: its rows are the stored rows.
     pub(crate) fn is_identity(&self) -> bool {
         self.columns.is_none()
+    }
+
+    /// A stored row as the struct's row, if it meets `condition` (a condition on the struct's
+    /// columns): copied only then, when the struct is laid out as the table.
+    pub(crate) fn matching(&self, condition: &Condition, stored: std::borrow::Cow<'_, Row>) -> Option<Row> {
+        if self.is_identity() {
+            return evaluate::matches(condition, &stored).then(|| stored.into_owned());
+        }
+        let row = self.read(stored.into_owned());
+        evaluate::matches(condition, &row).then_some(row)
     }
 
     /// A stored row as the struct's row.

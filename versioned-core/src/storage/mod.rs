@@ -3,7 +3,8 @@
 //! What a backend implements, on one screen:
 //!
 //! - [`RowAccess`]: the row operations (`fetch`, `insert`, checked `update`, `upsert`, `patch`,
-//!   `delete`; batches have defaults), on [`Row`]s described by a [`TableDef`];
+//!   `delete`; batches have defaults), and queries (`select`, `count`, described in [`select`]),
+//!   on [`Row`]s described by a [`TableDef`];
 //! - [`Storage`]: `create_table`, `begin` (and `begin_with_lock_wait`), `begin_read_only`, and what the backend is
 //!   ([`Capabilities`]);
 //! - [`StorageTransaction`]: `fetch_for_update`, `savepoint`, `commit`, `rollback`.
@@ -23,11 +24,13 @@ use crate::entity::{Entity, TableDef};
 use crate::error::Result;
 use crate::lock::LockWait;
 use crate::value::{Row, Value};
+use select::{Condition, Select};
 
 pub mod any;
 mod decisions;
 #[cfg(feature = "etcd")]
 pub mod etcd;
+pub(crate) mod evaluate;
 mod layout;
 pub mod memory;
 #[cfg(feature = "mysql")]
@@ -35,6 +38,7 @@ pub mod mysql;
 pub(crate) mod options;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+pub mod select;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod sql;
 #[cfg(feature = "sqlite")]
@@ -117,6 +121,30 @@ pub trait RowAccess: Send + Sync {
         columns: &[(usize, Value)],
         expected: u64,
     ) -> impl Future<Output = Result<WriteOutcome>> + Send;
+
+    /// The rows meeting `select.condition`, in `select.order`, at most `select.limit` of them, as
+    /// [`select`] defines them: Rust's order of the values, a comparison with `NULL` false. A
+    /// transaction sees its own writes.
+    fn select(&self, table: &'static TableDef, select: &Select) -> impl Future<Output = Result<Vec<Row>>> + Send;
+
+    /// How many rows meet `condition` (see [`select`](Self::select)).
+    fn count(&self, table: &'static TableDef, condition: &Condition) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Sets `columns` (index, value) of every row meeting `condition`, and its version to its
+    /// stored version + 1; a row whose version is not a valid version or is at
+    /// `table.version_max` is left as it is. Returns how many rows it changed. Not atomic by
+    /// itself on every backend: the typed layer runs it in a transaction.
+    fn update_where(
+        &self,
+        table: &'static TableDef,
+        condition: &Condition,
+        columns: &[(usize, Value)],
+    ) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Deletes every row meeting `condition`; how many it deleted. Not atomic by itself (see
+    /// [`update_where`](Self::update_where)).
+    fn delete_where(&self, table: &'static TableDef, condition: &Condition)
+    -> impl Future<Output = Result<u64>> + Send;
 
     #[doc(hidden)]
     /// Whether [`update_value`](Self::update_value) may take records (false by default): the

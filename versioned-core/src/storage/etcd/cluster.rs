@@ -262,6 +262,56 @@ impl Cluster {
         Ok((RecordState::parse(table, keys, reply.kvs())?, at))
     }
 
+    /// Every record of `table` (as of `revision`, if given), read in ranges of a bounded number
+    /// of keys, all at the revision of the first; and that revision.
+    pub(super) async fn scan(
+        &self,
+        table: &TableDef,
+        revision: Option<i64>,
+    ) -> Result<(Vec<(RecordKeys, RecordState)>, i64)> {
+        /// Keys per range request: a few hundred records, well below etcd's reply size limit.
+        const KEYS_PER_REQUEST: i64 = 1_000;
+        let prefix = codec::table_records(self.prefix(), table);
+        let end = codec::prefix_end(&prefix);
+        let (mut records, mut at, mut from) = (Vec::new(), revision, prefix);
+        // The parts of one record come one after another in key order; a request may end
+        // inside a record, whose parts the next one continues.
+        let mut current: Option<(RecordKeys, Vec<KeyValue>)> = None;
+        loop {
+            let mut options = GetOptions::new().with_range(end.clone()).with_limit(KEYS_PER_REQUEST);
+            if let Some(at) = at {
+                options = options.with_revision(at);
+            }
+            let reply = self.client.kv_client().get(from.clone(), Some(options)).await.map_err(request_error)?;
+            at.get_or_insert(reply.header().map_or(0, |h| h.revision()));
+            for kv in reply.kvs() {
+                let Some((_, record)) = kv.key().split_last() else { continue };
+                if current.as_ref().is_none_or(|(keys, _)| keys.prefix != record) {
+                    if let Some((keys, kvs)) = current.take() {
+                        let state = RecordState::parse(table, &keys, &kvs)?;
+                        records.push((keys, state));
+                    }
+                    current = Some((RecordKeys { prefix: record.to_vec() }, Vec::new()));
+                }
+                if let Some((_, kvs)) = current.as_mut() {
+                    kvs.push(kv.clone());
+                }
+            }
+            match reply.kvs().last() {
+                Some(last) if reply.more() => {
+                    from = last.key().to_vec();
+                    from.push(0);
+                }
+                _ => break,
+            }
+        }
+        if let Some((keys, kvs)) = current {
+            let state = RecordState::parse(table, &keys, &kvs)?;
+            records.push((keys, state));
+        }
+        Ok((records, at.unwrap_or(0)))
+    }
+
     /// The lease of new markers, granted anew when the current one has been used for long enough.
     async fn marker_lease(&self) -> Result<i64> {
         let mut lease = self.marker_lease.lock().await;

@@ -44,10 +44,8 @@ pub struct RecordKeys {
 
 impl RecordKeys {
     pub(super) fn new(prefix: &[u8], table: &TableDef, key: &Value) -> Result<Self> {
-        let mut out = Vec::with_capacity(prefix.len() + table.name.len() + 24);
-        out.extend_from_slice(prefix);
-        out.extend_from_slice(table.name.as_bytes());
-        out.extend_from_slice(b"/k/");
+        let mut out = table_records(prefix, table);
+        out.reserve(24);
         match key {
             // Offset by 2^63 so that the hex digits sort as the integers do.
             Value::Int(i) => {
@@ -109,6 +107,28 @@ impl RecordKeys {
             _ => None,
         }
     }
+}
+
+/// The prefix of every record key of `table`: `P<table>/k/`.
+pub(super) fn table_records(prefix: &[u8], table: &TableDef) -> Vec<u8> {
+    let mut out = Vec::with_capacity(prefix.len() + table.name.len() + 3);
+    out.extend_from_slice(prefix);
+    out.extend_from_slice(table.name.as_bytes());
+    out.extend_from_slice(b"/k/");
+    out
+}
+
+/// The end of the range of keys starting with `prefix` (excluded): `prefix` with its last byte
+/// incremented (a prefix of record keys never ends in `0xff`).
+pub(super) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
 }
 
 /// The key of a table's schema.

@@ -27,7 +27,8 @@ use std::sync::Arc;
 use etcd_client::{Client, Compare, CompareOp, ConnectOptions, DeleteOptions, PutOptions, Txn, TxnOp};
 
 use super::decisions::{self, Decision};
-use super::{RowAccess, Storage, WriteOutcome};
+use super::select::{Condition, Select};
+use super::{RowAccess, Storage, StorageTransaction, WriteOutcome, evaluate};
 use crate::entity::TableDef;
 use crate::error::{Error, Result, StorageError};
 use crate::store::Store;
@@ -180,11 +181,50 @@ fn version_is(keys: &RecordKeys, version: u64) -> Compare {
     Compare::value(keys.version(), CompareOp::Equal, codec::version_bytes(version))
 }
 
+impl EtcdStorage {
+    /// Every stored row of `table`, read at one revision: a query reads the whole table and
+    /// evaluates itself in this process (see the module's docs).
+    async fn rows(&self, table: &'static TableDef) -> Result<impl Iterator<Item = Row>> {
+        self.cluster.check_layout(table).await?;
+        let (records, _) = self.cluster.scan(table, None).await?;
+        Ok(records.into_iter().filter_map(|(_, state)| state.row))
+    }
+}
+
 impl RowAccess for EtcdStorage {
     async fn fetch(&self, table: &'static TableDef, key: &Value) -> Result<Option<Row>> {
         self.cluster.check_layout(table).await?;
         let keys = self.keys(table, key)?;
         Ok(self.cluster.read(table, &keys, None).await?.0.row)
+    }
+
+    async fn select(&self, table: &'static TableDef, select: &Select) -> Result<Vec<Row>> {
+        Ok(evaluate::select(select, self.rows(table).await?))
+    }
+
+    async fn count(&self, table: &'static TableDef, condition: &Condition) -> Result<u64> {
+        Ok(self.rows(table).await?.filter(|row| evaluate::matches(condition, row)).count() as u64)
+    }
+
+    /// In a transaction of its own: one etcd transaction applies every change, or none.
+    async fn update_where(
+        &self,
+        table: &'static TableDef,
+        condition: &Condition,
+        columns: &[(usize, Value)],
+    ) -> Result<u64> {
+        let tx = self.begin().await?;
+        let changed = tx.update_where(table, condition, columns).await?;
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    /// In a transaction of its own, as [`update_where`](Self::update_where).
+    async fn delete_where(&self, table: &'static TableDef, condition: &Condition) -> Result<u64> {
+        let tx = self.begin().await?;
+        let deleted = tx.delete_where(table, condition).await?;
+        tx.commit().await?;
+        Ok(deleted)
     }
 
     async fn insert(&self, table: &'static TableDef, row: Row) -> Result<bool> {

@@ -12,6 +12,8 @@ use crate::entity::TableDef;
 use crate::error::{Error, Result, StorageError};
 use crate::lock::LockWait;
 use crate::storage::decisions::{self, DecidedWrites, Decision};
+use crate::storage::evaluate;
+use crate::storage::select::Condition;
 use crate::storage::{SavepointStep, StorageTransaction, WriteOutcome};
 use crate::value::{Row, Value};
 
@@ -267,6 +269,42 @@ impl DecidedWrites for EtcdTransaction {
     async fn read(&self, table: &'static TableDef, (keys, key): (RecordKeys, Value)) -> Result<Option<Row>> {
         let mut state = self.state.lock().await;
         self.seen(&mut state, table, &keys, &key).await
+    }
+
+    async fn scan(&self, table: &'static TableDef, condition: &Condition) -> Result<Vec<Row>> {
+        self.cluster.check_layout(table).await?;
+        let mut state = self.state.lock().await;
+        let (records, at) = self.cluster.scan(table, state.snapshot).await?;
+        if self.read_only {
+            state.snapshot.get_or_insert(at);
+        }
+        let state = &mut *state;
+        let mut found = Vec::new();
+        for (keys, stored) in records {
+            if state.written.contains_key(&keys) {
+                continue;
+            }
+            // A record read before: the transaction goes on seeing what it saw (commit checks it).
+            if let Some((_, seen)) = state.read.get(&keys) {
+                found.extend(seen.row.clone().filter(|row| evaluate::matches(condition, row)));
+                continue;
+            }
+            let Some(row) = stored.row.filter(|row| evaluate::matches(condition, row)) else { continue };
+            if !self.read_only {
+                let touched = Touched { table, key: table.key_of(&row)?.clone() };
+                let seen =
+                    Seen { revision: stored.revision, version: Some(table.version_of(&row)?), row: Some(row.clone()) };
+                state.read.insert(keys, (touched, seen));
+            }
+            found.push(row);
+        }
+        // Then its own writes.
+        for (touched, row) in state.written.values() {
+            if let Some(row) = row.as_ref().filter(|_| touched.table.name == table.name) {
+                found.extend(evaluate::matches(condition, row).then(|| row.clone()));
+            }
+        }
+        Ok(found)
     }
 
     /// Decides one write against what the transaction sees, and buffers it.

@@ -34,6 +34,7 @@ use tokio::sync::OwnedMutexGuard;
 use self::tables::{KeyRepr, Stored, Tables};
 pub use self::transaction::MemoryTransaction;
 use super::decisions::{DecidedWrites, Decision};
+use super::select::Condition;
 use super::{Storage, WriteOutcome};
 use crate::entity::{Entity, TableDef};
 use crate::error::Result;
@@ -108,6 +109,18 @@ impl DecidedWrites for MemoryStorage {
         let (shards, layout) = self.tables.with_layout(table)?;
         let stored = shards.lock(&key).rows.get(&key).map(Stored::to_row).transpose()?;
         Ok(stored.map(|row| layout.read(row)))
+    }
+
+    async fn scan(&self, table: &'static TableDef, condition: &Condition) -> Result<Vec<Row>> {
+        let (shards, layout) = self.tables.with_layout(table)?;
+        let mut found = Vec::new();
+        shards.scan(|_, stored| {
+            if let Some(row) = layout.matching(condition, stored.row()?) {
+                found.push(row);
+            }
+            Ok(())
+        })?;
+        Ok(found)
     }
 
     /// Decides and applies one write in a single critical section of the record's shard, once no

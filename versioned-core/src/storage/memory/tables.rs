@@ -224,6 +224,18 @@ impl Table {
         self.lock_shard(key.shard())
     }
 
+    /// Calls `visit` with every record, one shard locked at a time: each record as it was at some
+    /// moment of the scan (a query outside a transaction makes no snapshot of the whole table).
+    pub(super) fn scan(&self, mut visit: impl FnMut(&KeyRepr, &Stored) -> Result<()>) -> Result<()> {
+        for index in 0..SHARDS {
+            let shard = self.lock_shard(index);
+            for (key, stored) in &shard.rows {
+                visit(key, stored)?;
+            }
+        }
+        Ok(())
+    }
+
     #[inline]
     fn lock_shard(&self, index: usize) -> MutexGuard<'_, Shard> {
         // `index` comes from `KeyRepr::shard`, below `SHARDS`; the mask only spares a check.
@@ -266,6 +278,11 @@ pub(super) struct TableSnapshot(Vec<ShardRows>);
 impl TableSnapshot {
     pub(super) fn get(&self, key: &KeyRepr) -> Option<&Row> {
         self.0.get(key.shard()).and_then(|rows| rows.get(key))
+    }
+
+    /// Every row of the table, as the snapshot holds them.
+    pub(super) fn rows(&self) -> impl Iterator<Item = &Row> {
+        self.0.iter().flat_map(|rows| rows.values())
     }
 }
 

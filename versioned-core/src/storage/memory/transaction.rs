@@ -1,5 +1,6 @@
 //! The memory backend's transactions: optimistic, validated at commit.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -11,6 +12,7 @@ use crate::entity::TableDef;
 use crate::error::{Error, Result};
 use crate::lock::LockWait;
 use crate::storage::decisions::{self, DecidedWrites, Decision};
+use crate::storage::select::Condition;
 use crate::storage::{RowAccess, SavepointStep, StorageTransaction, WriteOutcome};
 use crate::value::{Row, Value};
 
@@ -72,6 +74,38 @@ impl DecidedWrites for MemoryTransaction {
         let seen = self.seen(&mut lock(&self.state), table, &(table.name, key))?;
         let (_, layout) = self.store.tables.with_layout(table)?;
         Ok(seen.map(|row| layout.read(row)))
+    }
+
+    async fn scan(&self, table: &'static TableDef, condition: &Condition) -> Result<Vec<Row>> {
+        let (shards, layout) = self.store.tables.with_layout(table)?;
+        if let Some(snapshot) = &self.snapshot {
+            let rows = snapshot.get(table.name).ok_or_else(|| no_table(table))?.rows();
+            return Ok(rows.filter_map(|row| layout.matching(condition, Cow::Borrowed(row))).collect());
+        }
+        let mut state = lock(&self.state);
+        let state = &mut *state;
+        let mut found = Vec::new();
+        // The committed records this transaction has not written, each remembered as read.
+        shards.scan(|key, stored| {
+            let id = (table.name, key.clone());
+            if state.written.contains_key(&id) {
+                return Ok(());
+            }
+            let row = stored.row()?;
+            let version = layout.stored.version_of(&row)?;
+            if let Some(row) = layout.matching(condition, row) {
+                state.read.entry(id).or_insert((table, Some(version)));
+                found.push(row);
+            }
+            Ok(())
+        })?;
+        // Then its own writes.
+        for ((name, _), (_, row)) in &state.written {
+            if let Some(row) = row.as_ref().filter(|_| *name == table.name) {
+                found.extend(layout.matching(condition, Cow::Borrowed(row)));
+            }
+        }
+        Ok(found)
     }
 
     /// Decides one write against what the transaction sees, and buffers it.

@@ -31,16 +31,20 @@ pub(crate) trait MysqlFlavor: Sync + 'static {
     const EXACT_COLLATION: &'static str;
     /// The declared type of a text key.
     const TEXT_KEY: &'static str;
+    /// The declared type of another text column: compared by code point, as the key.
+    const TEXT: &'static str;
 }
 
 impl MysqlFlavor for MysqlDialect {
     const EXACT_COLLATION: &'static str = "utf8mb4_nopad_bin";
     const TEXT_KEY: &'static str = "VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin";
+    const TEXT: &'static str = "LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin";
 }
 
 impl MysqlFlavor for Mysql8Dialect {
     const EXACT_COLLATION: &'static str = "utf8mb4_0900_bin";
     const TEXT_KEY: &'static str = "VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_0900_bin";
+    const TEXT: &'static str = "LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_0900_bin";
 }
 
 impl<M: MysqlFlavor> Dialect for M {
@@ -72,7 +76,7 @@ impl<M: MysqlFlavor> Dialect for M {
             ColumnType::Float32 => "FLOAT",
             ColumnType::Float64 => "DOUBLE",
             ColumnType::Text if key => M::TEXT_KEY,
-            ColumnType::Text => "LONGTEXT",
+            ColumnType::Text => M::TEXT,
             ColumnType::Bytes if key => "VARBINARY(255)",
             ColumnType::Bytes => "LONGBLOB",
             ColumnType::Json => "JSON",
@@ -146,8 +150,8 @@ mod tests {
         assert_eq!(
             &*Statements::new(&MysqlDialect, &TAGS).create,
             "CREATE TABLE IF NOT EXISTS `tags` (`id` VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin \
-             NOT NULL PRIMARY KEY, `label` LONGTEXT NOT NULL, `version` BIGINT NOT NULL)",
-            "only the key is declared with a collation of its own"
+             NOT NULL PRIMARY KEY, `label` LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin NOT NULL, `version` BIGINT NOT NULL)",
+            "every text column compares by code point"
         );
         assert!(MysqlDialect::TEXT_KEY.ends_with(&format!(" COLLATE {}", MysqlDialect::EXACT_COLLATION)));
     }
@@ -181,7 +185,7 @@ mod tests {
         );
         assert_eq!(
             &*s.create,
-            "CREATE TABLE IF NOT EXISTS `people` (`id` BIGINT NOT NULL PRIMARY KEY, `name` LONGTEXT, `created` BIGINT NOT NULL, `version` BIGINT NOT NULL)"
+            "CREATE TABLE IF NOT EXISTS `people` (`id` BIGINT NOT NULL PRIMARY KEY, `name` LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin, `created` BIGINT NOT NULL, `version` BIGINT NOT NULL)"
         );
         assert!(!MysqlDialect.returning());
         assert_eq!(MysqlDialect.quote("we`ird"), "`we``ird`");

@@ -40,6 +40,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use sqlx::MySql;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 
+use super::select::{Condition, Select};
 use super::sql::driver::{self as sql_driver, Conn};
 use super::sql::rows::OnConnection;
 use super::sql::server_transaction::ServerTransaction;
@@ -322,6 +323,27 @@ impl RowAccess for MysqlStorage {
         self.run(table, async |c| c.fetch(key).await).await
     }
 
+    async fn select(&self, table: &'static TableDef, select: &Select) -> Result<Vec<Row>> {
+        self.run(table, async |c| c.select(select, None).await).await
+    }
+
+    async fn count(&self, table: &'static TableDef, condition: &Condition) -> Result<u64> {
+        self.run(table, async |c| c.count(condition).await).await
+    }
+
+    async fn update_where(
+        &self,
+        table: &'static TableDef,
+        condition: &Condition,
+        columns: &[(usize, Value)],
+    ) -> Result<u64> {
+        self.run(table, async |c| c.update_where(condition, columns).await).await
+    }
+
+    async fn delete_where(&self, table: &'static TableDef, condition: &Condition) -> Result<u64> {
+        self.run(table, async |c| c.delete_where(condition).await).await
+    }
+
     async fn insert(&self, table: &'static TableDef, row: Row) -> Result<bool> {
         self.run(table, async |c| c.insert(&row).await).await
     }
@@ -405,6 +427,27 @@ fn rolled_back(err: &Error) -> Option<bool> {
 impl RowAccess for MysqlTransaction {
     async fn fetch(&self, table: &'static TableDef, key: &Value) -> Result<Option<Row>> {
         self.run(table, async |c| c.fetch(key).await).await
+    }
+
+    async fn select(&self, table: &'static TableDef, select: &Select) -> Result<Vec<Row>> {
+        self.run(table, async |c| c.select(select, None).await).await
+    }
+
+    async fn count(&self, table: &'static TableDef, condition: &Condition) -> Result<u64> {
+        self.run(table, async |c| c.count(condition).await).await
+    }
+
+    async fn update_where(
+        &self,
+        table: &'static TableDef,
+        condition: &Condition,
+        columns: &[(usize, Value)],
+    ) -> Result<u64> {
+        self.run(table, async |c| c.update_where(condition, columns).await).await
+    }
+
+    async fn delete_where(&self, table: &'static TableDef, condition: &Condition) -> Result<u64> {
+        self.run(table, async |c| c.delete_where(condition).await).await
     }
 
     async fn insert(&self, table: &'static TableDef, row: Row) -> Result<bool> {

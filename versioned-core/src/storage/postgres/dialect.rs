@@ -32,6 +32,11 @@ impl Dialect for PostgresDialect {
         }
     }
 
+    /// PostgreSQL sorts `NULL` above every value by default.
+    fn nulls_first(&self, first: bool) -> &'static str {
+        if first { " NULLS FIRST" } else { " NULLS LAST" }
+    }
+
     fn column_type(&self, column: &ColumnDef) -> &'static str {
         match column.ty {
             ColumnType::Bool => "BOOLEAN",
@@ -40,7 +45,9 @@ impl Dialect for PostgresDialect {
             ColumnType::Int64 => "BIGINT",
             ColumnType::Float32 => "REAL",
             ColumnType::Float64 => "DOUBLE PRECISION",
-            ColumnType::Text => "TEXT",
+            // Compared and sorted byte by byte (UTF-8: by code point), as Rust compares strings;
+            // the database's default collation would follow a language's rules.
+            ColumnType::Text => "TEXT COLLATE \"C\"",
             ColumnType::Bytes => "BYTEA",
             ColumnType::Json => "JSONB",
             ColumnType::Uuid => "UUID",

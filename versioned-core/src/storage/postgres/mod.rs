@@ -19,6 +19,7 @@ use std::sync::Arc;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgQueryResult, PgRow};
 use sqlx::{AssertSqlSafe, Postgres, Row as _, SqlSafeStr, TypeInfo as _, ValueRef as _};
 
+use super::select::{Condition, Select};
 use super::sql::driver::{self, Conn, Driver, Meaning, Query as DriverQuery};
 use super::sql::rows::{Bind, OnConnection};
 use super::sql::server_transaction::ServerTransaction;
@@ -233,6 +234,27 @@ impl RowAccess for PostgresStorage {
         self.run(table, async |c| c.fetch(key).await).await
     }
 
+    async fn select(&self, table: &'static TableDef, select: &Select) -> Result<Vec<Row>> {
+        self.run(table, async |c| c.select(select, None).await).await
+    }
+
+    async fn count(&self, table: &'static TableDef, condition: &Condition) -> Result<u64> {
+        self.run(table, async |c| c.count(condition).await).await
+    }
+
+    async fn update_where(
+        &self,
+        table: &'static TableDef,
+        condition: &Condition,
+        columns: &[(usize, Value)],
+    ) -> Result<u64> {
+        self.run(table, async |c| c.update_where(condition, columns).await).await
+    }
+
+    async fn delete_where(&self, table: &'static TableDef, condition: &Condition) -> Result<u64> {
+        self.run(table, async |c| c.delete_where(condition).await).await
+    }
+
     async fn insert(&self, table: &'static TableDef, row: Row) -> Result<bool> {
         self.run(table, async |c| c.insert(&row).await).await
     }
@@ -309,6 +331,27 @@ impl PostgresTransaction {
 impl RowAccess for PostgresTransaction {
     async fn fetch(&self, table: &'static TableDef, key: &Value) -> Result<Option<Row>> {
         self.run(table, async |c| c.fetch(key).await).await
+    }
+
+    async fn select(&self, table: &'static TableDef, select: &Select) -> Result<Vec<Row>> {
+        self.run(table, async |c| c.select(select, None).await).await
+    }
+
+    async fn count(&self, table: &'static TableDef, condition: &Condition) -> Result<u64> {
+        self.run(table, async |c| c.count(condition).await).await
+    }
+
+    async fn update_where(
+        &self,
+        table: &'static TableDef,
+        condition: &Condition,
+        columns: &[(usize, Value)],
+    ) -> Result<u64> {
+        self.run(table, async |c| c.update_where(condition, columns).await).await
+    }
+
+    async fn delete_where(&self, table: &'static TableDef, condition: &Condition) -> Result<u64> {
+        self.run(table, async |c| c.delete_where(condition).await).await
     }
 
     async fn insert(&self, table: &'static TableDef, row: Row) -> Result<bool> {

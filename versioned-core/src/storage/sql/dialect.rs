@@ -54,6 +54,14 @@ pub(crate) trait Dialect: Sync + 'static {
         column.to_owned()
     }
 
+    /// What follows `ASC` (`first`) or `DESC` in an `ORDER BY` of a nullable column so that
+    /// `NULL` sorts before every value, as `None` does in Rust. Nothing by default: SQLite and
+    /// MySQL sort `NULL` first in ascending order and last in descending order already.
+    fn nulls_first(&self, first: bool) -> &'static str {
+        let _ = first;
+        ""
+    }
+
     /// The declared type of a column.
     fn column_type(&self, column: &ColumnDef) -> &'static str;
 

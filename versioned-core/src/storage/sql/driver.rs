@@ -110,6 +110,16 @@ where
         self.optional(table, sql, binds).await?.map(|row| decode_row::<DB>(table, &row)).transpose()
     }
 
+    async fn fetch_rows<'a>(
+        &'a mut self,
+        table: &'static TableDef,
+        sql: &'a Arc<str>,
+        binds: Vec<Bind<'a>>,
+    ) -> Result<Vec<Row>> {
+        let rows = prepare::<DB>(sql, binds)?.fetch_all(&mut *self.0).await.map_err(|e| error::<DB>(Some(table), e))?;
+        rows.iter().map(|row| decode_row::<DB>(table, row)).collect()
+    }
+
     async fn fetch_keys<'a>(
         &'a mut self,
         table: &'static TableDef,

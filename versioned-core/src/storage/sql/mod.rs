@@ -16,6 +16,7 @@ use crate::entity::{ColumnRole, TableDef};
 pub(crate) mod dialect;
 pub(crate) mod driver;
 pub(crate) mod rows;
+pub(crate) mod select;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 pub(crate) mod server_transaction;
 
@@ -102,6 +103,8 @@ pub(crate) struct Statements {
     pub returning: bool,
     dialect: &'static dyn Dialect,
     table: &'static TableDef,
+    /// Every column as read, in column order: what a query selects.
+    read_list: String,
     table_name: String,
     key: String,
     version: String,
@@ -179,6 +182,7 @@ impl Statements {
 
         let mut b = binds();
         let select = format!("SELECT {read_list} FROM {t} WHERE {key} = {}", b.next(k));
+
         let mut b = binds();
         let select_version = format!("SELECT {version} FROM {t} WHERE {key} = {}", b.next(k));
         let insert = dialect.insert_unless_exists(&t, &all_list, &binds().row(), &key);
@@ -235,6 +239,7 @@ impl Statements {
             returning: dialect.returning(),
             dialect,
             table,
+            read_list,
             table_name: t,
             key,
             version,

@@ -7,10 +7,12 @@ use std::borrow::Borrow;
 use std::future::Future;
 use std::sync::Arc;
 
+use super::select::{Lowered, Rendered};
 use super::{Batch, Statements};
 use crate::entity::{ColumnDef, TableDef};
 use crate::error::{Error, Result};
 use crate::storage::WriteOutcome;
+use crate::storage::select::{Condition, Select};
 use crate::value::{ColumnType, Row, Value};
 
 /// A value to bind, with the column it is for: a database with strict types needs a `NULL` of the
@@ -58,6 +60,14 @@ pub(crate) trait SqlConnection: Send {
         sql: &'a Arc<str>,
         values: Vec<Bind<'a>>,
     ) -> impl Future<Output = Result<Option<Row>>> + Send + 'a;
+
+    /// Runs a query returning any number of rows of `table`'s columns, in column order.
+    fn fetch_rows<'a>(
+        &'a mut self,
+        table: &'static TableDef,
+        sql: &'a Arc<str>,
+        values: Vec<Bind<'a>>,
+    ) -> impl Future<Output = Result<Vec<Row>>> + Send + 'a;
 
     /// Runs a query returning any number of rows whose first column is a key of `table`.
     fn fetch_keys<'a>(
@@ -130,6 +140,38 @@ impl<C: SqlConnection + ?Sized> OnConnection<'_, C> {
             Error::LockTimeout { table, key: None } => Error::LockTimeout { table, key: Some(key.clone()) },
             other => other,
         })
+    }
+
+    /// See [`RowAccess::select`](crate::storage::RowAccess::select): one statement; `lock`, a
+    /// `FOR UPDATE` clause, locks the rows it returns.
+    pub(crate) async fn select(&mut self, select: &Select, lock: Option<&str>) -> Result<Vec<Row>> {
+        let condition = Lowered::new(&select.condition);
+        let Rendered { sql, binds } = self.statements.select(&condition, select, lock);
+        let sql: Arc<str> = sql.into();
+        self.conn.fetch_rows(self.table, &sql, binds).await
+    }
+
+    /// See [`RowAccess::count`](crate::storage::RowAccess::count).
+    pub(crate) async fn count(&mut self, condition: &Condition) -> Result<u64> {
+        let condition = Lowered::new(condition);
+        let Rendered { sql, binds } = self.statements.count(&condition);
+        let sql: Arc<str> = sql.into();
+        let count = self.conn.fetch_int(self.table, &sql, binds).await?.unwrap_or(0);
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    /// See [`RowAccess::update_where`](crate::storage::RowAccess::update_where): one statement.
+    pub(crate) async fn update_where(&mut self, condition: &Condition, columns: &[(usize, Value)]) -> Result<u64> {
+        let condition = Lowered::new(condition);
+        let Rendered { sql, binds } = self.statements.update_where(&condition, columns);
+        self.conn.execute(self.table, &sql.into(), binds).await
+    }
+
+    /// See [`RowAccess::delete_where`](crate::storage::RowAccess::delete_where): one statement.
+    pub(crate) async fn delete_where(&mut self, condition: &Condition) -> Result<u64> {
+        let condition = Lowered::new(condition);
+        let Rendered { sql, binds } = self.statements.delete_where(&condition);
+        self.conn.execute(self.table, &sql.into(), binds).await
     }
 
     pub(crate) async fn insert(&mut self, row: &Row) -> Result<bool> {

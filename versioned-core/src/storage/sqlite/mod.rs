@@ -32,6 +32,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{AssertSqlSafe, ConnectOptions as _, SqlSafeStr, Sqlite};
 
+use super::select::{Condition, Select};
 use super::sql::Mappings;
 use super::sql::driver::Conn;
 use super::sql::rows::OnConnection;
@@ -229,6 +230,27 @@ impl Store<SqliteStorage> {
 impl RowAccess for SqliteStorage {
     async fn fetch(&self, table: &'static TableDef, key: &Value) -> Result<Option<Row>> {
         self.run(table, async |c| c.fetch(key).await).await
+    }
+
+    async fn select(&self, table: &'static TableDef, select: &Select) -> Result<Vec<Row>> {
+        self.run(table, async |c| c.select(select, None).await).await
+    }
+
+    async fn count(&self, table: &'static TableDef, condition: &Condition) -> Result<u64> {
+        self.run(table, async |c| c.count(condition).await).await
+    }
+
+    async fn update_where(
+        &self,
+        table: &'static TableDef,
+        condition: &Condition,
+        columns: &[(usize, Value)],
+    ) -> Result<u64> {
+        self.run(table, async |c| c.update_where(condition, columns).await).await
+    }
+
+    async fn delete_where(&self, table: &'static TableDef, condition: &Condition) -> Result<u64> {
+        self.run(table, async |c| c.delete_where(condition).await).await
     }
 
     async fn insert(&self, table: &'static TableDef, row: Row) -> Result<bool> {

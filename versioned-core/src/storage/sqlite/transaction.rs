@@ -13,6 +13,7 @@ use super::driver::{is_busy, storage_error};
 use crate::entity::TableDef;
 use crate::error::{Error, Result};
 use crate::lock::LockWait;
+use crate::storage::select::{Condition, Select};
 use crate::storage::sql::driver::{self, Conn};
 use crate::storage::sql::rows::OnConnection;
 use crate::storage::{RowAccess, SavepointStep, StorageTransaction, WriteOutcome};
@@ -167,6 +168,27 @@ impl SqliteTransaction {
 impl RowAccess for SqliteTransaction {
     async fn fetch(&self, table: &'static TableDef, key: &Value) -> Result<Option<Row>> {
         self.run(table, async |c| c.fetch(key).await).await
+    }
+
+    async fn select(&self, table: &'static TableDef, select: &Select) -> Result<Vec<Row>> {
+        self.run(table, async |c| c.select(select, None).await).await
+    }
+
+    async fn count(&self, table: &'static TableDef, condition: &Condition) -> Result<u64> {
+        self.run(table, async |c| c.count(condition).await).await
+    }
+
+    async fn update_where(
+        &self,
+        table: &'static TableDef,
+        condition: &Condition,
+        columns: &[(usize, Value)],
+    ) -> Result<u64> {
+        self.run(table, async |c| c.update_where(condition, columns).await).await
+    }
+
+    async fn delete_where(&self, table: &'static TableDef, condition: &Condition) -> Result<u64> {
+        self.run(table, async |c| c.delete_where(condition).await).await
     }
 
     async fn insert(&self, table: &'static TableDef, row: Row) -> Result<bool> {

@@ -1,0 +1,108 @@
+//! Queries evaluated in Rust, over rows a backend holds or has read: what the memory and etcd
+//! backends run, and the definition the SQL backends' statements are tested against.
+
+use std::cmp::Ordering;
+
+use super::select::{Comparison, Condition, Order, Select};
+use crate::value::{Row, Value};
+
+/// Rust's order of two stored values of one column: `NULL` first, then numbers by value, text by
+/// code point, bytes byte by byte, `false` before `true`. Floats without a total order (NaN)
+/// compare equal to everything; values of two different types (a table that another struct laid
+/// out) by the type's rank, so the order stays total.
+pub fn compare(a: &Value, b: &Value) -> Ordering {
+    match (a, b) {
+        (Value::Null, Value::Null) => Ordering::Equal,
+        (Value::Bool(a), Value::Bool(b)) => a.cmp(b),
+        (Value::Int(a), Value::Int(b)) => a.cmp(b),
+        (Value::Float(a), Value::Float(b)) => a.partial_cmp(b).unwrap_or(Ordering::Equal),
+        (Value::Int(a), Value::Float(b)) => (*a as f64).partial_cmp(b).unwrap_or(Ordering::Equal),
+        (Value::Float(a), Value::Int(b)) => a.partial_cmp(&(*b as f64)).unwrap_or(Ordering::Equal),
+        (Value::Text(a), Value::Text(b)) => a.cmp(b),
+        (Value::Bytes(a), Value::Bytes(b)) => a.cmp(b),
+        (a, b) => rank(a).cmp(&rank(b)),
+    }
+}
+
+/// Where a value's type sorts among the others, for two values of different types.
+fn rank(value: &Value) -> u8 {
+    match value {
+        Value::Null => 0,
+        Value::Bool(_) => 1,
+        Value::Int(_) | Value::Float(_) => 2,
+        Value::Text(_) => 3,
+        Value::Bytes(_) => 4,
+    }
+}
+
+/// Whether `row` meets `condition`.
+pub fn matches(condition: &Condition, row: &Row) -> bool {
+    let column = |i: &usize| row.get(*i).unwrap_or(&Value::Null);
+    match condition {
+        Condition::Compare { column: i, op, value } => {
+            let stored = column(i);
+            if matches!(stored, Value::Null) {
+                return false;
+            }
+            let ordering = compare(stored, value);
+            match op {
+                Comparison::Eq => ordering == Ordering::Equal,
+                Comparison::Ne => ordering != Ordering::Equal,
+                Comparison::Lt => ordering == Ordering::Less,
+                Comparison::Le => ordering != Ordering::Greater,
+                Comparison::Gt => ordering == Ordering::Greater,
+                Comparison::Ge => ordering != Ordering::Less,
+            }
+        }
+        Condition::In { column: i, values } => {
+            let stored = column(i);
+            !matches!(stored, Value::Null) && values.iter().any(|v| compare(stored, v) == Ordering::Equal)
+        }
+        Condition::IsNull { column: i } => matches!(column(i), Value::Null),
+        Condition::StartsWith { column: i, prefix } => {
+            matches!(column(i), Value::Text(text) if text.starts_with(prefix.as_str()))
+        }
+        Condition::And(all) => all.iter().all(|c| matches(c, row)),
+        Condition::Or(any) => any.iter().any(|c| matches(c, row)),
+        Condition::Not(c) => !matches(c, row),
+    }
+}
+
+/// The order of two rows by `order`.
+pub fn compare_rows(order: &[Order], a: &Row, b: &Row) -> Ordering {
+    for key in order {
+        let (x, y) = (a.get(key.column).unwrap_or(&Value::Null), b.get(key.column).unwrap_or(&Value::Null));
+        let ordering = compare(x, y);
+        let ordering = if key.descending { ordering.reverse() } else { ordering };
+        if ordering != Ordering::Equal {
+            return ordering;
+        }
+    }
+    Ordering::Equal
+}
+
+/// The answer to `select` from `rows` (every row of the table, in any order): the matching rows,
+/// sorted, at most `limit`.
+#[cfg_attr(not(feature = "etcd"), allow(dead_code))] // the etcd storage evaluates whole tables
+pub fn select(select: &Select, rows: impl IntoIterator<Item = Row>) -> Vec<Row> {
+    let found = rows.into_iter().filter(|row| matches(&select.condition, row)).collect();
+    order_and_limit(select, found)
+}
+
+/// `found` (rows meeting `select`'s condition) in `select`'s order, at most its limit. Only the
+/// rows kept are sorted in full.
+pub fn order_and_limit(select: &Select, mut found: Vec<Row>) -> Vec<Row> {
+    let by = |a: &Row, b: &Row| compare_rows(&select.order, a, b);
+    if let Some(limit) = select.limit.map(|l| usize::try_from(l).unwrap_or(usize::MAX))
+        && limit < found.len()
+    {
+        if limit == 0 {
+            found.clear();
+            return found;
+        }
+        found.select_nth_unstable_by(limit - 1, by);
+        found.truncate(limit);
+    }
+    found.sort_unstable_by(by);
+    found
+}
