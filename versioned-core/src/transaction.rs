@@ -79,6 +79,11 @@ impl<S: Storage> Transaction<S> {
         (Transaction { inner, shared: Arc::clone(&shared), depth: 0, read_only, lock_wait }, Committable(shared))
     }
 
+    /// How this transaction's locking reads wait (the store's [`LockWait`]).
+    pub(crate) fn lock_wait(&self) -> LockWait {
+        self.lock_wait
+    }
+
     /// Whether writes through this handle are refused ([`Store::read_transaction`](crate::Store::read_transaction)).
     pub fn is_read_only(&self) -> bool {
         self.read_only

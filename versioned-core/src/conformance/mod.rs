@@ -167,6 +167,7 @@ macro_rules! conformance_tests {
             get_many_returns_records_in_the_order_of_the_keys,
             streams_return_every_record_in_order,
             patch_where_and_delete_where_move_versions_on,
+            locking_queries_lock_or_skip_what_they_return,
             // faults.rs
             faults_never_leave_half_an_operation
         );

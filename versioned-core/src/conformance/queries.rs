@@ -357,3 +357,84 @@ pub async fn patch_where_and_delete_where_move_versions_on<S: Storage>(store: &S
     assert_eq!(store.find::<Ticket>().filter(Ticket::OPEN.eq(false)).count().await.expect("count"), 0);
     assert_eq!(store.find::<Ticket>().count().await.expect("count"), 41 - deleted);
 }
+
+/// Two workers claim the next unassigned ticket at once with `skip_locked`: each gets its own.
+/// Where the backend locks records, the second claims while the first still holds its ticket;
+/// on SQLite the second transaction begins once the first commits, and finds the next ticket. A
+/// `for_update` query locks every record it returns: another transaction cannot lock one.
+pub async fn locking_queries_lock_or_skip_what_they_return<S: Storage>(store: &Store<S>) {
+    stored_tickets(store, 12).await;
+    let locks_records = store.backend().capabilities().locks_records;
+    let (claimed_tx, claimed_rx) = tokio::sync::oneshot::channel::<i64>();
+    let (second_tx, second_rx) = tokio::sync::oneshot::channel::<i64>();
+    let first = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .transaction(|tx| async move {
+                    let unassigned = Ticket::ASSIGNEE.is_none();
+                    let mut job = tx.find::<Ticket>().filter(unassigned).skip_locked().first().await?.expect("a job");
+                    job.assignee = Some("first".into());
+                    tx.put(&mut job).await?;
+                    let _ = claimed_tx.send(job.id);
+                    // Held until the second worker has claimed, where that can happen meanwhile.
+                    let second = tokio::time::timeout(std::time::Duration::from_millis(300), second_rx).await;
+                    Ok((job.id, second.ok().and_then(Result::ok)))
+                })
+                .await
+        })
+    };
+    let first_id = claimed_rx.await.expect("the first worker claims");
+    let second_id = store
+        .transaction(|tx| async move {
+            let unassigned = Ticket::ASSIGNEE.is_none();
+            let mut job = tx.find::<Ticket>().filter(unassigned).skip_locked().first().await?.expect("a job");
+            job.assignee = Some("second".into());
+            tx.put(&mut job).await?;
+            Ok(job.id)
+        })
+        .await
+        .expect("the second worker claims");
+    let _ = second_tx.send(second_id);
+    let (first_again, seen_while_held) = first.await.expect("task").expect("the first worker commits");
+    assert_eq!(first_again, first_id);
+    assert_ne!(first_id, second_id, "two workers claimed the same ticket");
+    if locks_records {
+        assert_eq!(seen_while_held, Some(second_id), "the second worker claimed while the first held its ticket");
+    }
+    let claimed = store.find::<Ticket>().filter(Ticket::ASSIGNEE.in_list(["first", "second"])).all().await;
+    let mut claimed: Vec<_> = claimed.expect("find").into_iter().map(|t| (t.id, t.assignee, t.version)).collect();
+    claimed.sort();
+    let mut want = vec![(first_id, Some("first".to_owned()), 2), (second_id, Some("second".to_owned()), 2)];
+    want.sort();
+    assert_eq!(claimed, want);
+
+    // `for_update` holds every record it returns until the transaction ends.
+    if locks_records {
+        let store2 = store.clone();
+        store
+            .transaction(|tx| async move {
+                let held = tx.find::<Ticket>().filter(Ticket::PRIORITY.eq(1)).for_update().all().await?;
+                assert!(!held.is_empty());
+                for t in &held {
+                    // Another task: a store used inside its own transaction on one task is refused.
+                    let (other, id) = (store2.clone(), t.id);
+                    let tried = tokio::spawn(async move {
+                        other
+                            .transaction(|tx2| async move {
+                                tx2.get_for_update_with::<Ticket>(&id, crate::lock::LockWait::NoWait).await
+                            })
+                            .await
+                    });
+                    let tried = tried.await.expect("task");
+                    assert!(matches!(tried, Err(Error::LockTimeout { .. })), "{tried:?}");
+                }
+                Ok(())
+            })
+            .await
+            .expect("for_update");
+    }
+    // Refused in a read-only transaction, like every locking read.
+    let read_only = store.read_transaction(|tx| async move { tx.find::<Ticket>().for_update().all().await }).await;
+    assert!(matches!(read_only, Err(Error::ReadOnlyTransaction { .. })), "{read_only:?}");
+}

@@ -28,6 +28,7 @@ async fn get_many_inner<T: Entity, A: RowAccess, K: KeyFor<T::Key>>(access: &A, 
             condition: Condition::In { column: table.key, values: chunk.to_vec() },
             order: vec![Order { column: table.key, descending: false }],
             limit: None,
+            lock: None,
         };
         rows.extend(access.select(table, &select).await?);
     }

@@ -11,7 +11,9 @@ use crate::error::{Error, Result};
 use crate::executor::Executor;
 use crate::observe::{Kind, Operation, observed};
 use crate::storage::RowAccess;
-use crate::storage::select::{Comparison, Condition, Order, Select};
+use crate::storage::Storage;
+use crate::storage::select::{Comparison, Condition, Order, RowLock, Select};
+use crate::transaction::Transaction;
 use crate::value::{Row, Value};
 
 /// The most values one query may carry (its filter's, and its cursor's): below what every SQL
@@ -32,6 +34,7 @@ pub const MAX_QUERY_VALUES: usize = 30_000;
 #[must_use = "a query does nothing until it is run (all, first, page, count, exists, stream)"]
 pub struct Find<'e, E, T> {
     on: &'e E,
+    lock: Option<RowLock>,
     filter: Filter<T>,
     order: Vec<Order>,
     limit: Option<u64>,
@@ -50,7 +53,7 @@ pub struct Page<T> {
 impl<'e, E: Executor, T: Entity> Find<'e, E, T> {
     /// A query of every record of `T` on `on`, in key order.
     pub fn new(on: &'e E) -> Self {
-        Find { on, filter: Filter::all(), order: Vec::new(), limit: None, after: None }
+        Find { on, lock: None, filter: Filter::all(), order: Vec::new(), limit: None, after: None }
     }
 
     /// Only the records meeting `filter` (and every filter given before).
@@ -186,7 +189,8 @@ impl<'e, E: Executor, T: Entity> Find<'e, E, T> {
     /// The backend access for `operation`, and the query with its order made total and its
     /// cursor turned into a condition.
     fn prepare(self, operation: &'static str) -> Result<(&'e E::Access, Query)> {
-        let access = self.on.reader(operation)?;
+        // A locking read is refused where writes are (a read-only transaction).
+        let access = if self.lock.is_some() { self.on.writer(operation)? } else { self.on.reader(operation)? };
         let table = T::TABLE;
         let order = total_order(table, self.order);
         let mut condition = self.filter.into_condition()?;
@@ -195,7 +199,27 @@ impl<'e, E: Executor, T: Entity> Find<'e, E, T> {
             condition = condition.and(after(table, &order, cursor.values(table, &order)?));
         }
         check_size(table, &condition)?;
-        Ok((access, Query { table, base, condition, order, limit: self.limit }))
+        Ok((access, Query { table, lock: self.lock, base, condition, order, limit: self.limit }))
+    }
+}
+
+impl<'e, S: Storage, T: Entity> Find<'e, Transaction<S>, T> {
+    /// Locks every record returned until the transaction ends (`SELECT … FOR UPDATE`), waiting
+    /// for one another transaction holds as the store's [`LockWait`](crate::LockWait) says,
+    /// then failing with [`Error::LockTimeout`]. How each backend locks: as for
+    /// [`Transaction::get_for_update`].
+    pub fn for_update(mut self) -> Self {
+        self.lock = Some(RowLock::Wait(self.on.lock_wait()));
+        self
+    }
+
+    /// Locks every record returned that no other transaction holds, and leaves out those it
+    /// holds (`FOR UPDATE SKIP LOCKED`): with `first()` or `limit(n)`, a job queue's "claim the
+    /// next job" for many workers at once. On SQLite a transaction holds the whole database, so
+    /// nothing is ever skipped.
+    pub fn skip_locked(mut self) -> Self {
+        self.lock = Some(RowLock::SkipLocked);
+        self
     }
 }
 
@@ -211,6 +235,7 @@ enum Step<'e, A> {
 /// condition of the record after which the next starts.
 struct Query {
     table: &'static TableDef,
+    lock: Option<RowLock>,
     base: Condition,
     condition: Condition,
     order: Vec<Order>,
@@ -219,7 +244,7 @@ struct Query {
 
 impl Query {
     fn select(&self, limit: Option<u64>) -> Select {
-        Select { condition: self.condition.clone(), order: self.order.clone(), limit }
+        Select { condition: self.condition.clone(), order: self.order.clone(), limit, lock: self.lock }
     }
 
     async fn run<T: Entity, A: RowAccess>(self, access: &A, limit: Option<u64>) -> Result<Vec<T>> {

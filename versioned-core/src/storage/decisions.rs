@@ -6,7 +6,7 @@ use std::future::Future;
 
 use crate::entity::{ColumnRole, Entity, TableDef};
 use crate::error::{Result, StorageError};
-use crate::storage::select::{Condition, Select};
+use crate::storage::select::{Condition, RowLock, Select};
 use crate::storage::{RowAccess, SavepointStep, WriteOutcome, evaluate};
 use crate::value::{Row, Value};
 
@@ -143,9 +143,27 @@ pub trait DecidedWrites: Send + Sync {
     ) -> impl Future<Output = Result<WriteOutcome>> + Send;
 
     /// Every row of `table` meeting `condition`, as this handle sees it (a transaction: with its
-    /// own writes), in any order. A transaction remembers each row it returns as read, as
-    /// [`read`](Self::read) does.
-    fn scan(&self, table: &'static TableDef, condition: &Condition) -> impl Future<Output = Result<Vec<Row>>> + Send;
+    /// own writes), in any order. With `remember`, a transaction remembers each row it returns as
+    /// read, as [`read`](Self::read) does (a locking query remembers only the rows it locks).
+    fn scan(
+        &self,
+        table: &'static TableDef,
+        condition: &Condition,
+        remember: bool,
+    ) -> impl Future<Output = Result<Vec<Row>>> + Send;
+
+    /// Locks `record` for this transaction as `lock` says, and remembers it as read as it is now;
+    /// `false` when it is held by another transaction and `lock` skips it. An autocommit handle
+    /// locks nothing (`true`): the typed layer asks only transactions.
+    fn lock(
+        &self,
+        table: &'static TableDef,
+        record: Self::Record,
+        lock: RowLock,
+    ) -> impl Future<Output = Result<bool>> + Send {
+        let _ = (table, record, lock);
+        async { Ok(true) }
+    }
 
     /// See [`RowAccess::keeps_values`].
     fn keeps_values(&self) -> bool {
@@ -223,11 +241,34 @@ impl<B: DecidedWrites> RowAccess for B {
     }
 
     async fn select(&self, table: &'static TableDef, select: &Select) -> Result<Vec<Row>> {
-        Ok(evaluate::order_and_limit(select, self.scan(table, &select.condition).await?))
+        let Some(lock) = select.lock else {
+            return Ok(evaluate::order_and_limit(select, self.scan(table, &select.condition, true).await?));
+        };
+        // Every candidate in order, each locked (or skipped) and read again once locked: it must
+        // still match, and what the transaction remembers is what it locked.
+        let candidates = Select { limit: None, ..select.clone() };
+        let candidates = evaluate::order_and_limit(&candidates, self.scan(table, &select.condition, false).await?);
+        let limit = select.limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
+        let mut locked = Vec::new();
+        for row in candidates {
+            if locked.len() >= limit {
+                break;
+            }
+            let key = table.key_of(&row)?;
+            if !self.lock(table, self.record(table, key)?, lock).await? {
+                continue;
+            }
+            if let Some(row) = self.read(table, self.record(table, key)?).await?
+                && evaluate::matches(&select.condition, &row)
+            {
+                locked.push(row);
+            }
+        }
+        Ok(evaluate::order_and_limit(&Select { limit: None, ..select.clone() }, locked))
     }
 
     async fn count(&self, table: &'static TableDef, condition: &Condition) -> Result<u64> {
-        Ok(self.scan(table, condition).await?.len() as u64)
+        Ok(self.scan(table, condition, true).await?.len() as u64)
     }
 
     async fn update_where(
@@ -237,7 +278,7 @@ impl<B: DecidedWrites> RowAccess for B {
         columns: &[(usize, Value)],
     ) -> Result<u64> {
         let mut changed = 0;
-        for row in self.scan(table, condition).await? {
+        for row in self.scan(table, condition, true).await? {
             let record = self.record(table, table.key_of(&row)?)?;
             // Decided again on the row as stored at the write: it must still match.
             let written = self.write(table, record, |stored| {
@@ -263,7 +304,7 @@ impl<B: DecidedWrites> RowAccess for B {
 
     async fn delete_where(&self, table: &'static TableDef, condition: &Condition) -> Result<u64> {
         let mut deleted = 0;
-        for row in self.scan(table, condition).await? {
+        for row in self.scan(table, condition, true).await? {
             let record = self.record(table, table.key_of(&row)?)?;
             let written = self.write(table, record, |stored| {
                 Ok(match stored {

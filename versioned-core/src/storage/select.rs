@@ -3,6 +3,7 @@
 //! (`sql/select.rs`), the memory and etcd backends evaluate them in Rust (`evaluate.rs`). Both give
 //! the same answer: the rules below are the contract.
 
+use crate::lock::LockWait;
 use crate::value::Value;
 
 /// How a column is compared with a value, in Rust's order of the field's values: numbers by value,
@@ -131,6 +132,16 @@ pub struct Order {
     pub descending: bool,
 }
 
+/// How a transaction's query locks the rows it returns, until the transaction ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowLock {
+    /// Locks each row, waiting as this says for one another transaction holds.
+    Wait(LockWait),
+    /// Locks each row no other transaction holds, and leaves the others out of the answer (the
+    /// limit counts only rows returned): a job queue's "claim the next job".
+    SkipLocked,
+}
+
 /// A query of one table: the rows meeting `condition`, in `order`, at most `limit` of them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Select {
@@ -140,4 +151,7 @@ pub struct Select {
     pub order: Vec<Order>,
     /// At most this many (`None`: all).
     pub limit: Option<u64>,
+    /// In a transaction, how the rows returned are locked (`None`: not locked). The typed layer
+    /// sets it only on a transaction's handle.
+    pub lock: Option<RowLock>,
 }

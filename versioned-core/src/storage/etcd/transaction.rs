@@ -13,7 +13,7 @@ use crate::error::{Error, Result, StorageError};
 use crate::lock::LockWait;
 use crate::storage::decisions::{self, DecidedWrites, Decision};
 use crate::storage::evaluate;
-use crate::storage::select::Condition;
+use crate::storage::select::{Condition, RowLock};
 use crate::storage::{SavepointStep, StorageTransaction, WriteOutcome};
 use crate::value::{Row, Value};
 
@@ -136,7 +136,7 @@ impl EtcdTransaction {
     /// Locks the record for this transaction and reads it, in one etcd transaction: puts its lock
     /// key, attached to the connection's lease, if no one holds it; waits as `wait` says
     /// otherwise. Returns the record and the revision it was read at.
-    async fn lock(
+    async fn take_lock(
         &self,
         table: &'static TableDef,
         keys: &RecordKeys,
@@ -271,7 +271,7 @@ impl DecidedWrites for EtcdTransaction {
         self.seen(&mut state, table, &keys, &key).await
     }
 
-    async fn scan(&self, table: &'static TableDef, condition: &Condition) -> Result<Vec<Row>> {
+    async fn scan(&self, table: &'static TableDef, condition: &Condition, remember: bool) -> Result<Vec<Row>> {
         self.cluster.check_layout(table).await?;
         let mut state = self.state.lock().await;
         let (records, at) = self.cluster.scan(table, state.snapshot).await?;
@@ -290,7 +290,7 @@ impl DecidedWrites for EtcdTransaction {
                 continue;
             }
             let Some(row) = stored.row.filter(|row| evaluate::matches(condition, row)) else { continue };
-            if !self.read_only {
+            if !self.read_only && remember {
                 let touched = Touched { table, key: table.key_of(&row)?.clone() };
                 let seen =
                     Seen { revision: stored.revision, version: Some(table.version_of(&row)?), row: Some(row.clone()) };
@@ -305,6 +305,40 @@ impl DecidedWrites for EtcdTransaction {
             }
         }
         Ok(found)
+    }
+
+    /// Locks the record (a lock key, as `get_for_update`), then remembers it as read as the lock
+    /// request read it.
+    async fn lock(&self, table: &'static TableDef, (keys, key): (RecordKeys, Value), how: RowLock) -> Result<bool> {
+        self.cluster.check_layout(table).await?;
+        let mut state = self.state.lock().await;
+        if state.held.contains(&keys) {
+            return Ok(true);
+        }
+        let wait = match how {
+            RowLock::Wait(wait) => wait,
+            RowLock::SkipLocked => LockWait::NoWait,
+        };
+        // Counted as held before the request, as in `fetch_for_update`.
+        state.held.insert(keys.clone());
+        let stored = match self.take_lock(table, &keys, &key, wait).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                if matches!(e, Error::LockTimeout { .. }) {
+                    state.held.remove(&keys);
+                    if how == RowLock::SkipLocked {
+                        return Ok(false);
+                    }
+                }
+                return Err(e);
+            }
+        };
+        if !state.written.contains_key(&keys) {
+            let version = stored.row.as_ref().map(|r| table.version_of(r)).transpose()?;
+            let seen = Seen { revision: stored.revision, version, row: stored.row };
+            state.read.insert(keys, (Touched { table, key }, seen));
+        }
+        Ok(true)
     }
 
     /// Decides one write against what the transaction sees, and buffers it.
@@ -341,7 +375,7 @@ impl StorageTransaction for EtcdTransaction {
         // releases the lock it may have taken (releasing compares the holder, so it is harmless
         // if it had not).
         state.held.insert(keys.clone());
-        let stored = match self.lock(table, &keys, &key, wait).await {
+        let stored = match self.take_lock(table, &keys, &key, wait).await {
             Ok(stored) => stored,
             Err(e) => {
                 // Not taken for sure only when the wait gave up; after a lost reply it may have

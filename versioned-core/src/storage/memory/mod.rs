@@ -111,7 +111,7 @@ impl DecidedWrites for MemoryStorage {
         Ok(stored.map(|row| layout.read(row)))
     }
 
-    async fn scan(&self, table: &'static TableDef, condition: &Condition) -> Result<Vec<Row>> {
+    async fn scan(&self, table: &'static TableDef, condition: &Condition, _remember: bool) -> Result<Vec<Row>> {
         let (shards, layout) = self.tables.with_layout(table)?;
         let mut found = Vec::new();
         shards.scan(|_, stored| {

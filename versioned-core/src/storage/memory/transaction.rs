@@ -12,7 +12,7 @@ use crate::entity::TableDef;
 use crate::error::{Error, Result};
 use crate::lock::LockWait;
 use crate::storage::decisions::{self, DecidedWrites, Decision};
-use crate::storage::select::Condition;
+use crate::storage::select::{Condition, RowLock};
 use crate::storage::{RowAccess, SavepointStep, StorageTransaction, WriteOutcome};
 use crate::value::{Row, Value};
 
@@ -63,6 +63,32 @@ impl MemoryTransaction {
     }
 }
 
+impl MemoryTransaction {
+    /// Locks the record until the transaction ends, waiting as `lock` says; `false` when another
+    /// transaction holds it and `lock` skips it.
+    async fn hold(&self, table: &'static TableDef, key: KeyRepr, how: RowLock) -> Result<bool> {
+        let id = (table.name, key);
+        if lock(&self.state).held.contains_key(&id) {
+            return Ok(true);
+        }
+        let record = Arc::clone(self.store.tables.get(table)?.lock(&id.1).locks.entry(id.1.clone()).or_default());
+        let timed_out = || Error::LockTimeout { table: Some(table.name), key: Some(id.1.value()) };
+        let guard = match how {
+            RowLock::Wait(LockWait::Forever) => record.lock_owned().await,
+            RowLock::Wait(LockWait::Timeout(limit)) => {
+                tokio::time::timeout(limit, record.lock_owned()).await.map_err(|_| timed_out())?
+            }
+            RowLock::Wait(LockWait::NoWait) => record.try_lock_owned().map_err(|_| timed_out())?,
+            RowLock::SkipLocked => match record.try_lock_owned() {
+                Ok(guard) => guard,
+                Err(_) => return Ok(false),
+            },
+        };
+        lock(&self.state).held.insert(id, guard);
+        Ok(true)
+    }
+}
+
 impl DecidedWrites for MemoryTransaction {
     type Record = KeyRepr;
 
@@ -76,7 +102,7 @@ impl DecidedWrites for MemoryTransaction {
         Ok(seen.map(|row| layout.read(row)))
     }
 
-    async fn scan(&self, table: &'static TableDef, condition: &Condition) -> Result<Vec<Row>> {
+    async fn scan(&self, table: &'static TableDef, condition: &Condition, remember: bool) -> Result<Vec<Row>> {
         let (shards, layout) = self.store.tables.with_layout(table)?;
         if let Some(snapshot) = &self.snapshot {
             let rows = snapshot.get(table.name).ok_or_else(|| no_table(table))?.rows();
@@ -94,7 +120,9 @@ impl DecidedWrites for MemoryTransaction {
             let row = stored.row()?;
             let version = layout.stored.version_of(&row)?;
             if let Some(row) = layout.matching(condition, row) {
-                state.read.entry(id).or_insert((table, Some(version)));
+                if remember {
+                    state.read.entry(id).or_insert((table, Some(version)));
+                }
                 found.push(row);
             }
             Ok(())
@@ -106,6 +134,23 @@ impl DecidedWrites for MemoryTransaction {
             }
         }
         Ok(found)
+    }
+
+    /// Locks the record, then remembers it as read as it is now: no other transaction can change
+    /// it before this one ends.
+    async fn lock(&self, table: &'static TableDef, key: KeyRepr, how: RowLock) -> Result<bool> {
+        if !self.hold(table, key.clone(), how).await? {
+            return Ok(false);
+        }
+        let (shards, layout) = self.store.tables.with_layout(table)?;
+        let committed = shards.lock(&key).rows.get(&key).map(Stored::to_row).transpose()?;
+        let version = committed.as_ref().map(|r| layout.stored.version_of(r)).transpose()?;
+        let mut state = lock(&self.state);
+        let id = (table.name, key);
+        if !state.written.contains_key(&id) {
+            state.read.insert(id, (table, version));
+        }
+        Ok(true)
     }
 
     /// Decides one write against what the transaction sees, and buffers it.
@@ -134,20 +179,7 @@ impl DecidedWrites for MemoryTransaction {
 
 impl StorageTransaction for MemoryTransaction {
     async fn fetch_for_update(&self, table: &'static TableDef, key: &Value, wait: LockWait) -> Result<Option<Row>> {
-        let id = (table.name, KeyRepr::of(table, key)?);
-        let already_held = lock(&self.state).held.contains_key(&id);
-        if !already_held {
-            let record = Arc::clone(self.store.tables.get(table)?.lock(&id.1).locks.entry(id.1.clone()).or_default());
-            let timed_out = || Error::LockTimeout { table: Some(table.name), key: Some(key.clone()) };
-            let guard = match wait {
-                LockWait::Forever => record.lock_owned().await,
-                LockWait::Timeout(limit) => {
-                    tokio::time::timeout(limit, record.lock_owned()).await.map_err(|_| timed_out())?
-                }
-                LockWait::NoWait => record.try_lock_owned().map_err(|_| timed_out())?,
-            };
-            lock(&self.state).held.insert(id.clone(), guard);
-        }
+        self.hold(table, KeyRepr::of(table, key)?, RowLock::Wait(wait)).await?;
         self.fetch(table, key).await
     }
 

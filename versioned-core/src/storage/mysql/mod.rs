@@ -40,7 +40,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use sqlx::MySql;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 
-use super::select::{Condition, Select};
+use super::select::{Condition, RowLock, Select};
 use super::sql::driver::{self as sql_driver, Conn};
 use super::sql::rows::OnConnection;
 use super::sql::server_transaction::ServerTransaction;
@@ -324,7 +324,7 @@ impl RowAccess for MysqlStorage {
     }
 
     async fn select(&self, table: &'static TableDef, select: &Select) -> Result<Vec<Row>> {
-        self.run(table, async |c| c.select(select, None).await).await
+        self.run(table, async |c| c.select(select).await).await
     }
 
     async fn count(&self, table: &'static TableDef, condition: &Condition) -> Result<u64> {
@@ -424,13 +424,50 @@ fn rolled_back(err: &Error) -> Option<bool> {
     (err.is_retryable() && !matches!(err, Error::LockTimeout { .. })).then_some(true)
 }
 
+impl MysqlTransaction {
+    /// Runs `op`, a locking read, once the session's lock wait is `wait` (set only when it
+    /// changes; `NOWAIT` needs none).
+    async fn run_locking<T>(
+        &self,
+        table: &'static TableDef,
+        wait: LockWait,
+        op: impl AsyncFnOnce(&mut OnConnection<'_, Conn<'_, MySql>>) -> Result<T>,
+    ) -> Result<T> {
+        let table_state = self.storage.table(table);
+        let mut state = self.state.lock().await;
+        state.usable()?;
+        table_state.check(state.connection(), table).await?;
+        if let Some(seconds) = session_lock_timeout(wait)
+            && state.lock_wait != Some(wait)
+        {
+            // Unknown until the server answers: a `SET` dropped after the server applied it must
+            // not leave the connection for the pool with a wait the sessions do not have.
+            state.lock_wait = None;
+            let set = format!("SET SESSION innodb_lock_wait_timeout = {seconds}");
+            sqlx::query(sqlx::AssertSqlSafe(set))
+                .execute(state.connection())
+                .await
+                .map_err(|e| storage_error(Some(table), e))?;
+            state.lock_wait = Some(wait);
+        }
+        let statements = &table_state.statements;
+        let on = &mut OnConnection { conn: &mut Conn::<MySql>(state.connection()), table, statements };
+        let result = op(on).await;
+        state.note(&result, rolled_back);
+        result
+    }
+}
+
 impl RowAccess for MysqlTransaction {
     async fn fetch(&self, table: &'static TableDef, key: &Value) -> Result<Option<Row>> {
         self.run(table, async |c| c.fetch(key).await).await
     }
 
     async fn select(&self, table: &'static TableDef, select: &Select) -> Result<Vec<Row>> {
-        self.run(table, async |c| c.select(select, None).await).await
+        match select.lock {
+            Some(RowLock::Wait(wait)) => self.run_locking(table, wait, async |c| c.select(select).await).await,
+            _ => self.run(table, async |c| c.select(select).await).await,
+        }
     }
 
     async fn count(&self, table: &'static TableDef, condition: &Condition) -> Result<u64> {
@@ -491,29 +528,7 @@ impl RowAccess for MysqlTransaction {
 
 impl StorageTransaction for MysqlTransaction {
     async fn fetch_for_update(&self, table: &'static TableDef, key: &Value, wait: LockWait) -> Result<Option<Row>> {
-        let table_state = self.storage.table(table);
-        let mut state = self.state.lock().await;
-        state.usable()?;
-        table_state.check(state.connection(), table).await?;
-        if let Some(seconds) = session_lock_timeout(wait)
-            && state.lock_wait != Some(wait)
-        {
-            // Unknown until the server answers: a `SET` dropped after the server applied it must
-            // not leave the connection for the pool with a wait the sessions do not have.
-            state.lock_wait = None;
-            let set = format!("SET SESSION innodb_lock_wait_timeout = {seconds}");
-            sqlx::query(sqlx::AssertSqlSafe(set))
-                .execute(state.connection())
-                .await
-                .map_err(|e| storage_error(Some(table), e))?;
-            state.lock_wait = Some(wait);
-        }
-        let nowait = wait == LockWait::NoWait;
-        let statements = &table_state.statements;
-        let on = &mut OnConnection { conn: &mut Conn::<MySql>(state.connection()), table, statements };
-        let result = on.fetch_for_update(key, nowait).await;
-        state.note(&result, rolled_back);
-        result
+        self.run_locking(table, wait, async |c| c.fetch_for_update(key, wait == LockWait::NoWait).await).await
     }
 
     async fn savepoint(&self, step: SavepointStep) -> Result<()> {

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgQueryResult, PgRow};
 use sqlx::{AssertSqlSafe, Postgres, Row as _, SqlSafeStr, TypeInfo as _, ValueRef as _};
 
-use super::select::{Condition, Select};
+use super::select::{Condition, RowLock, Select};
 use super::sql::driver::{self, Conn, Driver, Meaning, Query as DriverQuery};
 use super::sql::rows::{Bind, OnConnection};
 use super::sql::server_transaction::ServerTransaction;
@@ -235,7 +235,7 @@ impl RowAccess for PostgresStorage {
     }
 
     async fn select(&self, table: &'static TableDef, select: &Select) -> Result<Vec<Row>> {
-        self.run(table, async |c| c.select(select, None).await).await
+        self.run(table, async |c| c.select(select).await).await
     }
 
     async fn count(&self, table: &'static TableDef, condition: &Condition) -> Result<u64> {
@@ -328,13 +328,50 @@ impl PostgresTransaction {
     }
 }
 
+impl PostgresTransaction {
+    /// Runs `op`, a locking read, once the transaction's lock wait is `wait`: `lock_timeout`
+    /// bounds every lock wait of the rest of the transaction, so it is set only when it changes
+    /// (`NOWAIT` needs none).
+    async fn run_locking<T>(
+        &self,
+        table: &'static TableDef,
+        wait: LockWait,
+        op: impl AsyncFnOnce(&mut OnConnection<'_, Conn<'_, Postgres>>) -> Result<T>,
+    ) -> Result<T> {
+        let statements = self.storage.statements(table);
+        let mut state = self.state.lock().await;
+        state.usable()?;
+        if let Some(timeout) = session_lock_timeout(wait)
+            && state.lock_wait != Some(wait)
+        {
+            state.lock_wait = None; // unknown until the server answers
+            let set = sqlx::query("SELECT set_config('lock_timeout', $1, true)")
+                .bind(timeout)
+                .execute(state.connection())
+                .await
+                .map(drop)
+                .map_err(|e| storage_error(Some(table), e));
+            state.note(&set, |_| Some(false));
+            set?;
+            state.lock_wait = Some(wait);
+        }
+        let on = &mut OnConnection { conn: &mut Conn::<Postgres>(state.connection()), table, statements: &statements };
+        let result = op(on).await;
+        state.note(&result, |_| Some(false));
+        result
+    }
+}
+
 impl RowAccess for PostgresTransaction {
     async fn fetch(&self, table: &'static TableDef, key: &Value) -> Result<Option<Row>> {
         self.run(table, async |c| c.fetch(key).await).await
     }
 
     async fn select(&self, table: &'static TableDef, select: &Select) -> Result<Vec<Row>> {
-        self.run(table, async |c| c.select(select, None).await).await
+        match select.lock {
+            Some(RowLock::Wait(wait)) => self.run_locking(table, wait, async |c| c.select(select).await).await,
+            _ => self.run(table, async |c| c.select(select).await).await,
+        }
     }
 
     async fn count(&self, table: &'static TableDef, condition: &Condition) -> Result<u64> {
@@ -395,30 +432,7 @@ impl RowAccess for PostgresTransaction {
 
 impl StorageTransaction for PostgresTransaction {
     async fn fetch_for_update(&self, table: &'static TableDef, key: &Value, wait: LockWait) -> Result<Option<Row>> {
-        let statements = self.storage.statements(table);
-        let mut state = self.state.lock().await;
-        state.usable()?;
-        // `lock_timeout` bounds every lock wait of the rest of the transaction; set it only when
-        // it changes. `NOWAIT` needs none.
-        if let Some(timeout) = session_lock_timeout(wait)
-            && state.lock_wait != Some(wait)
-        {
-            state.lock_wait = None; // unknown until the server answers
-            let set = sqlx::query("SELECT set_config('lock_timeout', $1, true)")
-                .bind(timeout)
-                .execute(state.connection())
-                .await
-                .map(drop)
-                .map_err(|e| storage_error(Some(table), e));
-            state.note(&set, |_| Some(false));
-            set?;
-            state.lock_wait = Some(wait);
-        }
-        let nowait = wait == LockWait::NoWait;
-        let on = &mut OnConnection { conn: &mut Conn::<Postgres>(state.connection()), table, statements: &statements };
-        let result = on.fetch_for_update(key, nowait).await;
-        state.note(&result, |_| Some(false));
-        result
+        self.run_locking(table, wait, async |c| c.fetch_for_update(key, wait == LockWait::NoWait).await).await
     }
 
     async fn savepoint(&self, step: SavepointStep) -> Result<()> {

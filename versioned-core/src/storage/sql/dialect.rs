@@ -72,6 +72,12 @@ pub(crate) trait Dialect: Sync + 'static {
         Some(if nowait { " FOR UPDATE NOWAIT" } else { " FOR UPDATE" })
     }
 
+    /// The clause that locks the rows a `SELECT` reads that no other transaction holds, leaving
+    /// the others out, or `None` where the dialect locks no rows.
+    fn skip_locked(&self) -> Option<&'static str> {
+        Some(" FOR UPDATE SKIP LOCKED")
+    }
+
     /// The condition that a stored version (a qualified column) is a version: a non-negative
     /// integer. A typed integer column only needs the sign checked.
     fn valid_version(&self, version: &str) -> String {

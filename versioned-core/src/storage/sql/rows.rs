@@ -11,8 +11,9 @@ use super::select::{Lowered, Rendered};
 use super::{Batch, Statements};
 use crate::entity::{ColumnDef, TableDef};
 use crate::error::{Error, Result};
+use crate::lock::LockWait;
 use crate::storage::WriteOutcome;
-use crate::storage::select::{Condition, Select};
+use crate::storage::select::{Condition, RowLock, Select};
 use crate::value::{ColumnType, Row, Value};
 
 /// A value to bind, with the column it is for: a database with strict types needs a `NULL` of the
@@ -142,9 +143,16 @@ impl<C: SqlConnection + ?Sized> OnConnection<'_, C> {
         })
     }
 
-    /// See [`RowAccess::select`](crate::storage::RowAccess::select): one statement; `lock`, a
-    /// `FOR UPDATE` clause, locks the rows it returns.
-    pub(crate) async fn select(&mut self, select: &Select, lock: Option<&str>) -> Result<Vec<Row>> {
+    /// See [`RowAccess::select`](crate::storage::RowAccess::select): one statement, locking the
+    /// rows it returns (`FOR UPDATE`, `NOWAIT`, `SKIP LOCKED`) as `select.lock` says where the
+    /// dialect locks rows. The caller has set the lock wait.
+    pub(crate) async fn select(&mut self, select: &Select) -> Result<Vec<Row>> {
+        let dialect = self.statements.dialect;
+        let lock = match select.lock {
+            None => None,
+            Some(RowLock::Wait(wait)) => dialect.for_update(wait == LockWait::NoWait),
+            Some(RowLock::SkipLocked) => dialect.skip_locked(),
+        };
         let condition = Lowered::new(&select.condition);
         let Rendered { sql, binds } = self.statements.select(&condition, select, lock);
         let sql: Arc<str> = sql.into();

@@ -26,4 +26,9 @@ impl Dialect for SqliteDialect {
     fn for_update(&self, _nowait: bool) -> Option<&'static str> {
         None
     }
+
+    /// A transaction holds the whole database: no row is another's to skip.
+    fn skip_locked(&self) -> Option<&'static str> {
+        None
+    }
 }

@@ -171,7 +171,7 @@ impl RowAccess for SqliteTransaction {
     }
 
     async fn select(&self, table: &'static TableDef, select: &Select) -> Result<Vec<Row>> {
-        self.run(table, async |c| c.select(select, None).await).await
+        self.run(table, async |c| c.select(select).await).await
     }
 
     async fn count(&self, table: &'static TableDef, condition: &Condition) -> Result<u64> {
