@@ -168,6 +168,7 @@ macro_rules! conformance_tests {
             streams_return_every_record_in_order,
             patch_where_and_delete_where_move_versions_on,
             locking_queries_lock_or_skip_what_they_return,
+            queries_in_a_read_transaction_see_one_snapshot,
             // faults.rs
             faults_never_leave_half_an_operation
         );

@@ -438,3 +438,36 @@ pub async fn locking_queries_lock_or_skip_what_they_return<S: Storage>(store: &S
     let read_only = store.read_transaction(|tx| async move { tx.find::<Ticket>().for_update().all().await }).await;
     assert!(matches!(read_only, Err(Error::ReadOnlyTransaction { .. })), "{read_only:?}");
 }
+
+/// Inside `read_transaction`, every query sees the snapshot of the first read: a writer that
+/// commits meanwhile (or waits for the reader, where the database makes it) is seen by none.
+pub async fn queries_in_a_read_transaction_see_one_snapshot<S: Storage>(store: &Store<S>) {
+    stored_tickets(store, 30).await;
+    let (read_first, first_read) = tokio::sync::oneshot::channel::<()>();
+    let (wrote, written) = tokio::sync::oneshot::channel::<()>();
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let _ = first_read.await;
+            let done = store.patch_where(Ticket::ID.le(15), TicketPatch::default().priority(9)).await;
+            let _ = wrote.send(());
+            done
+        })
+    };
+    let (count, first, again) = store
+        .read_transaction(|tx| async move {
+            let count = tx.find::<Ticket>().filter(Ticket::PRIORITY.eq(9)).count().await?;
+            let _ = read_first.send(());
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(300), written).await;
+            let first = tx.find::<Ticket>().order_by(Ticket::PRIORITY.desc()).first().await?;
+            let again = tx.find::<Ticket>().filter(Ticket::PRIORITY.eq(9)).all().await?;
+            Ok((count, first, again))
+        })
+        .await
+        .expect("read transaction");
+    assert_eq!(count, 0);
+    assert!(first.is_some_and(|t| t.priority <= 4), "a write after the first read is not seen");
+    assert!(again.is_empty());
+    assert_eq!(writer.await.expect("task").expect("patch_where"), 15);
+    assert_eq!(store.find::<Ticket>().filter(Ticket::PRIORITY.eq(9)).count().await.expect("count"), 15);
+}
