@@ -51,6 +51,8 @@ pub struct ColumnDef {
     pub nullable: bool,
     /// What the column is for.
     pub role: ColumnRole,
+    /// `#[versioned(index)]`: `create_table` creates an index on the column.
+    pub indexed: bool,
 }
 
 impl TableDef {

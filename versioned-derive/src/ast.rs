@@ -39,6 +39,8 @@ pub struct Field<'a> {
     pub json: Option<Ident>,
     /// The `text` word of `#[versioned(text)]`.
     pub text: Option<Ident>,
+    /// The `index` word of `#[versioned(index)]`.
+    pub index: Option<Ident>,
 }
 
 /// The audit roles a field can have.
@@ -158,6 +160,7 @@ impl<'a> Field<'a> {
         let mut column = None;
         let mut json = None;
         let mut text = None;
+        let mut index = None;
         let mut audit: Option<(Audit, Ident)> = None;
         for attr in &field.attrs {
             let marker = if attr.path().is_ident("key") {
@@ -180,9 +183,14 @@ impl<'a> Field<'a> {
                 if meta.path.is_ident("column") {
                     let lit: LitStr = meta.value()?.parse()?;
                     set_once(cx, &mut column, lit, "column");
-                } else if meta.path.is_ident("json") || meta.path.is_ident("text") {
-                    let (slot, name) =
-                        if meta.path.is_ident("json") { (&mut json, "json") } else { (&mut text, "text") };
+                } else if meta.path.is_ident("json") || meta.path.is_ident("text") || meta.path.is_ident("index") {
+                    let (slot, name) = if meta.path.is_ident("json") {
+                        (&mut json, "json")
+                    } else if meta.path.is_ident("text") {
+                        (&mut text, "text")
+                    } else {
+                        (&mut index, "index")
+                    };
                     if meta.input.peek(Token![=]) || meta.input.peek(syn::token::Paren) {
                         return Err(meta.error(format!("`{name}` takes no value: write #[versioned({name})]")));
                     }
@@ -211,7 +219,7 @@ impl<'a> Field<'a> {
                     return Err(unknown_option(
                         &meta,
                         FIELD_OPTIONS,
-                        "on a field: `column = \"...\"`, `json`, `text`, `created_at`, `updated_at`, `updated_by`",
+                        "on a field: `column = \"...\"`, `json`, `text`, `index`, `created_at`, `updated_at`, `updated_by`",
                     ));
                 }
                 Ok(())
@@ -220,7 +228,7 @@ impl<'a> Field<'a> {
                 cx.syn_error(err);
             }
         }
-        Some(Field { ident, vis: &field.vis, ty: &field.ty, audit, key, version, column, json, text })
+        Some(Field { ident, vis: &field.vis, ty: &field.ty, audit, key, version, column, json, text, index })
     }
 }
 
@@ -228,7 +236,7 @@ impl<'a> Field<'a> {
 const STRUCT_OPTIONS: &[&str] = &["table", "crate"];
 
 /// The options of a field's `#[versioned(...)]`.
-const FIELD_OPTIONS: &[&str] = &["column", "json", "text", "created_at", "updated_at", "updated_by"];
+const FIELD_OPTIONS: &[&str] = &["column", "json", "text", "index", "created_at", "updated_at", "updated_by"];
 
 /// The error for an option that is none of `known`: the nearest one if it is a likely typo,
 /// otherwise the list `all` of what the place accepts.

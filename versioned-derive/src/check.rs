@@ -38,6 +38,8 @@ pub struct Column<'a> {
     pub repr: Repr,
     /// What the column is for.
     pub role: Role,
+    /// `#[versioned(index)]`: `create_table` indexes the column.
+    pub indexed: bool,
 }
 
 /// How a field is stored.
@@ -117,6 +119,14 @@ pub fn check<'a>(cx: &Ctxt, c: Container<'a>) -> Option<Model<'a>> {
                 );
             }
         }
+        if let Some(index) = &field.index {
+            if field.key.is_some() {
+                cx.error_spanned_by(index, "the #[key] is indexed already (it is the primary key): remove `index`");
+            }
+            if field.json.is_some() {
+                cx.error_spanned_by(index, "a JSON document has no order to index: remove `index` or `json`");
+            }
+        }
         if let Some((_, word)) = &field.audit {
             if field.key.is_some() || field.version.is_some() {
                 cx.error_spanned_by(word, format!("`{word}` cannot go on the #[key] or the #[version]"));
@@ -189,7 +199,15 @@ pub fn check<'a>(cx: &Ctxt, c: Container<'a>) -> Option<Model<'a>> {
         } else {
             Repr::Field
         };
-        columns.push(Column { ident: field.ident, vis: field.vis, ty: field.ty, name, repr, role });
+        columns.push(Column {
+            ident: field.ident,
+            vis: field.vis,
+            ty: field.ty,
+            name,
+            repr,
+            role,
+            indexed: field.index.is_some(),
+        });
     }
 
     // A JSON field `f` has the patch setter `f_merge` beside `f`: no other patch setter may have

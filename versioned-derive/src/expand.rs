@@ -38,8 +38,10 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
             Repr::Text { nullable } => (quote!(__v::ColumnType::Text), quote!(#nullable)),
             Repr::Field => (quote!(<#ty as __v::Field>::TYPE), quote!(<#ty as __v::Field>::NULLABLE)),
         };
+        let indexed = c.indexed;
         quote!(__v::ColumnDef {
             name: #name, field: #field, ty: #column_ty, nullable: #nullable, role: __v::ColumnRole::#role,
+            indexed: #indexed,
         })
     });
 

@@ -64,6 +64,8 @@ pub struct Dialect {
     /// A version no `u64` version field reads: negative, or above `i64::MAX` in an unsigned
     /// column.
     pub bad_version: &'static str,
+    /// A query of the number of indexes of table `{table}` besides its primary key.
+    pub secondary_indexes: &'static str,
 }
 
 impl Dialect {
@@ -93,6 +95,8 @@ impl Dialect {
         now: "0",
         bad_json: r#"'["rust",'"#,
         bad_version: "-4",
+        secondary_indexes: "SELECT CAST(COUNT(*) AS TEXT) FROM sqlite_master WHERE type = 'index' AND tbl_name = '{table}' \
+                            AND sql IS NOT NULL",
     };
 
     /// PostgreSQL: native types.
@@ -121,6 +125,8 @@ impl Dialect {
         // JSONB refuses malformed text; a document of the wrong shape is what can be stored.
         bad_json: r#"'{"not": "a list"}'"#,
         bad_version: "-4",
+        secondary_indexes: "SELECT CAST(COUNT(*) AS TEXT) FROM pg_indexes WHERE schemaname = current_schema() \
+                            AND tablename = '{table}' AND indexname <> '{table}_pkey'",
     };
 
     /// MySQL and MariaDB.
@@ -149,6 +155,8 @@ impl Dialect {
         // A JSON column refuses malformed text; a document of the wrong shape is what can be stored.
         bad_json: r#"'{"not": "a list"}'"#,
         bad_version: "18446744073709551615",
+        secondary_indexes: "SELECT CAST(COUNT(DISTINCT index_name) AS CHAR) FROM information_schema.statistics \
+                            WHERE table_schema = DATABASE() AND table_name = '{table}' AND index_name <> 'PRIMARY'",
     };
 
     /// `name`, quoted.
@@ -362,7 +370,8 @@ macro_rules! sql_conformance_tests {
             integer_out_of_range_is_a_decode_error,
             malformed_json_is_a_decode_error,
             a_missing_column_is_a_decode_error,
-            a_stored_version_out_of_range_is_a_decode_error
+            a_stored_version_out_of_range_is_a_decode_error,
+            indexed_fields_get_an_index_created_once
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {$(
@@ -373,4 +382,38 @@ macro_rules! sql_conformance_tests {
             $crate::conformance::sql::$name(&fixture).await;
         }
     )*};
+}
+
+/// A struct with two indexed fields.
+#[derive(versioned_derive::Versioned, Debug, Clone, PartialEq)]
+#[versioned(crate = crate, table = "indexed_bugs")]
+pub struct IndexedBug {
+    /// Key.
+    #[key]
+    pub id: i64,
+    /// Indexed text.
+    #[versioned(index)]
+    pub status: String,
+    /// Indexed, nullable.
+    #[versioned(index)]
+    pub assignee: Option<String>,
+    /// Not indexed.
+    pub title: String,
+    /// Version.
+    #[version]
+    pub version: u64,
+}
+
+/// `#[versioned(index)]` makes `create_table` index the field (with the key, the order a query by
+/// the field takes); a second `create_table` changes nothing; the indexed fields still filter.
+pub async fn indexed_fields_get_an_index_created_once<F: SqlFixture>(db: &F) {
+    let store = db.store();
+    store.create_table::<IndexedBug>().await.expect("create");
+    store.create_table::<IndexedBug>().await.expect("create again");
+    let count = db.dialect().secondary_indexes.replace("{table}", "indexed_bugs");
+    assert_eq!(db.text(&count).await, "2");
+    let mut bug = IndexedBug { id: 1, status: "open".into(), assignee: None, title: "t".into(), version: 0 };
+    store.insert(&mut bug).await.expect("insert");
+    let found = store.find::<IndexedBug>().filter(IndexedBug::STATUS.eq("open")).all().await.expect("find");
+    assert_eq!(found, vec![bug]);
 }

@@ -66,6 +66,20 @@ impl<M: MysqlFlavor> Dialect for M {
         }
     }
 
+    /// Text, bytes and JSON are indexed on their first 255 characters (InnoDB indexes no whole
+    /// `LONGTEXT`); the statement has no `IF NOT EXISTS` (MySQL 8 has none): the backend takes
+    /// "duplicate key name" (1061) for an index that exists.
+    fn create_index(&self, table: &str, name: &str, columns: &[(&str, ColumnType)]) -> String {
+        let columns: Vec<String> = columns
+            .iter()
+            .map(|(c, ty)| match ty {
+                ColumnType::Text | ColumnType::Bytes | ColumnType::Json => format!("{c}(255)"),
+                _ => (*c).to_owned(),
+            })
+            .collect();
+        format!("CREATE INDEX {name} ON {table} ({})", columns.join(", "))
+    }
+
     fn column_type(&self, column: &ColumnDef) -> &'static str {
         let key = column.role == ColumnRole::Key;
         match column.ty {
@@ -130,14 +144,29 @@ mod tests {
         name: "tags",
         entity: "Tag",
         columns: &[
-            ColumnDef { name: "id", field: "id", ty: ColumnType::Text, nullable: false, role: ColumnRole::Key },
-            ColumnDef { name: "label", field: "label", ty: ColumnType::Text, nullable: false, role: ColumnRole::Data },
+            ColumnDef {
+                name: "id",
+                field: "id",
+                ty: ColumnType::Text,
+                nullable: false,
+                role: ColumnRole::Key,
+                indexed: false,
+            },
+            ColumnDef {
+                name: "label",
+                field: "label",
+                ty: ColumnType::Text,
+                nullable: false,
+                role: ColumnRole::Data,
+                indexed: false,
+            },
             ColumnDef {
                 name: "version",
                 field: "version",
                 ty: ColumnType::Int64,
                 nullable: false,
                 role: ColumnRole::Version,
+                indexed: false,
             },
         ],
         key: 0,

@@ -574,6 +574,16 @@ impl Storage for MysqlStorage {
             .execute(&mut *conn)
             .await
             .map_err(|e| storage_error(Some(table), e))?;
+        for index in &state.statements.indexes {
+            match sqlx::query(sqlx::AssertSqlSafe(Arc::clone(index))).execute(&mut *conn).await {
+                // ER_DUP_KEYNAME: the index exists (MySQL 8 has no `CREATE INDEX IF NOT EXISTS`).
+                Err(sqlx::Error::Database(db))
+                    if db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>().map(|e| e.number()) == Some(1061) => {}
+                done => {
+                    done.map_err(|e| storage_error(Some(table), e))?;
+                }
+            }
+        }
         state.check(&mut conn, table).await
     }
 

@@ -474,6 +474,10 @@ impl Storage for PostgresStorage {
         let statements = self.statements(table);
         let create = sqlx::query(AssertSqlSafe(Arc::clone(&statements.create)).into_sql_str());
         create.execute(&self.pool).await.map_err(|e| storage_error(Some(table), e))?;
+        for index in &statements.indexes {
+            let create = sqlx::query(AssertSqlSafe(Arc::clone(index)).into_sql_str());
+            create.execute(&self.pool).await.map_err(|e| storage_error(Some(table), e))?;
+        }
         Ok(())
     }
 

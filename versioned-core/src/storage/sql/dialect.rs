@@ -62,6 +62,13 @@ pub(crate) trait Dialect: Sync + 'static {
         ""
     }
 
+    /// The statement that creates index `name` on `columns` of `table` (all quoted), once: a
+    /// second run changes nothing.
+    fn create_index(&self, table: &str, name: &str, columns: &[(&str, ColumnType)]) -> String {
+        let columns: Vec<&str> = columns.iter().map(|(c, _)| *c).collect();
+        format!("CREATE INDEX IF NOT EXISTS {name} ON {table} ({})", columns.join(", "))
+    }
+
     /// The declared type of a column.
     fn column_type(&self, column: &ColumnDef) -> &'static str;
 

@@ -99,6 +99,9 @@ pub(crate) struct Statements {
     pub delete_unchecked: Arc<str>,
     /// `CREATE TABLE IF NOT EXISTS …`.
     pub create: Arc<str>,
+    /// One `CREATE INDEX` per `#[versioned(index)]` column, on the column then the key (the
+    /// order a query by the column takes, ties broken by the key).
+    pub indexes: Vec<Arc<str>>,
     /// Whether `upsert` returns the new version ([`Dialect::returning`]).
     pub returning: bool,
     dialect: &'static dyn Dialect,
@@ -223,6 +226,17 @@ impl Statements {
             let _ = write!(create, "{sep}{} {}{null}{pk}", all[i], dialect.column_type(c));
         }
         create.push(')');
+        let indexes = table
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(i, c)| c.indexed && *i != table.key)
+            .map(|(i, c)| {
+                let name = q(&format!("{}_{}_idx", table.name, c.name));
+                let columns = [(all[i].as_str(), c.ty), (key.as_str(), table.key_column().ty)];
+                Arc::from(dialect.create_index(&t, &name, &columns))
+            })
+            .collect();
 
         Statements {
             select_for_update: for_update(false),
@@ -236,6 +250,7 @@ impl Statements {
             delete_checked: delete_checked.into(),
             delete_unchecked: delete_unchecked.into(),
             create: create.into(),
+            indexes,
             returning: dialect.returning(),
             dialect,
             table,
@@ -354,14 +369,29 @@ pub(crate) mod tests {
         name: "people",
         entity: "Person",
         columns: &[
-            ColumnDef { name: "id", field: "id", ty: ColumnType::Int64, nullable: false, role: ColumnRole::Key },
-            ColumnDef { name: "name", field: "name", ty: ColumnType::Text, nullable: true, role: ColumnRole::Data },
+            ColumnDef {
+                name: "id",
+                field: "id",
+                ty: ColumnType::Int64,
+                nullable: false,
+                role: ColumnRole::Key,
+                indexed: false,
+            },
+            ColumnDef {
+                name: "name",
+                field: "name",
+                ty: ColumnType::Text,
+                nullable: true,
+                role: ColumnRole::Data,
+                indexed: false,
+            },
             ColumnDef {
                 name: "created",
                 field: "created",
                 ty: ColumnType::Int64,
                 nullable: false,
                 role: ColumnRole::CreatedAt,
+                indexed: false,
             },
             ColumnDef {
                 name: "version",
@@ -369,6 +399,7 @@ pub(crate) mod tests {
                 ty: ColumnType::Int64,
                 nullable: false,
                 role: ColumnRole::Version,
+                indexed: false,
             },
         ],
         key: 0,

@@ -324,6 +324,10 @@ impl Storage for SqliteStorage {
         let mut conn = self.acquire(table).await?;
         let create = sqlx::query(AssertSqlSafe(Arc::clone(&state.sql.create)).into_sql_str());
         create.execute(&mut *conn).await.map_err(|e| storage_error(Some(table), e))?;
+        for index in &state.sql.indexes {
+            let create = sqlx::query(AssertSqlSafe(Arc::clone(index)).into_sql_str());
+            create.execute(&mut *conn).await.map_err(|e| storage_error(Some(table), e))?;
+        }
         // The table may have existed already, made by a migration: check it fits the struct.
         state.check_schema(&mut conn, table).await
     }
