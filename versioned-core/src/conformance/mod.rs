@@ -32,6 +32,7 @@ mod mappings;
 mod misuse;
 mod patch;
 mod queries;
+mod query_model;
 mod records;
 mod savepoints;
 pub mod sql;
@@ -56,6 +57,7 @@ pub use mappings::*;
 pub use misuse::*;
 pub use patch::*;
 pub use queries::*;
+pub use query_model::*;
 pub use records::*;
 pub use savepoints::*;
 pub use touch_and_audit::*;
@@ -169,6 +171,8 @@ macro_rules! conformance_tests {
             patch_where_and_delete_where_move_versions_on,
             locking_queries_lock_or_skip_what_they_return,
             queries_in_a_read_transaction_see_one_snapshot,
+            // query_model.rs
+            queries_agree_with_a_model_in_rust,
             // faults.rs
             faults_never_leave_half_an_operation
         );

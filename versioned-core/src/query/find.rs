@@ -14,7 +14,7 @@ use crate::storage::RowAccess;
 use crate::storage::Storage;
 use crate::storage::select::{Comparison, Condition, Order, RowLock, Select};
 use crate::transaction::Transaction;
-use crate::value::{Row, Value};
+use crate::value::{ColumnType, Row, Value};
 
 /// The most values one query may carry (its filter's, and its cursor's): below what every SQL
 /// database binds in one statement (SQLite: 32,766), so a query runs, or is refused, the same on
@@ -276,8 +276,16 @@ impl Query {
         self.condition = self.base.clone().and(after(self.table, &self.order, values));
     }
 
+    /// The values of the order's columns in `row`, as the column's type holds them (SQLite reads
+    /// a bool as the integer it stores).
     fn order_values(&self, row: &Row) -> Vec<Value> {
-        self.order.iter().map(|o| row.get(o.column).cloned().unwrap_or(Value::Null)).collect()
+        self.order
+            .iter()
+            .map(|o| match (row.get(o.column).cloned().unwrap_or(Value::Null), self.table.columns[o.column].ty) {
+                (Value::Int(i), ColumnType::Bool) => Value::Bool(i != 0),
+                (value, _) => value,
+            })
+            .collect()
     }
 }
 
