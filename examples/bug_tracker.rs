@@ -8,11 +8,14 @@
 //! Each "page" carries the version it was rendered with, and the save is Slim3's
 //! `Datastore.get(class, key, version)` followed by a checked `put`.
 //!
+//! Then the tracker's list: the open bugs assigned to Jim, newest first, two a page, each page
+//! after the last bug of the one before (a keyset cursor, as a web API's `?after=` carries it).
+//!
 //! Run: `cargo run --example bug_tracker`
 
 mod common;
 
-use versioned::{AnyStorage, Error, Store, Versioned};
+use versioned::{AnyStorage, Cursor, Error, Store, Versioned};
 
 #[derive(Versioned, Debug, Clone)]
 #[versioned(table = "bugs")]
@@ -20,7 +23,11 @@ struct Bug {
     #[key]
     id: i64,
     title: String,
+    #[versioned(index)]
     assignee: Option<String>,
+    open: bool,
+    /// When it was reported, in seconds.
+    opened: i64,
     #[version]
     version: u64,
 }
@@ -50,7 +57,16 @@ async fn assign(store: &Store<AnyStorage>, user: &str, page: &Page, to: &str) ->
 async fn main() -> Result<(), common::Failure> {
     let store = common::open("bug_tracker").await?;
     store.create_table::<Bug>().await?;
-    store.insert(&mut Bug { id: 838, title: "Crash on save".into(), assignee: None, version: 0 }).await?;
+    store
+        .insert(&mut Bug {
+            id: 838,
+            title: "Crash on save".into(),
+            assignee: None,
+            open: true,
+            opened: 100,
+            version: 0,
+        })
+        .await?;
 
     let page_a = open_page(&store, "Time 1: user A", 838).await?;
     let page_b = open_page(&store, "Time 2: user B", 838).await?;
@@ -73,5 +89,37 @@ async fn main() -> Result<(), common::Failure> {
         bug.assignee.as_deref() == Some("Sally") && bug.version == 3,
         "B's informed reassignment is version 3",
     )?;
+
+    list_open_bugs(&store).await
+}
+
+/// The list page: Jim's open bugs, newest first, two a page.
+async fn list_open_bugs(store: &Store<AnyStorage>) -> Result<(), common::Failure> {
+    for (id, title, assignee, open, opened) in [
+        (839, "Typo on the about page", "Jim", true, 110),
+        (840, "Slow search", "Jim", true, 120),
+        (841, "Logo blurry", "Sally", true, 130),
+        (842, "Export fails", "Jim", false, 140),
+        (843, "Dark mode", "Jim", true, 150),
+    ] {
+        let mut bug = Bug { id, title: title.into(), assignee: Some(assignee.into()), open, opened, version: 0 };
+        store.insert(&mut bug).await?;
+    }
+    let jims = || store.find::<Bug>().filter(Bug::ASSIGNEE.eq("Jim") & Bug::OPEN.eq(true)).order_by(Bug::OPENED.desc());
+    let mut after: Option<Cursor> = None;
+    let mut listed = Vec::new();
+    for number in 1.. {
+        let page = jims().after_opt(after.take()).page(2).await?;
+        let ids: Vec<i64> = page.records.iter().map(|b| b.id).collect();
+        println!("Jim's open bugs, page {number}: {ids:?}");
+        listed.extend(ids);
+        match page.next {
+            // What a web page puts in its "next" link, and parses back from it.
+            Some(next) => after = Some(next.to_string().parse().map_err(|_| "a cursor parses back")?),
+            None => break,
+        }
+    }
+    common::expect(listed == [843, 840, 839], "Jim's open bugs, newest first: Dark mode, Slow search, Typo")?;
+    common::expect(jims().count().await? == 3, "three of them")?;
     Ok(())
 }

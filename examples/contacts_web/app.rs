@@ -11,6 +11,10 @@
 //!   overwritten, but a deleted contact is not brought back.
 //! - `PUT` with `If-None-Match: *` creates; a `PUT` with neither is `428 Precondition Required`.
 //!
+//! - `GET /contacts?q=Jo&after=…` lists the contacts whose name starts with `q`, by name,
+//!   [`PER_PAGE`] at a time; "Next page" links to the same list after the page's last contact (a
+//!   keyset cursor in the URL, never an offset).
+//!
 //! Who is signed in comes from `?user=` — a stand-in for a real session (a cookie, a token).
 
 use std::time::SystemTime;
@@ -22,7 +26,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use versioned::http::{Precondition, Preconditions, Refused, not_modified};
-use versioned::{AnyStorage, Check, Store, Versioned};
+use versioned::{AnyStorage, Check, Cursor, Page, Store, Versioned};
 
 /// The OutSystems contact, with its audit attributes.
 #[derive(Versioned, Debug, Clone, PartialEq)]
@@ -117,7 +121,66 @@ impl Who {
 
 /// The application: `/contacts/{id}` over `store`, whose `contacts` table must exist.
 pub fn router(store: Store<AnyStorage>) -> Router {
-    Router::new().route("/contacts/{id}", get(show).put(save)).with_state(store)
+    Router::new().route("/contacts", get(list)).route("/contacts/{id}", get(show).put(save)).with_state(store)
+}
+
+/// How many contacts a list page shows.
+pub const PER_PAGE: u64 = 3;
+
+/// `GET /contacts`'s query: the name's start, and where the page starts.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    q: Option<String>,
+    after: Option<String>,
+}
+
+/// `GET /contacts?q=…&after=…`: a page of the contacts whose name starts with `q`, by name, and a
+/// link to the next page carrying its cursor. A cursor that is not one, or is another query's, is
+/// `400 Bad Request`.
+async fn list(State(store): State<Store<AnyStorage>>, Query(query): Query<ListQuery>) -> Response {
+    let bad = |reason: String| (StatusCode::BAD_REQUEST, reason).into_response();
+    let after = match query.after.as_deref().map(str::parse::<Cursor>).transpose() {
+        Ok(after) => after,
+        Err(err) => return bad(err.to_string()),
+    };
+    let q = query.q.unwrap_or_default();
+    let page = store
+        .find::<Contact>()
+        .filter(Contact::NAME.starts_with(&q))
+        .order_by(Contact::NAME)
+        .after_opt(after)
+        .page(PER_PAGE)
+        .await;
+    match page {
+        Ok(page) => Html(list_page(&q, &page)).into_response(),
+        Err(err @ versioned::Error::Query { .. }) => bad(err.to_string()),
+        Err(err) => refused(&err),
+    }
+}
+
+/// The list page: one line per contact, linking to its form, and "Next page" when one follows.
+fn list_page(q: &str, page: &Page<Contact>) -> String {
+    let mut rows = String::new();
+    for c in &page.records {
+        rows.push_str(&fill(
+            r#"<li id="contact-{id}"><a href="/contacts/{id}">{name}</a> <span class="meta">{email}</span></li>"#,
+            &[("id", c.id.to_string()), ("name", c.name.clone()), ("email", c.email.clone())],
+        ));
+    }
+    let next = match &page.next {
+        Some(cursor) => {
+            let query = form_urlencoded::Serializer::new(String::new())
+                .append_pair("q", q)
+                .append_pair("after", &cursor.to_string())
+                .finish();
+            fill(r#"<a id="next" href="/contacts?{query}">Next page</a>"#, &[("query", query)])
+        }
+        None => r#"<p id="end">No more contacts.</p>"#.to_owned(),
+    };
+    format!(
+        "<!doctype html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>Contacts</title></head>\n<body>\n{}\n<ul id=\"contacts\">{rows}</ul>\n{next}\n</body>\n</html>\n",
+        fill(r#"<h1>Contacts starting with “{q}”</h1>"#, &[("q", q.to_owned())])
+    )
 }
 
 /// `GET /contacts/{id}`: the form, with the record's `ETag`.

@@ -226,3 +226,66 @@ async fn two_windows_conflict_and_force_update() {
     server.abort();
     say(&format!("browser test: {:.1} s", started.elapsed().as_secs_f64()));
 }
+
+/// The contact list, filtered by the start of the name, walked page by page through its "Next
+/// page" links: each page's contacts in name order, every contact once, though one is added
+/// before the page it would sort into has been reached and one ahead of the pages is deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_contact_list_pages_by_cursor() {
+    let Ok(chromedriver) = std::env::var("VERSIONED_CHROMEDRIVER") else {
+        say("skipped: set VERSIONED_CHROMEDRIVER=/usr/bin/chromedriver");
+        return;
+    };
+    let out = output_dir();
+    let store: Store<AnyStorage> = Store::connect("memory:").await.expect("a memory store");
+    store.create_table::<Contact>().await.expect("the contacts table");
+    let names =
+        ["Ann Fox", "Ann Bell", "Bob Ray", "Ann Cole", "Ann Dahl", "Ann Eve", "ann low", "Ann Gray", "Ann Hill"];
+    for (id, name) in (1..).zip(names) {
+        let form = Form { name: name.into(), email: format!("{id}@example.com"), phone: "555-0100".into() };
+        store.insert(&mut Contact::new(id, form, "admin")).await.expect("a contact");
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the app");
+    let app = format!("http://{}", listener.local_addr().expect("the app's address"));
+    let server = tokio::spawn(axum::serve(listener, app::router(store.clone())).into_future());
+    let driver = Chromedriver::start(&chromedriver, &out.join("chromedriver-list.log"));
+    let client = browser(&driver).await;
+
+    client.goto(&format!("{app}/contacts?q=Ann")).await.expect("open the list");
+    let mut pages = Vec::new();
+    loop {
+        client.wait().at_most(PATIENCE).for_element(Locator::Id("contacts")).await.expect("the list");
+        let mut page = Vec::new();
+        for row in client.find_all(Locator::Css("#contacts li a")).await.expect("the rows") {
+            page.push(row.text().await.expect("a name"));
+        }
+        say(&format!("list page {}: {page:?}", pages.len() + 1));
+        pages.push(page);
+        if pages.len() == 1 {
+            // Between pages: a contact that sorts into the first page (already shown), and one
+            // of a later page deleted.
+            let form = Form { name: "Ann Abe".into(), email: "abe@example.com".into(), phone: "555-0101".into() };
+            store.insert(&mut Contact::new(50, form, "admin")).await.expect("a contact added");
+            store.delete_unchecked::<Contact>(&6).await.expect("Ann Eve deleted");
+        }
+        match client.find(Locator::Id("next")).await {
+            Ok(next) => next.click().await.expect("click Next page"),
+            Err(_) => break,
+        }
+    }
+    assert_eq!(
+        pages,
+        [vec!["Ann Bell", "Ann Cole", "Ann Dahl"], vec!["Ann Fox", "Ann Gray", "Ann Hill"]],
+        "by name, case-sensitive (\"ann low\" is not an \"Ann\"), each once, the deleted one gone"
+    );
+    client.find(Locator::Id("end")).await.expect("the last page says so");
+
+    // A cursor that is not one is refused.
+    client.goto(&format!("{app}/contacts?q=Ann&after=nonsense")).await.expect("a bad cursor");
+    let body = client.find(Locator::Css("body")).await.expect("the body").text().await.expect("its text");
+    assert!(body.contains("not a cursor"), "{body}");
+
+    client.close().await.expect("end the browser session");
+    drop(driver);
+    server.abort();
+}
