@@ -1,11 +1,12 @@
 //! [`Find`]: a query of one struct's records on a store or in a transaction, and what it returns.
 
-use futures_util::stream::{self, Stream, TryStreamExt as _};
+use futures_util::stream::Stream;
 
 use super::column::compare;
 use super::cursor::Cursor;
 use super::filter::Filter;
 use super::order::OrderBy;
+use super::stream::Chunks;
 use crate::entity::{Entity, TableDef};
 use crate::error::{Error, Result};
 use crate::executor::Executor;
@@ -157,33 +158,7 @@ impl<'e, E: Executor, T: Entity> Find<'e, E, T> {
             }),
             _ => Ok(prepared),
         });
-        stream::try_unfold(Step::Start(prepared), move |step| async move {
-            let (access, mut query, left) = match step {
-                Step::Start(prepared) => {
-                    let (access, query) = prepared?;
-                    (access, query, limit)
-                }
-                Step::Fetch(access, query, left) => (access, query, left),
-                Step::Done => return Ok::<_, Error>(None),
-            };
-            let size = left.map_or(chunk, |left| left.min(chunk));
-            if size == 0 {
-                return Ok(None);
-            }
-            let (records, last) = query.fetch::<T, _>(access, size).await?;
-            let fetched = records.len() as u64;
-            let left = left.map(|left| left - fetched);
-            let next = match last {
-                // A full chunk: more may follow, after its last record.
-                Some(values) if fetched == size && left != Some(0) => {
-                    query.continue_after(values);
-                    Step::Fetch(access, query, left)
-                }
-                _ => Step::Done,
-            };
-            Ok(Some((stream::iter(records.into_iter().map(Ok::<T, Error>)), next)))
-        })
-        .try_flatten()
+        Chunks::new(prepared, chunk, limit)
     }
 
     /// The backend access for `operation`, and the query with its order made total and its
@@ -223,17 +198,9 @@ impl<'e, S: Storage, T: Entity> Find<'e, Transaction<S>, T> {
     }
 }
 
-/// Where a stream is: about to prepare its query (or fail), fetching chunks (with the records
-/// its limit leaves), or done.
-enum Step<'e, A> {
-    Start(Result<(&'e A, Query)>),
-    Fetch(&'e A, Query, Option<u64>),
-    Done,
-}
-
 /// A query ready to run: `condition` is `base` (the filter) and, once a page was read, the keyset
 /// condition of the record after which the next starts.
-struct Query {
+pub(super) struct Query {
     table: &'static TableDef,
     lock: Option<RowLock>,
     base: Condition,
@@ -243,19 +210,12 @@ struct Query {
 }
 
 impl Query {
-    fn select(&self, limit: Option<u64>) -> Select {
+    pub(super) fn select(&self, limit: Option<u64>) -> Select {
         Select { condition: self.condition.clone(), order: self.order.clone(), limit, lock: self.lock }
     }
 
     async fn run<T: Entity, A: RowAccess>(self, access: &A, limit: Option<u64>) -> Result<Vec<T>> {
         access.select(T::TABLE, &self.select(limit)).await?.into_iter().map(T::from_row).collect()
-    }
-
-    /// Up to `size` records, and the order values of the last one.
-    async fn fetch<T: Entity, A: RowAccess>(&self, access: &A, size: u64) -> Result<(Vec<T>, Option<Vec<Value>>)> {
-        let rows = access.select(T::TABLE, &self.select(Some(size))).await?;
-        let last = rows.last().map(|row| self.order_values(row));
-        Ok((rows.into_iter().map(T::from_row).collect::<Result<_>>()?, last))
     }
 
     async fn page<T: Entity, A: RowAccess>(self, access: &A, size: u64) -> Result<Page<T>> {
@@ -272,21 +232,31 @@ impl Query {
     }
 
     /// The next chunk starts after the record whose order values are `values`.
-    fn continue_after(&mut self, values: Vec<Value>) {
+    pub(super) fn continue_after(&mut self, values: Vec<Value>) {
         self.condition = self.base.clone().and(after(self.table, &self.order, values));
     }
 
-    /// The values of the order's columns in `row`, as the column's type holds them (SQLite reads
-    /// a bool as the integer it stores).
-    fn order_values(&self, row: &Row) -> Vec<Value> {
-        self.order
-            .iter()
-            .map(|o| match (row.get(o.column).cloned().unwrap_or(Value::Null), self.table.columns[o.column].ty) {
-                (Value::Int(i), ColumnType::Bool) => Value::Bool(i != 0),
-                (value, _) => value,
-            })
-            .collect()
+    /// The values of the order's columns in `row` (see [`order_values`]).
+    pub(super) fn order_values(&self, row: &Row) -> Vec<Value> {
+        order_values(self.table, &self.order, row)
     }
+
+    /// The query's table and order, for [`order_values`].
+    pub(super) fn ordering(&self) -> (&'static TableDef, Vec<Order>) {
+        (self.table, self.order.clone())
+    }
+}
+
+/// The values of `order`'s columns in `row`, as the column's type holds them (SQLite reads a
+/// bool as the integer it stores): where a page or chunk after `row` starts.
+pub(super) fn order_values(table: &TableDef, order: &[Order], row: &Row) -> Vec<Value> {
+    order
+        .iter()
+        .map(|o| match (row.get(o.column).cloned().unwrap_or(Value::Null), table.columns[o.column].ty) {
+            (Value::Int(i), ColumnType::Bool) => Value::Bool(i != 0),
+            (value, _) => value,
+        })
+        .collect()
 }
 
 /// `order`, then the key, ascending, unless the key is in it already (what follows the key can

@@ -11,6 +11,7 @@ mod cursor;
 mod filter;
 mod find;
 mod order;
+mod stream;
 
 pub use column::{Column, Operand};
 pub use cursor::{Cursor, CursorParseError};

@@ -142,13 +142,14 @@ pub trait DecidedWrites: Send + Sync {
         decide: impl FnOnce(Option<&Row>) -> Result<Decision> + Send,
     ) -> impl Future<Output = Result<WriteOutcome>> + Send;
 
-    /// Every row of `table` meeting `condition`, as this handle sees it (a transaction: with its
-    /// own writes), in any order. With `remember`, a transaction remembers each row it returns as
+    /// The answer to `select` (its condition, order and limit; not its lock) as this handle sees
+    /// the table (a transaction: with its own writes), collected with an
+    /// [`evaluate::Collector`]. With `remember`, a transaction remembers each row it returns as
     /// read, as [`read`](Self::read) does (a locking query remembers only the rows it locks).
     fn scan(
         &self,
         table: &'static TableDef,
-        condition: &Condition,
+        select: &Select,
         remember: bool,
     ) -> impl Future<Output = Result<Vec<Row>>> + Send;
 
@@ -182,6 +183,11 @@ pub trait DecidedWrites: Send + Sync {
         let _ = (table, key, record, next, expected);
         Ok(None)
     }
+}
+
+/// Every row meeting `condition`, in no particular order.
+fn every(condition: &Condition) -> Select {
+    Select { condition: condition.clone(), order: Vec::new(), limit: None, lock: None }
 }
 
 /// The row operations, each as one decision.
@@ -242,12 +248,11 @@ impl<B: DecidedWrites> RowAccess for B {
 
     async fn select(&self, table: &'static TableDef, select: &Select) -> Result<Vec<Row>> {
         let Some(lock) = select.lock else {
-            return Ok(evaluate::order_and_limit(select, self.scan(table, &select.condition, true).await?));
+            return self.scan(table, select, true).await;
         };
         // Every candidate in order, each locked (or skipped) and read again once locked: it must
         // still match, and what the transaction remembers is what it locked.
-        let candidates = Select { limit: None, ..select.clone() };
-        let candidates = evaluate::order_and_limit(&candidates, self.scan(table, &select.condition, false).await?);
+        let candidates = self.scan(table, &Select { limit: None, ..select.clone() }, false).await?;
         let limit = select.limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
         let mut locked = Vec::new();
         for row in candidates {
@@ -268,7 +273,7 @@ impl<B: DecidedWrites> RowAccess for B {
     }
 
     async fn count(&self, table: &'static TableDef, condition: &Condition) -> Result<u64> {
-        Ok(self.scan(table, condition, true).await?.len() as u64)
+        Ok(self.scan(table, &every(condition), true).await?.len() as u64)
     }
 
     async fn update_where(
@@ -278,7 +283,7 @@ impl<B: DecidedWrites> RowAccess for B {
         columns: &[(usize, Value)],
     ) -> Result<u64> {
         let mut changed = 0;
-        for row in self.scan(table, condition, true).await? {
+        for row in self.scan(table, &every(condition), true).await? {
             let record = self.record(table, table.key_of(&row)?)?;
             // Decided again on the row as stored at the write: it must still match.
             let written = self.write(table, record, |stored| {
@@ -304,7 +309,7 @@ impl<B: DecidedWrites> RowAccess for B {
 
     async fn delete_where(&self, table: &'static TableDef, condition: &Condition) -> Result<u64> {
         let mut deleted = 0;
-        for row in self.scan(table, condition, true).await? {
+        for row in self.scan(table, &every(condition), true).await? {
             let record = self.record(table, table.key_of(&row)?)?;
             let written = self.write(table, record, |stored| {
                 Ok(match stored {

@@ -106,3 +106,52 @@ pub fn order_and_limit(select: &Select, mut found: Vec<Row>) -> Vec<Row> {
     found.sort_unstable_by(by);
     found
 }
+
+/// The rows a query keeps, offered one at a time by a backend that reads every row of a table:
+/// those meeting the condition, and with a limit only the first `limit` in order (a row is copied
+/// only when it is kept, so a page of 20 of 100,000 copies about 20 rows, not every match).
+pub struct Collector<'s> {
+    select: &'s Select,
+    limit: Option<usize>,
+    /// Kept rows; once `limit` are kept, sorted, the last being the worst.
+    rows: Vec<Row>,
+}
+
+impl<'s> Collector<'s> {
+    /// A collector of `select`'s answer.
+    pub fn new(select: &'s Select) -> Self {
+        let limit = select.limit.map(|l| usize::try_from(l).unwrap_or(usize::MAX));
+        Collector { select, limit, rows: Vec::new() }
+    }
+
+    /// Offers `row`: kept if it meets the condition and, with a limit, comes before the worst row
+    /// kept so far (which it then replaces). Returns whether it met the condition.
+    pub fn offer(&mut self, row: std::borrow::Cow<'_, Row>) -> bool {
+        if !matches(&self.select.condition, &row) {
+            return false;
+        }
+        let Some(limit) = self.limit else {
+            self.rows.push(row.into_owned());
+            return true;
+        };
+        let by = |a: &Row, b: &Row| compare_rows(&self.select.order, a, b);
+        if self.rows.len() < limit {
+            self.rows.push(row.into_owned());
+            if self.rows.len() == limit {
+                self.rows.sort_unstable_by(by);
+            }
+        } else if let Some(worst) = self.rows.last()
+            && by(&row, worst) == Ordering::Less
+        {
+            let at = self.rows.partition_point(|kept| by(kept, &row) != Ordering::Greater);
+            self.rows.pop();
+            self.rows.insert(at, row.into_owned());
+        }
+        true
+    }
+
+    /// The rows kept, in order.
+    pub fn finish(self) -> Vec<Row> {
+        order_and_limit(self.select, self.rows)
+    }
+}

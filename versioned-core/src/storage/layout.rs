@@ -12,8 +12,9 @@
 use crate::entity::TableDef;
 use crate::error::{Error, Result};
 use crate::storage::decisions::Decision;
-use crate::storage::select::Condition;
-use crate::storage::{WriteOutcome, evaluate};
+use std::borrow::Cow;
+
+use crate::storage::WriteOutcome;
 use crate::value::{Row, Value};
 
 /// A struct's columns in its table's rows.
@@ -90,14 +91,9 @@ impl Layout {
         self.columns.is_none()
     }
 
-    /// A stored row as the struct's row, if it meets `condition` (a condition on the struct's
-    /// columns): copied only then, when the struct is laid out as the table.
-    pub(crate) fn matching(&self, condition: &Condition, stored: std::borrow::Cow<'_, Row>) -> Option<Row> {
-        if self.is_identity() {
-            return evaluate::matches(condition, &stored).then(|| stored.into_owned());
-        }
-        let row = self.read(stored.into_owned());
-        evaluate::matches(condition, &row).then_some(row)
+    /// A stored row as the struct's row, borrowed when the struct is laid out as the table.
+    pub(crate) fn view<'r>(&self, stored: Cow<'r, Row>) -> Cow<'r, Row> {
+        if self.is_identity() { stored } else { Cow::Owned(self.read(stored.into_owned())) }
     }
 
     /// A stored row as the struct's row.

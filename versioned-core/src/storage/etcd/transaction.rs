@@ -1,5 +1,6 @@
 //! [`EtcdTransaction`]: optimistic, validated and applied by one etcd transaction at commit.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -12,8 +13,8 @@ use crate::entity::TableDef;
 use crate::error::{Error, Result, StorageError};
 use crate::lock::LockWait;
 use crate::storage::decisions::{self, DecidedWrites, Decision};
-use crate::storage::evaluate;
-use crate::storage::select::{Condition, RowLock};
+use crate::storage::evaluate::Collector;
+use crate::storage::select::{RowLock, Select};
 use crate::storage::{SavepointStep, StorageTransaction, WriteOutcome};
 use crate::value::{Row, Value};
 
@@ -271,7 +272,7 @@ impl DecidedWrites for EtcdTransaction {
         self.seen(&mut state, table, &keys, &key).await
     }
 
-    async fn scan(&self, table: &'static TableDef, condition: &Condition, remember: bool) -> Result<Vec<Row>> {
+    async fn scan(&self, table: &'static TableDef, select: &Select, remember: bool) -> Result<Vec<Row>> {
         self.cluster.check_layout(table).await?;
         let mut state = self.state.lock().await;
         let (records, at) = self.cluster.scan(table, state.snapshot).await?;
@@ -279,29 +280,41 @@ impl DecidedWrites for EtcdTransaction {
             state.snapshot.get_or_insert(at);
         }
         let state = &mut *state;
-        let mut found = Vec::new();
+        let mut found = Collector::new(select);
+        let mut revisions = std::collections::HashMap::new();
         for (keys, stored) in records {
             if state.written.contains_key(&keys) {
                 continue;
             }
             // A record read before: the transaction goes on seeing what it saw (commit checks it).
             if let Some((_, seen)) = state.read.get(&keys) {
-                found.extend(seen.row.clone().filter(|row| evaluate::matches(condition, row)));
+                if let Some(row) = &seen.row {
+                    found.offer(Cow::Borrowed(row));
+                }
                 continue;
             }
-            let Some(row) = stored.row.filter(|row| evaluate::matches(condition, row)) else { continue };
-            if !self.read_only && remember {
-                let touched = Touched { table, key: table.key_of(&row)?.clone() };
-                let seen =
-                    Seen { revision: stored.revision, version: Some(table.version_of(&row)?), row: Some(row.clone()) };
-                state.read.insert(keys, (touched, seen));
+            if let Some(row) = stored.row
+                && found.offer(Cow::Borrowed(&row))
+            {
+                revisions.insert(keys, stored.revision);
             }
-            found.push(row);
         }
         // Then its own writes.
         for (touched, row) in state.written.values() {
             if let Some(row) = row.as_ref().filter(|_| touched.table.name == table.name) {
-                found.extend(evaluate::matches(condition, row).then(|| row.clone()));
+                found.offer(Cow::Borrowed(row));
+            }
+        }
+        let found = found.finish();
+        if remember && !self.read_only {
+            for row in &found {
+                let key = table.key_of(row)?;
+                let keys = RecordKeys::new(self.cluster.prefix(), table, key)?;
+                if let Some(revision) = revisions.get(&keys) {
+                    let seen =
+                        Seen { revision: *revision, version: Some(table.version_of(row)?), row: Some(row.clone()) };
+                    state.read.entry(keys).or_insert((Touched { table, key: key.clone() }, seen));
+                }
             }
         }
         Ok(found)

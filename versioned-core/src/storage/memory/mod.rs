@@ -34,7 +34,8 @@ use tokio::sync::OwnedMutexGuard;
 use self::tables::{KeyRepr, Stored, Tables};
 pub use self::transaction::MemoryTransaction;
 use super::decisions::{DecidedWrites, Decision};
-use super::select::Condition;
+use super::evaluate::Collector;
+use super::select::Select;
 use super::{Storage, WriteOutcome};
 use crate::entity::{Entity, TableDef};
 use crate::error::Result;
@@ -111,16 +112,14 @@ impl DecidedWrites for MemoryStorage {
         Ok(stored.map(|row| layout.read(row)))
     }
 
-    async fn scan(&self, table: &'static TableDef, condition: &Condition, _remember: bool) -> Result<Vec<Row>> {
+    async fn scan(&self, table: &'static TableDef, select: &Select, _remember: bool) -> Result<Vec<Row>> {
         let (shards, layout) = self.tables.with_layout(table)?;
-        let mut found = Vec::new();
+        let mut found = Collector::new(select);
         shards.scan(|_, stored| {
-            if let Some(row) = layout.matching(condition, stored.row()?) {
-                found.push(row);
-            }
+            found.offer(layout.view(stored.row()?));
             Ok(())
         })?;
-        Ok(found)
+        Ok(found.finish())
     }
 
     /// Decides and applies one write in a single critical section of the record's shard, once no

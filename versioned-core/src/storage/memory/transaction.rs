@@ -12,7 +12,8 @@ use crate::entity::TableDef;
 use crate::error::{Error, Result};
 use crate::lock::LockWait;
 use crate::storage::decisions::{self, DecidedWrites, Decision};
-use crate::storage::select::{Condition, RowLock};
+use crate::storage::evaluate::Collector;
+use crate::storage::select::{RowLock, Select};
 use crate::storage::{RowAccess, SavepointStep, StorageTransaction, WriteOutcome};
 use crate::value::{Row, Value};
 
@@ -102,35 +103,37 @@ impl DecidedWrites for MemoryTransaction {
         Ok(seen.map(|row| layout.read(row)))
     }
 
-    async fn scan(&self, table: &'static TableDef, condition: &Condition, remember: bool) -> Result<Vec<Row>> {
+    async fn scan(&self, table: &'static TableDef, select: &Select, remember: bool) -> Result<Vec<Row>> {
         let (shards, layout) = self.store.tables.with_layout(table)?;
+        let mut found = Collector::new(select);
         if let Some(snapshot) = &self.snapshot {
-            let rows = snapshot.get(table.name).ok_or_else(|| no_table(table))?.rows();
-            return Ok(rows.filter_map(|row| layout.matching(condition, Cow::Borrowed(row))).collect());
+            for row in snapshot.get(table.name).ok_or_else(|| no_table(table))?.rows() {
+                found.offer(layout.view(Cow::Borrowed(row)));
+            }
+            return Ok(found.finish());
         }
         let mut state = lock(&self.state);
         let state = &mut *state;
-        let mut found = Vec::new();
-        // The committed records this transaction has not written, each remembered as read.
+        // The committed records this transaction has not written, then its own writes.
         shards.scan(|key, stored| {
-            let id = (table.name, key.clone());
-            if state.written.contains_key(&id) {
-                return Ok(());
-            }
-            let row = stored.row()?;
-            let version = layout.stored.version_of(&row)?;
-            if let Some(row) = layout.matching(condition, row) {
-                if remember {
-                    state.read.entry(id).or_insert((table, Some(version)));
-                }
-                found.push(row);
+            if !state.written.contains_key(&(table.name, key.clone())) {
+                found.offer(layout.view(stored.row()?));
             }
             Ok(())
         })?;
-        // Then its own writes.
         for ((name, _), (_, row)) in &state.written {
             if let Some(row) = row.as_ref().filter(|_| *name == table.name) {
-                found.extend(layout.matching(condition, Cow::Borrowed(row)));
+                found.offer(layout.view(Cow::Borrowed(row)));
+            }
+        }
+        let found = found.finish();
+        if remember {
+            // The committed records it returns are read, at the version it returns.
+            for row in &found {
+                let id = (table.name, KeyRepr::of(table, table.key_of(row)?)?);
+                if !state.written.contains_key(&id) {
+                    state.read.entry(id).or_insert((table, Some(table.version_of(row)?)));
+                }
             }
         }
         Ok(found)
