@@ -131,6 +131,16 @@ macro_rules! sql_benches {
                 store.find::<Bug>().stream(1_000).try_fold(0u64, |n, _| async move { Ok(n + 1) }).await.expect("stream")
             })
         });
+        group.bench_function("versioned: find().stream(10_000)", |b| {
+            b.to_async(&$rt).iter(|| async {
+                store
+                    .find::<Bug>()
+                    .stream(10_000)
+                    .try_fold(0u64, |n, _| async move { Ok(n + 1) })
+                    .await
+                    .expect("stream")
+            })
+        });
         group.bench_function(concat!("hand-written sqlx: fetch(", $all, ")"), |b| {
             b.to_async(&$rt).iter(|| async {
                 sqlx::query($all)
