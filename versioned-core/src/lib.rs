@@ -23,6 +23,7 @@ mod error;
 mod executor;
 #[cfg(feature = "http")]
 pub mod http;
+mod leb128;
 mod lock;
 mod observe;
 pub mod ops;

@@ -8,6 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::entity::TableDef;
 use crate::error::{Error, Result};
+use crate::leb128;
 use crate::storage::select::Order;
 use crate::value::{ColumnType, Value};
 
@@ -155,27 +156,14 @@ fn encode(value: &Value, out: &mut Vec<u8>) {
         }
         Value::Text(s) => {
             out.push(4);
-            length(s.len(), out);
+            leb128::write(out, s.len());
             out.extend_from_slice(s.as_bytes());
         }
         Value::Bytes(b) => {
             out.push(5);
-            length(b.len(), out);
+            leb128::write(out, b.len());
             out.extend_from_slice(b);
         }
-    }
-}
-
-/// A length as LEB128.
-fn length(mut n: usize, out: &mut Vec<u8>) {
-    loop {
-        let byte = (n & 0x7f) as u8;
-        n >>= 7;
-        if n == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
     }
 }
 
@@ -197,24 +185,11 @@ fn decode(input: &mut &[u8]) -> Option<Value> {
         2 => Value::Int(i64::from_be_bytes(take(8)?.try_into().ok()?)),
         3 => Value::Float(f64::from_bits(u64::from_be_bytes(take(8)?.try_into().ok()?))),
         4 | 5 => {
-            let len = read_length(input)?;
+            let len = leb128::read(input)?;
             let (bytes, rest) = input.split_at_checked(len)?;
             *input = rest;
             if tag == 4 { Value::Text(String::from_utf8(bytes.to_vec()).ok()?) } else { Value::Bytes(bytes.to_vec()) }
         }
         _ => return None,
     })
-}
-
-fn read_length(input: &mut &[u8]) -> Option<usize> {
-    let mut n: usize = 0;
-    for shift in (0..64).step_by(7) {
-        let (&byte, rest) = input.split_first()?;
-        *input = rest;
-        n |= usize::from(byte & 0x7f).checked_shl(shift)?;
-        if byte & 0x80 == 0 {
-            return Some(n);
-        }
-    }
-    None
 }

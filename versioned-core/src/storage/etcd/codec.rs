@@ -23,6 +23,7 @@
 
 use crate::entity::{ColumnRole, TableDef};
 use crate::error::{Error, Result};
+use crate::leb128;
 use crate::value::{Row, Value};
 
 const NULL: u8 = 0;
@@ -144,18 +145,6 @@ fn hex(out: &mut Vec<u8>, bytes: &[u8]) {
     }
 }
 
-fn leb128(out: &mut Vec<u8>, mut n: usize) {
-    loop {
-        let byte = (n & 0x7f) as u8;
-        n >>= 7;
-        if n == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
-}
-
 /// Appends the encoding of `value`.
 pub(super) fn encode_value(out: &mut Vec<u8>, value: &Value) {
     match value {
@@ -172,12 +161,12 @@ pub(super) fn encode_value(out: &mut Vec<u8>, value: &Value) {
         }
         Value::Text(s) => {
             out.push(TEXT);
-            leb128(out, s.len());
+            leb128::write(out, s.len());
             out.extend_from_slice(s.as_bytes());
         }
         Value::Bytes(b) => {
             out.push(BYTES);
-            leb128(out, b.len());
+            leb128::write(out, b.len());
             out.extend_from_slice(b);
         }
     }
@@ -212,7 +201,7 @@ pub(super) fn row_bytes(table: &TableDef, row: &Row) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
     out.push(ROW_FORMAT);
     let stored = (0..table.columns.len()).filter(|i| in_row(table, *i));
-    leb128(&mut out, stored.clone().count());
+    leb128::write(&mut out, stored.clone().count());
     for index in stored {
         encode_value(&mut out, row.get(index).unwrap_or(&Value::Null));
     }
@@ -243,15 +232,7 @@ impl Reader<'_> {
     }
 
     fn length(&mut self) -> Option<usize> {
-        let mut n: usize = 0;
-        for shift in (0..64).step_by(7) {
-            let byte = self.byte()?;
-            n |= usize::from(byte & 0x7f).checked_shl(shift)?;
-            if byte & 0x80 == 0 {
-                return Some(n);
-            }
-        }
-        None
+        leb128::read(&mut self.bytes)
     }
 
     fn value(&mut self) -> std::result::Result<Value, &'static str> {
