@@ -22,9 +22,11 @@ pub struct Ticket {
     pub id: i64,
     /// Title.
     pub title: String,
-    /// Who works on it, if anyone.
+    /// Who works on it, if anyone (indexed: the etcd backend answers an equality through it).
+    #[versioned(index)]
     pub assignee: Option<String>,
     /// Priority: 1 (highest) to 4.
+    #[versioned(index)]
     pub priority: i32,
     /// Whether it is still open.
     pub open: bool,

@@ -11,9 +11,10 @@ use etcd_client::{
 
 use super::codec::{self, RecordKeys};
 use super::settings::EtcdOptions;
-use crate::entity::{ColumnRole, TableDef};
+use crate::entity::{ColumnDef, ColumnRole, TableDef};
 use crate::error::{Error, Result, StorageError};
 use crate::lock::LockWait;
+use crate::storage::select::{Comparison, Condition};
 use crate::value::{Row, Value};
 
 /// A lease for the markers of writes: granted for [`MARKER_TTL`], used for new markers during
@@ -35,6 +36,8 @@ pub(super) struct Cluster {
     session: tokio::sync::Mutex<Option<Session>>,
     /// The struct mappings (`TableDef` addresses) found to match their table's recorded schema.
     matched: std::sync::Mutex<std::collections::HashSet<usize>>,
+    /// How many keys queries have read: what the tests of indexes count.
+    pub(super) keys_read: AtomicU64,
 }
 
 /// A lease renewed by a task of its own until dropped, then revoked.
@@ -155,7 +158,7 @@ fn prefix_options(revision: Option<i64>) -> GetOptions {
 
 /// Appends the operations that write a whole record (its row, version and, where the table has
 /// one, creation time) from `row`; returns how many bytes of keys and values they carry.
-pub(super) fn put_record(table: &TableDef, keys: &RecordKeys, row: &Row, ops: &mut Vec<TxnOp>) -> usize {
+pub(super) fn put_record(table: &'static TableDef, keys: &RecordKeys, row: &Row, ops: &mut Vec<TxnOp>) -> usize {
     let mut parts = vec![
         (keys.row(), codec::row_bytes(table, row)),
         (keys.version(), codec::value_bytes(row.get(table.version).unwrap_or(&Value::Null))),
@@ -163,9 +166,25 @@ pub(super) fn put_record(table: &TableDef, keys: &RecordKeys, row: &Row, ops: &m
     if let Some(index) = table.column_with(ColumnRole::CreatedAt) {
         parts.push((keys.created(), codec::value_bytes(row.get(index).unwrap_or(&Value::Null))));
     }
+    for (column, value) in indexed(table, row) {
+        parts.push((keys.index_key(column, value), Vec::new()));
+    }
     let bytes = parts.iter().map(|(key, value)| key.len() + value.len()).sum();
     ops.extend(parts.into_iter().map(|(key, value)| TxnOp::put(key, value, None)));
     bytes
+}
+
+/// The `#[versioned(index)]` columns of `table` (its key aside) and their values in `row`.
+pub(super) fn indexed<'r>(
+    table: &'static TableDef,
+    row: &'r Row,
+) -> impl Iterator<Item = (&'static ColumnDef, &'r Value)> {
+    table
+        .columns
+        .iter()
+        .enumerate()
+        .filter(move |(i, c)| c.indexed && *i != table.key)
+        .map(move |(i, c)| (c, row.get(i).unwrap_or(&Value::Null)))
 }
 
 /// Reads the record's keys: the `Else` branch of a write, to report what refused it.
@@ -194,6 +213,7 @@ impl Cluster {
             marker_lease: Default::default(),
             session: Default::default(),
             matched: Default::default(),
+            keys_read: AtomicU64::new(0),
         }
     }
 
@@ -262,6 +282,59 @@ impl Cluster {
         Ok((RecordState::parse(table, keys, reply.kvs())?, at))
     }
 
+    /// The records of `table` that may meet `condition` (as of `revision`, if given), and the
+    /// revision read at: through an index when the condition requires an indexed column to equal
+    /// one of a few values, every record otherwise. The caller evaluates the condition.
+    pub(super) async fn candidates(
+        &self,
+        table: &'static TableDef,
+        condition: &Condition,
+        revision: Option<i64>,
+    ) -> Result<(Vec<(RecordKeys, RecordState)>, i64)> {
+        let Some((column, values)) = indexed_equality(table, condition) else {
+            return self.scan(table, revision).await;
+        };
+        let mut at = revision;
+        let mut named = Vec::new();
+        for value in values {
+            let prefix = codec::index_prefix(self.prefix(), table, column, value);
+            let mut options = GetOptions::new().with_prefix().with_keys_only();
+            if let Some(at) = at {
+                options = options.with_revision(at);
+            }
+            let reply = self.client.kv_client().get(prefix.clone(), Some(options)).await.map_err(request_error)?;
+            at.get_or_insert(reply.header().map_or(0, |h| h.revision()));
+            self.keys_read.fetch_add(reply.kvs().len() as u64, Ordering::Relaxed);
+            named.extend(
+                reply.kvs().iter().filter_map(|kv| codec::indexed_record(self.prefix(), table, &prefix, kv.key())),
+            );
+        }
+        named.sort();
+        named.dedup();
+        let mut records = Vec::with_capacity(named.len());
+        if revision.is_some() {
+            // A snapshot: each record as of its revision.
+            for keys in named {
+                let (state, _) = self.read(table, &keys, revision).await?;
+                records.push((keys, state));
+            }
+        } else {
+            // The records named, many to a request (a transaction's reads, at one revision).
+            for chunk in named.chunks(self.options.max_txn_ops.clamp(1, 64)) {
+                let reads = Txn::new().and_then(chunk.iter().map(read_record_op).collect::<Vec<_>>());
+                let reply = self.client.kv_client().txn(reads).await.map_err(request_error)?;
+                for (keys, response) in chunk.iter().zip(reply.op_responses()) {
+                    let TxnOpResponse::Get(range) = response else {
+                        return Err(StorageError::new("etcd answered a read with something else").into());
+                    };
+                    records.push((keys.clone(), RecordState::parse(table, keys, range.kvs())?));
+                }
+            }
+        }
+        self.keys_read.fetch_add(records.len() as u64, Ordering::Relaxed);
+        Ok((records, at.unwrap_or(0)))
+    }
+
     /// Every record of `table` (as of `revision`, if given), read in ranges of a bounded number
     /// of keys, all at the revision of the first; and that revision.
     pub(super) async fn scan(
@@ -284,6 +357,7 @@ impl Cluster {
             }
             let reply = self.client.kv_client().get(from.clone(), Some(options)).await.map_err(request_error)?;
             at.get_or_insert(reply.header().map_or(0, |h| h.revision()));
+            self.keys_read.fetch_add(reply.kvs().len() as u64, Ordering::Relaxed);
             for kv in reply.kvs() {
                 let Some((_, record)) = kv.key().split_last() else { continue };
                 if current.as_ref().is_none_or(|(keys, _)| keys.prefix != record) {
@@ -480,5 +554,20 @@ impl LockWaiter {
             }
             (_, None) => released.await,
         }
+    }
+}
+
+/// The indexed column `condition` requires to equal one of a few values, and those values: a
+/// comparison for equality or a list, alone or in an `AND`.
+fn indexed_equality<'c>(
+    table: &'static TableDef,
+    condition: &'c Condition,
+) -> Option<(&'static ColumnDef, Vec<&'c Value>)> {
+    let indexed = |column: usize| table.columns.get(column).filter(|c| c.indexed && column != table.key);
+    match condition {
+        Condition::Compare { column, op: Comparison::Eq, value } => Some((indexed(*column)?, vec![value])),
+        Condition::In { column, values } if values.len() <= 16 => Some((indexed(*column)?, values.iter().collect())),
+        Condition::And(all) => all.iter().find_map(|c| indexed_equality(table, c)),
+        _ => None,
     }
 }

@@ -21,7 +21,7 @@
 //! number of values (LEB128), and the values. An integer has exactly one encoding, so etcd can
 //! compare a stored version with the one a write expects, byte for byte, in the write itself.
 
-use crate::entity::{ColumnRole, TableDef};
+use crate::entity::{ColumnDef, ColumnRole, TableDef};
 use crate::error::{Error, Result};
 use crate::leb128;
 use crate::value::{Row, Value};
@@ -101,6 +101,19 @@ impl RecordKeys {
         self.part(b'l')
     }
 
+    /// The key of this record's entry in the index of column `column` (`#[versioned(index)]`),
+    /// for the value `value`: `P<table>/x/<column>/<value>/<K>/`, where `<K>` is the record's own
+    /// key part. Written with the record; the record's keys stay the truth (an entry whose record
+    /// no longer holds the value is passed over by the query that finds it).
+    pub(super) fn index_key(&self, column: &ColumnDef, value: &Value) -> Vec<u8> {
+        // The last `/k/` ends the table's prefix: a key part is hex digits after one letter.
+        let at = self.prefix.windows(3).rposition(|w| w == b"/k/").unwrap_or(0);
+        let (table, part) = (&self.prefix[..at], &self.prefix[at + 3..]);
+        let mut key = index_prefix_of(table, column, value);
+        key.extend_from_slice(part);
+        key
+    }
+
     /// Which part of the record `key` is (`b'r'`, `b'v'`, `b'c'`, `b'l'`), if it is one.
     pub(super) fn part_of(&self, key: &[u8]) -> Option<u8> {
         match key.strip_prefix(self.prefix.as_slice()) {
@@ -130,6 +143,32 @@ pub(super) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
         }
     }
     vec![0]
+}
+
+/// The prefix of the index entries of column `column` of `table` for `value`.
+pub(super) fn index_prefix(prefix: &[u8], table: &TableDef, column: &ColumnDef, value: &Value) -> Vec<u8> {
+    let mut base = prefix.to_vec();
+    base.extend_from_slice(table.name.as_bytes());
+    index_prefix_of(&base, column, value)
+}
+
+/// `<table prefix>/x/<column>/<hex of the value's encoding>/`.
+fn index_prefix_of(table: &[u8], column: &ColumnDef, value: &Value) -> Vec<u8> {
+    let mut key = table.to_vec();
+    key.extend_from_slice(b"/x/");
+    key.extend_from_slice(column.name.as_bytes());
+    key.push(b'/');
+    hex(&mut key, &value_bytes(value));
+    key.push(b'/');
+    key
+}
+
+/// The record whose index entry is `entry`, found under `index_prefix`.
+pub(super) fn indexed_record(prefix: &[u8], table: &TableDef, index_prefix: &[u8], entry: &[u8]) -> Option<RecordKeys> {
+    let part = entry.strip_prefix(index_prefix)?;
+    let mut keys = table_records(prefix, table);
+    keys.extend_from_slice(part);
+    Some(RecordKeys { prefix: keys })
 }
 
 /// The key of a table's schema.

@@ -39,7 +39,7 @@ mod codec;
 mod settings;
 mod transaction;
 
-use cluster::{Cluster, LockWaiter, RecordState, Reply, put_record, read_record_op, request_error, unlocked};
+use cluster::{Cluster, LockWaiter, RecordState, Reply, indexed, put_record, read_record_op, request_error, unlocked};
 use codec::RecordKeys;
 pub use settings::EtcdOptions;
 pub use transaction::EtcdTransaction;
@@ -182,12 +182,19 @@ fn version_is(keys: &RecordKeys, version: u64) -> Compare {
 }
 
 impl EtcdStorage {
-    /// Every stored row of `table`, read at one revision: a query reads the whole table and
-    /// evaluates itself in this process (see the module's docs).
-    async fn rows(&self, table: &'static TableDef) -> Result<impl Iterator<Item = Row>> {
+    /// The stored rows of `table` that may meet `condition`, read at one revision: those an
+    /// index finds, or every one; the query evaluates itself in this process (see the module's
+    /// docs).
+    async fn rows(&self, table: &'static TableDef, condition: &Condition) -> Result<impl Iterator<Item = Row>> {
         self.cluster.check_layout(table).await?;
-        let (records, _) = self.cluster.scan(table, None).await?;
+        let (records, _) = self.cluster.candidates(table, condition, None).await?;
         Ok(records.into_iter().filter_map(|(_, state)| state.row))
+    }
+
+    /// How many keys this connection's queries have read (the tests of indexes count them).
+    #[doc(hidden)]
+    pub fn keys_read(&self) -> u64 {
+        self.cluster.keys_read.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -199,11 +206,11 @@ impl RowAccess for EtcdStorage {
     }
 
     async fn select(&self, table: &'static TableDef, select: &Select) -> Result<Vec<Row>> {
-        Ok(evaluate::select(select, self.rows(table).await?))
+        Ok(evaluate::select(select, self.rows(table, &select.condition).await?))
     }
 
     async fn count(&self, table: &'static TableDef, condition: &Condition) -> Result<u64> {
-        Ok(self.rows(table).await?.filter(|row| evaluate::matches(condition, row)).count() as u64)
+        Ok(self.rows(table, condition).await?.filter(|row| evaluate::matches(condition, row)).count() as u64)
     }
 
     /// In a transaction of its own: one etcd transaction applies every change, or none.
@@ -248,10 +255,14 @@ impl RowAccess for EtcdStorage {
         let compares = || vec![version_is(&keys, expected)];
         // The creation time is not written: its key keeps the stored one.
         let put = || {
-            vec![
+            let mut ops = vec![
                 TxnOp::put(keys.row(), codec::row_bytes(table, &row), None),
                 TxnOp::put(keys.version(), codec::version_bytes(expected + 1), None),
-            ]
+            ];
+            ops.extend(
+                indexed(table, &row).map(|(column, value)| TxnOp::put(keys.index_key(column, value), vec![], None)),
+            );
+            ops
         };
         let holds = |stored: Option<&Row>| decisions::check(table, stored, Some(expected));
         match self.checked(table, &keys, key, compares, put, holds).await? {

@@ -275,7 +275,7 @@ impl DecidedWrites for EtcdTransaction {
     async fn scan(&self, table: &'static TableDef, select: &Select, remember: bool) -> Result<Vec<Row>> {
         self.cluster.check_layout(table).await?;
         let mut state = self.state.lock().await;
-        let (records, at) = self.cluster.scan(table, state.snapshot).await?;
+        let (records, at) = self.cluster.candidates(table, &select.condition, state.snapshot).await?;
         if self.read_only {
             state.snapshot.get_or_insert(at);
         }
