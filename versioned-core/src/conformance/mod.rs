@@ -171,6 +171,7 @@ macro_rules! conformance_tests {
             patch_where_and_delete_where_move_versions_on,
             locking_queries_lock_or_skip_what_they_return,
             queries_in_a_read_transaction_see_one_snapshot,
+            floats_bytes_and_wide_integers_order_as_in_rust,
             // query_model.rs
             queries_agree_with_a_model_in_rust,
             // faults.rs
