@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::observe::{Kind, Operation, observed};
 use crate::patch::{ChangeValue, Patch};
 use crate::query::Filter;
+use crate::query::find::check_size;
 use crate::storage::RowAccess;
 use crate::value::Value;
 
@@ -43,13 +44,17 @@ pub async fn patch_where<T: Entity, A: RowAccess>(
     columns: &[(usize, Value)],
 ) -> Result<u64> {
     observed!(Operation::start("patch_where", T::TABLE, || None), Kind::Write, |n: &u64| ("applied", *n), async {
-        access.update_where(T::TABLE, &filter.into_condition()?, columns).await
+        let condition = filter.into_condition()?;
+        check_size(T::TABLE, &condition)?;
+        access.update_where(T::TABLE, &condition, columns).await
     })
 }
 
 /// See [`Store::delete_where`](crate::Store::delete_where): on `access`, in its transaction.
 pub async fn delete_where<T: Entity, A: RowAccess>(access: &A, filter: Filter<T>) -> Result<u64> {
     observed!(Operation::start("delete_where", T::TABLE, || None), Kind::Write, |n: &u64| ("applied", *n), async {
-        access.delete_where(T::TABLE, &filter.into_condition()?).await
+        let condition = filter.into_condition()?;
+        check_size(T::TABLE, &condition)?;
+        access.delete_where(T::TABLE, &condition).await
     })
 }

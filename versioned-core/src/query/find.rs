@@ -103,9 +103,10 @@ impl<'e, E: Executor, T: Entity> Find<'e, E, T> {
         )
     }
 
-    /// The first matching record in order, if any.
+    /// The first matching record in order, if any (none under `limit(0)`).
     pub async fn first(self) -> Result<Option<T>> {
-        Ok(self.limit(1).all().await?.pop())
+        let limit = self.limit.map_or(1, |limit| limit.min(1));
+        Ok(self.limit(limit).all().await?.pop())
     }
 
     /// Whether any record matches.
@@ -295,7 +296,7 @@ fn after(table: &TableDef, order: &[Order], values: Vec<Value>) -> Condition {
 }
 
 /// Refuses a condition carrying more than [`MAX_QUERY_VALUES`] values.
-fn check_size(table: &TableDef, condition: &Condition) -> Result<()> {
+pub(crate) fn check_size(table: &TableDef, condition: &Condition) -> Result<()> {
     fn count(c: &Condition) -> usize {
         match c {
             Condition::Compare { .. } | Condition::StartsWith { .. } => 2,

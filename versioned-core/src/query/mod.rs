@@ -9,7 +9,7 @@
 mod column;
 mod cursor;
 mod filter;
-mod find;
+pub(crate) mod find;
 mod order;
 mod stream;
 

@@ -79,7 +79,10 @@ impl<A: RowAccess, T: Entity> Stream for Chunks<'_, A, T> {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         loop {
-            if let Some(next) = this.next.as_mut() {
+            // The next chunk is driven only while at most one chunk waits to be given: what is
+            // buffered stays within two chunks whatever the pace of the caller.
+            let room = this.ready.len() as u64 <= this.chunk;
+            if let Some(next) = this.next.as_mut().filter(|_| room) {
                 match next.as_mut().poll(cx) {
                     Poll::Ready(Ok((records, last))) => {
                         this.next = None;
@@ -112,6 +115,7 @@ impl<A: RowAccess, T: Entity> Stream for Chunks<'_, A, T> {
             if let Some(err) = this.failed.take() {
                 return Poll::Ready(Some(Err(err)));
             }
+            // `ready` is empty here, so `room` held and `next`, if any, was polled: it wakes us.
             return if this.next.is_none() { Poll::Ready(None) } else { Poll::Pending };
         }
     }

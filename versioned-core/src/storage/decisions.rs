@@ -153,7 +153,8 @@ pub trait DecidedWrites: Send + Sync {
         remember: bool,
     ) -> impl Future<Output = Result<Vec<Row>>> + Send;
 
-    /// Locks `record` for this transaction as `lock` says, and remembers it as read as it is now;
+    /// Locks `record` for this transaction as `lock` says, and remembers it as read as it is now
+    /// unless the transaction read it before (commit checks what it read first);
     /// `false` when it is held by another transaction and `lock` skips it. An autocommit handle
     /// locks nothing (`true`): the typed layer asks only transactions.
     fn lock(

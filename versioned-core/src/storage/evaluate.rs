@@ -7,21 +7,27 @@ use super::select::{Comparison, Condition, Order, Select};
 use crate::value::{Row, Value};
 
 /// Rust's order of two stored values of one column: `NULL` first, then numbers by value, text by
-/// code point, bytes byte by byte, `false` before `true`. Floats without a total order (NaN)
-/// compare equal to everything; values of two different types (a table that another struct laid
-/// out) by the type's rank, so the order stays total.
+/// code point, bytes byte by byte, `false` before `true`. Rust has no order for a float NaN: here
+/// it is above every number and equal to itself, as PostgreSQL sorts it, so the order stays total
+/// (a sort never meets a cycle). Values of two different types (a table that another struct laid
+/// out) compare by the type's rank.
 pub fn compare(a: &Value, b: &Value) -> Ordering {
     match (a, b) {
         (Value::Null, Value::Null) => Ordering::Equal,
         (Value::Bool(a), Value::Bool(b)) => a.cmp(b),
         (Value::Int(a), Value::Int(b)) => a.cmp(b),
-        (Value::Float(a), Value::Float(b)) => a.partial_cmp(b).unwrap_or(Ordering::Equal),
-        (Value::Int(a), Value::Float(b)) => (*a as f64).partial_cmp(b).unwrap_or(Ordering::Equal),
-        (Value::Float(a), Value::Int(b)) => a.partial_cmp(&(*b as f64)).unwrap_or(Ordering::Equal),
+        (Value::Float(a), Value::Float(b)) => floats(*a, *b),
+        (Value::Int(a), Value::Float(b)) => floats(*a as f64, *b),
+        (Value::Float(a), Value::Int(b)) => floats(*a, *b as f64),
         (Value::Text(a), Value::Text(b)) => a.cmp(b),
         (Value::Bytes(a), Value::Bytes(b)) => a.cmp(b),
         (a, b) => rank(a).cmp(&rank(b)),
     }
+}
+
+/// Two floats by value, NaN above every number and equal to itself; `-0.0` equals `0.0`.
+fn floats(a: f64, b: f64) -> Ordering {
+    a.partial_cmp(&b).unwrap_or_else(|| a.is_nan().cmp(&b.is_nan()))
 }
 
 /// Where a value's type sorts among the others, for two values of different types.
@@ -153,5 +159,37 @@ impl<'s> Collector<'s> {
     /// The rows kept, in order.
     pub fn finish(self) -> Vec<Row> {
         order_and_limit(self.select, self.rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::select::Order;
+
+    /// NaN has no place in Rust's order of floats; here it is above every number, so a sort of
+    /// rows with NaN in them has a total order to follow (a cycle could make the sort panic).
+    #[test]
+    fn nan_sorts_above_every_number_and_the_order_stays_total() {
+        let rows: Vec<Row> = [2.0, f64::NAN, 1.0, -0.0, 0.0, f64::INFINITY, f64::NAN]
+            .iter()
+            .enumerate()
+            .map(|(key, x)| Row::new(vec![Value::Int(key as i64), Value::Float(*x)]))
+            .collect();
+        let select = Select {
+            condition: Condition::all(),
+            order: vec![Order { column: 1, descending: false }, Order { column: 0, descending: false }],
+            limit: Some(5),
+            lock: None,
+        };
+        let mut collector = Collector::new(&select);
+        for row in &rows {
+            collector.offer(std::borrow::Cow::Borrowed(row));
+        }
+        let keys: Vec<Value> = collector.finish().into_iter().map(|r| r.values()[0].clone()).collect();
+        assert_eq!(keys, [3, 4, 2, 0, 5].map(Value::Int), "-0.0 and 0.0 tie (the key decides), NaN last");
+        assert_eq!(compare(&Value::Float(f64::NAN), &Value::Float(f64::NAN)), Ordering::Equal);
+        let nan_is_not_one = Condition::Compare { column: 1, op: Comparison::Eq, value: Value::Float(1.0) };
+        assert!(!matches(&nan_is_not_one, &rows[1]));
     }
 }

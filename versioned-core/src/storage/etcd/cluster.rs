@@ -311,24 +311,23 @@ impl Cluster {
         }
         named.sort();
         named.dedup();
+        // The records named, many to a request, each as of the revision the entries were read at
+        // (a transaction's reads may each name a revision): one moment, as a scan reads.
         let mut records = Vec::with_capacity(named.len());
-        if revision.is_some() {
-            // A snapshot: each record as of its revision.
-            for keys in named {
-                let (state, _) = self.read(table, &keys, revision).await?;
-                records.push((keys, state));
-            }
-        } else {
-            // The records named, many to a request (a transaction's reads, at one revision).
-            for chunk in named.chunks(self.options.max_txn_ops.clamp(1, 64)) {
-                let reads = Txn::new().and_then(chunk.iter().map(read_record_op).collect::<Vec<_>>());
-                let reply = self.client.kv_client().txn(reads).await.map_err(request_error)?;
-                for (keys, response) in chunk.iter().zip(reply.op_responses()) {
-                    let TxnOpResponse::Get(range) = response else {
-                        return Err(StorageError::new("etcd answered a read with something else").into());
-                    };
-                    records.push((keys.clone(), RecordState::parse(table, keys, range.kvs())?));
-                }
+        let as_of = GetOptions::new().with_prefix();
+        let as_of = match at {
+            Some(at) => as_of.with_revision(at),
+            None => as_of,
+        };
+        for chunk in named.chunks(self.options.max_txn_ops.clamp(1, 64)) {
+            let reads: Vec<TxnOp> =
+                chunk.iter().map(|keys| TxnOp::get(keys.prefix.clone(), Some(as_of.clone()))).collect();
+            let reply = self.client.kv_client().txn(Txn::new().and_then(reads)).await.map_err(request_error)?;
+            for (keys, response) in chunk.iter().zip(reply.op_responses()) {
+                let TxnOpResponse::Get(range) = response else {
+                    return Err(StorageError::new("etcd answered a read with something else").into());
+                };
+                records.push((keys.clone(), RecordState::parse(table, keys, range.kvs())?));
             }
         }
         self.keys_read.fetch_add(records.len() as u64, Ordering::Relaxed);

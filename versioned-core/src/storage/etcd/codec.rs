@@ -152,12 +152,17 @@ pub(super) fn index_prefix(prefix: &[u8], table: &TableDef, column: &ColumnDef, 
     index_prefix_of(&base, column, value)
 }
 
-/// `<table prefix>/x/<column>/<hex of the value's encoding>/`.
+/// `<table prefix>/x/<column>/<hex of the value's encoding>/`; `-0.0` is written as `0.0`, which
+/// it equals.
 fn index_prefix_of(table: &[u8], column: &ColumnDef, value: &Value) -> Vec<u8> {
     let mut key = table.to_vec();
     key.extend_from_slice(b"/x/");
     key.extend_from_slice(column.name.as_bytes());
     key.push(b'/');
+    let value = match value {
+        Value::Float(x) if *x == 0.0 => &Value::Float(0.0),
+        other => other,
+    };
     hex(&mut key, &value_bytes(value));
     key.push(b'/');
     key
@@ -344,7 +349,15 @@ pub(super) fn schema(table: &TableDef) -> String {
     let columns: Vec<_> = table
         .columns
         .iter()
-        .map(|c| serde_json::json!({"name": c.name, "type": format!("{:?}", c.ty), "nullable": c.nullable}))
+        .map(|c| {
+            let mut column = serde_json::json!({"name": c.name, "type": format!("{:?}", c.ty), "nullable": c.nullable});
+            // Only where set: an index's entries exist only if every struct writing the table
+            // writes them, so a struct that differs here is refused like one with other columns.
+            if c.indexed {
+                column["indexed"] = serde_json::json!(true);
+            }
+            column
+        })
         .collect();
     serde_json::json!({
         "entity": table.entity,

@@ -349,7 +349,9 @@ impl DecidedWrites for EtcdTransaction {
         if !state.written.contains_key(&keys) {
             let version = stored.row.as_ref().map(|r| table.version_of(r)).transpose()?;
             let seen = Seen { revision: stored.revision, version, row: stored.row };
-            state.read.insert(keys, (Touched { table, key }, seen));
+            // What it read before stays what it sees and what commit checks, as for
+            // `get_for_update`.
+            state.read.entry(keys).or_insert((Touched { table, key }, seen));
         }
         Ok(true)
     }

@@ -151,7 +151,8 @@ impl DecidedWrites for MemoryTransaction {
         let mut state = lock(&self.state);
         let id = (table.name, key);
         if !state.written.contains_key(&id) {
-            state.read.insert(id, (table, version));
+            // What it read before stays what commit checks, as for `get_for_update`.
+            state.read.entry(id).or_insert((table, version));
         }
         Ok(true)
     }

@@ -565,10 +565,9 @@ impl Storage for MysqlStorage {
     /// collation; a table that was there already is checked as on first use.
     async fn create_table(&self, table: &'static TableDef) -> Result<()> {
         let state = self.table(table);
-        let create = match table.key_column().ty {
-            ColumnType::Text => self.server().await?.create(&state, table),
-            _ => Arc::clone(&state.statements.create),
-        };
+        // Every text column is declared with the server's exact collation: MariaDB's and MySQL's
+        // differ in name.
+        let create = self.server().await?.create(&state, table);
         let mut conn = self.pool.acquire().await.map_err(|e| storage_error(Some(table), e))?;
         sqlx::query(sqlx::AssertSqlSafe(create))
             .execute(&mut *conn)

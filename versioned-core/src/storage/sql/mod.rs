@@ -167,6 +167,18 @@ impl Binds<'_> {
     }
 }
 
+/// `<table>_<column>_idx`, or where that passes the 63 characters PostgreSQL keeps (MySQL takes
+/// 64), its first 46 and a hash of the whole: two long names never end up the same.
+fn index_name(table: &str, column: &str) -> String {
+    let name = format!("{table}_{column}_idx");
+    if name.len() <= 63 {
+        return name;
+    }
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let cut = (0..=46).rev().find(|at| name.is_char_boundary(*at)).unwrap_or(0);
+    format!("{}_{hash:016x}", &name[..cut])
+}
+
 impl Statements {
     pub(crate) fn new(dialect: &'static dyn Dialect, table: &'static TableDef) -> Self {
         let q = |name: &str| dialect.quote(name);
@@ -232,7 +244,7 @@ impl Statements {
             .enumerate()
             .filter(|(i, c)| c.indexed && *i != table.key)
             .map(|(i, c)| {
-                let name = q(&format!("{}_{}_idx", table.name, c.name));
+                let name = q(&index_name(table.name, c.name));
                 let columns = [(all[i].as_str(), c.ty), (key.as_str(), table.key_column().ty)];
                 Arc::from(dialect.create_index(&t, &name, &columns))
             })
@@ -357,6 +369,16 @@ impl Statements {
 
 #[cfg(test)]
 pub(crate) mod tests {
+
+    #[test]
+    fn long_index_names_are_cut_to_what_the_databases_keep_and_stay_distinct() {
+        assert_eq!(super::index_name("bugs", "status"), "bugs_status_idx");
+        let long = "t".repeat(40);
+        let (a, b) = (super::index_name(&long, &"c".repeat(30)), super::index_name(&long, &"c".repeat(31)));
+        assert!(a.len() <= 63 && b.len() <= 63, "{a} {b}");
+        assert_ne!(a, b);
+    }
+
     use super::*;
     use crate::entity::ColumnDef;
     #[cfg(feature = "sqlite")]

@@ -26,7 +26,8 @@ impl Statements {
         r.where_clause(&condition.0);
         r.order_by(&select.order);
         if let Some(limit) = select.limit {
-            let _ = write!(r.sql, " LIMIT {limit}");
+            // The databases take a signed 64-bit limit; no table holds more rows.
+            let _ = write!(r.sql, " LIMIT {}", limit.min(i64::MAX as u64));
         }
         if let Some(lock) = lock {
             r.sql.push_str(lock);
