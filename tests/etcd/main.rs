@@ -398,6 +398,11 @@ mod etcd_own {
         assert_eq!(read, 60, "keys read through the index");
         let s4 = store.find::<IndexedBug>().filter(IndexedBug::STATUS.eq("s4")).count().await.expect("count");
         assert_eq!(s4, 40);
+        // Records named by their keys are read alone.
+        let before = storage.keys_read();
+        let many = store.get_many::<IndexedBug, i64>(&[5, 999, 6]).await.expect("get_many");
+        assert_eq!(many.iter().map(|b| b.as_ref().map(|b| b.id)).collect::<Vec<_>>(), [Some(5), None, Some(6)]);
+        assert_eq!(storage.keys_read() - before, 3, "three records read, not the table");
         // A filter on no indexed field reads every record.
         let before = storage.keys_read();
         let all = store.find::<IndexedBug>().filter(IndexedBug::ID.gt(0)).count().await.expect("count");

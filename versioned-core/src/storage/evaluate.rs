@@ -4,6 +4,7 @@
 use std::cmp::Ordering;
 
 use super::select::{Comparison, Condition, Order, Select};
+use crate::entity::TableDef;
 use crate::value::{Row, Value};
 
 /// Rust's order of two stored values of one column: `NULL` first, then numbers by value, text by
@@ -71,6 +72,17 @@ pub fn matches(condition: &Condition, row: &Row) -> bool {
         Condition::And(all) => all.iter().all(|c| matches(c, row)),
         Condition::Or(any) => any.iter().any(|c| matches(c, row)),
         Condition::Not(c) => !matches(c, row),
+    }
+}
+
+/// The keys `condition` limits the rows to, when it names them (an equality or a list on the
+/// key, alone or in an `AND`): a backend that reads whole tables can read just those rows.
+pub fn keys_named<'c>(table: &TableDef, condition: &'c Condition) -> Option<Vec<&'c Value>> {
+    match condition {
+        Condition::Compare { column, op: Comparison::Eq, value } if *column == table.key => Some(vec![value]),
+        Condition::In { column, values } if *column == table.key => Some(values.iter().collect()),
+        Condition::And(all) => all.iter().find_map(|c| keys_named(table, c)),
+        _ => None,
     }
 }
 

@@ -14,6 +14,7 @@ use super::settings::EtcdOptions;
 use crate::entity::{ColumnDef, ColumnRole, TableDef};
 use crate::error::{Error, Result, StorageError};
 use crate::lock::LockWait;
+use crate::storage::evaluate;
 use crate::storage::select::{Comparison, Condition};
 use crate::value::{Row, Value};
 
@@ -283,46 +284,37 @@ impl Cluster {
     }
 
     /// The records of `table` that may meet `condition` (as of `revision`, if given), and the
-    /// revision read at: through an index when the condition requires an indexed column to equal
-    /// one of a few values, every record otherwise. The caller evaluates the condition.
+    /// revision read at: those its keys name (`get_many`), those an index names when the condition
+    /// requires an indexed column to equal one of a few values, every record otherwise. The
+    /// caller evaluates the condition.
     pub(super) async fn candidates(
         &self,
         table: &'static TableDef,
         condition: &Condition,
         revision: Option<i64>,
     ) -> Result<(Vec<(RecordKeys, RecordState)>, i64)> {
-        let Some((column, values)) = indexed_equality(table, condition) else {
+        let mut at = revision;
+        let mut named = if let Some(keys) = evaluate::keys_named(table, condition) {
+            keys.into_iter().map(|key| RecordKeys::new(self.prefix(), table, key)).collect::<Result<Vec<_>>>()?
+        } else if let Some((column, values)) = indexed_equality(table, condition) {
+            self.index_entries(table, column, values, &mut at).await?
+        } else {
             return self.scan(table, revision).await;
         };
-        let mut at = revision;
-        let mut named = Vec::new();
-        for value in values {
-            let prefix = codec::index_prefix(self.prefix(), table, column, value);
-            let mut options = GetOptions::new().with_prefix().with_keys_only();
-            if let Some(at) = at {
-                options = options.with_revision(at);
-            }
-            let reply = self.client.kv_client().get(prefix.clone(), Some(options)).await.map_err(request_error)?;
-            at.get_or_insert(reply.header().map_or(0, |h| h.revision()));
-            self.keys_read.fetch_add(reply.kvs().len() as u64, Ordering::Relaxed);
-            named.extend(
-                reply.kvs().iter().filter_map(|kv| codec::indexed_record(self.prefix(), table, &prefix, kv.key())),
-            );
-        }
         named.sort();
         named.dedup();
-        // The records named, many to a request, each as of the revision the entries were read at
-        // (a transaction's reads may each name a revision): one moment, as a scan reads.
+        // The records named, many to a request, all as of one revision (the entries', if read):
+        // one moment, as a scan reads. A transaction's reads may each name a revision.
         let mut records = Vec::with_capacity(named.len());
-        let as_of = GetOptions::new().with_prefix();
-        let as_of = match at {
-            Some(at) => as_of.with_revision(at),
-            None => as_of,
-        };
         for chunk in named.chunks(self.options.max_txn_ops.clamp(1, 64)) {
+            let as_of = match at {
+                Some(at) => GetOptions::new().with_prefix().with_revision(at),
+                None => GetOptions::new().with_prefix(),
+            };
             let reads: Vec<TxnOp> =
                 chunk.iter().map(|keys| TxnOp::get(keys.prefix.clone(), Some(as_of.clone()))).collect();
             let reply = self.client.kv_client().txn(Txn::new().and_then(reads)).await.map_err(request_error)?;
+            at.get_or_insert(reply.header().map_or(0, |h| h.revision()));
             for (keys, response) in chunk.iter().zip(reply.op_responses()) {
                 let TxnOpResponse::Get(range) = response else {
                     return Err(StorageError::new("etcd answered a read with something else").into());
@@ -332,6 +324,32 @@ impl Cluster {
         }
         self.keys_read.fetch_add(records.len() as u64, Ordering::Relaxed);
         Ok((records, at.unwrap_or(0)))
+    }
+
+    /// The records the index of `column` names for `values` (as of `at`, set to the revision read
+    /// at if unset).
+    async fn index_entries(
+        &self,
+        table: &'static TableDef,
+        column: &'static ColumnDef,
+        values: Vec<&Value>,
+        at: &mut Option<i64>,
+    ) -> Result<Vec<RecordKeys>> {
+        let mut named = Vec::new();
+        for value in values {
+            let prefix = codec::index_prefix(self.prefix(), table, column, value);
+            let mut options = GetOptions::new().with_prefix().with_keys_only();
+            if let Some(at) = *at {
+                options = options.with_revision(at);
+            }
+            let reply = self.client.kv_client().get(prefix.clone(), Some(options)).await.map_err(request_error)?;
+            at.get_or_insert(reply.header().map_or(0, |h| h.revision()));
+            self.keys_read.fetch_add(reply.kvs().len() as u64, Ordering::Relaxed);
+            named.extend(
+                reply.kvs().iter().filter_map(|kv| codec::indexed_record(self.prefix(), table, &prefix, kv.key())),
+            );
+        }
+        Ok(named)
     }
 
     /// Every record of `table` (as of `revision`, if given), read in ranges of a bounded number

@@ -34,7 +34,7 @@ use tokio::sync::OwnedMutexGuard;
 use self::tables::{KeyRepr, Stored, Tables};
 pub use self::transaction::MemoryTransaction;
 use super::decisions::{DecidedWrites, Decision};
-use super::evaluate::Collector;
+use super::evaluate::{self, Collector};
 use super::select::Select;
 use super::{Storage, WriteOutcome};
 use crate::entity::{Entity, TableDef};
@@ -115,6 +115,16 @@ impl DecidedWrites for MemoryStorage {
     async fn scan(&self, table: &'static TableDef, select: &Select, _remember: bool) -> Result<Vec<Row>> {
         let (shards, layout) = self.tables.with_layout(table)?;
         let mut found = Collector::new(select);
+        if let Some(keys) = evaluate::keys_named(table, &select.condition) {
+            // Only the records named (`get_many`), each under its shard's lock.
+            for key in keys {
+                let key = KeyRepr::of(table, key)?;
+                if let Some(stored) = shards.lock(&key).rows.get(&key) {
+                    found.offer(layout.view(stored.row()?));
+                }
+            }
+            return Ok(found.finish());
+        }
         shards.scan(|_, stored| {
             found.offer(layout.view(stored.row()?));
             Ok(())

@@ -12,7 +12,7 @@ use crate::entity::TableDef;
 use crate::error::{Error, Result};
 use crate::lock::LockWait;
 use crate::storage::decisions::{self, DecidedWrites, Decision};
-use crate::storage::evaluate::Collector;
+use crate::storage::evaluate::{self, Collector};
 use crate::storage::select::{RowLock, Select};
 use crate::storage::{RowAccess, SavepointStep, StorageTransaction, WriteOutcome};
 use crate::value::{Row, Value};
@@ -114,13 +114,25 @@ impl DecidedWrites for MemoryTransaction {
         }
         let mut state = lock(&self.state);
         let state = &mut *state;
-        // The committed records this transaction has not written, then its own writes.
-        shards.scan(|key, stored| {
-            if !state.written.contains_key(&(table.name, key.clone())) {
-                found.offer(layout.view(stored.row()?));
+        // The committed records this transaction has not written (only those named, when the
+        // condition names keys: `get_many`), then its own writes.
+        if let Some(keys) = evaluate::keys_named(table, &select.condition) {
+            for key in keys {
+                let key = KeyRepr::of(table, key)?;
+                if !state.written.contains_key(&(table.name, key.clone()))
+                    && let Some(stored) = shards.lock(&key).rows.get(&key)
+                {
+                    found.offer(layout.view(stored.row()?));
+                }
             }
-            Ok(())
-        })?;
+        } else {
+            shards.scan(|key, stored| {
+                if !state.written.contains_key(&(table.name, key.clone())) {
+                    found.offer(layout.view(stored.row()?));
+                }
+                Ok(())
+            })?;
+        }
         for ((name, _), (_, row)) in &state.written {
             if let Some(row) = row.as_ref().filter(|_| *name == table.name) {
                 found.offer(layout.view(Cow::Borrowed(row)));
