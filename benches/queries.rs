@@ -100,7 +100,7 @@ where
 /// One backend's benchmarks: `$store` and `$pool` over 100,000 bugs; `$page` and `$all` the
 /// hand-written statements in the database's placeholder style.
 macro_rules! sql_benches {
-    ($c:expr, $rt:expr, $label:literal, $store:expr, $pool:expr, $page:literal, $all:literal) => {{
+    ($c:expr, $rt:expr, $label:literal, $store:expr, $pool:expr, $page:literal, $all:literal, $chunk:literal) => {{
         let (store, pool) = ($store, $pool);
         let mut group =
             $c.benchmark_group(concat!($label, ": a page of 20 of 100,000, filtered on an index, by a timestamp"));
@@ -139,6 +139,21 @@ macro_rules! sql_benches {
                     .try_fold(0u64, |n, _| async move { Ok(n + 1) })
                     .await
                     .expect("stream")
+            })
+        });
+        // The bound of any stream in chunks by keyset: the same chunks written by hand.
+        group.bench_function(concat!("hand-written sqlx: chunks of 1,000 by keyset, fetch_all(", $chunk, ")"), |b| {
+            b.to_async(&$rt).iter(|| async {
+                let (mut after, mut n) = (0_i64, 0_u64);
+                loop {
+                    let rows = sqlx::query($chunk).bind(after).fetch_all(&pool).await.expect("chunk");
+                    let bugs: Vec<Bug> = rows.iter().map(decode).collect();
+                    n += bugs.len() as u64;
+                    match bugs.last() {
+                        Some(last) if bugs.len() == 1_000 => after = last.id,
+                        _ => break n,
+                    }
+                }
             })
         });
         group.bench_function(concat!("hand-written sqlx: fetch(", $all, ")"), |b| {
@@ -249,7 +264,8 @@ fn queries(c: &mut Criterion) {
         store,
         pool,
         "SELECT id, title, status, opened, version FROM bench_bugs WHERE status = ? ORDER BY opened DESC, id LIMIT ?",
-        "SELECT id, title, status, opened, version FROM bench_bugs ORDER BY id"
+        "SELECT id, title, status, opened, version FROM bench_bugs ORDER BY id",
+        "SELECT id, title, status, opened, version FROM bench_bugs WHERE id > ? ORDER BY id LIMIT 1000"
     );
 
     if let Ok(url) = std::env::var("VERSIONED_POSTGRES_URL") {
@@ -279,7 +295,8 @@ fn queries(c: &mut Criterion) {
             store,
             pool,
             "SELECT id, title, status, opened, version FROM bench_bugs WHERE status = $1 ORDER BY opened DESC, id LIMIT $2",
-            "SELECT id, title, status, opened, version FROM bench_bugs ORDER BY id"
+            "SELECT id, title, status, opened, version FROM bench_bugs ORDER BY id",
+            "SELECT id, title, status, opened, version FROM bench_bugs WHERE id > $1 ORDER BY id LIMIT 1000"
         );
     } else {
         eprintln!("skipped: set VERSIONED_POSTGRES_URL to run the PostgreSQL benchmarks");
@@ -310,7 +327,8 @@ fn queries(c: &mut Criterion) {
             store,
             pool,
             "SELECT id, title, status, opened, version FROM bench_bugs WHERE status = ? ORDER BY opened DESC, id LIMIT ?",
-            "SELECT id, title, status, opened, version FROM bench_bugs ORDER BY id"
+            "SELECT id, title, status, opened, version FROM bench_bugs ORDER BY id",
+            "SELECT id, title, status, opened, version FROM bench_bugs WHERE id > ? ORDER BY id LIMIT 1000"
         );
     } else {
         eprintln!("skipped: set VERSIONED_MYSQL_URL to run the MariaDB benchmarks");
