@@ -25,6 +25,8 @@ mod executor;
 pub mod http;
 mod leb128;
 mod lock;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+pub mod migrations;
 mod observe;
 pub mod ops;
 mod patch;

@@ -40,7 +40,7 @@ pub(crate) mod options;
 pub mod postgres;
 pub mod select;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
-mod sql;
+pub(crate) mod sql;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 

@@ -56,6 +56,11 @@ mod dialect;
 mod driver;
 
 use dialect::{Mysql8Dialect, MysqlDialect, MysqlFlavor};
+
+/// MariaDB's SQL dialect, for [`migrations`](crate::migrations).
+pub(crate) const MARIADB_DIALECT: &dyn super::sql::Dialect = &MysqlDialect;
+/// MySQL 8's SQL dialect, for [`migrations`](crate::migrations).
+pub(crate) const MYSQL8_DIALECT: &dyn super::sql::Dialect = &Mysql8Dialect;
 use driver::storage_error;
 
 /// The MySQL / MariaDB backend: a sqlx pool and the statements of every table it has seen.

@@ -35,6 +35,9 @@ mod dialect;
 
 use dialect::PostgresDialect;
 
+/// PostgreSQL's SQL dialect, for [`migrations`](crate::migrations).
+pub(crate) const DIALECT: &dyn super::sql::Dialect = &PostgresDialect;
+
 /// The isolation level of a PostgreSQL transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Isolation {

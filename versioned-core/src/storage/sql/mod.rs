@@ -167,6 +167,12 @@ impl Binds<'_> {
     }
 }
 
+/// What `create_table` runs for `table` in `dialect`: the `CREATE TABLE`, then its indexes.
+pub(crate) fn ddl(dialect: &'static dyn Dialect, table: &'static TableDef) -> Vec<String> {
+    let statements = Statements::new(dialect, table);
+    std::iter::once(statements.create.to_string()).chain(statements.indexes.iter().map(|i| i.to_string())).collect()
+}
+
 /// `<table>_<column>_idx`, or where that passes the 63 characters PostgreSQL keeps (MySQL takes
 /// 64), its first 46 and a hash of the whole: two long names never end up the same.
 fn index_name(table: &str, column: &str) -> String {

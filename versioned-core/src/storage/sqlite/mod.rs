@@ -56,6 +56,9 @@ use schema::{TableState, table_state};
 pub use transaction::SqliteTransaction;
 use url::{URL_FORMS, inspect_url};
 
+/// SQLite's SQL dialect, for [`migrations`](crate::migrations).
+pub(crate) const DIALECT: &dyn super::sql::Dialect = &dialect::SqliteDialect;
+
 /// How long a statement waits for another connection's write lock before SQLite reports busy
 /// (a transaction's `BEGIN IMMEDIATE` waits as the store's [`LockWait`] says instead).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
