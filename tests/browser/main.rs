@@ -29,6 +29,11 @@ use fantoccini::wd::Capabilities;
 use fantoccini::{Client, ClientBuilder, Locator};
 use versioned::{AnyStorage, Store};
 
+/// Held by each test for its whole run: two at once would race for loopback ports (a port one
+/// test's chromedriver was given can be handed to the other's app before chromedriver binds it)
+/// and share two cores between two browsers.
+static ONE_BROWSER_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// How long any one thing in the page may take before the test fails.
 const PATIENCE: Duration = Duration::from_secs(10);
 
@@ -147,6 +152,7 @@ async fn two_windows_conflict_and_force_update() {
         say("skipped: set VERSIONED_CHROMEDRIVER=/usr/bin/chromedriver");
         return;
     };
+    let _one = ONE_BROWSER_AT_A_TIME.lock().await;
     let started = Instant::now();
     let out = output_dir();
 
@@ -236,6 +242,7 @@ async fn the_contact_list_pages_by_cursor() {
         say("skipped: set VERSIONED_CHROMEDRIVER=/usr/bin/chromedriver");
         return;
     };
+    let _one = ONE_BROWSER_AT_A_TIME.lock().await;
     let out = output_dir();
     let store: Store<AnyStorage> = Store::connect("memory:").await.expect("a memory store");
     store.create_table::<Contact>().await.expect("the contacts table");
