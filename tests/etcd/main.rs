@@ -420,4 +420,29 @@ mod etcd_own {
             .expect("transaction");
         assert_eq!(found, 21);
     }
+
+    /// `get_many` in a transaction remembers the keys it found no record for, as `get` does: a
+    /// record inserted under one of them before the commit fails the commit.
+    #[tokio::test]
+    async fn get_many_in_a_transaction_remembers_the_keys_it_did_not_find() {
+        let Some(store) = cluster::store().await else { return };
+        store.create_table::<Note>().await.expect("create");
+        store.insert(&mut Note { id: 1, body: "one".into(), version: 0 }).await.expect("insert");
+        let other = store.clone();
+        let result = store
+            .transaction(|tx| async move {
+                let found = tx.get_many::<Note, i64>(&[1, 2]).await?;
+                assert!(found[0].is_some() && found[1].is_none());
+                let writer =
+                    tokio::spawn(
+                        async move { other.insert(&mut Note { id: 2, body: "two".into(), version: 0 }).await },
+                    );
+                writer.await.expect("writer task")?;
+                tx.insert(&mut Note { id: 3, body: "three".into(), version: 0 }).await?;
+                Ok(())
+            })
+            .await;
+        assert!(result.as_ref().is_err_and(Error::is_conflict), "{result:?}");
+        assert_eq!(store.get::<Note>(&3).await.expect("get"), None, "nothing of the transaction was applied");
+    }
 }

@@ -42,6 +42,30 @@ mod memory {
         assert_eq!(store.get::<Account>(&2).await.unwrap(), None, "nothing of the transaction was applied");
     }
 
+    /// `get_many` remembers the keys it found no record for, as `get` does: a record inserted
+    /// under one of them before the commit fails the commit.
+    #[tokio::test]
+    async fn get_many_remembers_the_keys_it_did_not_find() {
+        let store = Store::memory();
+        store.create_table::<Account>().await.unwrap();
+        store.insert(&mut Account { id: 1, balance: 10, version: 0 }).await.unwrap();
+        let other = store.clone();
+        let err = store
+            .transaction(|tx| async move {
+                let found = tx.get_many::<Account, i32>(&[1, 2]).await?;
+                assert!(found[1].is_none());
+                let writer =
+                    tokio::spawn(async move { other.insert(&mut Account { id: 2, balance: 5, version: 0 }).await });
+                writer.await.expect("writer task")?;
+                tx.insert(&mut Account { id: 3, balance: 0, version: 0 }).await?;
+                Ok(())
+            })
+            .await
+            .expect_err("account 2 appeared after the transaction saw it absent");
+        assert!(err.is_conflict(), "{err:?}");
+        assert_eq!(store.get::<Account>(&3).await.unwrap(), None, "nothing of the transaction was applied");
+    }
+
     /// A `String` key is looked up with a `&str`, a `&&str` or a `&String`, as `HashMap::get`.
     #[tokio::test]
     async fn string_keys_accept_borrowed_forms() {

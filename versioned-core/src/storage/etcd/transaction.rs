@@ -13,7 +13,7 @@ use crate::entity::TableDef;
 use crate::error::{Error, Result, StorageError};
 use crate::lock::LockWait;
 use crate::storage::decisions::{self, DecidedWrites, Decision};
-use crate::storage::evaluate::Collector;
+use crate::storage::evaluate::{self, Collector};
 use crate::storage::select::{RowLock, Select};
 use crate::storage::{SavepointStep, StorageTransaction, WriteOutcome};
 use crate::value::{Row, Value};
@@ -282,7 +282,11 @@ impl DecidedWrites for EtcdTransaction {
         let state = &mut *state;
         let mut found = Collector::new(select);
         let mut revisions = std::collections::HashMap::new();
+        let mut present = std::collections::HashSet::new();
         for (keys, stored) in records {
+            if stored.row.is_some() {
+                present.insert(keys.clone());
+            }
             if state.written.contains_key(&keys) {
                 continue;
             }
@@ -307,6 +311,14 @@ impl DecidedWrites for EtcdTransaction {
         }
         let found = found.finish();
         if remember && !self.read_only {
+            // Keys named and absent, as `get` remembers them: an insert meanwhile fails the commit.
+            for key in evaluate::keys_named(table, &select.condition).unwrap_or_default() {
+                let keys = RecordKeys::new(self.cluster.prefix(), table, key)?;
+                if !state.written.contains_key(&keys) && !present.contains(&keys) {
+                    let seen = Seen { revision: 0, version: None, row: None };
+                    state.read.entry(keys).or_insert((Touched { table, key: key.clone() }, seen));
+                }
+            }
             for row in &found {
                 let key = table.key_of(row)?;
                 let keys = RecordKeys::new(self.cluster.prefix(), table, key)?;

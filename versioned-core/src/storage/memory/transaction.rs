@@ -119,10 +119,15 @@ impl DecidedWrites for MemoryTransaction {
         if let Some(keys) = evaluate::keys_named(table, &select.condition) {
             for key in keys {
                 let key = KeyRepr::of(table, key)?;
-                if !state.written.contains_key(&(table.name, key.clone()))
-                    && let Some(stored) = shards.lock(&key).rows.get(&key)
-                {
-                    found.offer(layout.view(stored.row()?));
+                let id = (table.name, key.clone());
+                if state.written.contains_key(&id) {
+                    continue;
+                }
+                match shards.lock(&key).rows.get(&key) {
+                    Some(stored) => _ = found.offer(layout.view(stored.row()?)),
+                    // Absent, as `get` remembers it: a record inserted meanwhile fails the commit.
+                    None if remember => _ = state.read.entry(id).or_insert((table, None)),
+                    None => {}
                 }
             }
         } else {
