@@ -99,14 +99,6 @@ pub fn compare_rows(order: &[Order], a: &Row, b: &Row) -> Ordering {
     Ordering::Equal
 }
 
-/// The answer to `select` from `rows` (every row of the table, in any order): the matching rows,
-/// sorted, at most `limit`.
-#[cfg_attr(not(feature = "etcd"), allow(dead_code))] // the etcd storage evaluates whole tables
-pub fn select(select: &Select, rows: impl IntoIterator<Item = Row>) -> Vec<Row> {
-    let found = rows.into_iter().filter(|row| matches(&select.condition, row)).collect();
-    order_and_limit(select, found)
-}
-
 /// `found` (rows meeting `select`'s condition) in `select`'s order, at most its limit. Only the
 /// rows kept are sorted in full.
 pub fn order_and_limit(select: &Select, mut found: Vec<Row>) -> Vec<Row> {

@@ -206,7 +206,11 @@ impl RowAccess for EtcdStorage {
     }
 
     async fn select(&self, table: &'static TableDef, select: &Select) -> Result<Vec<Row>> {
-        Ok(evaluate::select(select, self.rows(table, &select.condition).await?))
+        let mut found = evaluate::Collector::new(select);
+        for row in self.rows(table, &select.condition).await? {
+            found.offer(std::borrow::Cow::Owned(row));
+        }
+        Ok(found.finish())
     }
 
     async fn count(&self, table: &'static TableDef, condition: &Condition) -> Result<u64> {
