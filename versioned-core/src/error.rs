@@ -137,6 +137,18 @@ pub enum Error {
         /// The refused operation.
         operation: &'static str,
     },
+    /// A read that locks rows (`get_for_update`, a query's `for_update`) on a connection of yours
+    /// that is not inside a transaction ([`Store::on`](crate::Store::on)): its locks would end with
+    /// the statement. Begin a transaction (`pool.begin()`, `conn.begin()`) and lend `&mut *tx`.
+    /// Nothing was read.
+    #[error(
+        "on.{operation}() locks rows until the transaction ends, but the connection is not in a transaction: \
+         begin one with sqlx (pool.begin(), conn.begin()) and pass &mut *tx"
+    )]
+    NoTransaction {
+        /// The refused operation.
+        operation: &'static str,
+    },
     /// An operation through a transaction handle while a savepoint of it is open
     /// ([`Transaction::savepoint`](crate::Transaction::savepoint)). It would silently become part of
     /// the savepoint; use the handle the savepoint's closure was given. Nothing was done.

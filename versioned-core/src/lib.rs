@@ -28,6 +28,8 @@ mod lock;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 pub mod migrations;
 mod observe;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+mod on;
 pub mod ops;
 mod patch;
 pub mod query;
@@ -48,6 +50,8 @@ pub use error::{BoxError, Error, Result, StorageError};
 pub use etcd_client;
 pub use executor::Executor;
 pub use lock::LockWait;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+pub use on::On;
 pub use patch::{Change, ChangeValue, Check, JsonChange, Patch};
 pub use query::{Column, Cursor, Filter, Find, OrderBy, Page};
 pub use retry::RetryPolicy;
@@ -64,7 +68,7 @@ pub use storage::options::ConnectOptions;
 pub use storage::postgres::{Isolation, PostgresStorage, PostgresTransaction};
 #[cfg(feature = "sqlite")]
 pub use storage::sqlite::{Durability, SqliteStorage, SqliteTransaction};
-pub use storage::{Capabilities, RowAccess, Storage, StorageTransaction, WriteOutcome};
+pub use storage::{Capabilities, LockingRead, RowAccess, Storage, StorageTransaction, WriteOutcome};
 pub use store::Store;
 pub use transaction::Transaction;
 pub use value::{

@@ -95,6 +95,38 @@ impl<S: Storage> Store<S> {
         &self.backend
     }
 
+    /// The store's operations on `conn`, a connection of yours: `&mut *tx` of your own
+    /// `sqlx::Transaction`, so that checked writes commit (or roll back) with your own statements
+    /// in it; or a pooled connection. See [`On`](crate::On).
+    ///
+    /// `conn` must be a connection to the store's database: the store's statements (and its
+    /// check of each table's schema, made once) are used on it.
+    ///
+    /// ```no_run
+    /// # use versioned_core as versioned;
+    /// # #[derive(versioned_derive::Versioned)]
+    /// # #[versioned(crate = versioned_core, table = "bugs")]
+    /// # struct Bug { #[key] id: i64, title: String, #[version] version: u64 }
+    /// # async fn demo(pool: sqlx::PgPool, mut bug: Bug) -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = versioned::Store::new(versioned::PostgresStorage::from_pool(pool.clone()));
+    /// let mut tx = pool.begin().await?;
+    /// bug.put(&store.on(&mut *tx)).await?; // a conflict: `?` returns, and `tx` rolls back on drop
+    /// sqlx::query("INSERT INTO outbox (topic, body) VALUES ('bug.updated', $1)")
+    ///     .bind(bug.id)
+    ///     .execute(&mut *tx)
+    ///     .await?;
+    /// tx.commit().await?; // both, or neither
+    /// # Ok(()) }
+    /// ```
+    #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+    pub fn on<'c>(&'c self, conn: &'c mut crate::storage::ConnectionOf<S>) -> crate::On<'c, S>
+    where
+        S: crate::storage::Lends,
+        for<'x> crate::storage::Lent<'x, S>: crate::storage::LockingRead,
+    {
+        crate::On::new(&self.backend, conn)
+    }
+
     /// Creates `T`'s table if it does not exist.
     pub async fn create_table<T: Entity>(&self) -> Result<()> {
         self.writer("create_table")?;

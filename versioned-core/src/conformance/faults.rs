@@ -19,7 +19,7 @@ use crate::error::{Result, StorageError};
 use crate::lock::LockWait;
 use crate::patch::Check;
 use crate::storage::select::{Condition, Select};
-use crate::storage::{Capabilities, RowAccess, SavepointStep, Storage, StorageTransaction, WriteOutcome};
+use crate::storage::{Capabilities, LockingRead, RowAccess, SavepointStep, Storage, StorageTransaction, WriteOutcome};
 use crate::store::Store;
 use crate::value::{Row, Value};
 
@@ -302,11 +302,13 @@ impl<S: Storage> Storage for Faulty<S> {
     }
 }
 
-impl<X: StorageTransaction> StorageTransaction for Faulty<X> {
+impl<X: LockingRead> LockingRead for Faulty<X> {
     async fn fetch_for_update(&self, table: &'static TableDef, key: &Value, wait: LockWait) -> Result<Option<Row>> {
         self.plan.inject("tx.fetch_for_update", self.inner.fetch_for_update(table, key, wait)).await
     }
+}
 
+impl<X: StorageTransaction> StorageTransaction for Faulty<X> {
     async fn savepoint(&self, step: SavepointStep) -> Result<()> {
         self.plan.inject("tx.savepoint", self.inner.savepoint(step)).await
     }

@@ -32,6 +32,8 @@ fn public_tests(source: &str, parameter: &str) -> BTreeSet<String> {
     while let Some(at) = rest.find("\npub async fn ") {
         rest = &rest[at + "\npub async fn ".len()..];
         let signature: String = rest[..rest.find('{').unwrap_or(rest.len())].split_whitespace().collect();
+        // A `where` clause follows the parameters.
+        let signature = signature.find(")where").map_or(signature.as_str(), |at| &signature[..=at]);
         let name_end = signature.find(['<', '(']).unwrap_or(signature.len());
         let params = signature.rfind('(').map_or("", |open| &signature[open + 1..]);
         let params = params.trim_end_matches(')').trim_end_matches(',');

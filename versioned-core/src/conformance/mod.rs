@@ -27,6 +27,7 @@ mod faults;
 mod fixtures;
 mod integrity;
 mod keyed_delete;
+mod lent;
 mod locking;
 mod mappings;
 mod misuse;

@@ -18,6 +18,8 @@ use crate::error::Error;
 use crate::storage::Storage;
 use crate::store::Store;
 
+pub use super::lent::*;
+
 /// A store on an empty database, and a way around it: statements run on the same database,
 /// outside the store.
 pub trait SqlFixture {
@@ -66,6 +68,8 @@ pub struct Dialect {
     pub bad_version: &'static str,
     /// A query of the number of indexes of table `{table}` besides its primary key.
     pub secondary_indexes: &'static str,
+    /// The type a `CAST` to text names (`TEXT`; MySQL's `CHAR`).
+    pub text: &'static str,
 }
 
 impl Dialect {
@@ -97,6 +101,7 @@ impl Dialect {
         bad_version: "-4",
         secondary_indexes: "SELECT CAST(COUNT(*) AS TEXT) FROM sqlite_master WHERE type = 'index' AND tbl_name = '{table}' \
                             AND sql IS NOT NULL",
+        text: "TEXT",
     };
 
     /// PostgreSQL: native types.
@@ -127,6 +132,7 @@ impl Dialect {
         bad_version: "-4",
         secondary_indexes: "SELECT CAST(COUNT(*) AS TEXT) FROM pg_indexes WHERE schemaname = current_schema() \
                             AND tablename = '{table}' AND indexname <> '{table}_pkey'",
+        text: "TEXT",
     };
 
     /// MySQL and MariaDB.
@@ -157,6 +163,7 @@ impl Dialect {
         bad_version: "18446744073709551615",
         secondary_indexes: "SELECT CAST(COUNT(DISTINCT index_name) AS CHAR) FROM information_schema.statistics \
                             WHERE table_schema = DATABASE() AND table_name = '{table}' AND index_name <> 'PRIMARY'",
+        text: "CHAR",
     };
 
     /// `name`, quoted.
@@ -371,7 +378,15 @@ macro_rules! sql_conformance_tests {
             malformed_json_is_a_decode_error,
             a_missing_column_is_a_decode_error,
             a_stored_version_out_of_range_is_a_decode_error,
-            indexed_fields_get_an_index_created_once
+            indexed_fields_get_an_index_created_once,
+            // lent.rs
+            a_checked_put_and_your_own_insert_commit_together,
+            a_conflict_leaves_your_transaction_usable_and_your_rollback_leaves_neither,
+            after_a_conflict_your_commit_keeps_what_succeeded,
+            a_refused_batch_rolls_back_only_its_own_savepoint,
+            a_batch_on_a_connection_outside_a_transaction_is_atomic,
+            locking_reads_need_your_transaction,
+            every_typed_operation_runs_on_your_connection
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {$(

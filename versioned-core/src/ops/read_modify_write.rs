@@ -8,12 +8,12 @@ use crate::entity::Entity;
 use crate::error::{Error, Result};
 use crate::executor::Executor;
 use crate::lock::LockWait;
-use crate::storage::{RowAccess, StorageTransaction};
+use crate::storage::{LockingRead, RowAccess};
 use crate::value::KeyFor;
 
 /// One attempt of [`Store::update`](crate::Store::update), inside transaction `tx`: read the
 /// record locked (waiting as `wait` says), apply `f`, checked write.
-pub async fn lock_modify_write<T: Entity, R, X: StorageTransaction>(
+pub async fn lock_modify_write<T: Entity, R, X: LockingRead>(
     tx: &X,
     key: &(impl KeyFor<T::Key> + ?Sized),
     wait: LockWait,

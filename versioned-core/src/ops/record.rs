@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::executor::Executor;
 use crate::lock::LockWait;
 use crate::observe::{self, Kind, Operation, observed, observing};
-use crate::storage::{RowAccess, StorageTransaction, WriteOutcome};
+use crate::storage::{LockingRead, RowAccess, WriteOutcome};
 use crate::value::{KeyFor, VersionField};
 
 /// See [`Store::insert`](crate::Store::insert).
@@ -341,7 +341,7 @@ async fn touch_inner<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<(
 }
 
 /// See [`Transaction::get_for_update`](crate::Transaction::get_for_update).
-pub async fn get_for_update<T: Entity, X: StorageTransaction>(
+pub async fn get_for_update<T: Entity, X: LockingRead>(
     tx: &X,
     key: &(impl KeyFor<T::Key> + ?Sized),
     wait: LockWait,
@@ -354,7 +354,7 @@ pub async fn get_for_update<T: Entity, X: StorageTransaction>(
     )
 }
 
-async fn get_for_update_inner<T: Entity, X: StorageTransaction>(
+async fn get_for_update_inner<T: Entity, X: LockingRead>(
     tx: &X,
     key: &(impl KeyFor<T::Key> + ?Sized),
     wait: LockWait,

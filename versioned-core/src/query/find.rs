@@ -179,6 +179,14 @@ impl<'e, E: Executor, T: Entity> Find<'e, E, T> {
     }
 }
 
+impl<'e, E: Executor, T: Entity> Find<'e, E, T> {
+    /// This query, locking what it returns as `lock` says (the front end's `for_update`).
+    pub(crate) fn locking(mut self, lock: RowLock) -> Self {
+        self.lock = Some(lock);
+        self
+    }
+}
+
 impl<'e, S: Storage, T: Entity> Find<'e, Transaction<S>, T> {
     /// Locks every record returned until the transaction ends (`SELECT … FOR UPDATE`), waiting
     /// for one another transaction holds as the store's [`LockWait`](crate::LockWait) says,

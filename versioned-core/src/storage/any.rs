@@ -11,7 +11,7 @@ use super::postgres::{PostgresStorage, PostgresTransaction};
 use super::select::{Condition, Select};
 #[cfg(feature = "sqlite")]
 use super::sqlite::{SqliteStorage, SqliteTransaction};
-use super::{RowAccess, SavepointStep, Storage, StorageTransaction, WriteOutcome};
+use super::{LockingRead, RowAccess, SavepointStep, Storage, StorageTransaction, WriteOutcome};
 use crate::entity::{Entity, TableDef};
 use crate::error::{Error, Result};
 use crate::lock::LockWait;
@@ -403,11 +403,13 @@ impl Storage for AnyStorage {
     }
 }
 
-impl StorageTransaction for AnyTransaction {
+impl LockingRead for AnyTransaction {
     async fn fetch_for_update(&self, table: &'static TableDef, key: &Value, wait: LockWait) -> Result<Option<Row>> {
         each!(self, AnyTransaction, s => s.fetch_for_update(table, key, wait).await)
     }
+}
 
+impl StorageTransaction for AnyTransaction {
     async fn savepoint(&self, step: SavepointStep) -> Result<()> {
         each!(self, AnyTransaction, s => s.savepoint(step).await)
     }

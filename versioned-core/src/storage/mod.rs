@@ -7,7 +7,7 @@
 //!   on [`Row`]s described by a [`TableDef`];
 //! - [`Storage`]: `create_table`, `begin` (and `begin_with_lock_wait`), `begin_read_only`, and what the backend is
 //!   ([`Capabilities`]);
-//! - [`StorageTransaction`]: `fetch_for_update`, `savepoint`, `commit`, `rollback`.
+//! - [`LockingRead`]: `fetch_for_update`; [`StorageTransaction`]: `savepoint`, `commit`, `rollback`.
 //!
 //! Every conditional write is one atomic step of the backend: an SQL statement with the version in
 //! its `WHERE` clause, a compare-and-swap under a lock. Never a read followed by a write. A backend
@@ -26,12 +26,17 @@ use crate::lock::LockWait;
 use crate::value::{Row, Value};
 use select::{Condition, Select};
 
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+pub use lent::{ConnectionOf, Lends, Lent};
+
 pub mod any;
 mod decisions;
 #[cfg(feature = "etcd")]
 pub mod etcd;
 pub(crate) mod evaluate;
 mod layout;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+mod lent;
 pub mod memory;
 #[cfg(feature = "mysql")]
 pub mod mysql;
@@ -245,7 +250,7 @@ pub struct Capabilities {
     /// same task ([`Error::StoreUsedInsideTransaction`](crate::Error::StoreUsedInsideTransaction)),
     /// which would otherwise wait for that very transaction.
     pub identity: Option<usize>,
-    /// Whether [`StorageTransaction::fetch_for_update`] locks one record (memory, PostgreSQL,
+    /// Whether [`LockingRead::fetch_for_update`] locks one record (memory, PostgreSQL,
     /// MySQL), rather than the backend's transactions holding the whole database from their
     /// start (SQLite), where the wait for the lock happens when a transaction begins.
     pub locks_records: bool,
@@ -303,7 +308,7 @@ pub trait Storage: RowAccess + Clone + 'static {
     /// backend's transactions take a lock when they begin (SQLite's write lock:
     /// [`Capabilities::locks_records`] is false), then failing with
     /// [`Error::LockTimeout`](crate::Error::LockTimeout). The default ignores `wait` and calls
-    /// `begin`: backends that lock records wait in [`StorageTransaction::fetch_for_update`].
+    /// `begin`: backends that lock records wait in [`LockingRead::fetch_for_update`].
     fn begin_with_lock_wait(&self, wait: LockWait) -> impl Future<Output = Result<Self::Transaction>> + Send {
         let _ = wait;
         self.begin()
@@ -322,13 +327,10 @@ pub trait Storage: RowAccess + Clone + 'static {
     }
 }
 
-/// A backend's transaction: the row operations, seeing its own writes, applied all at once by
-/// [`commit`](Self::commit). Dropping it without committing rolls it back.
-///
-/// A conditional write inside a transaction is checked against the latest committed state (and,
-/// where the backend validates at commit, checked again then): a conflict anywhere means the whole
-/// transaction must be rolled back.
-pub trait StorageTransaction: RowAccess + 'static {
+/// A read that locks the row it reads until the transaction ends: what a backend's transaction
+/// offers ([`StorageTransaction`]), and a connection of yours lent to an SQL store inside your
+/// own transaction ([`Lent`](crate::storage::Lent)).
+pub trait LockingRead: RowAccess {
     /// Like [`RowAccess::fetch`], and locks the row against other writers until the transaction
     /// ends (OutSystems' `GetForUpdate`). When another transaction holds the lock, waits as
     /// `wait` says, then fails with [`Error::LockTimeout`](crate::Error::LockTimeout).
@@ -338,7 +340,15 @@ pub trait StorageTransaction: RowAccess + 'static {
         key: &Value,
         wait: LockWait,
     ) -> impl Future<Output = Result<Option<Row>>> + Send;
+}
 
+/// A backend's transaction: the row operations, seeing its own writes, applied all at once by
+/// [`commit`](Self::commit). Dropping it without committing rolls it back.
+///
+/// A conditional write inside a transaction is checked against the latest committed state (and,
+/// where the backend validates at commit, checked again then): a conflict anywhere means the whole
+/// transaction must be rolled back.
+pub trait StorageTransaction: LockingRead + 'static {
     /// Sets, rolls back to, or releases a savepoint (SQL's `SAVEPOINT`, `ROLLBACK TO SAVEPOINT`,
     /// `RELEASE SAVEPOINT`). Savepoints nest: `depth` is 1 for the outermost, and one step only
     /// ever names the innermost open savepoint. [`SavepointStep::RollBack`] undoes every write

@@ -15,7 +15,7 @@ use crate::lock::LockWait;
 use crate::storage::decisions::{self, DecidedWrites, Decision};
 use crate::storage::evaluate::{self, Collector};
 use crate::storage::select::{RowLock, Select};
-use crate::storage::{SavepointStep, StorageTransaction, WriteOutcome};
+use crate::storage::{LockingRead, SavepointStep, StorageTransaction, WriteOutcome};
 use crate::value::{Row, Value};
 
 /// A record a transaction touched: its table and key, for errors.
@@ -390,7 +390,7 @@ impl DecidedWrites for EtcdTransaction {
     }
 }
 
-impl StorageTransaction for EtcdTransaction {
+impl LockingRead for EtcdTransaction {
     async fn fetch_for_update(&self, table: &'static TableDef, key: &Value, wait: LockWait) -> Result<Option<Row>> {
         self.cluster.check_layout(table).await?;
         let (keys, key) = self.record(table, key)?;
@@ -425,7 +425,9 @@ impl StorageTransaction for EtcdTransaction {
         state.read.entry(keys).or_insert((Touched { table, key }, seen));
         Ok(stored.row)
     }
+}
 
+impl StorageTransaction for EtcdTransaction {
     async fn savepoint(&self, step: SavepointStep) -> Result<()> {
         let state = &mut *self.state.lock().await;
         decisions::savepoint(&mut state.written, &mut state.savepoints, step)

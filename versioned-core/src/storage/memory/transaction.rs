@@ -14,7 +14,7 @@ use crate::lock::LockWait;
 use crate::storage::decisions::{self, DecidedWrites, Decision};
 use crate::storage::evaluate::{self, Collector};
 use crate::storage::select::{RowLock, Select};
-use crate::storage::{RowAccess, SavepointStep, StorageTransaction, WriteOutcome};
+use crate::storage::{LockingRead, RowAccess, SavepointStep, StorageTransaction, WriteOutcome};
 use crate::value::{Row, Value};
 
 /// A transaction of the [`MemoryStorage`]: optimistic, validated at commit.
@@ -198,12 +198,14 @@ impl DecidedWrites for MemoryTransaction {
     }
 }
 
-impl StorageTransaction for MemoryTransaction {
+impl LockingRead for MemoryTransaction {
     async fn fetch_for_update(&self, table: &'static TableDef, key: &Value, wait: LockWait) -> Result<Option<Row>> {
         self.hold(table, KeyRepr::of(table, key)?, RowLock::Wait(wait)).await?;
         self.fetch(table, key).await
     }
+}
 
+impl StorageTransaction for MemoryTransaction {
     async fn savepoint(&self, step: SavepointStep) -> Result<()> {
         let state = &mut *lock(&self.state);
         decisions::savepoint(&mut state.written, &mut state.savepoints, step)

@@ -40,12 +40,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use sqlx::MySql;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 
+use super::lent::SqlBackend;
 use super::select::{Condition, RowLock, Select};
 use super::sql::driver::{self as sql_driver, Conn};
 use super::sql::rows::OnConnection;
 use super::sql::server_transaction::ServerTransaction;
 use super::sql::{Dialect, Mappings, Statements};
-use super::{Capabilities, RowAccess, SavepointStep, Storage, StorageTransaction, WriteOutcome};
+use super::{Capabilities, Lends, LockingRead, RowAccess, SavepointStep, Storage, StorageTransaction, WriteOutcome};
 use crate::entity::TableDef;
 use crate::error::{Error, Result, StorageError};
 use crate::lock::LockWait;
@@ -88,7 +89,7 @@ pub struct MysqlStorage {
 /// text key's declared collation differs on MySQL, see [`Server::create`]), and whether its key
 /// column's collation was checked.
 #[derive(Debug)]
-struct MysqlTable {
+pub(crate) struct MysqlTable {
     statements: Statements,
     checked: AtomicBool,
 }
@@ -531,11 +532,13 @@ impl RowAccess for MysqlTransaction {
     }
 }
 
-impl StorageTransaction for MysqlTransaction {
+impl LockingRead for MysqlTransaction {
     async fn fetch_for_update(&self, table: &'static TableDef, key: &Value, wait: LockWait) -> Result<Option<Row>> {
         self.run_locking(table, wait, async |c| c.fetch_for_update(key, wait == LockWait::NoWait).await).await
     }
+}
 
+impl StorageTransaction for MysqlTransaction {
     async fn savepoint(&self, step: SavepointStep) -> Result<()> {
         let mut state = self.state.lock().await;
         let done = sql_driver::savepoint::<MySql>(state.connection(), step).await;
@@ -551,6 +554,30 @@ impl StorageTransaction for MysqlTransaction {
 
     async fn rollback(self) -> Result<()> {
         self.state.into_inner().finish("ROLLBACK").await
+    }
+}
+
+impl Lends for MysqlStorage {
+    type Database = MySql;
+
+    fn pool(&self) -> &sqlx::Pool<MySql> {
+        &self.pool
+    }
+}
+
+impl SqlBackend for MysqlStorage {
+    type Table = MysqlTable;
+
+    fn table_state(&self, table: &'static TableDef) -> Arc<MysqlTable> {
+        self.table(table)
+    }
+
+    async fn check(state: &MysqlTable, conn: &mut sqlx::MySqlConnection, table: &'static TableDef) -> Result<()> {
+        state.check(conn, table).await
+    }
+
+    fn statements(state: &MysqlTable) -> &Statements {
+        &state.statements
     }
 }
 

@@ -19,12 +19,13 @@ use std::sync::Arc;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgQueryResult, PgRow};
 use sqlx::{AssertSqlSafe, Postgres, Row as _, SqlSafeStr, TypeInfo as _, ValueRef as _};
 
+use super::lent::SqlBackend;
 use super::select::{Condition, RowLock, Select};
 use super::sql::driver::{self, Conn, Driver, Meaning, Query as DriverQuery};
 use super::sql::rows::{Bind, OnConnection};
 use super::sql::server_transaction::ServerTransaction;
 use super::sql::{Mappings, Statements};
-use super::{Capabilities, RowAccess, SavepointStep, Storage, StorageTransaction, WriteOutcome};
+use super::{Capabilities, Lends, LockingRead, RowAccess, SavepointStep, Storage, StorageTransaction, WriteOutcome};
 use crate::entity::TableDef;
 use crate::error::{Error, Result, StorageError};
 use crate::lock::LockWait;
@@ -433,11 +434,13 @@ impl RowAccess for PostgresTransaction {
     }
 }
 
-impl StorageTransaction for PostgresTransaction {
+impl LockingRead for PostgresTransaction {
     async fn fetch_for_update(&self, table: &'static TableDef, key: &Value, wait: LockWait) -> Result<Option<Row>> {
         self.run_locking(table, wait, async |c| c.fetch_for_update(key, wait == LockWait::NoWait).await).await
     }
+}
 
+impl StorageTransaction for PostgresTransaction {
     async fn savepoint(&self, step: SavepointStep) -> Result<()> {
         let mut state = self.state.lock().await;
         let done = driver::savepoint::<Postgres>(state.connection(), step).await;
@@ -458,6 +461,30 @@ impl StorageTransaction for PostgresTransaction {
 
     async fn rollback(self) -> Result<()> {
         self.state.into_inner().finish("ROLLBACK").await
+    }
+}
+
+impl Lends for PostgresStorage {
+    type Database = Postgres;
+
+    fn pool(&self) -> &sqlx::Pool<Postgres> {
+        &self.pool
+    }
+}
+
+impl SqlBackend for PostgresStorage {
+    type Table = Statements;
+
+    fn table_state(&self, table: &'static TableDef) -> Arc<Statements> {
+        self.statements(table)
+    }
+
+    async fn check(_: &Statements, _: &mut sqlx::PgConnection, _: &'static TableDef) -> Result<()> {
+        Ok(())
+    }
+
+    fn statements(state: &Statements) -> &Statements {
+        state
     }
 }
 

@@ -32,11 +32,12 @@ use sqlx::sqlite::{
 };
 use sqlx::{AssertSqlSafe, ConnectOptions as _, SqlSafeStr, Sqlite};
 
+use super::lent::SqlBackend;
 use super::select::{Condition, Select};
-use super::sql::Mappings;
 use super::sql::driver::Conn;
 use super::sql::rows::OnConnection;
-use super::{RowAccess, Storage, WriteOutcome};
+use super::sql::{Mappings, Statements};
+use super::{Lends, RowAccess, Storage, WriteOutcome};
 use crate::entity::TableDef;
 use crate::error::{Error, Result, StorageError};
 use crate::lock::LockWait;
@@ -299,6 +300,30 @@ fn written(done: Done) -> Result<WriteOutcome> {
 /// The writer answers each operation with its own kind of result; this cannot happen.
 fn mismatched_answer() -> Error {
     StorageError::new("the SQLite writer answered a write with another kind of result").into()
+}
+
+impl Lends for SqliteStorage {
+    type Database = Sqlite;
+
+    fn pool(&self) -> &sqlx::Pool<Sqlite> {
+        &self.pool
+    }
+}
+
+impl SqlBackend for SqliteStorage {
+    type Table = TableState;
+
+    fn table_state(&self, table: &'static TableDef) -> Arc<TableState> {
+        self.table(table)
+    }
+
+    async fn check(state: &TableState, conn: &mut sqlx::SqliteConnection, table: &'static TableDef) -> Result<()> {
+        state.check_schema(conn, table).await
+    }
+
+    fn statements(state: &TableState) -> &Statements {
+        &state.sql
+    }
 }
 
 impl Storage for SqliteStorage {

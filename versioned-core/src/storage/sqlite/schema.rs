@@ -25,7 +25,7 @@ pub(super) fn table_state(mappings: &Mappings<TableState>, table: &'static Table
 
 /// What the storage knows of one table: its statements, and whether its schema was checked.
 #[derive(Debug)]
-pub(super) struct TableState {
+pub(crate) struct TableState {
     pub(super) sql: Statements,
     schema_checked: AtomicBool,
     /// Whether the table declares no collation of its own, so that text keys compare byte for

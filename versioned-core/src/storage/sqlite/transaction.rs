@@ -16,7 +16,7 @@ use crate::lock::LockWait;
 use crate::storage::select::{Condition, Select};
 use crate::storage::sql::driver::{self, Conn};
 use crate::storage::sql::rows::OnConnection;
-use crate::storage::{RowAccess, SavepointStep, StorageTransaction, WriteOutcome};
+use crate::storage::{LockingRead, RowAccess, SavepointStep, StorageTransaction, WriteOutcome};
 use crate::value::{Row, Value};
 
 /// The longest busy timeout SQLite takes (`i32::MAX` ms, about 25 days): [`LockWait::Forever`].
@@ -230,14 +230,16 @@ impl RowAccess for SqliteTransaction {
     }
 }
 
-impl StorageTransaction for SqliteTransaction {
+impl LockingRead for SqliteTransaction {
     async fn fetch_for_update(&self, table: &'static TableDef, key: &Value, _wait: LockWait) -> Result<Option<Row>> {
         // `BEGIN IMMEDIATE` already holds the database's write lock: the row is locked against
         // other writers until the transaction ends, and there is nothing left to wait for (the
         // wait was the store's, when the transaction began).
         self.fetch(table, key).await
     }
+}
 
+impl StorageTransaction for SqliteTransaction {
     async fn savepoint(&self, step: SavepointStep) -> Result<()> {
         let mut held = self.held.lock().await;
         driver::savepoint::<Sqlite>(&mut held.conn, step).await
