@@ -50,6 +50,9 @@ mod sql {
         async fn text(&self, sql: &str) -> String {
             crate::raw_sql::text(self.store.backend().pool(), sql).await
         }
+        fn sql_dialect(&self) -> versioned::migrations::SqlDialect {
+            versioned::migrations::SqlDialect::Postgres
+        }
     }
 
     versioned_core::sql_conformance_tests!(super::db);

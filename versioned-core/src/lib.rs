@@ -35,6 +35,8 @@ mod patch;
 pub mod query;
 mod reentrancy;
 mod retry;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+mod sql_rows;
 pub mod storage;
 mod store;
 mod transaction;
@@ -57,6 +59,8 @@ pub use query::{Column, Cursor, Filter, Find, OrderBy, Page};
 pub use retry::RetryPolicy;
 /// A JSON document: what a patch merges into a `#[versioned(json)]` field ([`JsonChange::Merge`]).
 pub use serde_json::Value as JsonValue;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+pub use sql_rows::{FromSqlRow, SqlRow};
 pub use storage::any::{AnyStorage, AnyTransaction};
 #[cfg(feature = "etcd")]
 pub use storage::etcd::{EtcdOptions, EtcdStorage, EtcdTransaction};

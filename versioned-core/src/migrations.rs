@@ -38,17 +38,23 @@ pub enum SqlDialect {
 /// `CREATE TABLE` (column types, `NOT NULL`, the key, text columns' collation), then one
 /// `CREATE INDEX` per `#[versioned(index)]` field.
 pub fn create_table_statements<T: Entity>(dialect: SqlDialect) -> Vec<String> {
-    let dialect: &'static dyn crate::storage::sql::Dialect = match dialect {
-        #[cfg(feature = "sqlite")]
-        SqlDialect::Sqlite => crate::storage::sqlite::DIALECT,
-        #[cfg(feature = "postgres")]
-        SqlDialect::Postgres => crate::storage::postgres::DIALECT,
-        #[cfg(feature = "mysql")]
-        SqlDialect::MariaDb => crate::storage::mysql::MARIADB_DIALECT,
-        #[cfg(feature = "mysql")]
-        SqlDialect::Mysql8 => crate::storage::mysql::MYSQL8_DIALECT,
-    };
-    crate::storage::sql::ddl(dialect, T::TABLE)
+    crate::storage::sql::ddl(dialect.dialect(), T::TABLE)
+}
+
+impl SqlDialect {
+    /// The dialect the backend of this database writes its statements in.
+    pub(crate) fn dialect(self) -> &'static dyn crate::storage::sql::Dialect {
+        match self {
+            #[cfg(feature = "sqlite")]
+            SqlDialect::Sqlite => crate::storage::sqlite::DIALECT,
+            #[cfg(feature = "postgres")]
+            SqlDialect::Postgres => crate::storage::postgres::DIALECT,
+            #[cfg(feature = "mysql")]
+            SqlDialect::MariaDb => crate::storage::mysql::MARIADB_DIALECT,
+            #[cfg(feature = "mysql")]
+            SqlDialect::Mysql8 => crate::storage::mysql::MYSQL8_DIALECT,
+        }
+    }
 }
 
 /// [`create_table_statements`] as the text of a migration file: each statement ends with `;` and

@@ -3,11 +3,12 @@
 //! and a refused batch undoing only itself. Run on every SQL backend by
 //! [`sql_conformance_tests!`](crate::sql_conformance_tests).
 
-use sqlx::{AssertSqlSafe, Connection as _};
+use sqlx::{AssertSqlSafe, Connection as _, Database, IntoArguments};
 
-use super::sql::SqlFixture;
+use super::sql::{Person, SqlFixture, ann};
 use crate::error::Error;
 use crate::query::Filter;
+use crate::sql_rows::{FromSqlRow, SqlRow};
 use crate::storage::{ConnectionOf, Lends, Lent, LockingRead, Storage};
 use crate::store::Store;
 
@@ -288,4 +289,126 @@ where
     tx.rollback().await.expect("your rollback");
     assert_eq!(store.find::<Account>().count().await.expect("count"), 1, "your rollback undid every write");
     assert_eq!(store.get::<Account>(&1).await.expect("get").expect("stored").version, 1);
+}
+
+/// The rows of `sql`, a query of yours, run as an application runs its own (prepared, on a
+/// pooled connection).
+async fn your_rows<S: Lends>(store: &Store<S>, sql: String) -> Vec<<S::Database as Database>::Row>
+where
+    for<'e> &'e mut ConnectionOf<S>: sqlx::Executor<'e, Database = S::Database>,
+    <S::Database as Database>::Arguments: IntoArguments<S::Database>,
+{
+    let mut conn = store.backend().pool().acquire().await.expect("a connection");
+    let query = sqlx::query(AssertSqlSafe(sql.clone()));
+    query.fetch_all(&mut *conn).await.unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// A row of your own `SELECT … JOIN …` decodes into the struct with the library's mapping — JSON,
+/// timestamps, floats, bytes and `Option`s as each backend stores them — when it selects the
+/// struct's columns as `sql_columns` writes them, beside columns of its own.
+pub async fn rows_of_your_own_queries_decode_with_the_librarys_mapping<F>(db: &F)
+where
+    F: SqlFixture<Storage: Lends>,
+    <<F::Storage as Lends>::Database as Database>::Row: SqlRow,
+    for<'e> &'e mut ConnectionOf<F::Storage>: sqlx::Executor<'e, Database = <F::Storage as Lends>::Database>,
+    <<F::Storage as Lends>::Database as Database>::Arguments: IntoArguments<<F::Storage as Lends>::Database>,
+{
+    let store = db.store();
+    store.create_table::<Person>().await.expect("create_table");
+    db.exec(OUTBOX).await;
+    let mut stored = ann();
+    store.insert(&mut stored).await.expect("insert");
+    db.exec("INSERT INTO lent_outbox (record, topic) VALUES (1, 'person.hired')").await;
+    let sql = format!(
+        "SELECT {}, o.topic FROM people p JOIN lent_outbox o ON o.record = p.id",
+        Person::sql_columns(db.sql_dialect(), "p")
+    );
+    let rows = your_rows(store, sql).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(Person::from_sql_row(&rows[0]).expect("decode your row"), stored, "every field as the store reads it");
+    // Without an alias, and in another column order.
+    let sql = format!("SELECT 'extra' AS extra, {} FROM people", Person::sql_columns(db.sql_dialect(), ""));
+    let rows = your_rows(store, sql).await;
+    assert_eq!(Person::from_sql_row(&rows[0]).expect("decode"), stored);
+}
+
+/// A row that lacks one of the struct's columns, or holds a value its field cannot, is
+/// `Error::Decode` naming the table and that column.
+pub async fn a_row_missing_or_mistyping_a_column_is_a_decode_error_naming_it<F>(db: &F)
+where
+    F: SqlFixture<Storage: Lends>,
+    <<F::Storage as Lends>::Database as Database>::Row: SqlRow,
+    for<'e> &'e mut ConnectionOf<F::Storage>: sqlx::Executor<'e, Database = <F::Storage as Lends>::Database>,
+    <<F::Storage as Lends>::Database as Database>::Arguments: IntoArguments<<F::Storage as Lends>::Database>,
+{
+    let store = db.store();
+    accounts(db, 1).await;
+    let q = |name: &str| db.dialect().quoted(name);
+    let sql = format!("SELECT {}, {} FROM lent_accounts", q("id"), q("owner"));
+    match Account::from_sql_row(&your_rows(store, sql).await[0]) {
+        Err(Error::Decode { table: "lent_accounts", column: "balance", reason }) => {
+            assert!(reason.contains("sql_columns"), "says how to select it: {reason}");
+        }
+        other => panic!("expected Decode of lent_accounts.balance, got {other:?}"),
+    }
+    let sql =
+        format!("SELECT {}, {}, 'many' AS {}, {} FROM lent_accounts", q("id"), q("owner"), q("balance"), q("version"));
+    match Account::from_sql_row(&your_rows(store, sql).await[0]) {
+        Err(Error::Decode { table: "lent_accounts", column: "balance", .. }) => {}
+        other => panic!("expected Decode of lent_accounts.balance, got {other:?}"),
+    }
+}
+
+/// Putting a table of yours under versioning: a table without the version column is refused
+/// before anything is read or written, with the statement that adds it; once it has run, every
+/// existing row is at version 1 and checked writes work.
+pub async fn a_table_without_a_version_column_is_refused_with_the_statement_that_adds_it<F: SqlFixture>(db: &F) {
+    let store = db.store();
+    db.exec("CREATE TABLE lent_accounts (id BIGINT NOT NULL PRIMARY KEY, owner VARCHAR(255) NOT NULL, balance BIGINT NOT NULL)")
+        .await;
+    db.exec("INSERT INTO lent_accounts (id, owner, balance) VALUES (1, 'Amy', 100)").await;
+    let reason = match store.get::<Account>(&1).await {
+        Err(Error::Decode { table: "lent_accounts", column: "version", reason }) => reason,
+        other => panic!("expected Decode of lent_accounts.version, got {other:?}"),
+    };
+    let at = reason.find("ALTER TABLE").unwrap_or_else(|| panic!("no statement in {reason:?}"));
+    let statement = &reason[at..];
+    assert!(statement.ends_with("NOT NULL DEFAULT 1"), "{statement}");
+    db.exec(statement).await;
+    let mut amy = store.get::<Account>(&1).await.expect("get").expect("stored");
+    assert_eq!((amy.owner.as_str(), amy.balance, amy.version), ("Amy", 100, 1), "existing rows start at version 1");
+    let mut stale = amy.clone();
+    amy.balance = 90;
+    store.put(&mut amy).await.expect("a checked put");
+    stale.balance = 80;
+    assert!(matches!(store.put(&mut stale).await, Err(Error::ConcurrentModification { .. })));
+}
+
+/// A table that lacks a field's column is refused naming it, with the statement that adds it;
+/// a column declared with a type the field cannot hold is refused naming the declared type and
+/// what the field needs.
+pub async fn a_table_that_does_not_fit_the_struct_is_refused_naming_the_column<F: SqlFixture>(db: &F) {
+    let store = db.store();
+    db.exec("CREATE TABLE lent_accounts (id BIGINT NOT NULL PRIMARY KEY, owner VARCHAR(255) NOT NULL, version BIGINT NOT NULL)")
+        .await;
+    match store.get::<Account>(&1).await {
+        Err(Error::Decode { table: "lent_accounts", column: "balance", reason }) => {
+            assert!(reason.contains("ADD COLUMN") && reason.contains("balance"), "{reason}");
+        }
+        other => panic!("expected Decode of lent_accounts.balance, got {other:?}"),
+    }
+    db.exec("DROP TABLE lent_accounts").await;
+    db.exec(
+        "CREATE TABLE lent_accounts (id BIGINT NOT NULL PRIMARY KEY, owner VARCHAR(255) NOT NULL, balance TEXT, \
+         version BIGINT NOT NULL)",
+    )
+    .await;
+    let mut amy = account(1, 5);
+    match store.insert(&mut amy).await {
+        Err(Error::Decode { table: "lent_accounts", column: "balance", reason }) => {
+            assert!(reason.to_ascii_lowercase().contains("text") && reason.contains("declare it"), "{reason}");
+        }
+        other => panic!("expected Decode of lent_accounts.balance, got {other:?}"),
+    }
+    assert_eq!(db.text(&format!("SELECT CAST(COUNT(*) AS {}) FROM lent_accounts", db.dialect().text)).await, "0");
 }

@@ -27,6 +27,7 @@ mod faults;
 mod fixtures;
 mod integrity;
 mod keyed_delete;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod lent;
 mod locking;
 mod mappings;

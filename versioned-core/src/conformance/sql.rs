@@ -18,6 +18,7 @@ use crate::error::Error;
 use crate::storage::Storage;
 use crate::store::Store;
 
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 pub use super::lent::*;
 
 /// A store on an empty database, and a way around it: statements run on the same database,
@@ -38,6 +39,11 @@ pub trait SqlFixture {
 
     /// The first column, as text, of the one row `sql` selects.
     fn text(&self, sql: &str) -> impl Future<Output = String>;
+
+    /// The dialect [`migrations`](crate::migrations) and
+    /// [`sql_columns`](crate::FromSqlRow::sql_columns) write for this database.
+    #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+    fn sql_dialect(&self) -> crate::migrations::SqlDialect;
 }
 
 /// How one SQL database spells what the tests write.
@@ -386,7 +392,11 @@ macro_rules! sql_conformance_tests {
             a_refused_batch_rolls_back_only_its_own_savepoint,
             a_batch_on_a_connection_outside_a_transaction_is_atomic,
             locking_reads_need_your_transaction,
-            every_typed_operation_runs_on_your_connection
+            every_typed_operation_runs_on_your_connection,
+            rows_of_your_own_queries_decode_with_the_librarys_mapping,
+            a_row_missing_or_mistyping_a_column_is_a_decode_error_naming_it,
+            a_table_without_a_version_column_is_refused_with_the_statement_that_adds_it,
+            a_table_that_does_not_fit_the_struct_is_refused_naming_the_column
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {$(

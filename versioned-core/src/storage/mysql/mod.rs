@@ -44,6 +44,7 @@ use super::lent::SqlBackend;
 use super::select::{Condition, RowLock, Select};
 use super::sql::driver::{self as sql_driver, Conn};
 use super::sql::rows::OnConnection;
+use super::sql::schema;
 use super::sql::server_transaction::ServerTransaction;
 use super::sql::{Dialect, Mappings, Statements};
 use super::{Capabilities, Lends, LockingRead, RowAccess, SavepointStep, Storage, StorageTransaction, WriteOutcome};
@@ -263,12 +264,31 @@ impl MysqlStorage {
 }
 
 impl MysqlTable {
-    /// Checks, once, that a text key column compares exactly ([`compares_exactly`]): one query,
-    /// on the caller's connection (inside its transaction), before the struct's first statement.
-    /// A missing table or column is left to that statement to report.
+    /// Checks, once, that the table's columns hold the struct ([`schema::check`]) and that a text
+    /// key column compares exactly ([`compares_exactly`]): queries of the catalogue on the
+    /// caller's connection (inside its transaction), before the struct's first statement.
     async fn check(&self, conn: &mut sqlx::MySqlConnection, table: &'static TableDef) -> Result<()> {
         if self.checked.load(Ordering::Acquire) {
             return Ok(());
+        }
+        let rows: Vec<schema::MysqlColumn> = sqlx::query_as(schema::MYSQL_COLUMNS)
+            .bind(table.name)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(|e| storage_error(Some(table), e))?;
+        let declared = schema::mysql_declared(table, rows);
+        if schema::check(schema::Server::Mysql, &MysqlDialect, table, &declared).is_err() {
+            // Described with the types `create_table` declares on this server: text's collation
+            // differs between MariaDB and MySQL 8.
+            let mariadb: Option<String> = sqlx::query_scalar(
+                "SELECT CAST(COLLATION_NAME AS CHAR) FROM information_schema.COLLATIONS WHERE COLLATION_NAME = ?",
+            )
+            .bind(MysqlDialect::EXACT_COLLATION)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(|e| storage_error(Some(table), e))?;
+            let dialect: &dyn Dialect = if mariadb.is_some() { &MysqlDialect } else { &Mysql8Dialect };
+            schema::check(schema::Server::Mysql, dialect, table, &declared)?;
         }
         let key = table.key_column();
         if key.ty == ColumnType::Text {

@@ -15,6 +15,7 @@
 
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgQueryResult, PgRow};
 use sqlx::{AssertSqlSafe, Postgres, Row as _, SqlSafeStr, TypeInfo as _, ValueRef as _};
@@ -23,6 +24,7 @@ use super::lent::SqlBackend;
 use super::select::{Condition, RowLock, Select};
 use super::sql::driver::{self, Conn, Driver, Meaning, Query as DriverQuery};
 use super::sql::rows::{Bind, OnConnection};
+use super::sql::schema::{self, Server};
 use super::sql::server_transaction::ServerTransaction;
 use super::sql::{Mappings, Statements};
 use super::{Capabilities, Lends, LockingRead, RowAccess, SavepointStep, Storage, StorageTransaction, WriteOutcome};
@@ -77,7 +79,7 @@ impl Isolation {
 #[derive(Debug, Clone)]
 pub struct PostgresStorage {
     pool: PgPool,
-    mappings: Mappings<Statements>,
+    mappings: Mappings<PgTable>,
     isolation: Isolation,
     /// The lock wait the pool's sessions were set up with (`None`: unknown, a pool of yours).
     session_lock_wait: Option<LockWait>,
@@ -157,8 +159,11 @@ impl PostgresStorage {
         &self.pool
     }
 
-    fn statements(&self, table: &'static TableDef) -> Arc<Statements> {
-        self.mappings.get(table, || Statements::new(&PostgresDialect, table))
+    fn table(&self, table: &'static TableDef) -> Arc<PgTable> {
+        self.mappings.get(table, || PgTable {
+            statements: Statements::new(&PostgresDialect, table),
+            checked: AtomicBool::new(false),
+        })
     }
 
     async fn run<T>(
@@ -166,10 +171,57 @@ impl PostgresStorage {
         table: &'static TableDef,
         op: impl AsyncFnOnce(&mut OnConnection<'_, Conn<'_, Postgres>>) -> Result<T>,
     ) -> Result<T> {
-        let statements = self.statements(table);
+        let state = self.table(table);
         let mut conn = self.pool.acquire().await.map_err(|e| storage_error(Some(table), e))?;
-        op(&mut OnConnection { conn: &mut Conn(&mut *conn), table, statements: &statements }).await
+        state.check(&mut conn, table).await?;
+        op(&mut OnConnection { conn: &mut Conn(&mut *conn), table, statements: &state.statements }).await
     }
+}
+
+/// What the storage knows of one struct mapping: its statements, and whether its table's schema
+/// was checked.
+#[derive(Debug)]
+pub(crate) struct PgTable {
+    statements: Statements,
+    checked: AtomicBool,
+}
+
+impl PgTable {
+    /// Checks, once, that the table's columns hold the struct ([`schema::check`]): one query of
+    /// the catalogue on `conn` (inside its transaction), before the struct's first statement.
+    async fn check(&self, conn: &mut sqlx::PgConnection, table: &'static TableDef) -> Result<()> {
+        if self.checked.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let columns = columns(conn, table).await?;
+        self.compare(table, columns)
+    }
+
+    /// [`check`](Self::check) in a transaction: a catalogue query the server failed aborts it, as
+    /// any statement's failure does; a mismatch (found by us, not the server) leaves it usable.
+    async fn check_in(&self, tx: &mut ServerTransaction<Postgres>, table: &'static TableDef) -> Result<()> {
+        if self.checked.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let columns = columns(tx.connection(), table).await;
+        tx.note(&columns, |_| Some(false));
+        self.compare(table, columns?)
+    }
+
+    fn compare(&self, table: &'static TableDef, columns: Vec<schema::PostgresColumn>) -> Result<()> {
+        schema::check(Server::Postgres, &PostgresDialect, table, &schema::postgres_declared(columns))?;
+        self.checked.store(true, Ordering::Release);
+        Ok(())
+    }
+}
+
+/// The table's columns, as the catalogue declares them.
+async fn columns(conn: &mut sqlx::PgConnection, table: &'static TableDef) -> Result<Vec<schema::PostgresColumn>> {
+    sqlx::query_as(schema::POSTGRES_COLUMNS)
+        .bind(table.name)
+        .fetch_all(conn)
+        .await
+        .map_err(|e| storage_error(Some(table), e))
 }
 
 impl Store<PostgresStorage> {
@@ -321,10 +373,12 @@ impl PostgresTransaction {
         table: &'static TableDef,
         op: impl AsyncFnOnce(&mut OnConnection<'_, Conn<'_, Postgres>>) -> Result<T>,
     ) -> Result<T> {
-        let statements = self.storage.statements(table);
+        let table_state = self.storage.table(table);
         let mut state = self.state.lock().await;
         state.usable()?;
-        let on = &mut OnConnection { conn: &mut Conn::<Postgres>(state.connection()), table, statements: &statements };
+        table_state.check_in(&mut state, table).await?;
+        let statements = &table_state.statements;
+        let on = &mut OnConnection { conn: &mut Conn::<Postgres>(state.connection()), table, statements };
         let result = op(on).await;
         // PostgreSQL aborts the transaction (or its innermost savepoint) on any error.
         state.note(&result, |_| Some(false));
@@ -342,9 +396,11 @@ impl PostgresTransaction {
         wait: LockWait,
         op: impl AsyncFnOnce(&mut OnConnection<'_, Conn<'_, Postgres>>) -> Result<T>,
     ) -> Result<T> {
-        let statements = self.storage.statements(table);
+        let table_state = self.storage.table(table);
         let mut state = self.state.lock().await;
         state.usable()?;
+        table_state.check_in(&mut state, table).await?;
+        let statements = &table_state.statements;
         if let Some(timeout) = session_lock_timeout(wait)
             && state.lock_wait != Some(wait)
         {
@@ -359,7 +415,7 @@ impl PostgresTransaction {
             set?;
             state.lock_wait = Some(wait);
         }
-        let on = &mut OnConnection { conn: &mut Conn::<Postgres>(state.connection()), table, statements: &statements };
+        let on = &mut OnConnection { conn: &mut Conn::<Postgres>(state.connection()), table, statements };
         let result = op(on).await;
         state.note(&result, |_| Some(false));
         result
@@ -473,18 +529,18 @@ impl Lends for PostgresStorage {
 }
 
 impl SqlBackend for PostgresStorage {
-    type Table = Statements;
+    type Table = PgTable;
 
-    fn table_state(&self, table: &'static TableDef) -> Arc<Statements> {
-        self.statements(table)
+    fn table_state(&self, table: &'static TableDef) -> Arc<PgTable> {
+        self.table(table)
     }
 
-    async fn check(_: &Statements, _: &mut sqlx::PgConnection, _: &'static TableDef) -> Result<()> {
-        Ok(())
+    async fn check(state: &PgTable, conn: &mut sqlx::PgConnection, table: &'static TableDef) -> Result<()> {
+        state.check(conn, table).await
     }
 
-    fn statements(state: &Statements) -> &Statements {
-        state
+    fn statements(state: &PgTable) -> &Statements {
+        &state.statements
     }
 }
 
@@ -501,7 +557,7 @@ impl Storage for PostgresStorage {
     }
 
     async fn create_table(&self, table: &'static TableDef) -> Result<()> {
-        let statements = self.statements(table);
+        let statements = &self.table(table).statements;
         let create = sqlx::query(AssertSqlSafe(Arc::clone(&statements.create)).into_sql_str());
         create.execute(&self.pool).await.map_err(|e| storage_error(Some(table), e))?;
         for index in &statements.indexes {

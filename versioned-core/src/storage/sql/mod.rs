@@ -11,11 +11,12 @@ use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::{Arc, PoisonError, RwLock};
 
-use crate::entity::{ColumnRole, TableDef};
+use crate::entity::{ColumnDef, ColumnRole, TableDef};
 
 pub(crate) mod dialect;
 pub(crate) mod driver;
 pub(crate) mod rows;
+pub(crate) mod schema;
 pub(crate) mod select;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 pub(crate) mod server_transaction;
@@ -171,6 +172,33 @@ impl Binds<'_> {
 pub(crate) fn ddl(dialect: &'static dyn Dialect, table: &'static TableDef) -> Vec<String> {
     let statements = Statements::new(dialect, table);
     std::iter::once(statements.create.to_string()).chain(statements.indexes.iter().map(|i| i.to_string())).collect()
+}
+
+/// Why a column of `table` the table lacks is refused, with the statement that adds it as
+/// `create_table` declares it in `dialect`; a version column with every existing row at version 1
+/// (putting a table of yours under versioning).
+pub(crate) fn missing_column(dialect: &dyn Dialect, table: &TableDef, column: &ColumnDef) -> String {
+    let add = format!(
+        "ALTER TABLE {} ADD COLUMN {} {}",
+        dialect.quote(table.name),
+        dialect.quote(column.name),
+        dialect.column_type(column)
+    );
+    match column.role {
+        ColumnRole::Version => format!(
+            "the table has no such column: it is not under versioning yet; add the version column, every existing \
+             row starting at version 1: {add} NOT NULL DEFAULT 1"
+        ),
+        ColumnRole::Key => format!(
+            "the table has no such column, and it is the key: the table needs it as its primary key, with a \
+             distinct value in every existing row: {add} NOT NULL PRIMARY KEY"
+        ),
+        _ if column.nullable => format!("the table has no such column; add it: {add}"),
+        _ => format!(
+            "the table has no such column; add it (NOT NULL needs a value in every existing row: add a DEFAULT to \
+             the statement, or add it nullable, fill it, then make it NOT NULL): {add} NOT NULL"
+        ),
+    }
 }
 
 /// `<table>_<column>_idx`, or where that passes the 63 characters PostgreSQL keeps (MySQL takes

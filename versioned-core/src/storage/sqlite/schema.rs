@@ -11,7 +11,7 @@ use super::dialect::SqliteDialect;
 use super::driver::storage_error;
 use crate::entity::{ColumnDef, TableDef};
 use crate::error::{Error, Result, StorageError};
-use crate::storage::sql::{Dialect as _, Mappings, Statements};
+use crate::storage::sql::{Dialect as _, Mappings, Statements, missing_column};
 use crate::value::ColumnType;
 
 /// The state of `table`'s mapping among `mappings`, made the first time it is asked for.
@@ -55,7 +55,7 @@ impl TableState {
         for column in table.columns {
             // SQLite compares identifiers without regard to ASCII case.
             let Some((_, ty)) = declared.iter().find(|(name, _)| name.eq_ignore_ascii_case(column.name)) else {
-                return Err(Error::decode(table, column.name, "the table has no such column"));
+                return Err(Error::decode(table, column.name, missing_column(&SqliteDialect, table, column)));
             };
             if !Affinity::of(ty).holds(column.ty) {
                 return Err(Error::decode(
