@@ -124,6 +124,58 @@ where
     assert_eq!(store.get::<Account>(&1).await.expect("get"), Some(theirs), "the stored record is the other writer's");
 }
 
+/// What a refused write leaves in your transaction besides the error, on each database: nothing
+/// written, and the locks of an `UPDATE` that found the row. PostgreSQL locks only the rows an
+/// `UPDATE` changes: the record stays free for other transactions. InnoDB (MySQL, MariaDB) at
+/// `REPEATABLE READ` keeps the lock on every row an `UPDATE` examined, so the record stays locked
+/// until your transaction ends. SQLite's transaction holds the database's write lock from its
+/// first write, a refused one included.
+pub async fn what_a_conflict_leaves_in_your_transaction<F>(db: &F)
+where
+    F: SqlFixture<Storage: Lends>,
+    for<'x> Lent<'x, F::Storage>: LockingRead,
+    for<'e> &'e mut ConnectionOf<F::Storage>: sqlx::Executor<'e, Database = <F::Storage as Lends>::Database>,
+{
+    use crate::migrations::SqlDialect;
+    let store = db.store();
+    let mut stale = accounts(db, 1).await.remove(0);
+    written_by_someone_else(store, 1).await;
+    let pool = store.backend().pool();
+    let mut tx = pool.begin().await.expect("your begin");
+    stale.balance = 0;
+    assert!(matches!(stale.put(&store.on(&mut *tx)).await, Err(Error::ConcurrentModification { .. })));
+    let mut other = pool.acquire().await.expect("another connection");
+    match db.sql_dialect() {
+        #[cfg(feature = "sqlite")]
+        SqlDialect::Sqlite => {
+            exec::<F::Storage>(&mut other, "PRAGMA busy_timeout = 0").await;
+            let write = sqlx::raw_sql(AssertSqlSafe("UPDATE lent_outbox SET topic = topic".to_owned()));
+            let refused = write.execute(&mut *other).await;
+            assert!(refused.is_err(), "your transaction holds the write lock after a refused write");
+            exec::<F::Storage>(&mut other, "PRAGMA busy_timeout = 5000").await;
+        }
+        #[cfg(feature = "postgres")]
+        SqlDialect::Postgres => {
+            let mut theirs = other.begin().await.expect("their begin");
+            let free = store.on(&mut *theirs).get_for_update_nowait::<Account>(&1).await;
+            assert!(matches!(free, Ok(Some(_))), "the record is not locked: {free:?}");
+            theirs.rollback().await.expect("their rollback");
+        }
+        #[cfg(feature = "mysql")]
+        SqlDialect::MariaDb | SqlDialect::Mysql8 => {
+            let mut theirs = other.begin().await.expect("their begin");
+            let locked = store.on(&mut *theirs).get_for_update_nowait::<Account>(&1).await;
+            assert!(matches!(locked, Err(Error::LockTimeout { .. })), "the record stays locked: {locked:?}");
+            theirs.rollback().await.expect("their rollback");
+        }
+    }
+    drop(other);
+    tx.rollback().await.expect("your rollback");
+    let mut fresh = store.get::<Account>(&1).await.expect("get").expect("stored");
+    fresh.balance = 1;
+    store.put(&mut fresh).await.expect("free again once your transaction ended");
+}
+
 /// After a conflict you may still commit: what succeeded before and after it commits, and the
 /// refused write is not there.
 pub async fn after_a_conflict_your_commit_keeps_what_succeeded<F>(db: &F)

@@ -388,6 +388,7 @@ macro_rules! sql_conformance_tests {
             // lent.rs
             a_checked_put_and_your_own_insert_commit_together,
             a_conflict_leaves_your_transaction_usable_and_your_rollback_leaves_neither,
+            what_a_conflict_leaves_in_your_transaction,
             after_a_conflict_your_commit_keeps_what_succeeded,
             a_refused_batch_rolls_back_only_its_own_savepoint,
             a_batch_on_a_connection_outside_a_transaction_is_atomic,

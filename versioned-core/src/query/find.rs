@@ -192,18 +192,17 @@ impl<'e, S: Storage, T: Entity> Find<'e, Transaction<S>, T> {
     /// for one another transaction holds as the store's [`LockWait`](crate::LockWait) says,
     /// then failing with [`Error::LockTimeout`]. How each backend locks: as for
     /// [`Transaction::get_for_update`].
-    pub fn for_update(mut self) -> Self {
-        self.lock = Some(RowLock::Wait(self.on.lock_wait()));
-        self
+    pub fn for_update(self) -> Self {
+        let wait = self.on.lock_wait();
+        self.locking(RowLock::Wait(wait))
     }
 
     /// Locks every record returned that no other transaction holds, and leaves out those it
     /// holds (`FOR UPDATE SKIP LOCKED`): with `first()` or `limit(n)`, a job queue's "claim the
     /// next job" for many workers at once. On SQLite a transaction holds the whole database, so
     /// nothing is ever skipped.
-    pub fn skip_locked(mut self) -> Self {
-        self.lock = Some(RowLock::SkipLocked);
-        self
+    pub fn skip_locked(self) -> Self {
+        self.locking(RowLock::SkipLocked)
     }
 }
 

@@ -20,7 +20,9 @@
 //! error naming the column.
 #![cfg(any(feature = "postgres", feature = "mysql"))]
 
-use crate::entity::{ColumnDef, ColumnRole, TableDef};
+#[cfg(feature = "mysql")]
+use crate::entity::{ColumnDef, ColumnRole};
+use crate::entity::TableDef;
 use crate::error::{Error, Result, StorageError};
 use crate::storage::sql::Dialect;
 use crate::value::ColumnType;
@@ -305,6 +307,8 @@ fn parenthesized(column_type: &str) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(not(feature = "mysql"))]
+    use crate::entity::{ColumnDef, ColumnRole};
     use crate::storage::sql::tests::PEOPLE;
 
     /// A column of `ty` named as its field.
