@@ -329,7 +329,7 @@ pub trait Storage: RowAccess + Clone + 'static {
 
 /// A read that locks the row it reads until the transaction ends: what a backend's transaction
 /// offers ([`StorageTransaction`]), and a connection of yours lent to an SQL store inside your
-/// own transaction ([`Lent`](crate::storage::Lent)).
+/// own transaction ([`Lent`]).
 pub trait LockingRead: RowAccess {
     /// Like [`RowAccess::fetch`], and locks the row against other writers until the transaction
     /// ends (OutSystems' `GetForUpdate`). When another transaction holds the lock, waits as

@@ -22,10 +22,12 @@
 //! MySQL 8's `utf8mb4_0900_bin` (8.0.17+); the servers have no name in common, so the first
 //! `create_table` of a text-keyed struct asks the server which it has (once per storage; a server
 //! with neither refuses it). The key stays text for your own SQL; other text columns keep the
-//! table's default collation. A table of yours is checked on the first use of each struct with a
-//! text key (one query on `information_schema.COLUMNS`, per struct and storage, before anything is
-//! read or written): a key column of another collation is [`Error::Decode`] naming it and the
-//! `ALTER TABLE … MODIFY … COLLATE …` that fixes it. Keys of other types are not checked.
+//! table's default collation. A table is checked on the first use of each struct (queries on
+//! `information_schema`, per struct and storage, before anything is read or written): its columns
+//! against the struct (a missing column, a type that cannot hold a field: [`Error::Decode`] naming
+//! it, with the `ALTER TABLE` that fixes it), and a text key's collation: a key column of another
+//! collation is [`Error::Decode`] naming it and the `ALTER TABLE … MODIFY … COLLATE …` that fixes
+//! it.
 //!
 //! Transactions run at InnoDB's default `REPEATABLE READ`. Checked writes are safe there: an
 //! `UPDATE`'s `WHERE` reads the newest committed row, not the transaction's snapshot.

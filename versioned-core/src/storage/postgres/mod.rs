@@ -12,6 +12,11 @@
 //! `get_for_update` is `SELECT … FOR UPDATE`, locking that row only; its wait is bounded by the
 //! store's [`LockWait`] (`lock_timeout`, or `NOWAIT`), and expiry is [`Error::LockTimeout`].
 //! Serialization failures (`40001`) and deadlocks (`40P01`) are retryable storage errors.
+//!
+//! A table is checked on the first use of each struct (one query on `information_schema.columns`,
+//! per struct and storage, before anything is read or written): a missing column, or one whose
+//! type cannot hold its field, is [`Error::Decode`] naming it, with the `ALTER TABLE` that fixes
+//! it.
 
 use std::str::FromStr;
 use std::sync::Arc;

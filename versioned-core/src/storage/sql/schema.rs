@@ -20,9 +20,9 @@
 //! error naming the column.
 #![cfg(any(feature = "postgres", feature = "mysql"))]
 
+use crate::entity::TableDef;
 #[cfg(feature = "mysql")]
 use crate::entity::{ColumnDef, ColumnRole};
-use crate::entity::TableDef;
 use crate::error::{Error, Result, StorageError};
 use crate::storage::sql::Dialect;
 use crate::value::ColumnType;
