@@ -320,3 +320,30 @@ async fn a_commit_after_an_error_outside_a_savepoint_fails_and_writes_nothing() 
     let one = store.get::<Counter>(&1).await.expect("get").expect("record 1");
     assert_eq!((one.n, one.version), (0, 1), "nothing of the failed transaction was written");
 }
+
+/// A batch inside your transaction after PostgreSQL aborted it: the savepoint is refused, and sqlx
+/// (whose nested `begin` rolls back one level when its savepoint fails) rolls your transaction
+/// back. The batch says so, rather than leave you committing a transaction that no longer exists.
+#[tokio::test]
+async fn a_batch_in_an_aborted_transaction_says_your_transaction_is_gone() {
+    use sqlx::Connection as _;
+    use versioned_core::conformance::sql::Account;
+    let Some(db) = db().await else { return };
+    let store = &db.store;
+    store.create_table::<Account>().await.expect("create_table");
+    let mut a = Account { id: 1, owner: "Amy".into(), balance: 1, version: 0 };
+    store.insert(&mut a).await.expect("insert");
+    let pool = store.backend().pool();
+    let mut tx = pool.begin().await.expect("your begin");
+    // Any failed statement aborts a PostgreSQL transaction.
+    let failed = sqlx::query("SELECT 1/0").execute(&mut *tx).await;
+    assert!(failed.is_err());
+    match store.on(&mut *tx).put_all(&mut [a.clone()]).await {
+        Err(Error::Storage(err)) => {
+            assert!(err.to_string().contains("rolled back your transaction"), "{err}");
+        }
+        other => panic!("expected the batch to report your transaction gone, got {other:?}"),
+    }
+    assert!(!tx.is_in_transaction(), "sqlx no longer counts it");
+    assert_eq!(store.get::<Account>(&1).await.expect("get"), Some(a), "nothing written");
+}

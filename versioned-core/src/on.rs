@@ -10,6 +10,7 @@ use crate::lock::LockWait;
 use crate::ops;
 use crate::patch::Check;
 use crate::query::{Filter, Find};
+use crate::storage::lent::nested;
 use crate::storage::select::RowLock;
 use crate::storage::{ConnectionOf, Lends, Lent, LockingRead};
 use crate::value::KeyFor;
@@ -22,18 +23,32 @@ use crate::value::KeyFor;
 /// statements and the checked writes commit together, or roll back together, and the library
 /// never begins, commits or rolls back your transaction. A conflict is an error like any other
 /// ([`Error::ConcurrentModification`](crate::Error::ConcurrentModification), with the stored
-/// record) and leaves your transaction usable: the refused write matched no row, and the stored
-/// record is read with a plain `SELECT`. You decide whether to commit or roll back.
+/// record) and, at the databases' default isolation levels, leaves your transaction usable: the
+/// refused write matched no row, and the stored record is read with a plain `SELECT`. You decide
+/// whether to commit or roll back. At PostgreSQL's `REPEATABLE READ` or `SERIALIZABLE` a write
+/// to a row changed since your snapshot is refused by the server instead (retryable; your
+/// transaction is aborted); at InnoDB's `REPEATABLE READ` (its default) the stored record is read
+/// in your snapshot, so retry the whole transaction rather than the write inside it.
 ///
-/// A batch (`put_all`, `insert_all`, `delete_all`, `patch_where`, `delete_where`) runs in a
-/// nested transaction of its own — a savepoint inside yours, a transaction of its own outside
-/// one — so a refused batch undoes only itself. Begin your transaction with sqlx
-/// (`pool.begin()`, `conn.begin()`), which counts the nesting; a `BEGIN` you send as text is not
-/// counted, and a batch would `COMMIT` it.
+/// A batch (`put_all`, `insert_all`, `delete_all`, `patch_where`, `delete_where`; on MySQL also
+/// `put_unchecked`, two statements) runs in a nested transaction of its own — a savepoint inside
+/// yours, a transaction of its own outside one — so a refused batch undoes only itself. Begin
+/// your transaction with sqlx (`pool.begin()`, `conn.begin()`), which counts the nesting: a
+/// `BEGIN` you send as text is not counted, so a batch would send `BEGIN` (which on MySQL commits
+/// what you wrote before) and then `COMMIT`. A batch's future dropped after its savepoint is set
+/// is rolled back before the connection's next statement; one dropped (or refused) while sqlx
+/// sets the savepoint makes sqlx roll back a level of yours, which the batch reports.
 ///
 /// An error the database raises (not a conflict: a lock wait that expired, a value the column
 /// refuses) is the database's: PostgreSQL then aborts your transaction, which can only be rolled
 /// back, and MySQL rolls it back on a deadlock.
+///
+/// The store's own operations (`store.put`, not through `on`) run on the store's other
+/// connections, outside your transaction: while your transaction holds a row (or SQLite's write
+/// lock), they wait for it as the store's lock wait says.
+///
+/// Each table's schema is checked once per struct and store, on the first connection that uses
+/// it: with one schema per tenant (`SET search_path`, `USE`), use one store per schema.
 pub struct On<'c, S: Lends> {
     access: Lent<'c, S>,
 }
@@ -173,14 +188,14 @@ where
     pub async fn put_all<T: Entity>(&self, ts: &mut [T]) -> Result<()> {
         ops::refuse_unstorable_versions(&self.access, ts).await?;
         let (rows, stamps) = ops::prepare_puts(ts)?;
-        self.access.nested(async |lent| ops::write_puts::<T, _>(lent, rows).await).await?;
+        nested(&self.access, async |lent| ops::write_puts::<T, _>(lent, rows).await).await?;
         ops::settle_puts(ts, &stamps)
     }
 
     /// See [`Store::insert_all`](crate::Store::insert_all), in a nested transaction of its own.
     pub async fn insert_all<T: Entity>(&self, ts: &mut [T]) -> Result<()> {
         let (rows, stamps) = ops::prepare_inserts(ts)?;
-        self.access.nested(async |lent| ops::write_inserts::<T, _>(lent, rows).await).await?;
+        nested(&self.access, async |lent| ops::write_inserts::<T, _>(lent, rows).await).await?;
         ops::settle_inserts(ts, &stamps)
     }
 
@@ -188,20 +203,20 @@ where
     pub async fn delete_all<T: Entity>(&self, ts: &[T]) -> Result<()> {
         ops::refuse_unstorable_versions(&self.access, ts).await?;
         let keys = ops::prepare_deletes(ts)?;
-        self.access.nested(async |lent| ops::write_deletes::<T, _>(lent, keys).await).await
+        nested(&self.access, async |lent| ops::write_deletes::<T, _>(lent, keys).await).await
     }
 
     /// See [`Store::patch_where`](crate::Store::patch_where), in a nested transaction of its own
     /// (not retried: a retryable refusal is yours to handle, with your transaction).
     pub async fn patch_where<T: Entity>(&self, filter: Filter<T>, patch: T::Patch) -> Result<u64> {
         let columns = ops::prepare_patch_where::<T>(patch)?;
-        self.access.nested(async |lent| ops::patch_where(lent, filter, &columns).await).await
+        nested(&self.access, async |lent| ops::patch_where(lent, filter, &columns).await).await
     }
 
     /// See [`Store::delete_where`](crate::Store::delete_where), in a nested transaction of its
     /// own (not retried).
     pub async fn delete_where<T: Entity>(&self, filter: Filter<T>) -> Result<u64> {
-        self.access.nested(async |lent| ops::delete_where(lent, filter).await).await
+        nested(&self.access, async |lent| ops::delete_where(lent, filter).await).await
     }
 }
 

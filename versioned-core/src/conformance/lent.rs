@@ -5,7 +5,7 @@
 
 use sqlx::{AssertSqlSafe, Connection as _, Database, IntoArguments};
 
-use super::sql::{Person, SqlFixture, ann};
+use super::sql::{IndexedBug, Person, SqlFixture, ann};
 use crate::error::Error;
 use crate::query::Filter;
 use crate::sql_rows::{FromSqlRow, SqlRow};
@@ -336,6 +336,21 @@ where
     assert_eq!(on.get_many::<Account, _>(&[10, 12]).await.expect("get_many")[1], None);
     let copy = Account::get(&on, &11).await.expect("get").expect("stored");
     copy.delete(&on).await.expect("delete");
+    let mut batch = vec![account(20, 1), account(21, 2)];
+    on.insert_all(&mut batch).await.expect("insert_all");
+    assert_eq!(batch.iter().map(|a| a.version).collect::<Vec<_>>(), [1, 1]);
+    on.touch(&mut batch[0]).await.expect("touch");
+    assert_eq!(batch[0].version, 2);
+    let mut behind = batch[0].clone();
+    behind.balance = 99;
+    on.refresh(&mut behind).await.expect("refresh");
+    assert_eq!((behind.balance, behind.version), (1, 2), "refresh reads your transaction's copy");
+    on.delete_all(&batch).await.expect("delete_all");
+    assert_eq!(on.get::<Account>(&20).await.expect("get"), None);
+    let mut gone = account(22, 3);
+    gone.insert(&on).await.expect("insert");
+    on.delete_with_version::<Account>(&22, 1).await.expect("delete_with_version");
+    assert!(!on.delete_unchecked::<Account>(&22).await.expect("delete_unchecked of a deleted record"));
     assert_eq!(on.delete_where(Filter::<Account>::all()).await.expect("delete_where"), 2);
     assert_eq!(store.get::<Account>(&1).await.expect("get").expect("stored").balance, 100, "not committed yet");
     tx.rollback().await.expect("your rollback");
@@ -439,10 +454,33 @@ pub async fn a_table_without_a_version_column_is_refused_with_the_statement_that
 /// A table that lacks a field's column is refused naming it, with the statement that adds it;
 /// a column declared with a type the field cannot hold is refused naming the declared type and
 /// what the field needs.
-pub async fn a_table_that_does_not_fit_the_struct_is_refused_naming_the_column<F: SqlFixture>(db: &F) {
+pub async fn a_table_that_does_not_fit_the_struct_is_refused_naming_the_column<F>(db: &F)
+where
+    F: SqlFixture<Storage: Lends>,
+    for<'x> Lent<'x, F::Storage>: LockingRead,
+{
     let store = db.store();
     db.exec("CREATE TABLE lent_accounts (id BIGINT NOT NULL PRIMARY KEY, owner VARCHAR(255) NOT NULL, version BIGINT NOT NULL)")
         .await;
+    // Checked on your connection too, before anything is read.
+    let mut conn = store.backend().pool().acquire().await.expect("a connection");
+    match Account::get(&store.on(&mut *conn), &1).await {
+        Err(Error::Decode { table: "lent_accounts", column: "balance", reason }) => {
+            assert!(reason.contains("ADD COLUMN"), "{reason}");
+        }
+        other => panic!("expected Decode of lent_accounts.balance on your connection, got {other:?}"),
+    }
+    drop(conn);
+    // A mismatch found in a transaction of the store leaves it usable (the server failed nothing).
+    store.create_table::<IndexedBug>().await.expect("create_table");
+    let read = store
+        .transaction(|tx| async move {
+            let refused = tx.get::<Account>(&1).await;
+            assert!(matches!(refused, Err(Error::Decode { column: "balance", .. })), "{refused:?}");
+            tx.get::<IndexedBug>(&1).await
+        })
+        .await;
+    assert!(matches!(read, Ok(None)), "the transaction goes on after the mismatch: {read:?}");
     match store.get::<Account>(&1).await {
         Err(Error::Decode { table: "lent_accounts", column: "balance", reason }) => {
             assert!(reason.contains("ADD COLUMN") && reason.contains("balance"), "{reason}");

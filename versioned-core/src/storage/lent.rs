@@ -23,8 +23,9 @@ use crate::lock::LockWait;
 use crate::value::{Row, Value};
 
 /// A storage whose statements run on a connection of yours: the SQL backends
-/// ([`Store::on`](crate::Store::on)).
-pub trait Lends: Storage {
+/// ([`Store::on`](crate::Store::on)). Sealed: implemented by `SqliteStorage`, `PostgresStorage`
+/// and `MysqlStorage`.
+pub trait Lends: Storage + sealed::Sealed {
     /// The sqlx database (`Postgres`, `MySql`, `Sqlite`), whose connection (`PgConnection`,
     /// `MySqlConnection`, `SqliteConnection`) is lent: `&mut *tx` of a `sqlx::Transaction`, or a
     /// pooled connection.
@@ -32,7 +33,23 @@ pub trait Lends: Storage {
 
     /// The pool the storage takes its own connections from.
     fn pool(&self) -> &sqlx::Pool<Self::Database>;
+
+    #[doc(hidden)]
+    /// A driver's error as the backend reports it (retryable where it is).
+    fn error(err: sqlx::Error) -> Error;
 }
+
+mod sealed {
+    /// Only the SQL storages of this crate lend connections.
+    pub trait Sealed {}
+}
+
+#[cfg(feature = "sqlite")]
+impl sealed::Sealed for super::sqlite::SqliteStorage {}
+#[cfg(feature = "postgres")]
+impl sealed::Sealed for super::postgres::PostgresStorage {}
+#[cfg(feature = "mysql")]
+impl sealed::Sealed for super::mysql::MysqlStorage {}
 
 /// The connection type of `S`'s database.
 pub type ConnectionOf<S> = <<S as Lends>::Database as Database>::Connection;
@@ -80,23 +97,46 @@ impl<'c, S: Lends> Lent<'c, S> {
     pub(crate) async fn in_transaction(&self) -> bool {
         self.conn.lock().await.is_in_transaction()
     }
+}
 
-    /// Runs `f` in a nested transaction, on a connection lent to it alone: a savepoint inside your
-    /// transaction, a transaction of its own outside one (sqlx's `begin`, which counts them). It
-    /// commits (releases) when `f` returns `Ok`, and rolls back when `f` fails, leaving your
-    /// transaction as it was before; dropped midway, sqlx rolls it back before the connection's
-    /// next statement.
-    pub(crate) async fn nested<R>(&self, f: impl AsyncFnOnce(&Lent<'_, S>) -> Result<R>) -> Result<R> {
-        let mut conn = self.conn.lock().await;
-        let mut nested = conn.begin().await.map_err(StorageError::new)?;
-        let result = f(&Lent::new(self.storage, &mut nested)).await;
-        match &result {
-            Ok(_) => nested.commit().await,
-            Err(_) => nested.rollback().await,
+/// Runs `f` in a nested transaction, on a connection lent to it alone: a savepoint inside your
+/// transaction, a transaction of its own outside one (sqlx's `begin`, which counts them, so that
+/// your `commit` stays right). It commits (releases) when `f` returns `Ok`, and rolls back when
+/// `f` fails, leaving your transaction as it was before, and `f`'s error is returned. Dropped
+/// once begun, sqlx rolls it back before the connection's next statement.
+pub(crate) async fn nested<S: Lends, R>(
+    lent: &Lent<'_, S>,
+    f: impl AsyncFnOnce(&Lent<'_, S>) -> Result<R>,
+) -> Result<R> {
+    let error = S::error;
+    let mut conn = lent.conn.lock().await;
+    let inside = conn.is_in_transaction();
+    let refused = match conn.begin().await {
+        Ok(mut nested) => {
+            let result = f(&Lent::new(lent.storage, &mut nested)).await;
+            return match result {
+                Ok(value) => nested.commit().await.map(|()| value).map_err(error),
+                Err(err) => {
+                    // `f`'s error is what you need (a deadlock that rolled back everything:
+                    // retryable); a rollback that fails too is queued again by sqlx for the
+                    // connection's next statement.
+                    let _ = nested.rollback().await;
+                    Err(err)
+                }
+            };
         }
-        .map_err(StorageError::new)?;
-        result
+        Err(refused) => refused,
+    };
+    if inside && !conn.is_in_transaction() {
+        // sqlx rolls back one level when a `SAVEPOINT` fails (its guard is armed before the
+        // savepoint exists): your transaction is gone, and it must be said.
+        return Err(StorageError::new(format!(
+            "the database refused the savepoint of a batch ({refused}), and sqlx rolled back your transaction \
+             with it: it no longer exists (statements on this connection now commit one by one)"
+        ))
+        .into());
     }
+    Err(error(refused))
 }
 
 /// Runs `op` on the lent connection with the statements of `table`, its schema checked. (Free
@@ -167,7 +207,7 @@ where
             run(self, table, async |c| c.upsert(&row).await).await
         } else {
             // Two statements (MySQL: the upsert, then its version read back): atomic together.
-            self.nested(async |lent| run(lent, table, async |c| c.upsert(&row).await).await).await
+            nested(self, async |lent| run(lent, table, async |c| c.upsert(&row).await).await).await
         }
     }
 

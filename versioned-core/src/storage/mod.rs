@@ -36,7 +36,7 @@ pub mod etcd;
 pub(crate) mod evaluate;
 mod layout;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
-mod lent;
+pub(crate) mod lent;
 pub mod memory;
 #[cfg(feature = "mysql")]
 pub mod mysql;

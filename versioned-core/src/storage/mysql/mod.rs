@@ -585,6 +585,10 @@ impl Lends for MysqlStorage {
     fn pool(&self) -> &sqlx::Pool<MySql> {
         &self.pool
     }
+
+    fn error(err: sqlx::Error) -> Error {
+        storage_error(None, err)
+    }
 }
 
 impl SqlBackend for MysqlStorage {

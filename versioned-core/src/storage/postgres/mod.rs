@@ -531,6 +531,10 @@ impl Lends for PostgresStorage {
     fn pool(&self) -> &sqlx::Pool<Postgres> {
         &self.pool
     }
+
+    fn error(err: sqlx::Error) -> Error {
+        storage_error(None, err)
+    }
 }
 
 impl SqlBackend for PostgresStorage {

@@ -175,8 +175,9 @@ pub(crate) fn ddl(dialect: &'static dyn Dialect, table: &'static TableDef) -> Ve
 }
 
 /// Why a column of `table` the table lacks is refused, with the statement that adds it as
-/// `create_table` declares it in `dialect`; a version column with every existing row at version 1
-/// (putting a table of yours under versioning).
+/// `create_table` declares it in `dialect` (not for the key, which must be the table's primary
+/// key); a version column with every existing row at version 1 (putting a table of yours under
+/// versioning).
 pub(crate) fn missing_column(dialect: &dyn Dialect, table: &TableDef, column: &ColumnDef) -> String {
     let add = format!(
         "ALTER TABLE {} ADD COLUMN {} {}",
@@ -189,10 +190,11 @@ pub(crate) fn missing_column(dialect: &dyn Dialect, table: &TableDef, column: &C
             "the table has no such column: it is not under versioning yet; add the version column, every existing \
              row starting at version 1: {add} NOT NULL DEFAULT 1"
         ),
-        ColumnRole::Key => format!(
-            "the table has no such column, and it is the key: the table needs it as its primary key, with a \
-             distinct value in every existing row: {add} NOT NULL PRIMARY KEY"
-        ),
+        // No statement: a key cannot be added to a table that has rows or a primary key already.
+        ColumnRole::Key => "the table has no such column, and it is the key: map the `#[key]` field to the table's \
+                             primary key (`#[versioned(column = \"…\")]` when the names differ), or create the \
+                             table with create_table (or the statements of versioned::migrations)"
+            .to_owned(),
         _ if column.nullable => format!("the table has no such column; add it: {add}"),
         _ => format!(
             "the table has no such column; add it (NOT NULL needs a value in every existing row: add a DEFAULT to \

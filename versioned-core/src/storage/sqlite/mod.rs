@@ -308,6 +308,10 @@ impl Lends for SqliteStorage {
     fn pool(&self) -> &sqlx::Pool<Sqlite> {
         &self.pool
     }
+
+    fn error(err: sqlx::Error) -> Error {
+        storage_error(None, err)
+    }
 }
 
 impl SqlBackend for SqliteStorage {
