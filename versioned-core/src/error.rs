@@ -137,6 +137,28 @@ pub enum Error {
         /// The refused operation.
         operation: &'static str,
     },
+    /// A merging put ([`Store::put_merging`](crate::Store::put_merging)) found fields that both
+    /// you and another writer changed, to different values, since the copy you started from.
+    /// Nothing was written; each [`Collision`](crate::merge::Collision) holds the base, your and
+    /// the stored value, for someone to choose.
+    #[error(
+        "{table} {key}: {} field(s) changed both by you and by another writer since your copy (stored version \
+         {version}): {}; nothing written",
+        .collisions.len(),
+        .collisions.iter().map(|c| c.field).collect::<Vec<_>>().join(", ")
+    )]
+    Collisions {
+        /// The table.
+        table: &'static str,
+        /// The record's key.
+        key: Value,
+        /// The stored version merged with.
+        version: u64,
+        /// The colliding fields, in column order.
+        collisions: Vec<crate::merge::Collision>,
+        /// The stored record.
+        current: Row,
+    },
     /// A read that locks rows (`get_for_update`, a query's `for_update`) on a connection of yours
     /// that is not inside a transaction ([`Store::on`](crate::Store::on)): its locks would end with
     /// the statement. Begin a transaction (`pool.begin()`, `conn.begin()`) and lend `&mut *tx`.
@@ -230,7 +252,7 @@ impl Error {
     /// for conflicts only.
     pub fn is_conflict(&self) -> bool {
         match self {
-            Error::ConcurrentModification { .. } => true,
+            Error::ConcurrentModification { .. } | Error::Collisions { .. } => true,
             Error::Conflicts { conflicts, .. } => conflicts.iter().all(Error::is_conflict),
             _ => false,
         }
@@ -241,7 +263,7 @@ impl Error {
     /// serialization failures and deadlocks).
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::ConcurrentModification { .. } | Error::LockTimeout { .. } => true,
+            Error::ConcurrentModification { .. } | Error::Collisions { .. } | Error::LockTimeout { .. } => true,
             Error::Conflicts { conflicts, .. } => conflicts.iter().all(Error::is_retryable),
             Error::Storage(e) => e.is_retryable(),
             _ => false,
@@ -256,7 +278,10 @@ impl Error {
     /// it as that struct where several structs share a table.
     pub fn current<T: Entity>(&self) -> Option<Result<T>> {
         match self {
-            Error::ConcurrentModification { current: Some(row), table, .. } if *table == T::TABLE.name => {
+            Error::ConcurrentModification { current: Some(row), table, .. }
+            | Error::Collisions { current: row, table, .. }
+                if *table == T::TABLE.name =>
+            {
                 if row.len() != T::TABLE.columns.len() {
                     // Read through another struct of the table: its columns are not `T`'s.
                     return Some(Err(Error::decode(

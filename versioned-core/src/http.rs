@@ -386,6 +386,9 @@ impl Refused {
                 etag: actual.map(|version| etag_of(table, key, version)),
                 ..refused(StatusCode::PRECONDITION_FAILED)
             },
+            Error::Collisions { table, key, version, .. } => {
+                Refused { etag: Some(etag_of(table, key, *version)), ..refused(StatusCode::PRECONDITION_FAILED) }
+            }
             Error::AlreadyExists { .. } if with_precondition => refused(StatusCode::PRECONDITION_FAILED),
             Error::AlreadyExists { .. } | Error::Conflicts { .. } => refused(StatusCode::CONFLICT),
             Error::NotFound { .. } if with_precondition => refused(StatusCode::PRECONDITION_FAILED),
@@ -602,6 +605,18 @@ mod tests {
         let missing = Error::NotFound { table: "book", key: key.clone() };
         assert_eq!(Refused::from_error(&missing, true).status, StatusCode::PRECONDITION_FAILED);
         assert_eq!(Refused::from_error(&missing, false).status, StatusCode::NOT_FOUND);
+        let collided = Error::Collisions {
+            table: "book",
+            key: key.clone(),
+            version: 4,
+            collisions: Vec::new(),
+            current: crate::value::Row::new(Vec::new()),
+        };
+        let refused = Refused::from_error(&collided, false);
+        assert_eq!(
+            (refused.status, refused.etag.unwrap()),
+            (StatusCode::PRECONDITION_FAILED, HeaderValue::from_static("\"book:978-1:4\""))
+        );
         let taken = Error::AlreadyExists { table: "book", key };
         assert_eq!(Refused::from_error(&taken, false).status, StatusCode::CONFLICT);
         let busy = Error::LockTimeout { table: Some("book"), key: None };

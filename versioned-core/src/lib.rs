@@ -25,6 +25,7 @@ mod executor;
 pub mod http;
 mod leb128;
 mod lock;
+pub mod merge;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 pub mod migrations;
 mod observe;

@@ -139,6 +139,11 @@ where
         ops::put(self, t)
     }
 
+    /// See [`Store::put_merging`](crate::Store::put_merging).
+    pub async fn put_merging<T: Entity>(&self, base: &T, mine: &mut T) -> Result<crate::merge::MergeOutcome> {
+        crate::merge::put_merging(self, base, mine).await
+    }
+
     /// See [`Store::save`](crate::Store::save).
     pub async fn save<T: Entity>(&self, t: &mut T) -> Result<()> {
         ops::save(&self.access, t).await

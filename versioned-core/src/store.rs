@@ -214,6 +214,22 @@ impl<S: Storage> Store<S> {
         ops::save(self.writer("save")?, t).await
     }
 
+    /// A checked [`put`](Self::put) of `mine`, your edit of `base` (the copy you started from),
+    /// that resolves a conflict by merging when it can (a three-way merge, field by field: see
+    /// [`merge`](crate::merge) for the rules). Refused because another writer saved the record
+    /// since `base`, it merges your changes into the stored record; where no field collides it
+    /// puts the merged record, checked against the version it merged with (a writer in between
+    /// refuses it again, and it merges again, up to 10 times). `mine` becomes the record written.
+    ///
+    /// Fields both sides changed to different values are [`Error::Collisions`](crate::Error::Collisions),
+    /// each with the base, your and the stored value, and nothing is written. A record deleted
+    /// since is the put's [`ConcurrentModification`](crate::Error::ConcurrentModification).
+    /// Unlike [`update`](Self::update), which reapplies a function to a fresh read, this keeps an
+    /// edit made elsewhere (a form, a client) whose intent is only its changed fields.
+    pub async fn put_merging<T: Entity>(&self, base: &T, mine: &mut T) -> Result<crate::merge::MergeOutcome> {
+        crate::merge::put_merging(self, base, mine).await
+    }
+
     /// Replaces every stored record with its copy in `ts`, each only if its stored version is
     /// still the copy's: all of them, or none. On success every copy's version goes up by one.
     ///

@@ -169,6 +169,12 @@ impl<S: Storage> Transaction<S> {
         ops::put(self, t)
     }
 
+    /// See [`Store::put_merging`](crate::Store::put_merging): the merge reads the stored record
+    /// as this transaction sees it.
+    pub async fn put_merging<T: Entity>(&self, base: &T, mine: &mut T) -> Result<crate::merge::MergeOutcome> {
+        crate::merge::put_merging(self, base, mine).await
+    }
+
     /// See [`Store::save`](crate::Store::save).
     pub async fn save<T: Entity>(&self, t: &mut T) -> Result<()> {
         ops::save(self.writer("save")?, t).await

@@ -31,6 +31,7 @@ mod keyed_delete;
 mod lent;
 mod locking;
 mod mappings;
+mod merge;
 mod misuse;
 mod patch;
 mod queries;
@@ -56,6 +57,7 @@ pub use integrity::*;
 pub use keyed_delete::*;
 pub use locking::*;
 pub use mappings::*;
+pub use merge::*;
 pub use misuse::*;
 pub use patch::*;
 pub use queries::*;
@@ -149,6 +151,10 @@ macro_rules! conformance_tests {
             // locking.rs
             get_for_update_blocks_a_second_writer_until_commit,
             lock_waits_end_in_lock_timeout,
+            // merge.rs
+            put_merging_merges_edits_of_different_fields,
+            put_merging_refuses_fields_both_changed,
+            put_merging_under_contention_loses_no_edit,
             // concurrency.rs
             operations_run_inside_tokio_spawn,
             concurrent_update_counts_exactly,
