@@ -25,6 +25,7 @@ mod cancellation;
 mod concurrency;
 mod faults;
 mod fixtures;
+mod history;
 mod integrity;
 mod keyed_delete;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
@@ -53,6 +54,7 @@ pub use cancellation::*;
 pub use concurrency::*;
 pub use faults::*;
 pub use fixtures::*;
+pub use history::*;
 pub use integrity::*;
 pub use keyed_delete::*;
 pub use locking::*;
@@ -151,6 +153,8 @@ macro_rules! conformance_tests {
             // locking.rs
             get_for_update_blocks_a_second_writer_until_commit,
             lock_waits_end_in_lock_timeout,
+            // history.rs
+            a_history_of_appends_and_transfers_has_no_anomaly,
             // merge.rs
             put_merging_merges_edits_of_different_fields,
             put_merging_refuses_fields_both_changed,
