@@ -217,6 +217,53 @@ mod faults {
         })
         .await;
     }
+
+    /// The history checker's workload (appends through `update`, through checked puts of earlier
+    /// reads and in transactions; reads; transfers and snapshots) while a nemesis hits the
+    /// cluster: `kill -9` of the leader and its restart, then `SIGSTOP` of a member for longer
+    /// than the client's request timeout and `SIGCONT`. The whole history is checked: no anomaly,
+    /// whatever the faults made unknown.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn the_history_has_no_anomaly_through_kills_and_pauses() {
+        let Some(binary) = cluster::binary() else {
+            eprintln!("skipped: no etcd here (install Debian's etcd-server or set VERSIONED_ETCD_BIN)");
+            return;
+        };
+        let mut cluster = Cluster::start(binary, 3);
+        let options = EtcdOptions::from_list(&cluster.endpoints().join(","))
+            .expect("endpoints")
+            .request_timeout(Duration::from_secs(1))
+            .connect_timeout(Duration::from_millis(500));
+        let store = Store::new(EtcdStorage::connect(options).await.expect("connect"));
+        let run = {
+            let store = store.clone();
+            tokio::spawn(async move { versioned_core::conformance::run(&store, 8, 250, 11).await })
+        };
+        let mut faults = Vec::new();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let leader = cluster.leader().await;
+        cluster.kill(leader); // kill -9 <pid>
+        faults.push(format!("kill -9 of the leader m{leader}"));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        cluster.restart(leader);
+        cluster.wait_healthy();
+        let paused = cluster.leader().await;
+        let pid = cluster.pid(paused).expect("the leader runs").to_string();
+        let signal = |name: &str| {
+            let done = std::process::Command::new("kill").args([name, pid.as_str()]).status().expect("kill");
+            assert!(done.success(), "kill {name} {pid}");
+        };
+        signal("-STOP");
+        faults.push(format!("SIGSTOP of the leader m{paused} for 2.5 s"));
+        tokio::time::sleep(Duration::from_millis(2_500)).await; // longer than the 1 s request timeout
+        assert!(!run.is_finished(), "the faults came while the workload ran");
+        signal("-CONT");
+        cluster.wait_healthy();
+        let report = run.await.expect("the workload");
+        println!("history checker on EtcdStorage under faults ({}): {report}", faults.join(", "));
+        assert!(report.anomalies.is_empty(), "{report}\n{:#?}", report.anomalies);
+        assert!(report.acknowledged > 500, "the workload went on around the faults: {report}");
+    }
 }
 
 /// What is etcd's own: the recorded schema, the cluster's limits, and locks that outlive a dead
