@@ -20,12 +20,13 @@
 use std::time::SystemTime;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use versioned::http::{Precondition, Preconditions, Refused, not_modified};
+use versioned::axum::WriteHeaders;
+use versioned::http::{Precondition, Refused};
 use versioned::{AnyStorage, Check, Cursor, Page, Store, Versioned};
 
 /// The OutSystems contact, with its audit attributes.
@@ -188,7 +189,7 @@ async fn show(
     State(store): State<Store<AnyStorage>>,
     Path(id): Path<i64>,
     Query(who): Query<Who>,
-    headers: HeaderMap,
+    headers: WriteHeaders,
 ) -> Result<Response, Response> {
     let contact = store
         .get::<Contact>(&id)
@@ -196,7 +197,7 @@ async fn show(
         .map_err(|err| refusal(Refused::from_error(&err, false), None))?
         .ok_or_else(|| refusal(Refused::new(StatusCode::NOT_FOUND, format!("no contact {id}")), None))?;
     let etag = Refused::etag(&contact).map_err(|refused| refusal(refused, None))?;
-    let mut response = if not_modified(&headers, &etag) {
+    let mut response = if headers.not_modified(&etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         Html(page(&contact, &etag, who.name())).into_response()
@@ -212,12 +213,11 @@ async fn save(
     State(store): State<Store<AnyStorage>>,
     Path(id): Path<i64>,
     Query(who): Query<Who>,
-    headers: HeaderMap,
+    headers: WriteHeaders,
     Json(form): Json<Form>,
 ) -> Result<Response, Response> {
     let by = who.name();
-    let precondition =
-        Preconditions::required().read::<Contact>(&headers, &id).map_err(|refused| refusal(refused, None))?;
+    let precondition = headers.required::<Contact>(&id).map_err(|refused| refusal(refused, None))?;
     let (status, contact) = match precondition {
         // The page's tag names version v: write only over v, checked by the write itself.
         Precondition::Version(version) => {

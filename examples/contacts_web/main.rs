@@ -6,7 +6,7 @@
 //! refuses it (`412 Precondition Failed`), and his page says "changed by Amy Peters at …" and
 //! offers "Force update" (`If-Match: *`: his values over whatever is stored) or "Reload".
 //!
-//! Run: `cargo run --example contacts_web --features http`, then open
+//! Run: `cargo run --example contacts_web --features axum`, then open
 //! <http://127.0.0.1:3000/contacts/7?user=Amy%20Peters> and
 //! <http://127.0.0.1:3000/contacts/7?user=Lawrence%20Ricci> in two tabs (Ctrl-C stops it).
 //!

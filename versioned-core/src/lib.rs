@@ -13,10 +13,12 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+#[doc(hidden)]
+#[cfg(feature = "axum")]
+pub mod axum;
 mod commit;
 #[cfg(feature = "conformance")]
 pub mod conformance;
-#[doc(hidden)]
 pub mod copy;
 mod entity;
 mod error;
