@@ -148,7 +148,7 @@ macro_rules! server_benches {
 
     let mut group = c.benchmark_group(format!("{}: ", $label) + "read-modify-write");
     rt.block_on(sqlx::query($maintain).execute(&pool)).expect("maintain");
-    group.bench_function("versioned: update (one transaction, the record read FOR UPDATE)", |b| {
+    group.bench_function("versioned: update (a cold record: read, checked put)", |b| {
         b.to_async(&rt).iter(|| async {
             store.update::<Person, _>(&1, RetryPolicy::default(), |p| p.salary += 1).await.expect("update")
         });
@@ -174,6 +174,27 @@ macro_rules! server_benches {
                     .expect("update");
             assert_eq!(done.rows_affected(), 1);
             tx.commit().await.expect("commit");
+        });
+    });
+    rt.block_on(sqlx::query($maintain).execute(&pool)).expect("maintain");
+    group.bench_function("hand-written sqlx: SELECT; UPDATE … AND version = $5 (autocommit)", |b| {
+        b.to_async(&rt).iter(|| async {
+            let (salary, v): (i32, i64) = sqlx::query_as(sql("SELECT salary, version FROM people WHERE id = $1", $mysql))
+                .bind(1i64)
+                .fetch_one(&pool)
+                .await
+                .expect("select");
+            let done =
+                sqlx::query(sql("UPDATE people SET name = $1, salary = $2, version = $3 WHERE id = $4 AND version = $5", $mysql))
+                    .bind("Ann")
+                    .bind(salary + 1)
+                    .bind(v + 1)
+                    .bind(1i64)
+                    .bind(v)
+                    .execute(&pool)
+                    .await
+                    .expect("update");
+            assert_eq!(done.rows_affected(), 1);
         });
     });
     group.finish();

@@ -222,3 +222,53 @@ async fn counters_count_writes_conflicts_and_retries() {
     .collect();
     assert_eq!(counters, expected);
 }
+
+/// `update` chooses per attempt: a cold record is read and written optimistically; while other
+/// updates of it run (or after a conflict) it is hot and locked. The choice is an event's `mode`
+/// and the `versioned_update_attempts_total{table, mode}` counter.
+#[cfg(feature = "metrics")]
+#[tokio::test]
+async fn update_says_whether_it_locked_a_hot_record() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::registry().with(capture.clone());
+    let _default = tracing::subscriber::set_default(subscriber);
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    {
+        // One thread: the thread's recorder and subscriber see every task below.
+        let _local = metrics::set_default_local_recorder(&recorder);
+        // SQLite's operations wait for their connection: the eight below are under way at once
+        // (the memory backend's would each finish in their first poll).
+        let store = Store::sqlite("sqlite::memory:").await.unwrap();
+        store.create_table::<Account>().await.unwrap();
+        store.insert(&mut Account { id: 1, balance: 0, version: 0 }).await.unwrap();
+        store.update::<Account, _>(&1, RetryPolicy::default(), |a| a.balance += 1).await.unwrap();
+        let updates = (0..8).map(|_| store.update::<Account, _>(&1, RetryPolicy::default(), |a| a.balance += 1));
+        futures_util::future::try_join_all(updates).await.unwrap();
+        assert_eq!(store.get::<Account>(&1).await.unwrap().unwrap().balance, 9, "every update exactly once");
+    }
+    let modes: Vec<String> = capture
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| e.name == "versioned: update attempt")
+        .map(|e| e.field("mode").unwrap().to_owned())
+        .collect();
+    assert_eq!(modes[0], "optimistic", "a cold record: {modes:?}");
+    // The first of the eight starts before the others, while the record is still cold.
+    let locked = modes.iter().filter(|m| *m == "locked").count();
+    assert!(locked >= 7, "eight at once: hot, {modes:?}");
+    let mut counters = BTreeMap::new();
+    for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+        let DebugValue::Counter(n) = value else { continue };
+        if key.key().name() == "versioned_update_attempts_total" {
+            let mode = key.key().labels().find(|l| l.key() == "mode").unwrap().value().to_owned();
+            counters.insert(mode, n);
+        }
+    }
+    assert_eq!(counters.get("optimistic").copied(), Some((modes.len() - locked) as u64));
+    assert_eq!(counters.get("locked").copied(), Some(locked as u64));
+}

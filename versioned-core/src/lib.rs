@@ -23,6 +23,7 @@ pub mod copy;
 mod entity;
 mod error;
 mod executor;
+mod heat;
 #[cfg(feature = "http")]
 pub mod http;
 mod leb128;

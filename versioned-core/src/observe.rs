@@ -208,6 +208,14 @@ pub(crate) fn retrying(operation: &'static str, attempt: u32, err: &Error) {
     counters::retry(operation);
 }
 
+/// An attempt of `update` on `table`, locked (the record is hot) or optimistic: a debug event
+/// and the `versioned_update_attempts_total{table, mode}` counter.
+pub(crate) fn update_attempt(table: &'static str, locked: bool) {
+    let mode = if locked { "locked" } else { "optimistic" };
+    tracing::debug!(table, mode, "versioned: update attempt");
+    counters::update_attempt(table, mode);
+}
+
 /// `operation` gave up after `attempts` attempts.
 pub(crate) fn exhausted(operation: &'static str, attempts: u32, err: &Error) {
     tracing::warn!(operation, attempts, error = %err, "versioned: retries exhausted");
@@ -234,6 +242,10 @@ mod counters {
     pub(super) fn exhausted(operation: &'static str) {
         metrics::counter!("versioned_retries_exhausted_total", "operation" => operation).increment(1);
     }
+
+    pub(super) fn update_attempt(table: &'static str, mode: &'static str) {
+        metrics::counter!("versioned_update_attempts_total", "table" => table, "mode" => mode).increment(1);
+    }
 }
 
 #[cfg(not(feature = "metrics"))]
@@ -243,4 +255,5 @@ mod counters {
     pub(super) fn outcome(_: &'static str, _: &'static str, _: Kind, _: &str, _: u64) {}
     pub(super) fn retry(_: &'static str) {}
     pub(super) fn exhausted(_: &'static str) {}
+    pub(super) fn update_attempt(_: &'static str, _: &'static str) {}
 }

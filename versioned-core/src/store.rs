@@ -9,6 +9,7 @@ use crate::commit::{finish, reclaim};
 use crate::entity::Entity;
 use crate::error::Result;
 use crate::executor::Executor;
+use crate::heat::Heat;
 use crate::lock::LockWait;
 use crate::observe::{Kind, Operation, observed};
 use crate::ops;
@@ -37,6 +38,8 @@ use crate::value::KeyFor;
 pub struct Store<S> {
     backend: S,
     lock_wait: LockWait,
+    /// How contended each record is, for `update`'s choice: shared by the store's clones.
+    heat: Arc<Heat>,
 }
 
 impl<S: Storage> Executor for Store<S> {
@@ -70,7 +73,7 @@ impl Store<MemoryStorage> {
 impl<S: Storage> Store<S> {
     /// A store over `backend`.
     pub fn new(backend: S) -> Self {
-        Store { backend, lock_wait: LockWait::default() }
+        Store { backend, lock_wait: LockWait::default(), heat: Arc::default() }
     }
 
     /// This store, with `get_for_update` (and [`update`](Self::update)'s locked read) waiting for
@@ -469,20 +472,28 @@ impl<S: Storage> Store<S> {
         }
     }
 
-    /// Reads the record, applies `f` to it, and writes it back with a checked [`put`](Self::put),
-    /// all in one transaction; on a conflict, starts again from a fresh read, as `policy` allows.
-    /// Returns what `f` returned in the attempt that committed.
+    /// Reads the record, applies `f` to it, and writes it back with a checked [`put`](Self::put);
+    /// on a conflict, starts again from a fresh read, as `policy` allows. Returns what `f`
+    /// returned in the attempt that wrote.
     ///
     /// This is Kii's `getSequence` in one call. `f` may run more than once; it must not have
     /// effects outside the record.
     ///
-    /// The read locks the record ([`Transaction::get_for_update`], waiting as the store's
-    /// [`LockWait`] says), so updates of one hot record from many tasks queue for it instead of
-    /// conflicting and retrying; the write is still checked against the version read.
+    /// Each attempt chooses how by how contended the record is (MOCC's choice, per record):
+    /// - **cold** (the usual case): a plain read and a checked put, without a transaction: two
+    ///   statements, and the put is refused if anyone wrote the record since the read;
+    /// - **hot** — another `update` of the record is running in this store, or one met a
+    ///   conflict on it in the last 200 ms (writers elsewhere): one transaction that reads the
+    ///   record locked ([`Transaction::get_for_update`], waiting as the store's [`LockWait`]
+    ///   says), so updates of one hot record queue instead of conflicting and retrying; the write
+    ///   is still checked against the version read.
     ///
-    /// A backend where a lock costs more than a retry (etcd;
-    /// [`Capabilities::locks_updates`](crate::Capabilities::locks_updates) is false) reads
-    /// without the lock: concurrent updates then conflict and are retried from a fresh read.
+    /// Exactness is the same either way: every attempt's write is checked. A store whose lock
+    /// wait is [`LockWait::NoWait`] always locks (an optimistic write cannot bound its wait for a
+    /// record another transaction holds), and a backend where a lock costs more than a retry
+    /// (etcd; [`Capabilities::locks_updates`](crate::Capabilities::locks_updates) is false) never
+    /// does. The choice is a debug event (`mode`: `locked` or `optimistic`) and, with the
+    /// `metrics` feature, the `versioned_update_attempts_total{table, mode}` counter.
     ///
     /// A missing record is [`Error::NotFound`](crate::Error::NotFound); running out of attempts is
     /// [`Error::RetriesExhausted`](crate::Error::RetriesExhausted).
@@ -493,11 +504,14 @@ impl<S: Storage> Store<S> {
         mut f: impl FnMut(&mut T) -> R + Send,
     ) -> Result<R> {
         let access = self.writer("update")?;
-        let locks = self.backend.capabilities().locks_updates;
+        let may_lock = self.backend.capabilities().locks_updates;
+        let running = self.heat.enter(T::TABLE, &ops::key_value::<T>(key)?);
         let mut attempts = policy.start("update");
         loop {
+            let locked = may_lock && (self.lock_wait == LockWait::NoWait || running.hot());
+            crate::observe::update_attempt(T::TABLE.name, locked);
             let attempt = async {
-                if locks {
+                if locked {
                     self.update_once(key, &mut f).await
                 } else {
                     // A read and a checked put need no transaction around them: the put is
@@ -507,7 +521,12 @@ impl<S: Storage> Store<S> {
             };
             match attempt.instrument(attempts.span()).await {
                 Ok(value) => return Ok(value),
-                Err(err) => attempts.failed(err).await?,
+                Err(err) => {
+                    if err.is_conflict() {
+                        running.conflicted();
+                    }
+                    attempts.failed(err).await?
+                }
             }
         }
     }

@@ -50,7 +50,7 @@ fn found<T>(t: &Option<T>) -> (&'static str, u64) {
     if t.is_some() { FOUND } else { NOT_FOUND }
 }
 
-fn key_value<T: Entity>(key: &(impl KeyFor<T::Key> + ?Sized)) -> Result<Value> {
+pub(crate) fn key_value<T: Entity>(key: &(impl KeyFor<T::Key> + ?Sized)) -> Result<Value> {
     key.key_value().map_err(|reason| Error::encode(T::TABLE, T::TABLE.key, reason))
 }
 
