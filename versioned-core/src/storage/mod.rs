@@ -254,10 +254,10 @@ pub struct Capabilities {
     /// MySQL), rather than the backend's transactions holding the whole database from their
     /// start (SQLite), where the wait for the lock happens when a transaction begins.
     pub locks_records: bool,
-    /// Whether [`Store::update`](crate::Store::update) locks the record it reads, so that
-    /// concurrent updates of one record queue instead of conflicting; or reads it plainly and
-    /// writes it with a checked put, retrying when the put is refused (where a lock costs a write
-    /// of its own, as a consensus round on etcd).
+    /// Whether [`Store::update`](crate::Store::update) may lock a hot record it reads, so that
+    /// concurrent updates of one record queue instead of conflicting; or always reads plainly and
+    /// writes with a checked put, retrying when the put is refused. True for every backend of
+    /// this crate.
     pub locks_updates: bool,
 }
 
@@ -279,7 +279,8 @@ impl Capabilities {
         self
     }
 
-    /// `update` reads and writes optimistically, without a lock (etcd).
+    /// `update` always reads and writes optimistically, never locking a record (for a backend
+    /// where a lock never pays).
     pub const fn with_optimistic_updates(mut self) -> Self {
         self.locks_updates = false;
         self

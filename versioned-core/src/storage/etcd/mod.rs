@@ -369,9 +369,10 @@ impl Storage for EtcdStorage {
         Ok(EtcdTransaction::new(Arc::clone(&self.cluster), true))
     }
 
-    /// `update` reads and then writes with one checked transaction, retried on a conflict: a
-    /// lock would cost a consensus round of its own (about as much as the write).
+    /// `update` reads and then writes with one checked transaction, retried on a conflict, while
+    /// the record is cold; a hot record's lock key costs a consensus round of its own, which pays
+    /// once updates of it queue instead of colliding.
     fn capabilities(&self) -> Capabilities {
-        Capabilities::new().with_identity(Arc::as_ptr(&self.cluster) as usize).with_optimistic_updates()
+        Capabilities::new().with_identity(Arc::as_ptr(&self.cluster) as usize)
     }
 }
