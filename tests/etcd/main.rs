@@ -64,6 +64,15 @@ mod faults {
         transfers: AtomicU64,
     }
 
+    /// A store on `cluster`, whose requests give up after `timeout`.
+    async fn connect(cluster: &Cluster, timeout: Duration) -> Store<EtcdStorage> {
+        let options = EtcdOptions::from_list(&cluster.endpoints().join(","))
+            .expect("endpoints")
+            .request_timeout(timeout)
+            .connect_timeout(Duration::from_millis(500));
+        Store::new(EtcdStorage::connect(options).await.expect("connect"))
+    }
+
     /// Runs 8 tasks × 200 `update`s of 4 shared counters and a stream of transfers while `fault`
     /// hits the cluster, then checks that nothing was lost or applied twice.
     async fn under_fault(what: &str, fault: impl AsyncFnOnce(&mut Cluster)) {
@@ -72,11 +81,7 @@ mod faults {
             return;
         };
         let mut cluster = Cluster::start(binary, 3);
-        let options = EtcdOptions::from_list(&cluster.endpoints().join(","))
-            .expect("endpoints")
-            .request_timeout(Duration::from_secs(2))
-            .connect_timeout(Duration::from_millis(500));
-        let store = Store::new(EtcdStorage::connect(options).await.expect("connect"));
+        let store = connect(&cluster, Duration::from_secs(2)).await;
         store.create_table::<Counter>().await.expect("create counter");
         store.create_table::<Account>().await.expect("create account");
         for id in 0..COUNTERS {
@@ -230,11 +235,7 @@ mod faults {
             return;
         };
         let mut cluster = Cluster::start(binary, 3);
-        let options = EtcdOptions::from_list(&cluster.endpoints().join(","))
-            .expect("endpoints")
-            .request_timeout(Duration::from_secs(1))
-            .connect_timeout(Duration::from_millis(500));
-        let store = Store::new(EtcdStorage::connect(options).await.expect("connect"));
+        let store = connect(&cluster, Duration::from_secs(1)).await;
         let run = {
             let store = store.clone();
             tokio::spawn(async move { versioned_core::conformance::run(&store, 8, 250, 11).await })

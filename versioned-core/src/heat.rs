@@ -109,34 +109,7 @@ fn slot_of(table: &'static TableDef, key: &Value) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::entity::{ColumnDef, ColumnRole};
-    use crate::value::ColumnType;
-
-    static T: TableDef = TableDef {
-        name: "t",
-        entity: "T",
-        columns: &[
-            ColumnDef {
-                name: "id",
-                field: "id",
-                ty: ColumnType::Int64,
-                nullable: false,
-                role: ColumnRole::Key,
-                indexed: false,
-            },
-            ColumnDef {
-                name: "version",
-                field: "version",
-                ty: ColumnType::Int64,
-                nullable: false,
-                role: ColumnRole::Version,
-                indexed: false,
-            },
-        ],
-        key: 0,
-        version: 1,
-        version_max: i64::MAX as u64,
-    };
+    use crate::merge::tests::CONTACTS as T;
 
     #[test]
     fn a_record_is_hot_while_another_update_runs_and_for_a_while_after_a_conflict() {

@@ -136,13 +136,19 @@ fn same(a: &Value, b: &Value) -> bool {
 
 /// Whether two JSON texts (or `NULL`s) are the same document, however spelled.
 fn same_document(a: &Value, b: &Value) -> bool {
-    let parse = |v: &Value| match v {
-        Value::Text(text) => serde_json::from_str::<serde_json::Value>(text).ok(),
-        _ => None,
-    };
-    match (parse(a), parse(b)) {
+    match (document(a), document(b)) {
         (Some(x), Some(y)) => x == y,
         _ => same(a, b),
+    }
+}
+
+/// A JSON column's value as a document: its text parsed, `NULL` as JSON's `null`; `None` for
+/// anything else.
+fn document(v: &Value) -> Option<serde_json::Value> {
+    match v {
+        Value::Null => Some(serde_json::Value::Null),
+        Value::Text(text) => serde_json::from_str(text).ok(),
+        _ => None,
     }
 }
 
@@ -150,12 +156,7 @@ fn same_document(a: &Value, b: &Value) -> bool {
 /// merged document and the pointers where both sides changed a value differently; `None` when
 /// one of them is not JSON text.
 fn merge_documents(base: &Value, mine: &Value, theirs: &Value) -> Option<(serde_json::Value, Vec<String>)> {
-    let parse = |v: &Value| match v {
-        Value::Null => Some(serde_json::Value::Null),
-        Value::Text(text) => serde_json::from_str(text).ok(),
-        _ => None,
-    };
-    let (b, m, t) = (parse(base)?, parse(mine)?, parse(theirs)?);
+    let (b, m, t) = (document(base)?, document(mine)?, document(theirs)?);
     let mut paths = Vec::new();
     let merged = merge_json(Some(&b), Some(&m), Some(&t), "", &mut paths).unwrap_or(serde_json::Value::Null);
     Some((merged, paths))
@@ -252,7 +253,7 @@ pub async fn put_merging<E: Executor + ?Sized, T: Entity>(on: &E, base: &T, mine
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use proptest::prelude::*;
     use serde_json::{Value as J, json};
 
@@ -262,7 +263,8 @@ mod tests {
         ColumnDef { name, field: name, ty, nullable: true, role, indexed: false }
     }
 
-    static CONTACTS: TableDef = TableDef {
+    /// A table of every kind of column a merge treats apart (also the heat test's table).
+    pub(crate) static CONTACTS: TableDef = TableDef {
         name: "contacts",
         entity: "Contact",
         columns: &[

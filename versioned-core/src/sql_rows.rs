@@ -101,9 +101,7 @@ pub trait FromSqlRow: Entity {
             })?;
             values.push(value);
         }
-        let row = Row::new(values);
-        table.version_of(&row)?;
-        Self::from_row(row)
+        crate::ops::decode_row(Row::new(values))
     }
 
     /// The struct's columns for the `SELECT` of your own query on `dialect`, each read as the

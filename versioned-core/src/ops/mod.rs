@@ -137,7 +137,7 @@ fn settle_insert<T: Entity>(t: &mut T, stamps: &[(usize, Value)]) -> Result<()> 
 
 /// A stored row as `T`, its version checked first: a `NULL`, non-integer or negative stored version
 /// is `Error::Decode` naming the version column, whatever the field's type.
-fn decode_row<T: Entity>(row: Row) -> Result<T> {
+pub(crate) fn decode_row<T: Entity>(row: Row) -> Result<T> {
     T::TABLE.version_of(&row)?;
     T::from_row(row)
 }
