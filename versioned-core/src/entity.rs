@@ -2,6 +2,7 @@
 
 use crate::error::Error;
 use crate::patch::Patch;
+use crate::revisions::HistoryDef;
 use crate::value::{ColumnType, Field, KeyField, Row, Value, VersionField, from_json_value, json_text};
 
 /// The storage description of an entity: its table and columns. Built by the derive.
@@ -19,6 +20,9 @@ pub struct TableDef {
     pub version: usize,
     /// The largest version the `#[version]` field can hold.
     pub version_max: u64,
+    /// `#[versioned(history)]`: the history table every write also fills, and how much of it is
+    /// kept (see [`revisions`](crate::revisions)).
+    pub history: Option<HistoryDef>,
 }
 
 /// What a column is for, beyond holding its field.

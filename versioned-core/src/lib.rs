@@ -39,6 +39,7 @@ mod patch;
 pub mod query;
 mod reentrancy;
 mod retry;
+pub mod revisions;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod sql_rows;
 pub mod storage;
@@ -61,6 +62,7 @@ pub use on::On;
 pub use patch::{Change, ChangeValue, Check, JsonChange, Patch};
 pub use query::{Column, Cursor, Filter, Find, OrderBy, Page};
 pub use retry::RetryPolicy;
+pub use revisions::{HistoryDef, Retention, Revision, WithHistory};
 /// A JSON document: what a patch merges into a `#[versioned(json)]` field ([`JsonChange::Merge`]).
 pub use serde_json::Value as JsonValue;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]

@@ -279,6 +279,7 @@ pub(crate) mod tests {
         key: 0,
         version: 6,
         version_max: i64::MAX as u64,
+        history: None,
     };
 
     fn row(values: Vec<Value>) -> Row {

@@ -17,6 +17,7 @@ use crate::patch::Check;
 use crate::query::{Filter, Find};
 use crate::reentrancy::{inside, refuse_inside_own_transaction};
 use crate::retry::RetryPolicy;
+use crate::revisions::{Revision, WithHistory};
 use crate::storage::Storage;
 use crate::storage::memory::MemoryStorage;
 use crate::transaction::Transaction;
@@ -185,6 +186,45 @@ impl<S: Storage> Store<S> {
         version: T::Version,
     ) -> Result<T> {
         ops::get_with_version(self.reader("get_with_version")?, key, version).await
+    }
+
+    /// Every version of the record with this key that its history keeps, oldest first, its
+    /// deletions included (`#[versioned(history)]` on `T`; see [`revisions`](crate::revisions)).
+    /// Empty when the key was never written.
+    ///
+    /// ```
+    /// # use versioned_core as versioned;
+    /// # #[derive(versioned_derive::Versioned, Debug)]
+    /// # #[versioned(crate = versioned_core, history)]
+    /// # struct Bug { #[key] id: i64, status: String, #[version] version: u64 }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> versioned::Result<()> {
+    /// let store = versioned::Store::memory();
+    /// store.create_table::<Bug>().await?;
+    /// let mut bug = Bug { id: 1, status: "open".into(), version: 0 };
+    /// store.insert(&mut bug).await?;
+    /// bug.status = "fixed".into();
+    /// store.put(&mut bug).await?;
+    ///
+    /// let history = store.history::<Bug>(&1).await?;
+    /// assert_eq!(history.iter().map(|r| (r.version, r.record.status.as_str())).collect::<Vec<_>>(),
+    ///            [(1, "open"), (2, "fixed")]);
+    /// assert_eq!(store.revision::<Bug>(&1, 1).await?.unwrap().record.status, "open");
+    /// # Ok(()) }
+    /// ```
+    pub async fn history<T: WithHistory>(&self, key: &(impl KeyFor<T::Key> + ?Sized)) -> Result<Vec<Revision<T>>> {
+        ops::history(self.reader("history")?, key).await
+    }
+
+    /// The record with this key as it was written at `version`, from its history
+    /// (`#[versioned(history)]` on `T`); `None` when the history does not hold that version (never
+    /// written, or dropped by the retention).
+    pub async fn revision<T: WithHistory>(
+        &self,
+        key: &(impl KeyFor<T::Key> + ?Sized),
+        version: T::Version,
+    ) -> Result<Option<Revision<T>>> {
+        ops::revision(self.reader("revision")?, key, version).await
     }
 
     /// Replaces the stored record with `t`, only if the stored version is still `t`'s version; on

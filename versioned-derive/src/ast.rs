@@ -15,6 +15,8 @@ pub struct Container<'a> {
     pub table: Option<LitStr>,
     /// `#[versioned(crate = path)]`.
     pub krate: Option<Path>,
+    /// `#[versioned(history)]` or `#[versioned(history(keep_… = N))]`.
+    pub history: Option<History>,
     /// The named fields, in declaration order.
     pub fields: Vec<Field<'a>>,
 }
@@ -42,6 +44,15 @@ pub struct Field<'a> {
     /// The `index` word of `#[versioned(index)]`.
     pub index: Option<Ident>,
 }
+
+/// `#[versioned(history)]`: the struct keeps its version history.
+pub struct History {
+    /// `keep_versions = N`, `keep_seconds = N` or `keep_days = N`: the option's name and value.
+    pub keep: Option<(Ident, syn::LitInt)>,
+}
+
+/// The retention options of `#[versioned(history(...))]`.
+pub const HISTORY_OPTIONS: &[&str] = &["keep_versions", "keep_seconds", "keep_days"];
 
 /// The audit roles a field can have.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -73,6 +84,7 @@ impl<'a> Container<'a> {
     pub fn from_ast(cx: &Ctxt, input: &'a DeriveInput) -> Option<Self> {
         let mut table = None;
         let mut krate = None;
+        let mut history: Option<History> = None;
         for attr in versioned_attrs(&input.attrs) {
             let parsed = attr.parse_nested_meta(|meta| {
                 if meta.path.is_ident("table") {
@@ -83,6 +95,42 @@ impl<'a> Container<'a> {
                     // Both `crate = some::path` and serde's `crate = "some::path"` read naturally.
                     let path = if value.peek(LitStr) { value.parse::<LitStr>()?.parse()? } else { value.parse()? };
                     set_once(cx, &mut krate, path, "crate");
+                } else if meta.path.is_ident("history") {
+                    let Some(word) = meta.path.get_ident().cloned() else { return Ok(()) };
+                    let mut keep: Option<(Ident, syn::LitInt)> = None;
+                    if meta.input.peek(syn::token::Paren) {
+                        meta.parse_nested_meta(|option| {
+                            let Some(name) = option.path.get_ident().cloned() else {
+                                return Err(
+                                    option.error("expected `keep_versions = N`, `keep_seconds = N` or `keep_days = N`")
+                                );
+                            };
+                            if !HISTORY_OPTIONS.contains(&name.to_string().as_str()) {
+                                return Err(unknown_option(
+                                    &option,
+                                    HISTORY_OPTIONS,
+                                    "in `history(...)`: `keep_versions = N`, `keep_seconds = N`, `keep_days = N`",
+                                ));
+                            }
+                            let value: syn::LitInt = option.value()?.parse()?;
+                            if let Some((first, _)) = &keep {
+                                cx.error_spanned_by(
+                                    &name,
+                                    format!("`{name}` with `{first}`: history keeps by one rule"),
+                                );
+                            } else {
+                                keep = Some((name, value));
+                            }
+                            Ok(())
+                        })?;
+                    } else if !meta.input.is_empty() && !meta.input.peek(Token![,]) {
+                        return Err(meta.error("write `history` or `history(keep_versions = N)`"));
+                    }
+                    if history.is_some() {
+                        cx.error_spanned_by(&word, "duplicate `history` option");
+                    } else {
+                        history = Some(History { keep });
+                    }
                 } else if meta.path.is_ident("column") || meta.path.is_ident("json") || meta.path.is_ident("text") {
                     return Err(meta.error(format!(
                         "`{}` is a field option: put it on a field's #[versioned(...)]",
@@ -92,7 +140,7 @@ impl<'a> Container<'a> {
                     return Err(unknown_option(
                         &meta,
                         STRUCT_OPTIONS,
-                        "on a struct: `table = \"...\"`, `crate = path`",
+                        "on a struct: `table = \"...\"`, `crate = path`, `history`",
                     ));
                 }
                 Ok(())
@@ -147,7 +195,7 @@ impl<'a> Container<'a> {
                 return None;
             }
         };
-        Some(Container { ident: &input.ident, vis: &input.vis, table, krate, fields })
+        Some(Container { ident: &input.ident, vis: &input.vis, table, krate, history, fields })
     }
 }
 
@@ -210,7 +258,7 @@ impl<'a> Field<'a> {
                             audit = Some((role, word));
                         }
                     }
-                } else if meta.path.is_ident("table") || meta.path.is_ident("crate") {
+                } else if meta.path.is_ident("table") || meta.path.is_ident("crate") || meta.path.is_ident("history") {
                     return Err(meta.error(format!(
                         "`{}` is a struct option: put it on the struct's #[versioned(...)]",
                         path_name(&meta.path)
@@ -233,7 +281,7 @@ impl<'a> Field<'a> {
 }
 
 /// The options of a struct's `#[versioned(...)]`.
-const STRUCT_OPTIONS: &[&str] = &["table", "crate"];
+const STRUCT_OPTIONS: &[&str] = &["table", "crate", "history"];
 
 /// The options of a field's `#[versioned(...)]`.
 const FIELD_OPTIONS: &[&str] = &["column", "json", "text", "index", "created_at", "updated_at", "updated_by"];

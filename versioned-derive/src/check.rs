@@ -22,7 +22,22 @@ pub struct Model<'a> {
     pub key: usize,
     /// Index of the version column.
     pub version: usize,
+    /// `#[versioned(history)]`: the history table's name and how much it keeps.
+    pub history: Option<(String, Keep)>,
 }
+
+/// How much history a struct keeps (`Retention` in the runtime).
+pub enum Keep {
+    /// Everything.
+    All,
+    /// The last N versions.
+    Versions(u64),
+    /// N seconds.
+    Seconds(u64),
+}
+
+/// The history table's own columns: no field may be stored under these names.
+const HISTORY_COLUMNS: &[&str] = &["history_id", "history_deleted", "history_at"];
 
 /// A validated field.
 pub struct Column<'a> {
@@ -225,8 +240,43 @@ pub fn check<'a>(cx: &Ctxt, c: Container<'a>) -> Option<Model<'a>> {
         }
     }
 
+    let history = c.history.as_ref().map(|history| {
+        for column in columns.iter().filter(|c| HISTORY_COLUMNS.contains(&c.name.as_str())) {
+            cx.error_spanned_by(
+                column.ident,
+                format!(
+                    "column `{}` is one of the history table's own columns ({}): store the field under another name with #[versioned(column = \"...\")]",
+                    column.name,
+                    HISTORY_COLUMNS.join(", ")
+                ),
+            );
+        }
+        let keep = match &history.keep {
+            None => Keep::All,
+            Some((name, value)) => match value.base10_parse::<u64>() {
+                Err(err) => {
+                    cx.syn_error(err);
+                    Keep::All
+                }
+                Ok(0) => {
+                    cx.error_spanned_by(value, format!("`{name} = 0` would keep nothing: leave out `history` instead"));
+                    Keep::All
+                }
+                Ok(n) if name == "keep_versions" => Keep::Versions(n),
+                Ok(n) if name == "keep_days" => match n.checked_mul(86_400) {
+                    Some(seconds) => Keep::Seconds(seconds),
+                    None => {
+                        cx.error_spanned_by(value, "too many days");
+                        Keep::All
+                    }
+                },
+                Ok(n) => Keep::Seconds(n),
+            },
+        };
+        (format!("{table}_history"), keep)
+    });
     let krate = c.krate.clone().unwrap_or_else(|| syn::parse_quote!(::versioned));
-    Some(Model { ident: c.ident, vis: c.vis, table, krate, columns, key: key?, version: version? })
+    Some(Model { ident: c.ident, vis: c.vis, table, krate, columns, key: key?, version: version?, history })
 }
 
 /// The index of the one field marked `#[name]`; records an error for none or several.

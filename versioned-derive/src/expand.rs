@@ -13,7 +13,7 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
 use crate::ast::Audit;
-use crate::check::{Column, Model, Repr, Role};
+use crate::check::{Column, Keep, Model, Repr, Role};
 
 /// The tokens for `model`.
 pub fn expand(model: &Model<'_>) -> TokenStream {
@@ -27,6 +27,24 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
     let version = &model.columns[model.version];
     let (key_field, key_ty) = (key.ident, key.ty);
     let (version_field, version_ty) = (version.ident, version.ty);
+
+    let history = match &model.history {
+        None => quote!(::core::option::Option::None),
+        Some((name, keep)) => {
+            let keep = match keep {
+                Keep::All => quote!(__v::Retention::All),
+                Keep::Versions(n) => quote!(__v::Retention::Versions(#n)),
+                Keep::Seconds(n) => quote!(__v::Retention::Seconds(#n)),
+            };
+            quote!(::core::option::Option::Some(__v::HistoryDef { table: #name, keep: #keep }))
+        }
+    };
+    let with_history = model.history.as_ref().map(|_| {
+        quote! {
+            #[automatically_derived]
+            impl __v::WithHistory for #ident {}
+        }
+    });
 
     let column_defs = model.columns.iter().map(|c| {
         let name = &c.name;
@@ -252,6 +270,8 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
                 }
             }
 
+            #with_history
+
             #[automatically_derived]
             impl __v::Entity for #ident {
                 type Key = #key_ty;
@@ -265,6 +285,7 @@ pub fn expand(model: &Model<'_>) -> TokenStream {
                     key: #key_index,
                     version: #version_index,
                     version_max: <#version_ty as __v::VersionField>::MAX,
+                    history: #history,
                 };
 
                 const ROW_ALWAYS_ENCODES: bool = true #(&& #always_encodes)*;

@@ -282,6 +282,15 @@ impl<S: Storage> Storage for Faulty<S> {
         self.inner.create_table(table).await
     }
 
+    async fn history(
+        &self,
+        table: &'static TableDef,
+        key: &Value,
+        version: Option<u64>,
+    ) -> Result<Vec<crate::revisions::HistoryRow>> {
+        self.plan.inject("history", self.inner.history(table, key, version)).await
+    }
+
     async fn begin(&self) -> Result<Self::Transaction> {
         let inner = self.plan.inject("begin", self.inner.begin()).await?;
         Ok(self.transaction(inner))

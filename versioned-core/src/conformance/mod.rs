@@ -38,6 +38,7 @@ mod patch;
 mod queries;
 mod query_model;
 mod records;
+mod revisions;
 mod savepoints;
 pub mod sql;
 mod touch_and_audit;
@@ -65,6 +66,7 @@ pub use patch::*;
 pub use queries::*;
 pub use query_model::*;
 pub use records::*;
+pub use revisions::*;
 pub use savepoints::*;
 pub use touch_and_audit::*;
 pub use transactions::*;
@@ -155,6 +157,10 @@ macro_rules! conformance_tests {
             lock_waits_end_in_lock_timeout,
             // history.rs
             a_history_of_appends_and_transfers_has_no_anomaly,
+            // revisions.rs
+            history_keeps_every_write_of_a_record,
+            a_refused_write_keeps_no_history,
+            history_keeps_what_its_retention_says,
             // merge.rs
             put_merging_merges_edits_of_different_fields,
             put_merging_refuses_fields_both_changed,

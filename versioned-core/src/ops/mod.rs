@@ -16,6 +16,7 @@ use crate::value::{Field, KeyFor, Row, Value, VersionField};
 
 mod batch;
 mod by_filter;
+mod history;
 mod many;
 mod patch;
 mod read_modify_write;
@@ -26,6 +27,7 @@ pub use batch::{
     write_deletes, write_inserts, write_puts,
 };
 pub use by_filter::{delete_where, patch_where, prepare_patch_where};
+pub use history::{history, revision};
 pub use many::get_many;
 pub use patch::patch;
 pub use read_modify_write::{lock_modify_write, read_modify_write};

@@ -11,7 +11,7 @@ use super::postgres::{PostgresStorage, PostgresTransaction};
 use super::select::{Condition, Select};
 #[cfg(feature = "sqlite")]
 use super::sqlite::{SqliteStorage, SqliteTransaction};
-use super::{LockingRead, RowAccess, SavepointStep, Storage, StorageTransaction, WriteOutcome};
+use super::{HistoryRow, LockingRead, RowAccess, SavepointStep, Storage, StorageTransaction, WriteOutcome};
 use crate::entity::{Entity, TableDef};
 use crate::error::{Error, Result};
 use crate::lock::LockWait;
@@ -384,6 +384,10 @@ impl Storage for AnyStorage {
 
     async fn create_table(&self, table: &'static TableDef) -> Result<()> {
         each!(self, AnyStorage, s => s.create_table(table).await)
+    }
+
+    async fn history(&self, table: &'static TableDef, key: &Value, version: Option<u64>) -> Result<Vec<HistoryRow>> {
+        each!(self, AnyStorage, s => s.history(table, key, version).await)
     }
 
     async fn begin(&self) -> Result<AnyTransaction> {

@@ -23,6 +23,7 @@ use std::future::Future;
 use crate::entity::{Entity, TableDef};
 use crate::error::Result;
 use crate::lock::LockWait;
+pub use crate::revisions::HistoryRow;
 use crate::value::{Row, Value};
 use select::{Condition, Select};
 
@@ -30,7 +31,7 @@ use select::{Condition, Select};
 pub use lent::{ConnectionOf, Lends, Lent};
 
 pub mod any;
-mod decisions;
+pub(crate) mod decisions;
 #[cfg(feature = "etcd")]
 pub mod etcd;
 pub(crate) mod evaluate;
@@ -320,6 +321,17 @@ pub trait Storage: RowAccess + Clone + 'static {
     /// while it is open). [`Transaction`](crate::Transaction) refuses writes through it before they
     /// reach the backend; a backend may refuse them too.
     fn begin_read_only(&self) -> impl Future<Output = Result<Self::Transaction>> + Send;
+
+    /// The history of the record with `key` in `table` (a table of `#[versioned(history)]`),
+    /// oldest entry first: every version written, and its deletions (see
+    /// [`revisions`](crate::revisions)); with `version`, the entries of that version only (more
+    /// than one only when a deleted key was inserted again).
+    fn history(
+        &self,
+        table: &'static TableDef,
+        key: &Value,
+        version: Option<u64>,
+    ) -> impl Future<Output = Result<Vec<HistoryRow>>> + Send;
 
     /// What this backend is, for the layers above it: see [`Capabilities`]. The default: no
     /// identity, records locked one by one, `update` locked.

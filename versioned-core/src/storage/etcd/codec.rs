@@ -24,6 +24,7 @@
 use crate::entity::{ColumnDef, ColumnRole, TableDef};
 use crate::error::{Error, Result};
 use crate::leb128;
+use crate::revisions::HistoryRow;
 use crate::value::{Row, Value};
 
 const NULL: u8 = 0;
@@ -111,6 +112,15 @@ impl RecordKeys {
         let (table, part) = (&self.prefix[..at], &self.prefix[at + 3..]);
         let mut key = index_prefix_of(table, column, value);
         key.extend_from_slice(part);
+        key
+    }
+
+    /// The prefix of the record's history entries: `P<table>/h/<K>/`.
+    pub(super) fn history(&self) -> Vec<u8> {
+        let at = self.prefix.windows(3).rposition(|w| w == b"/k/").unwrap_or(0);
+        let mut key = self.prefix[..at].to_vec();
+        key.extend_from_slice(b"/h/");
+        key.extend_from_slice(&self.prefix[at + 3..]);
         key
     }
 
@@ -343,6 +353,40 @@ pub(super) fn decode_row(table: &TableDef, row: &[u8], version: &[u8], created: 
     Ok(Row::new(values))
 }
 
+/// A history entry's value (`#[versioned(history)]`): the format, whether it is a deletion, when
+/// it was written (microseconds, big-endian), then every column's value, the version and the
+/// creation time included.
+pub(super) fn history_bytes(table: &TableDef, row: &Row, deleted: bool, at: i64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    out.push(ROW_FORMAT);
+    out.push(u8::from(deleted));
+    out.extend_from_slice(&at.to_be_bytes());
+    leb128::write(&mut out, table.columns.len());
+    for index in 0..table.columns.len() {
+        encode_value(&mut out, row.get(index).unwrap_or(&Value::Null));
+    }
+    out
+}
+
+/// A history entry from its value ([`history_bytes`]).
+pub(super) fn decode_history(table: &TableDef, bytes: &[u8]) -> Result<HistoryRow> {
+    let mut reader = Reader { bytes };
+    let broken = |reason: &str| Error::decode(table, "history_at", format!("a history entry: {reason}"));
+    if reader.byte() != Some(ROW_FORMAT) {
+        return Err(broken("not in a format this version of versioned reads"));
+    }
+    let deleted = reader.byte().ok_or_else(|| broken("ends early"))? != 0;
+    let at = i64::from_be_bytes(reader.eight().ok_or_else(|| broken("ends early"))?);
+    if reader.length() != Some(table.columns.len()) {
+        return Err(broken(&format!("written by a struct of other columns than {}", table.entity)));
+    }
+    let mut values = Vec::with_capacity(table.columns.len());
+    for column in table.columns {
+        values.push(reader.value().map_err(|reason| Error::decode(table, column.name, reason))?);
+    }
+    Ok(HistoryRow { row: Row::new(values), deleted, recorded_at: at })
+}
+
 /// The schema `create_table` records: every column's name, type and nullability, and which are
 /// the key and the version.
 pub(super) fn schema(table: &TableDef) -> String {
@@ -431,6 +475,7 @@ mod tests {
         key: 0,
         version: 2,
         version_max: i64::MAX as u64,
+        history: None,
     };
 
     #[test]

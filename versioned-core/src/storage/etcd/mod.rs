@@ -31,11 +31,13 @@ use super::select::{Condition, Select};
 use super::{RowAccess, Storage, StorageTransaction, WriteOutcome, evaluate};
 use crate::entity::TableDef;
 use crate::error::{Error, Result, StorageError};
+use crate::revisions::{HistoryRow, Written, now_micros};
 use crate::store::Store;
 use crate::value::{Row, Value};
 
 mod cluster;
 mod codec;
+mod history;
 mod settings;
 mod transaction;
 
@@ -161,6 +163,11 @@ impl EtcdStorage {
                 Some(row) => _ = put_record(table, &keys, row, &mut then),
                 None => then.push(delete_record(&keys)),
             }
+            if let Some(def) = table.history
+                && let Some(entry) = Written::of(table, stored.row.as_ref(), new.as_ref())?
+            {
+                history::record(table, &keys, def.keep, &[&entry], now_micros(), &mut then)?;
+            }
             match self.cluster.write(vec![same, unlocked(&keys)], then, vec![read_record_op(&keys)]).await? {
                 Reply::Applied => return Ok(WriteOutcome::Applied),
                 Reply::Refused(reply) => {
@@ -240,6 +247,14 @@ impl RowAccess for EtcdStorage {
 
     async fn insert(&self, table: &'static TableDef, row: Row) -> Result<bool> {
         self.cluster.check_layout(table).await?;
+        if table.history.is_some() {
+            // A history entry needs the stored record: read, decide, write.
+            let key = table.key_of(&row)?.clone();
+            let decide = |stored: Option<&Row>| {
+                Ok(if stored.is_none() { Decision::Write(row.clone()) } else { Decision::Refuse })
+            };
+            return Ok(matches!(self.read_decide_write(table, &key, decide).await?, WriteOutcome::Applied));
+        }
         let key = table.key_of(&row)?;
         let keys = self.keys(table, key)?;
         let absent = || vec![Compare::version(keys.version(), CompareOp::Equal, 0)];
@@ -254,6 +269,16 @@ impl RowAccess for EtcdStorage {
 
     async fn update(&self, table: &'static TableDef, row: Row, expected: u64) -> Result<WriteOutcome> {
         self.cluster.check_layout(table).await?;
+        if table.history.is_some() {
+            let key = table.key_of(&row)?.clone();
+            let decide = |stored: Option<&Row>| {
+                Ok(match decisions::check(table, stored, Some(expected))? {
+                    true => Decision::Write(decisions::keep_created(table, stored, row.clone())),
+                    false => Decision::Refuse,
+                })
+            };
+            return self.read_decide_write(table, &key, decide).await;
+        }
         let key = table.key_of(&row)?;
         let keys = self.keys(table, key)?;
         let compares = || vec![version_is(&keys, expected)];
@@ -304,6 +329,12 @@ impl RowAccess for EtcdStorage {
 
     async fn delete(&self, table: &'static TableDef, key: &Value, expected: Option<u64>) -> Result<WriteOutcome> {
         self.cluster.check_layout(table).await?;
+        if table.history.is_some() {
+            let decide = |stored: Option<&Row>| {
+                Ok(if decisions::check(table, stored, expected)? { Decision::Delete } else { Decision::Refuse })
+            };
+            return self.read_decide_write(table, key, decide).await;
+        }
         let keys = self.keys(table, key)?;
         let compares = || match expected {
             Some(expected) => vec![version_is(&keys, expected)],
@@ -328,6 +359,18 @@ impl RowAccess for EtcdStorage {
 
 impl Storage for EtcdStorage {
     type Transaction = EtcdTransaction;
+
+    async fn history(&self, table: &'static TableDef, key: &Value, version: Option<u64>) -> Result<Vec<HistoryRow>> {
+        self.cluster.check_layout(table).await?;
+        if table.history.is_none() {
+            return Err(crate::storage::memory::no_history(table));
+        }
+        let mut entries = history::read(&self.cluster, table, &self.keys(table, key)?).await?;
+        if let Some(version) = version {
+            entries.retain(|entry| table.version_of(&entry.row).is_ok_and(|at| at == version));
+        }
+        Ok(entries)
+    }
 
     /// Records the table's schema, or checks the one recorded: a struct whose columns differ from
     /// those the table was created for is refused here, rather than its rows decoded wrongly.

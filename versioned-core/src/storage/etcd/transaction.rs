@@ -9,9 +9,11 @@ use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp, TxnOpResponse};
 use super::cluster::{Cluster, LockWaiter, RecordState, Reply, put_record, read_record_op, request_error, unlocked};
 use super::codec::RecordKeys;
 use super::delete_record;
+use super::history;
 use crate::entity::TableDef;
 use crate::error::{Error, Result, StorageError};
 use crate::lock::LockWait;
+use crate::revisions::{Written, now_micros};
 use crate::storage::decisions::{self, DecidedWrites, Decision};
 use crate::storage::evaluate::{self, Collector};
 use crate::storage::select::{RowLock, Select};
@@ -35,8 +37,13 @@ struct Seen {
     row: Option<Row>,
 }
 
-/// Buffered writes: the new row, or `None` for a delete, by record.
-type Buffered = BTreeMap<RecordKeys, (Touched, Option<Row>)>;
+/// Buffered writes: the new row, or `None` for a delete, by record; and, in write order, what
+/// each write of a table keeping history leaves in it.
+#[derive(Debug, Default, Clone)]
+struct Buffered {
+    rows: BTreeMap<RecordKeys, (Touched, Option<Row>)>,
+    history: Vec<(RecordKeys, Written)>,
+}
 
 #[derive(Debug, Default)]
 struct TxState {
@@ -116,7 +123,7 @@ impl EtcdTransaction {
         key: &Value,
     ) -> Result<Option<Row>> {
         self.cluster.check_layout(table).await?;
-        if let Some((_, row)) = state.written.get(keys) {
+        if let Some((_, row)) = state.written.rows.get(keys) {
             return Ok(row.clone());
         }
         if let Some((_, seen)) = state.read.get(keys) {
@@ -178,11 +185,11 @@ impl EtcdTransaction {
     }
 
     /// The commit's comparisons and operations, and about how many bytes they make.
-    fn commit_request(&self, state: &TxState) -> (Vec<Compare>, Vec<TxnOp>, usize) {
+    fn commit_request(&self, state: &TxState) -> Result<(Vec<Compare>, Vec<TxnOp>, usize)> {
         // A little for each comparison and operation besides its key and value.
         const PER_ITEM: usize = 16;
         let mut bytes = 0;
-        let mut compares = Vec::with_capacity(state.read.len() + state.written.len());
+        let mut compares = Vec::with_capacity(state.read.len() + state.written.rows.len());
         for (keys, (_, seen)) in &state.read {
             bytes += keys.prefix.len() + 1 + PER_ITEM;
             compares.push(match seen.version {
@@ -190,8 +197,8 @@ impl EtcdTransaction {
                 None => Compare::version(keys.version(), CompareOp::Equal, 0),
             });
         }
-        let mut ops = Vec::with_capacity(state.written.len() * 3 + state.held.len());
-        for (keys, (touched, row)) in &state.written {
+        let mut ops = Vec::with_capacity(state.written.rows.len() * 3 + state.held.len());
+        for (keys, (touched, row)) in &state.written.rows {
             bytes += 4 * (keys.prefix.len() + 1 + PER_ITEM);
             compares.push(match state.held.contains(keys) {
                 true => Compare::value(keys.lock(), CompareOp::Equal, self.id.clone()),
@@ -202,14 +209,27 @@ impl EtcdTransaction {
                 None => ops.push(delete_record(keys)),
             }
         }
+        // Each record's history entries, in write order, with what its retention drops.
+        let at = now_micros();
+        let mut entries: BTreeMap<&RecordKeys, Vec<&Written>> = BTreeMap::new();
+        for (keys, entry) in &state.written.history {
+            entries.entry(keys).or_default().push(entry);
+        }
+        for (keys, entries) in entries {
+            if let Some((touched, _)) = state.written.rows.get(keys)
+                && let Some(def) = touched.table.history
+            {
+                bytes += history::record(touched.table, keys, def.keep, &entries, at, &mut ops)?;
+            }
+        }
         // Locks of records not deleted are released in the same step (a delete took its lock).
         for keys in &state.held {
-            if !matches!(state.written.get(keys), Some((_, None))) {
+            if !matches!(state.written.rows.get(keys), Some((_, None))) {
                 bytes += keys.prefix.len() + 1 + PER_ITEM;
                 ops.push(TxnOp::delete(keys.lock(), None));
             }
         }
-        (compares, ops, bytes)
+        Ok((compares, ops, bytes))
     }
 
     /// Why the commit's comparisons failed, reading each record once: the first record (in key
@@ -238,7 +258,7 @@ impl EtcdTransaction {
                     current: stored.row,
                 });
             }
-            if locked.is_some() || !state.written.contains_key(keys) {
+            if locked.is_some() || !state.written.rows.contains_key(keys) {
                 continue;
             }
             locked = match stored.lock {
@@ -287,7 +307,7 @@ impl DecidedWrites for EtcdTransaction {
             if stored.row.is_some() {
                 present.insert(keys.clone());
             }
-            if state.written.contains_key(&keys) {
+            if state.written.rows.contains_key(&keys) {
                 continue;
             }
             // A record read before: the transaction goes on seeing what it saw (commit checks it).
@@ -304,7 +324,7 @@ impl DecidedWrites for EtcdTransaction {
             }
         }
         // Then its own writes.
-        for (touched, row) in state.written.values() {
+        for (touched, row) in state.written.rows.values() {
             if let Some(row) = row.as_ref().filter(|_| touched.table.name == table.name) {
                 found.offer(Cow::Borrowed(row));
             }
@@ -314,7 +334,7 @@ impl DecidedWrites for EtcdTransaction {
             // Keys named and absent, as `get` remembers them: an insert meanwhile fails the commit.
             for key in evaluate::keys_named(table, &select.condition).unwrap_or_default() {
                 let keys = RecordKeys::new(self.cluster.prefix(), table, key)?;
-                if !state.written.contains_key(&keys) && !present.contains(&keys) {
+                if !state.written.rows.contains_key(&keys) && !present.contains(&keys) {
                     let seen = Seen { revision: 0, version: None, row: None };
                     state.read.entry(keys).or_insert((Touched { table, key: key.clone() }, seen));
                 }
@@ -358,7 +378,7 @@ impl DecidedWrites for EtcdTransaction {
                 return Err(e);
             }
         };
-        if !state.written.contains_key(&keys) {
+        if !state.written.rows.contains_key(&keys) {
             let version = stored.row.as_ref().map(|r| table.version_of(r)).transpose()?;
             let seen = Seen { revision: stored.revision, version, row: stored.row };
             // What it read before stays what it sees and what commit checks, as for
@@ -383,7 +403,12 @@ impl DecidedWrites for EtcdTransaction {
         Ok(match decide(seen.as_ref())?.applied() {
             None => WriteOutcome::Rejected { current: seen },
             Some(row) => {
-                state.written.insert(keys, (Touched { table, key }, row));
+                if table.history.is_some()
+                    && let Some(entry) = Written::of(table, seen.as_ref(), row.as_ref())?
+                {
+                    state.written.history.push((keys.clone(), entry));
+                }
+                state.written.rows.insert(keys, (Touched { table, key }, row));
                 WriteOutcome::Applied
             }
         })
@@ -413,7 +438,7 @@ impl LockingRead for EtcdTransaction {
                 return Err(e);
             }
         };
-        if let Some((_, row)) = state.written.get(&keys) {
+        if let Some((_, row)) = state.written.rows.get(&keys) {
             return Ok(row.clone());
         }
         // Read before it was locked: the transaction goes on seeing that (commit checks it).
@@ -458,12 +483,12 @@ impl StorageTransaction for EtcdTransaction {
 impl EtcdTransaction {
     /// Validates and applies every buffered write in one etcd transaction.
     async fn commit_state(&self, state: &TxState) -> Result<()> {
-        if state.written.is_empty() && state.read.is_empty() {
+        if state.written.rows.is_empty() && state.read.is_empty() {
             return Ok(());
         }
         let waiter = LockWaiter::new(self.cluster.options.lock_wait);
         // Built once: a commit that waited for a lock sends the same request again.
-        let (compares, ops, size) = self.commit_request(state);
+        let (compares, ops, size) = self.commit_request(state)?;
         let limit = self.cluster.options.max_request_bytes;
         if size > limit {
             return Err(StorageError::new(format!(

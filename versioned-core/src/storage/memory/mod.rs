@@ -38,7 +38,8 @@ use super::evaluate::{self, Collector};
 use super::select::Select;
 use super::{Storage, WriteOutcome};
 use crate::entity::{Entity, TableDef};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::revisions::{HistoryRow, Written, now_micros};
 use crate::value::{Row, Value};
 
 /// The in-memory backend. Cloning it gives another handle to the same data.
@@ -141,6 +142,7 @@ impl DecidedWrites for MemoryStorage {
         decide: impl FnOnce(Option<&Row>) -> Result<Decision> + Send,
     ) -> Result<WriteOutcome> {
         let (shards, layout) = self.tables.with_layout(table)?;
+        let history = shards.history.get().copied();
         // The record's lock, once waited for.
         let mut held: Option<OwnedMutexGuard<()>> = None;
         loop {
@@ -152,10 +154,18 @@ impl DecidedWrites for MemoryStorage {
                     free => {
                         // Held (if the record has a lock) until the write is applied.
                         let _guard = free.and_then(Result::ok);
+                        let recorded = history.map(|keep| (keep, key.clone()));
                         let (written, replaced) = apply(shard.rows.entry(key), |stored| layout.decide(stored, decide))?;
                         let written = layout.written(written);
                         if matches!(written, WriteOutcome::Applied) {
                             shard.snapshot = None;
+                            if let Some((keep, key)) = recorded {
+                                let before = replaced.as_ref().map(Stored::to_row).transpose()?;
+                                let after = shard.rows.get(&key).map(Stored::to_row).transpose()?;
+                                if let Some(entry) = Written::of(layout.stored, before.as_ref(), after.as_ref())? {
+                                    shard.record(layout.stored, keep, &key, entry, now_micros())?;
+                                }
+                            }
                         }
                         // What the write replaced is dropped once the lock is released.
                         drop(shard);
@@ -189,7 +199,7 @@ impl DecidedWrites for MemoryStorage {
         // Only a struct laid out as its table is stored as a value (every reader takes the
         // value's row as a stored row); another goes through the row path, as does a struct
         // that is not `Clone`.
-        if !layout.is_identity() {
+        if !layout.is_identity() || shards.history.get().is_some() {
             return Ok(None);
         }
         let Some(source) = spare::source(record) else { return Ok(None) };
@@ -229,8 +239,32 @@ impl DecidedWrites for MemoryStorage {
     }
 }
 
+/// The error for reading the history of a table that keeps none.
+pub(crate) fn no_history(table: &TableDef) -> Error {
+    Error::config(format!(
+        "{} keeps no version history: add #[versioned(history)] to it (and create its table with create_table)",
+        table.entity
+    ))
+}
+
 impl Storage for MemoryStorage {
     type Transaction = MemoryTransaction;
+
+    async fn history(&self, table: &'static TableDef, key: &Value, version: Option<u64>) -> Result<Vec<HistoryRow>> {
+        let (shards, layout) = self.tables.with_layout(table)?;
+        if shards.history.get().is_none() {
+            return Err(no_history(table));
+        }
+        let key = KeyRepr::of(table, key)?;
+        let entries = shards.lock(&key).history.get(&key).cloned().unwrap_or_default();
+        let mut found = Vec::with_capacity(entries.len());
+        for entry in entries {
+            if version.is_none_or(|v| layout.stored.version_of(&entry.row).is_ok_and(|at| at == v)) {
+                found.push(HistoryRow { row: layout.read(entry.row), ..entry });
+            }
+        }
+        Ok(found)
+    }
 
     async fn create_table(&self, table: &'static TableDef) -> Result<()> {
         self.tables.create(table)

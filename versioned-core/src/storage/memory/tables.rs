@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use crate::entity::{Entity, TableDef};
 use crate::error::{Error, Result, StorageError};
+use crate::revisions::{HistoryRow, Retention, Written};
 use crate::storage::layout::Layout;
 use crate::value::{Row, Value, VersionField};
 
@@ -177,9 +178,38 @@ pub(super) struct Shard {
     pub(super) rows: HashMap<KeyRepr, Stored, Seeded>,
     pub(super) snapshot: Option<ShardRows>,
     pub(super) locks: HashMap<KeyRepr, RecordLock>,
+    /// The version history of its records (`#[versioned(history)]`), oldest entry first: rows
+    /// laid out as the table's, kept beside the records so that a write and its entry are one
+    /// critical section.
+    pub(super) history: HashMap<KeyRepr, Vec<HistoryRow>>,
 }
 
 impl Shard {
+    /// Appends `written` to the history of the record with `key` at `now` (microseconds), and
+    /// drops what `keep` no longer keeps of that record's history.
+    pub(super) fn record(
+        &mut self,
+        table: &TableDef,
+        keep: Retention,
+        key: &KeyRepr,
+        written: Written,
+        now: i64,
+    ) -> Result<()> {
+        let newest = table.version_of(&written.row)?;
+        let entries = self.history.entry(key.clone()).or_default();
+        entries.push(HistoryRow { row: written.row, deleted: written.deleted, recorded_at: now });
+        if keep != Retention::All {
+            let mut kept = Vec::with_capacity(entries.len());
+            for entry in entries.drain(..) {
+                if keep.keeps(table.version_of(&entry.row)?, entry.recorded_at, newest, now) {
+                    kept.push(entry);
+                }
+            }
+            *entries = kept;
+        }
+        Ok(())
+    }
+
     /// The records, to change: the shared copy no longer matches them.
     #[inline]
     pub(super) fn rows_mut(&mut self) -> &mut HashMap<KeyRepr, Stored, Seeded> {
@@ -207,6 +237,9 @@ struct Padded(Mutex<Shard>);
 #[derive(Debug)]
 pub(super) struct Table {
     name: &'static str,
+    /// How much history the table keeps, once `create_table` was called by a struct of
+    /// `#[versioned(history)]`.
+    pub(super) history: OnceLock<Retention>,
     /// The definition the table was created by: its rows are laid out by it.
     def: &'static TableDef,
     order: usize,
@@ -215,7 +248,13 @@ pub(super) struct Table {
 
 impl Table {
     fn new(def: &'static TableDef, order: usize) -> Self {
-        Table { name: def.name, def, order, shards: Box::new(std::array::from_fn(|_| Padded::default())) }
+        Table {
+            name: def.name,
+            def,
+            history: OnceLock::new(),
+            order,
+            shards: Box::new(std::array::from_fn(|_| Padded::default())),
+        }
     }
 
     /// The shard holding the record with this key, locked.
@@ -333,7 +372,12 @@ impl Tables {
 
     /// Creates the table of `def` unless one of its name exists.
     pub(super) fn create(&self, def: &'static TableDef) -> Result<()> {
-        self.register(def, true).map(drop)
+        let entry = self.register(def, true)?;
+        if let Some(history) = def.history {
+            // The first struct of the table's name to ask for history sets what it keeps.
+            let _ = entry.table.history.set(history.keep);
+        }
+        Ok(())
     }
 
     /// Adds an entry for `def`, with the table of its name (created if `create`). A struct whose

@@ -11,6 +11,7 @@ use super::tables::{KeyRepr, Locked, RecordId, Stored, TableSnapshot, lock, no_t
 use crate::entity::TableDef;
 use crate::error::{Error, Result};
 use crate::lock::LockWait;
+use crate::revisions::{Written, now_micros};
 use crate::storage::decisions::{self, DecidedWrites, Decision};
 use crate::storage::evaluate::{self, Collector};
 use crate::storage::select::{RowLock, Select};
@@ -26,8 +27,13 @@ pub struct MemoryTransaction {
     state: Mutex<TxState>,
 }
 
-/// A buffered write: the new row, or `None` for a delete.
-type Buffered = HashMap<RecordId, (&'static TableDef, Option<Row>)>;
+/// The buffered writes: per record the new row, or `None` for a delete; and, in write order,
+/// what each write of a table keeping history leaves in it.
+#[derive(Debug, Default, Clone)]
+struct Buffered {
+    rows: HashMap<RecordId, (&'static TableDef, Option<Row>)>,
+    history: Vec<(RecordId, &'static TableDef, Written)>,
+}
 
 #[derive(Debug, Default)]
 struct TxState {
@@ -50,7 +56,7 @@ impl MemoryTransaction {
     /// The record as this transaction sees it, as the table stores it: its own write if any,
     /// else the committed row (remembering its version, for validation at commit).
     fn seen(&self, state: &mut TxState, table: &'static TableDef, id: &RecordId) -> Result<Option<Row>> {
-        if let Some((_, row)) = state.written.get(id) {
+        if let Some((_, row)) = state.written.rows.get(id) {
             return Ok(row.clone());
         }
         if let Some(snapshot) = &self.snapshot {
@@ -120,7 +126,7 @@ impl DecidedWrites for MemoryTransaction {
             for key in keys {
                 let key = KeyRepr::of(table, key)?;
                 let id = (table.name, key.clone());
-                if state.written.contains_key(&id) {
+                if state.written.rows.contains_key(&id) {
                     continue;
                 }
                 match shards.lock(&key).rows.get(&key) {
@@ -132,13 +138,13 @@ impl DecidedWrites for MemoryTransaction {
             }
         } else {
             shards.scan(|key, stored| {
-                if !state.written.contains_key(&(table.name, key.clone())) {
+                if !state.written.rows.contains_key(&(table.name, key.clone())) {
                     found.offer(layout.view(stored.row()?));
                 }
                 Ok(())
             })?;
         }
-        for ((name, _), (_, row)) in &state.written {
+        for ((name, _), (_, row)) in &state.written.rows {
             if let Some(row) = row.as_ref().filter(|_| *name == table.name) {
                 found.offer(layout.view(Cow::Borrowed(row)));
             }
@@ -148,7 +154,7 @@ impl DecidedWrites for MemoryTransaction {
             // The committed records it returns are read, at the version it returns.
             for row in &found {
                 let id = (table.name, KeyRepr::of(table, table.key_of(row)?)?);
-                if !state.written.contains_key(&id) {
+                if !state.written.rows.contains_key(&id) {
                     state.read.entry(id).or_insert((table, Some(table.version_of(row)?)));
                 }
             }
@@ -167,7 +173,7 @@ impl DecidedWrites for MemoryTransaction {
         let version = committed.as_ref().map(|r| layout.stored.version_of(r)).transpose()?;
         let mut state = lock(&self.state);
         let id = (table.name, key);
-        if !state.written.contains_key(&id) {
+        if !state.written.rows.contains_key(&id) {
             // What it read before stays what commit checks, as for `get_for_update`.
             state.read.entry(id).or_insert((table, version));
         }
@@ -184,14 +190,19 @@ impl DecidedWrites for MemoryTransaction {
         if self.snapshot.is_some() {
             return Err(Error::ReadOnlyTransaction { operation: "write" });
         }
-        let (_, layout) = self.store.tables.with_layout(table)?;
+        let (shards, layout) = self.store.tables.with_layout(table)?;
         let id = (table.name, key);
         let mut state = lock(&self.state);
         let seen = self.seen(&mut state, table, &id)?;
         Ok(match layout.decide(seen.as_ref(), decide)?.applied() {
             None => WriteOutcome::Rejected { current: seen.map(|row| layout.read(row)) },
             Some(row) => {
-                state.written.insert(id, (table, row));
+                if shards.history.get().is_some()
+                    && let Some(entry) = Written::of(layout.stored, seen.as_ref(), row.as_ref())?
+                {
+                    state.written.history.push((id.clone(), table, entry));
+                }
+                state.written.rows.insert(id, (table, row));
                 WriteOutcome::Applied
             }
         })
@@ -218,6 +229,7 @@ impl StorageTransaction for MemoryTransaction {
         // fixed order so two committers cannot wait for each other.
         let mut to_lock: Vec<(&RecordId, &'static TableDef)> = state
             .written
+            .rows
             .iter()
             .filter(|(id, _)| !state.held.contains_key(*id))
             .map(|(id, (table, _))| (id, *table))
@@ -233,7 +245,7 @@ impl StorageTransaction for MemoryTransaction {
         // Every record read or written, its shard locked until all are checked and applied. Every
         // one of them went through `seen`, which found its table; tables are never dropped.
         let touched = state.read.iter().map(|((_, key), (table, _))| (*table, key));
-        let touched = touched.chain(state.written.iter().map(|((_, key), (table, _))| (*table, key)));
+        let touched = touched.chain(state.written.rows.iter().map(|((_, key), (table, _))| (*table, key)));
         let touched = touched.map(|(table, key)| Ok((store.tables.get(table)?, key.shard())));
         let mut shards = Locked::records(touched.collect::<Result<Vec<_>>>()?.into_iter());
         for ((_, key), (table, seen)) in &state.read {
@@ -253,9 +265,16 @@ impl StorageTransaction for MemoryTransaction {
             }
         }
         // Every write's shard, found before any is written: nothing fails once writing begins.
-        let mut writes = Vec::with_capacity(state.written.len());
-        for ((_, key), (table, row)) in state.written.drain() {
+        let mut writes = Vec::with_capacity(state.written.rows.len());
+        for ((_, key), (table, row)) in state.written.rows.drain() {
             writes.push((shards.find(store.tables.get(table)?, &key)?, key, row));
+        }
+        let mut history = Vec::with_capacity(state.written.history.len());
+        for ((_, key), table, entry) in state.written.history.drain(..) {
+            let (found, layout) = store.tables.with_layout(table)?;
+            if let Some(&keep) = found.history.get() {
+                history.push((shards.find(found, &key)?, key, layout.stored, keep, entry));
+            }
         }
         let mut replaced = Vec::with_capacity(writes.len());
         for (at, key, row) in writes {
@@ -266,6 +285,12 @@ impl StorageTransaction for MemoryTransaction {
                 Some(row) => rows.insert(key, Stored::Row(row)),
                 None => rows.remove(&key),
             });
+        }
+        let now = now_micros();
+        for (at, key, table, keep, entry) in history {
+            if let Some(shard) = shards.shard(at) {
+                shard.record(table, keep, &key, entry, now)?;
+            }
         }
         // What the writes replaced is dropped once every lock is released.
         drop(shards);

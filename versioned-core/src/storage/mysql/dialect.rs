@@ -2,6 +2,7 @@
 //! `RETURNING`, and the binary no-pad collation each server declares a text key with.
 
 use crate::entity::{ColumnDef, ColumnRole};
+use crate::storage::sql::history::Triggers;
 use crate::storage::sql::{Dialect, Upsert};
 use crate::value::ColumnType;
 
@@ -131,6 +132,32 @@ impl<M: MysqlFlavor> Dialect for M {
             set.join(", ")
         )
     }
+
+    fn history_id(&self) -> &'static str {
+        "BIGINT AUTO_INCREMENT PRIMARY KEY"
+    }
+
+    /// UTC, as timestamps are stored.
+    fn now_micros(&self) -> &'static str {
+        "TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', UTC_TIMESTAMP(6))"
+    }
+
+    /// Three triggers, without `IF NOT EXISTS` (MySQL 8 has none): the backend takes "trigger
+    /// already exists" (1359) for one that exists.
+    fn history_triggers(&self, t: &Triggers<'_>) -> Vec<String> {
+        let trigger = |suffix: &str, event: &str, body: String| {
+            format!(
+                "CREATE TRIGGER {} AFTER {event} ON {} FOR EACH ROW BEGIN {body} END",
+                self.quote(&format!("{}_{suffix}", t.name)),
+                t.table
+            )
+        };
+        vec![
+            trigger("insert", "INSERT", (t.record_new)("NEW")),
+            trigger("update", "UPDATE", (t.record_new)("NEW")),
+            trigger("delete", "DELETE", (t.record_old)("OLD")),
+        ]
+    }
 }
 
 #[cfg(test)]
@@ -172,6 +199,7 @@ mod tests {
         key: 0,
         version: 2,
         version_max: 100,
+        history: None,
     };
 
     #[test]

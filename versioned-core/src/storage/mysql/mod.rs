@@ -44,6 +44,7 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 
 use super::lent::SqlBackend;
 use super::select::{Condition, RowLock, Select};
+use super::sql;
 use super::sql::driver::{self as sql_driver, Conn};
 use super::sql::rows::OnConnection;
 use super::sql::schema;
@@ -53,6 +54,7 @@ use super::{Capabilities, Lends, LockingRead, RowAccess, SavepointStep, Storage,
 use crate::entity::TableDef;
 use crate::error::{Error, Result, StorageError};
 use crate::lock::LockWait;
+use crate::revisions::HistoryRow;
 use crate::store::Store;
 use crate::value::{ColumnType, Row, Value};
 
@@ -112,6 +114,14 @@ impl Server {
         match self {
             Server::MariaDb => Arc::clone(&state.statements.create),
             Server::Mysql8 => Statements::new(&Mysql8Dialect, table).create,
+        }
+    }
+
+    /// The history statements of `table` on this server (`#[versioned(history)]`).
+    fn history(self, state: &MysqlTable, table: &'static TableDef) -> Option<sql::history::HistoryStatements> {
+        match self {
+            Server::MariaDb => state.statements.history.clone(),
+            Server::Mysql8 => Statements::new(&Mysql8Dialect, table).history,
         }
     }
 }
@@ -641,7 +651,19 @@ impl Storage for MysqlStorage {
                 }
             }
         }
+        if let Some(history) = self.server().await?.history(&state, table) {
+            // "Duplicate key name" (1061): the index exists; "trigger already exists" (1359).
+            let exists = |err: &sqlx::Error| {
+                matches!(err, sqlx::Error::Database(db)
+                if matches!(db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>().map(|e| e.number()), Some(1061 | 1359)))
+            };
+            sql::history::create::<MySql>(&mut conn, table, &history, exists).await?;
+        }
         state.check(&mut conn, table).await
+    }
+
+    async fn history(&self, table: &'static TableDef, key: &Value, version: Option<u64>) -> Result<Vec<HistoryRow>> {
+        self.run(table, async |c| c.history(key, version).await).await
     }
 
     fn capabilities(&self) -> Capabilities {

@@ -3,6 +3,7 @@
 
 use crate::entity::ColumnDef;
 use crate::storage::sql::Dialect;
+use crate::storage::sql::history::Triggers;
 use crate::value::ColumnType;
 
 /// PostgreSQL: numbered placeholders, native types. JSON documents, UUIDs and timestamps are
@@ -53,6 +54,35 @@ impl Dialect for PostgresDialect {
             ColumnType::Uuid => "UUID",
             ColumnType::Timestamp => "TIMESTAMPTZ",
         }
+    }
+
+    fn history_id(&self) -> &'static str {
+        "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
+    }
+
+    /// The clock at the statement, not at the transaction's start (`now()`).
+    fn now_micros(&self) -> &'static str {
+        "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::int8"
+    }
+
+    /// One function and one trigger for the three events (`CREATE OR REPLACE TRIGGER`: PostgreSQL
+    /// 14 and later). The function names the history table unqualified: it is found by the
+    /// `search_path` of the session that writes, as the record's table is.
+    fn history_triggers(&self, t: &Triggers<'_>) -> Vec<String> {
+        let function = self.quote(&format!("{}_record", t.name));
+        vec![
+            format!(
+                "CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $versioned$ BEGIN \
+                 IF TG_OP = 'DELETE' THEN {} ELSE {} END IF; RETURN NULL; END $versioned$",
+                (t.record_old)("OLD"),
+                (t.record_new)("NEW")
+            ),
+            format!(
+                "CREATE OR REPLACE TRIGGER {} AFTER INSERT OR UPDATE OR DELETE ON {} FOR EACH ROW EXECUTE FUNCTION {function}()",
+                self.quote(t.name),
+                t.table
+            ),
+        ]
     }
 }
 

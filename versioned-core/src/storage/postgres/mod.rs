@@ -27,6 +27,7 @@ use sqlx::{AssertSqlSafe, Postgres, Row as _, SqlSafeStr, TypeInfo as _, ValueRe
 
 use super::lent::SqlBackend;
 use super::select::{Condition, RowLock, Select};
+use super::sql;
 use super::sql::driver::{self, Conn, Driver, Meaning, Query as DriverQuery};
 use super::sql::rows::{Bind, OnConnection};
 use super::sql::schema::{self, Server};
@@ -36,6 +37,7 @@ use super::{Capabilities, Lends, LockingRead, RowAccess, SavepointStep, Storage,
 use crate::entity::TableDef;
 use crate::error::{Error, Result, StorageError};
 use crate::lock::LockWait;
+use crate::revisions::HistoryRow;
 use crate::store::Store;
 use crate::value::{Row, Value};
 
@@ -554,6 +556,10 @@ impl SqlBackend for PostgresStorage {
 }
 
 impl Storage for PostgresStorage {
+    async fn history(&self, table: &'static TableDef, key: &Value, version: Option<u64>) -> Result<Vec<HistoryRow>> {
+        self.run(table, async |c| c.history(key, version).await).await
+    }
+
     type Transaction = PostgresTransaction;
 
     async fn begin(&self) -> Result<PostgresTransaction> {
@@ -572,6 +578,10 @@ impl Storage for PostgresStorage {
         for index in &statements.indexes {
             let create = sqlx::query(AssertSqlSafe(Arc::clone(index)).into_sql_str());
             create.execute(&self.pool).await.map_err(|e| storage_error(Some(table), e))?;
+        }
+        if let Some(history) = &statements.history {
+            let mut conn = self.pool.acquire().await.map_err(|e| storage_error(Some(table), e))?;
+            sql::history::create::<Postgres>(&mut conn, table, history, |_| false).await?;
         }
         Ok(())
     }

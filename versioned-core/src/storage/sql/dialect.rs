@@ -6,6 +6,7 @@
 //! overrides only what it does differently. The statements themselves are written once, in
 //! [`super::Statements`], and their bind order never depends on the dialect.
 
+use super::history::Triggers;
 use crate::entity::ColumnDef;
 use crate::value::ColumnType;
 
@@ -128,4 +129,20 @@ pub(crate) trait Dialect: Sync + 'static {
             u.version_max
         )
     }
+
+    /// The declared type of a true/false column of ours (a history entry's deletion flag).
+    fn boolean(&self) -> &'static str {
+        "BOOLEAN"
+    }
+
+    /// The declaration of a history table's key after its name: an integer numbering the
+    /// entries in the order they were written.
+    fn history_id(&self) -> &'static str;
+
+    /// An expression of the current time in microseconds since the Unix epoch, as an integer.
+    fn now_micros(&self) -> &'static str;
+
+    /// The statements that create the triggers filling a history table ([`Triggers`]), each runnable
+    /// on its own and again without error (or with the error `create_table` takes for "exists").
+    fn history_triggers(&self, triggers: &Triggers<'_>) -> Vec<String>;
 }

@@ -6,9 +6,11 @@ use std::sync::Arc;
 
 use sqlx::{AssertSqlSafe, Database, Encode, Executor, IntoArguments, SqlSafeStr, Type};
 
+use super::history;
 use super::rows::{Bind, SqlConnection};
 use crate::entity::TableDef;
 use crate::error::{Error, Result, StorageError};
+use crate::revisions::HistoryRow;
 use crate::storage::SavepointStep;
 use crate::value::{Row, Value};
 
@@ -129,6 +131,45 @@ where
         let rows = prepare::<DB>(sql, binds)?.fetch_all(&mut *self.0).await.map_err(|e| error::<DB>(Some(table), e))?;
         let key = table.key_column().name;
         rows.iter().map(|row| DB::decode_value(row, 0).map_err(|reason| Error::decode(table, key, reason))).collect()
+    }
+
+    async fn fetch_history<'a>(
+        &'a mut self,
+        table: &'static TableDef,
+        sql: &'a Arc<str>,
+        binds: Vec<Bind<'a>>,
+    ) -> Result<Vec<HistoryRow>> {
+        let rows = prepare::<DB>(sql, binds)?.fetch_all(&mut *self.0).await.map_err(|e| error::<DB>(Some(table), e))?;
+        let n = table.columns.len();
+        let extra = |row: &DB::Row, i: usize, name: &'static str| {
+            DB::decode_value(row, n + i).map_err(|reason| Error::decode(table, name, reason))
+        };
+        rows.iter()
+            .map(|row| {
+                let deleted = match extra(row, 0, history::DELETED)? {
+                    Value::Bool(deleted) => deleted,
+                    Value::Int(flag) => flag != 0,
+                    other => {
+                        return Err(Error::decode(
+                            table,
+                            history::DELETED,
+                            format!("expected a flag, found {}", other.describe()),
+                        ));
+                    }
+                };
+                let recorded_at = match extra(row, 1, history::AT)? {
+                    Value::Int(at) => at,
+                    other => {
+                        return Err(Error::decode(
+                            table,
+                            history::AT,
+                            format!("expected an integer, found {}", other.describe()),
+                        ));
+                    }
+                };
+                Ok(HistoryRow { row: decode_row::<DB>(table, row)?, deleted, recorded_at })
+            })
+            .collect()
     }
 
     async fn fetch_int<'a>(

@@ -15,6 +15,7 @@ use crate::entity::{ColumnDef, ColumnRole, TableDef};
 
 pub(crate) mod dialect;
 pub(crate) mod driver;
+pub(crate) mod history;
 pub(crate) mod rows;
 pub(crate) mod schema;
 pub(crate) mod select;
@@ -103,6 +104,8 @@ pub(crate) struct Statements {
     /// One `CREATE INDEX` per `#[versioned(index)]` column, on the column then the key (the
     /// order a query by the column takes, ties broken by the key).
     pub indexes: Vec<Arc<str>>,
+    /// The history table's statements (`#[versioned(history)]`).
+    pub history: Option<history::HistoryStatements>,
     /// Whether `upsert` returns the new version ([`Dialect::returning`]).
     pub returning: bool,
     dialect: &'static dyn Dialect,
@@ -171,7 +174,8 @@ impl Binds<'_> {
 /// What `create_table` runs for `table` in `dialect`: the `CREATE TABLE`, then its indexes.
 pub(crate) fn ddl(dialect: &'static dyn Dialect, table: &'static TableDef) -> Vec<String> {
     let statements = Statements::new(dialect, table);
-    std::iter::once(statements.create.to_string()).chain(statements.indexes.iter().map(|i| i.to_string())).collect()
+    let history = statements.history.iter().flat_map(|h| h.ddl.iter());
+    std::iter::once(&statements.create).chain(&statements.indexes).chain(history).map(|s| s.to_string()).collect()
 }
 
 /// Why a column of `table` the table lacks is refused, with the statement that adds it as
@@ -286,7 +290,9 @@ impl Statements {
             })
             .collect();
 
+        let history = table.history.map(|def| history::HistoryStatements::new(dialect, table, def, &all, &read_list));
         Statements {
+            history,
             select_for_update: for_update(false),
             select_for_update_nowait: for_update(true),
             select: select.into(),
@@ -463,6 +469,7 @@ pub(crate) mod tests {
         key: 0,
         version: 3,
         version_max: 100,
+        history: None,
     };
 
     #[cfg(feature = "sqlite")]

@@ -12,6 +12,7 @@ use super::{Batch, Statements};
 use crate::entity::{ColumnDef, TableDef};
 use crate::error::{Error, Result};
 use crate::lock::LockWait;
+use crate::revisions::HistoryRow;
 use crate::storage::WriteOutcome;
 use crate::storage::select::{Condition, RowLock, Select};
 use crate::value::{ColumnType, Row, Value};
@@ -78,6 +79,15 @@ pub(crate) trait SqlConnection: Send {
         values: Vec<Bind<'a>>,
     ) -> impl Future<Output = Result<Vec<Value>>> + Send + 'a;
 
+    /// Runs a query of a history table: rows of `table`'s columns, then whether the entry is a
+    /// deletion and when it was written.
+    fn fetch_history<'a>(
+        &'a mut self,
+        table: &'static TableDef,
+        sql: &'a Arc<str>,
+        values: Vec<Bind<'a>>,
+    ) -> impl Future<Output = Result<Vec<HistoryRow>>> + Send + 'a;
+
     /// Runs a query returning at most one row of one integer.
     fn fetch_int<'a>(
         &'a mut self,
@@ -121,6 +131,28 @@ impl<C: SqlConnection + ?Sized> OnConnection<'_, C> {
     /// Every column of `values` (one per column, in column order), bound by its column's type.
     fn binds<'v>(&self, values: impl Iterator<Item = &'v Value>) -> Vec<Bind<'v>> {
         values.enumerate().map(|(i, v)| self.bind(i, v)).collect()
+    }
+
+    /// The history of the record with `key` (`#[versioned(history)]`), oldest entry first; with
+    /// `version`, that version's entries only.
+    pub(crate) async fn history(&mut self, key: &Value, version: Option<u64>) -> Result<Vec<HistoryRow>> {
+        let Some(history) = &self.statements.history else {
+            return Err(crate::error::Error::config(format!(
+                "{} keeps no version history: add #[versioned(history)] to it",
+                self.table.entity
+            )));
+        };
+        match version {
+            None => {
+                let binds = vec![self.key(key)];
+                self.conn.fetch_history(self.table, &history.select, binds).await
+            }
+            Some(version) => {
+                let version = version_value(version);
+                let binds = vec![self.key(key), self.version(&version)];
+                self.conn.fetch_history(self.table, &history.select_version, binds).await
+            }
+        }
     }
 
     pub(crate) async fn fetch(&mut self, key: &Value) -> Result<Option<Row>> {

@@ -336,6 +336,7 @@ mod tests {
         key: 0,
         version: 4,
         version_max: u64::MAX,
+        history: None,
     };
 
     /// A declared column.

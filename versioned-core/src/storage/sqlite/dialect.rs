@@ -2,6 +2,7 @@
 
 use crate::entity::ColumnDef;
 use crate::storage::sql::Dialect;
+use crate::storage::sql::history::Triggers;
 use crate::value::ColumnType;
 
 /// SQLite: any value in any column, so a version's type is checked too; no row locks (a
@@ -30,5 +31,29 @@ impl Dialect for SqliteDialect {
     /// A transaction holds the whole database: no row is another's to skip.
     fn skip_locked(&self) -> Option<&'static str> {
         None
+    }
+
+    /// The rowid: every new entry's is above every stored one's.
+    fn history_id(&self) -> &'static str {
+        "INTEGER PRIMARY KEY"
+    }
+
+    fn now_micros(&self) -> &'static str {
+        "CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER)"
+    }
+
+    fn history_triggers(&self, t: &Triggers<'_>) -> Vec<String> {
+        let trigger = |suffix: &str, event: &str, body: String| {
+            format!(
+                "CREATE TRIGGER IF NOT EXISTS {} AFTER {event} ON {} FOR EACH ROW BEGIN {body} END",
+                self.quote(&format!("{}_{suffix}", t.name)),
+                t.table
+            )
+        };
+        vec![
+            trigger("insert", "INSERT", (t.record_new)("NEW")),
+            trigger("update", "UPDATE", (t.record_new)("NEW")),
+            trigger("delete", "DELETE", (t.record_old)("OLD")),
+        ]
     }
 }

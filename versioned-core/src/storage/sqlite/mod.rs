@@ -34,6 +34,7 @@ use sqlx::{AssertSqlSafe, ConnectOptions as _, SqlSafeStr, Sqlite};
 
 use super::lent::SqlBackend;
 use super::select::{Condition, Select};
+use super::sql;
 use super::sql::driver::Conn;
 use super::sql::rows::OnConnection;
 use super::sql::{Mappings, Statements};
@@ -41,6 +42,7 @@ use super::{Lends, RowAccess, Storage, WriteOutcome};
 use crate::entity::TableDef;
 use crate::error::{Error, Result, StorageError};
 use crate::lock::LockWait;
+use crate::revisions::HistoryRow;
 use crate::store::Store;
 use crate::value::{Row, Value};
 
@@ -333,6 +335,10 @@ impl SqlBackend for SqliteStorage {
 impl Storage for SqliteStorage {
     type Transaction = SqliteTransaction;
 
+    async fn history(&self, table: &'static TableDef, key: &Value, version: Option<u64>) -> Result<Vec<HistoryRow>> {
+        self.run(table, async |c| c.history(key, version).await).await
+    }
+
     /// Begins `IMMEDIATE`, waiting for the write lock up to the connection's busy timeout.
     async fn begin(&self) -> Result<SqliteTransaction> {
         self.begin_as("BEGIN IMMEDIATE", None).await
@@ -359,6 +365,9 @@ impl Storage for SqliteStorage {
         for index in &state.sql.indexes {
             let create = sqlx::query(AssertSqlSafe(Arc::clone(index)).into_sql_str());
             create.execute(&mut *conn).await.map_err(|e| storage_error(Some(table), e))?;
+        }
+        if let Some(history) = &state.sql.history {
+            sql::history::create::<Sqlite>(&mut conn, table, history, |_| false).await?;
         }
         // The table may have existed already, made by a migration: check it fits the struct.
         state.check_schema(&mut conn, table).await

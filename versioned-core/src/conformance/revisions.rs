@@ -1,0 +1,211 @@
+//! Version history (`#[versioned(history)]`, [`Store::history`], [`Store::revision`]): every kind
+//! of write keeps the record as written at its version, a deletion keeps the history and adds a
+//! tombstone, a refused or rolled-back write keeps nothing, and the retention drops what it says.
+
+use std::time::{Duration, SystemTime};
+
+use crate::error::Error;
+use crate::patch::Check;
+use crate::storage::Storage;
+use crate::store::Store;
+
+/// An issue whose every version is kept.
+#[derive(versioned_derive::Versioned, Debug, Clone, PartialEq)]
+#[versioned(crate = crate, table = "history_tickets", history)]
+pub struct Issue {
+    /// Key.
+    #[key]
+    pub id: i64,
+    /// Title.
+    pub title: String,
+    /// Status.
+    #[versioned(index)]
+    pub status: String,
+    /// Who wrote this version.
+    #[versioned(updated_by)]
+    pub editor: String,
+    /// When.
+    #[versioned(updated_at)]
+    pub updated: SystemTime,
+    /// Version.
+    #[version]
+    pub version: u64,
+}
+
+/// An issue whose last three versions are kept.
+#[derive(versioned_derive::Versioned, Debug, Clone, PartialEq)]
+#[versioned(crate = crate, table = "history_recent", history(keep_versions = 3))]
+pub struct Recent {
+    /// Key.
+    #[key]
+    pub id: i64,
+    /// Counter.
+    pub n: i64,
+    /// Version.
+    #[version]
+    pub version: u64,
+}
+
+/// An issue whose versions are kept one second.
+#[derive(versioned_derive::Versioned, Debug, Clone, PartialEq)]
+#[versioned(crate = crate, table = "history_brief", history(keep_seconds = 1))]
+pub struct Brief {
+    /// Key.
+    #[key]
+    pub id: i64,
+    /// Counter.
+    pub n: i64,
+    /// Version.
+    #[version]
+    pub version: u64,
+}
+
+fn issue(id: i64, title: &str, editor: &str) -> Issue {
+    Issue {
+        id,
+        title: title.into(),
+        status: "open".into(),
+        editor: editor.into(),
+        updated: SystemTime::UNIX_EPOCH,
+        version: 0,
+    }
+}
+
+/// `(version, title, status, editor, deleted)` of each entry of issue `id`'s history.
+async fn entries<S: Storage>(store: &Store<S>, id: i64) -> Vec<(u64, String, String, String, bool)> {
+    let history = store.history::<Issue>(&id).await.expect("history");
+    for revision in &history {
+        assert_eq!(revision.version, revision.record.version, "an entry's version is its record's");
+        assert!(revision.recorded_at > SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000), "recorded now");
+    }
+    history.into_iter().map(|r| (r.version, r.record.title, r.record.status, r.record.editor, r.deleted)).collect()
+}
+
+fn entry(version: u64, title: &str, status: &str, editor: &str, deleted: bool) -> (u64, String, String, String, bool) {
+    (version, title.into(), status.into(), editor.into(), deleted)
+}
+
+/// Every kind of write keeps the record as written, at its version, with its audit fields: insert,
+/// put, patch, touch, put_unchecked, save, patch_where, a batch, two writes in one transaction, and
+/// the deletion (a tombstone at the next version). The history outlives the record.
+pub async fn history_keeps_every_write_of_a_record<S: Storage>(store: &Store<S>) {
+    store.create_table::<Issue>().await.expect("create_table");
+    let mut t = issue(1, "Crash on save", "amy");
+    store.insert(&mut t).await.expect("insert");
+    t.title = "Crash on save (Windows)".into();
+    t.editor = "lawrence".into();
+    store.put(&mut t).await.expect("put");
+    let patched =
+        store.patch::<Issue>(&1, IssuePatch::default().status("triaged"), Check::Version(2)).await.expect("patch");
+    let mut t = patched;
+    store.touch(&mut t).await.expect("touch");
+    let mut forced = issue(1, "Crash on save", "admin");
+    store.put_unchecked(&mut forced).await.expect("put_unchecked");
+    assert_eq!(forced.version, 5);
+    forced.status = "fixed".into();
+    store.save(&mut forced).await.expect("save");
+    let changed =
+        store.patch_where(Issue::STATUS.eq("fixed"), IssuePatch::default().status("closed")).await.expect("where");
+    assert_eq!(changed, 1);
+    let mut batch = [store.get::<Issue>(&1).await.expect("get").expect("stored")];
+    batch[0].editor = "batch".into();
+    store.put_all(&mut batch).await.expect("put_all");
+    let mut copy = batch[0].clone();
+    store
+        .transaction(|tx| async move {
+            copy.title = "first".into();
+            tx.put(&mut copy).await?;
+            copy.title = "second".into();
+            tx.put(&mut copy).await
+        })
+        .await
+        .expect("transaction");
+
+    let before_delete = vec![
+        entry(1, "Crash on save", "open", "amy", false),
+        entry(2, "Crash on save (Windows)", "open", "lawrence", false),
+        entry(3, "Crash on save (Windows)", "triaged", "lawrence", false),
+        entry(4, "Crash on save (Windows)", "triaged", "lawrence", false),
+        entry(5, "Crash on save", "open", "admin", false),
+        entry(6, "Crash on save", "fixed", "admin", false),
+        entry(7, "Crash on save", "closed", "admin", false),
+        entry(8, "Crash on save", "closed", "batch", false),
+        entry(9, "first", "closed", "batch", false),
+        entry(10, "second", "closed", "batch", false),
+    ];
+    assert_eq!(entries(store, 1).await, before_delete);
+
+    store.delete_with_version::<Issue>(&1, 10).await.expect("delete");
+    assert_eq!(store.get::<Issue>(&1).await.expect("get"), None);
+    let mut after = before_delete;
+    after.push(entry(11, "second", "closed", "batch", true));
+    assert_eq!(entries(store, 1).await, after, "the deletion is a tombstone; the history stays");
+
+    // One version, as written then, audit fields included.
+    let second = store.revision::<Issue>(&1, 2).await.expect("revision").expect("kept");
+    assert_eq!((second.record.title.as_str(), second.record.editor.as_str()), ("Crash on save (Windows)", "lawrence"));
+    assert!(second.record.updated > SystemTime::UNIX_EPOCH, "its updated_at as stamped");
+    assert!(!second.deleted);
+    assert_eq!(store.revision::<Issue>(&1, 12).await.expect("revision"), None);
+    assert!(store.history::<Issue>(&2).await.expect("history").is_empty(), "a key never written has none");
+}
+
+/// A write refused by its check, a refused insert and a transaction rolled back keep nothing;
+/// another record's history is its own.
+pub async fn a_refused_write_keeps_no_history<S: Storage>(store: &Store<S>) {
+    store.create_table::<Issue>().await.expect("create_table");
+    let mut t = issue(1, "Slow search", "amy");
+    store.insert(&mut t).await.expect("insert");
+    let mut stale = t.clone();
+    t.title = "Slow search on mobile".into();
+    store.put(&mut t).await.expect("put");
+    stale.title = "stale".into();
+    assert!(matches!(store.put(&mut stale).await, Err(Error::ConcurrentModification { .. })));
+    assert!(matches!(store.insert(&mut issue(1, "again", "bob")).await, Err(Error::AlreadyExists { .. })));
+    let mut copy = t.clone();
+    let rolled_back = store
+        .transaction(|tx| async move {
+            copy.title = "never".into();
+            tx.put(&mut copy).await?;
+            Err::<(), _>(Error::config("changed my mind"))
+        })
+        .await;
+    assert!(rolled_back.is_err());
+    let mut other = issue(2, "Typo", "bob");
+    store.insert(&mut other).await.expect("insert other");
+    assert_eq!(
+        entries(store, 1).await,
+        [entry(1, "Slow search", "open", "amy", false), entry(2, "Slow search on mobile", "open", "amy", false)]
+    );
+    assert_eq!(entries(store, 2).await, [entry(1, "Typo", "open", "bob", false)]);
+}
+
+/// `keep_versions = 3` keeps the versions within three of the newest; `keep_seconds = 1` drops an
+/// entry once a write comes more than a second after it. Each record keeps its own.
+pub async fn history_keeps_what_its_retention_says<S: Storage>(store: &Store<S>) {
+    store.create_table::<Recent>().await.expect("create_table");
+    let mut r = Recent { id: 1, n: 0, version: 0 };
+    store.insert(&mut r).await.expect("insert");
+    for n in 1..6 {
+        r.n = n;
+        store.put(&mut r).await.expect("put");
+    }
+    let mut other = Recent { id: 2, n: 0, version: 0 };
+    store.insert(&mut other).await.expect("insert other");
+    let kept: Vec<(u64, i64)> =
+        store.history::<Recent>(&1).await.expect("history").into_iter().map(|r| (r.version, r.record.n)).collect();
+    assert_eq!(kept, [(4, 3), (5, 4), (6, 5)]);
+    assert_eq!(store.history::<Recent>(&2).await.expect("history").len(), 1);
+    assert_eq!(store.revision::<Recent>(&1, 3).await.expect("revision"), None, "dropped");
+
+    store.create_table::<Brief>().await.expect("create_table");
+    let mut b = Brief { id: 1, n: 0, version: 0 };
+    store.insert(&mut b).await.expect("insert");
+    b.n = 1;
+    store.put(&mut b).await.expect("put");
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    b.n = 2;
+    store.put(&mut b).await.expect("put");
+    let kept: Vec<u64> = store.history::<Brief>(&1).await.expect("history").into_iter().map(|r| r.version).collect();
+    assert_eq!(kept, [3], "the entries older than a second went with the write after them");
+}
