@@ -23,7 +23,34 @@ struct Person {
     rev: u16,
 }
 
+#[derive(Versioned)]
+#[versioned(table = "notes", history(keep_days = 30))]
+struct Note {
+    #[key]
+    id: i64,
+    #[version]
+    version: u64,
+}
+
+#[derive(Versioned)]
+#[versioned(history)]
+struct Kept {
+    #[key]
+    id: i64,
+    #[version]
+    version: u64,
+}
+
+fn keeps_history<T: versioned::WithHistory>() {}
+
 fn main() {
+    keeps_history::<Note>();
+    keeps_history::<Kept>();
+    let history = Note::TABLE.history.expect("history");
+    assert_eq!((history.table, history.keep), ("notes_history", versioned::Retention::Seconds(30 * 86_400)));
+    assert_eq!(Kept::TABLE.history.map(|h| h.keep), Some(versioned::Retention::All));
+    assert!(Person::TABLE.history.is_none());
+
     let table = BugReport::TABLE;
     assert_eq!(table.name, "bug_report");
     assert_eq!(table.entity, "BugReport");

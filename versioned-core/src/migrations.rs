@@ -36,7 +36,10 @@ pub enum SqlDialect {
 
 /// The statements `create_table::<T>()` runs on a database of `dialect`, one per element: the
 /// `CREATE TABLE` (column types, `NOT NULL`, the key, text columns' collation), then one
-/// `CREATE INDEX` per `#[versioned(index)]` field.
+/// `CREATE INDEX` per `#[versioned(index)]` field, then for `#[versioned(history)]` the history
+/// table, its index and the triggers that fill it (see [`revisions`](crate::revisions); a trigger
+/// is one statement whose body holds `;`: the `mysql` command-line client needs a `DELIMITER`
+/// around it, sqlx's migrations do not).
 pub fn create_table_statements<T: Entity>(dialect: SqlDialect) -> Vec<String> {
     crate::storage::sql::ddl(dialect.dialect(), T::TABLE)
 }

@@ -138,3 +138,50 @@ where
     }
     Ok(())
 }
+
+#[cfg(all(test, feature = "sqlite"))]
+mod tests {
+    use crate::entity::TableDef;
+    use crate::revisions::{HistoryDef, Retention};
+    use crate::storage::sql::Statements;
+    use crate::storage::sql::tests::PEOPLE;
+    use crate::storage::sqlite::dialect::SqliteDialect;
+
+    static KEPT: TableDef = TableDef {
+        history: Some(HistoryDef { table: "people_history", keep: Retention::Versions(3) }),
+        name: PEOPLE.name,
+        entity: PEOPLE.entity,
+        columns: PEOPLE.columns,
+        key: PEOPLE.key,
+        version: PEOPLE.version,
+        version_max: PEOPLE.version_max,
+    };
+
+    #[test]
+    fn the_history_table_is_filled_by_triggers_that_keep_what_the_retention_says() {
+        let statements = Statements::new(&SqliteDialect, &KEPT);
+        let history = statements.history.as_ref().expect("history statements");
+        let ddl: Vec<&str> = history.ddl.iter().map(|s| &**s).collect();
+        assert_eq!(
+            ddl[0],
+            r#"CREATE TABLE IF NOT EXISTS "people_history" ("history_id" INTEGER PRIMARY KEY, "id" INTEGER, "name" TEXT, "created" INTEGER, "version" INTEGER, "history_deleted" BOOLEAN NOT NULL, "history_at" BIGINT NOT NULL)"#
+        );
+        assert_eq!(
+            ddl[1],
+            r#"CREATE INDEX IF NOT EXISTS "people_history_key_idx" ON "people_history" ("id", "version")"#
+        );
+        let now = "CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER)";
+        assert_eq!(
+            ddl[4],
+            format!(
+                r#"CREATE TRIGGER IF NOT EXISTS "people_history_delete" AFTER DELETE ON "people" FOR EACH ROW BEGIN INSERT INTO "people_history" ("id", "name", "created", "version", "history_deleted", "history_at") VALUES (OLD."id", OLD."name", OLD."created", OLD."version" + 1, TRUE, {now}); DELETE FROM "people_history" WHERE "id" = OLD."id" AND "version" <= OLD."version" + 1 - 3; END"#
+            )
+        );
+        assert_eq!(
+            &*history.select_version,
+            r#"SELECT "id", "name", "created", "version", "history_deleted", "history_at" FROM "people_history" WHERE "id" = ? AND "version" = ? ORDER BY "history_id""#
+        );
+        // The migration text has them after the table.
+        assert_eq!(crate::storage::sql::ddl(&SqliteDialect, &KEPT).len(), 1 + 2 + 3);
+    }
+}
