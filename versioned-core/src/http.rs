@@ -59,6 +59,7 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
 use crate::entity::Entity;
 use crate::error::Error;
+use crate::merge::Collision;
 use crate::value::{KeyFor, Value, VersionField};
 
 /// The strong entity tag of version `version` of the record with key `key` in table `table`:
@@ -251,7 +252,7 @@ fn list(headers: &HeaderMap, name: http::header::HeaderName) -> Result<Option<Ve
 /// );
 /// # });
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Refused {
     /// The response status.
     pub status: StatusCode,
@@ -262,6 +263,9 @@ pub struct Refused {
     /// The records the request was refused for: the one of a version conflict, every refused
     /// record of a batch ([`Error::Conflicts`]); empty for other refusals.
     pub records: Vec<RefusedRecord>,
+    /// The fields a merging put found changed on both sides ([`Error::Collisions`]), each with
+    /// the base, your and the stored value: exactly what someone must decide; empty otherwise.
+    pub collisions: Vec<Collision>,
 }
 
 /// One record a write was refused for, as a problem's `records` member lists it.
@@ -330,7 +334,28 @@ impl RefusedRecord {
     }
 }
 
-/// A key as JSON: integers as numbers, text as strings, bytes as lowercase hex.
+/// A colliding field as a problem's `collisions` member lists it: `field` (the Rust field),
+/// `column`, `paths` (JSON pointers inside a JSON field, where the documents collide), and the
+/// `base`, `yours` and `theirs` values (a JSON field's as its document).
+pub fn collision_json(collision: &Collision) -> serde_json::Value {
+    let value = |v: &Value| match v {
+        // A JSON field's text is its document.
+        Value::Text(text) if !collision.paths.is_empty() => {
+            serde_json::from_str(text).unwrap_or_else(|_| text.clone().into())
+        }
+        other => key_json(other),
+    };
+    serde_json::json!({
+        "field": collision.field,
+        "column": collision.column,
+        "paths": collision.paths,
+        "base": value(&collision.base),
+        "yours": value(&collision.mine),
+        "theirs": value(&collision.theirs),
+    })
+}
+
+/// A value as JSON: integers as numbers, text as strings, bytes as lowercase hex.
 fn key_json(key: &Value) -> serde_json::Value {
     match key {
         Value::Null => serde_json::Value::Null,
@@ -345,7 +370,7 @@ fn key_json(key: &Value) -> serde_json::Value {
 impl Refused {
     /// A refusal with `status` and `message`.
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Refused { status, message: message.into(), etag: None, records: Vec::new() }
+        Refused { status, message: message.into(), etag: None, records: Vec::new(), collisions: Vec::new() }
     }
 
     /// The tag of `t` as stored now (after a write, its new version), or a `500` if its key or
@@ -386,9 +411,11 @@ impl Refused {
                 etag: actual.map(|version| etag_of(table, key, version)),
                 ..refused(StatusCode::PRECONDITION_FAILED)
             },
-            Error::Collisions { table, key, version, .. } => {
-                Refused { etag: Some(etag_of(table, key, *version)), ..refused(StatusCode::PRECONDITION_FAILED) }
-            }
+            Error::Collisions { table, key, version, collisions, .. } => Refused {
+                etag: Some(etag_of(table, key, *version)),
+                collisions: collisions.clone(),
+                ..refused(StatusCode::PRECONDITION_FAILED)
+            },
             Error::AlreadyExists { .. } if with_precondition => refused(StatusCode::PRECONDITION_FAILED),
             Error::AlreadyExists { .. } | Error::Conflicts { .. } => refused(StatusCode::CONFLICT),
             Error::NotFound { .. } if with_precondition => refused(StatusCode::PRECONDITION_FAILED),
@@ -414,6 +441,9 @@ impl Refused {
         }
         if !self.records.is_empty() {
             problem.insert("records".to_owned(), self.records.iter().map(RefusedRecord::to_json).collect());
+        }
+        if !self.collisions.is_empty() {
+            problem.insert("collisions".to_owned(), self.collisions.iter().map(collision_json).collect());
         }
         serde_json::Value::Object(problem)
     }

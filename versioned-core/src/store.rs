@@ -273,6 +273,22 @@ impl<S: Storage> Store<S> {
         crate::merge::put_merging(self, base, mine).await
     }
 
+    /// [`put_merging`](Self::put_merging) with the base taken from the record's history: `mine`
+    /// is your edit of the record as it was at `mine`'s version (the version a form or a client
+    /// read, say from its `If-Match`), and the history (`#[versioned(history)]` on `T`) supplies
+    /// that version's record. Where the history no longer holds it (its retention dropped it), it
+    /// is a plain checked [`put`](Self::put): a stale copy is then a
+    /// [`ConcurrentModification`](crate::Error::ConcurrentModification), as without history.
+    pub async fn put_merging_from_history<T: WithHistory>(&self, mine: &mut T) -> Result<crate::merge::MergeOutcome> {
+        match self.revision::<T>(mine.key(), mine.version()).await? {
+            Some(base) if !base.deleted => self.put_merging(&base.record, mine).await,
+            _ => {
+                self.put(mine).await?;
+                Ok(crate::merge::MergeOutcome { merged_with: Vec::new(), theirs: Vec::new() })
+            }
+        }
+    }
+
     /// Replaces every stored record with its copy in `ts`, each only if its stored version is
     /// still the copy's: all of them, or none. On success every copy's version goes up by one.
     ///

@@ -209,3 +209,50 @@ pub async fn history_keeps_what_its_retention_says<S: Storage>(store: &Store<S>)
     let kept: Vec<u64> = store.history::<Brief>(&1).await.expect("history").into_iter().map(|r| r.version).collect();
     assert_eq!(kept, [3], "the entries older than a second went with the write after them");
 }
+
+/// A copy at an old version merges against that version's record from the history: an edit of
+/// other fields is merged and written, an edit of a field changed since is `Collisions` writing
+/// nothing, and a version the retention dropped is a plain checked put (a conflict).
+pub async fn put_merging_from_history_takes_the_base_from_the_history<S: Storage>(store: &Store<S>) {
+    store.create_table::<Issue>().await.expect("create_table");
+    let mut first = issue(1, "Login fails", "amy");
+    store.insert(&mut first).await.expect("insert");
+    // Bob triages it; Amy, who read version 1, retitles it: merged, Bob's status kept.
+    store
+        .patch::<Issue>(&1, IssuePatch::default().status("triaged").editor("bob"), Check::Version(1))
+        .await
+        .expect("bob");
+    let mut amy = Issue { title: "Login fails on Safari".into(), ..first.clone() };
+    let outcome = store.put_merging_from_history(&mut amy).await.expect("merged");
+    assert_eq!(outcome.merged_with, [2]);
+    let stored = store.get::<Issue>(&1).await.expect("get").expect("stored");
+    assert_eq!(
+        (stored.title.as_str(), stored.status.as_str(), stored.version),
+        ("Login fails on Safari", "triaged", 3)
+    );
+    // Carol, who also read version 1, changes the title too: a collision, nothing written.
+    let mut carol = Issue { title: "Login broken".into(), ..first.clone() };
+    match store.put_merging_from_history(&mut carol).await {
+        Err(Error::Collisions { collisions, version, .. }) => {
+            assert_eq!(version, 3);
+            let fields: Vec<_> = collisions.iter().map(|c| c.field).collect();
+            assert_eq!(fields, ["title"], "exactly the field both changed");
+        }
+        other => panic!("expected collisions, got {other:?}"),
+    }
+    assert_eq!(store.get::<Issue>(&1).await.expect("get").expect("stored").version, 3);
+
+    store.create_table::<Recent>().await.expect("create_table");
+    let mut r = Recent { id: 1, n: 0, version: 0 };
+    store.insert(&mut r).await.expect("insert");
+    let old = r.clone();
+    for n in 1..5 {
+        r.n = n;
+        store.put(&mut r).await.expect("put");
+    }
+    let mut stale = Recent { n: 100, ..old };
+    assert!(matches!(
+        store.put_merging_from_history(&mut stale).await,
+        Err(Error::ConcurrentModification { expected: 1, actual: Some(5), .. })
+    ));
+}
