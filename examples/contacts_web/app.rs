@@ -10,6 +10,12 @@
 //! - `PUT` with `If-Match: *` is the user's "Force update": whatever version is stored is
 //!   overwritten, but a deleted contact is not brought back.
 //! - `PUT` with `If-None-Match: *` creates; a `PUT` with neither is `428 Precondition Required`.
+//! - With `?merge=1` (on the page's URL, which its script saves to), a save whose `If-Match`
+//!   names an old version is merged against that version's record, read from the contact's
+//!   history (`#[versioned(history)]`): an edit of fields nobody else changed since is saved
+//!   over the changes of others (the answer says what it was merged with, with the new `ETag`);
+//!   fields both changed are `412` with exactly those fields, yours and theirs, which the page
+//!   shows side by side with "Keep mine" / "Keep theirs" for each.
 //!
 //! - `GET /contacts?q=Jo&after=…` lists the contacts whose name starts with `q`, by name,
 //!   [`PER_PAGE`] at a time; "Next page" links to the same list after the page's last contact (a
@@ -31,7 +37,7 @@ use versioned::{AnyStorage, Check, Cursor, Page, Store, Versioned};
 
 /// The OutSystems contact, with its audit attributes.
 #[derive(Versioned, Debug, Clone, PartialEq)]
-#[versioned(table = "contacts")]
+#[versioned(table = "contacts", history)]
 pub struct Contact {
     #[key]
     pub id: i64,
@@ -96,11 +102,24 @@ impl From<&Contact> for Stored {
     }
 }
 
-/// A response body: the outcome in words, and the stored record when there is one to show.
+/// A response body: the outcome in words, and the stored record when there is one to show; for
+/// a merging save, the fields taken from others' changes, or the fields that collided.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Answer {
     pub message: String,
     pub stored: Option<Stored>,
+    #[serde(default)]
+    pub merged: Vec<String>,
+    #[serde(default)]
+    pub collisions: Vec<Collided>,
+}
+
+/// A field both you and another writer changed since the version you saved over.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Collided {
+    pub field: String,
+    pub yours: String,
+    pub theirs: String,
 }
 
 /// A time as the page shows it: RFC 3339, UTC, to the millisecond.
@@ -108,15 +127,20 @@ pub fn at(time: SystemTime) -> String {
     humantime::format_rfc3339_millis(time).to_string()
 }
 
-/// Who is signed in (`?user=`).
+/// Who is signed in (`?user=`), and whether saves merge (`?merge=1`).
 #[derive(Debug, Deserialize)]
 pub struct Who {
     user: Option<String>,
+    merge: Option<String>,
 }
 
 impl Who {
     fn name(&self) -> &str {
         self.user.as_deref().filter(|u| !u.trim().is_empty()).unwrap_or("Anonymous")
+    }
+
+    fn merges(&self) -> bool {
+        matches!(self.merge.as_deref(), Some("1" | "true" | "on"))
     }
 }
 
@@ -218,7 +242,16 @@ async fn save(
 ) -> Result<Response, Response> {
     let by = who.name();
     let precondition = headers.required::<Contact>(&id).map_err(|refused| refusal(refused, None))?;
+    let mut merged = Vec::new();
     let (status, contact) = match precondition {
+        // Merging: the page's edit of version v, merged over what others saved since v (read
+        // from the history) where no field collides; the put is checked all the same.
+        Precondition::Version(version) if who.merges() => {
+            let mut contact = Contact { version, ..Contact::new(id, form, by) };
+            let outcome = store.put_merging_from_history(&mut contact).await.map_err(|err| refused(&err))?;
+            merged = outcome.theirs.iter().map(|field| (*field).to_owned()).collect();
+            (StatusCode::OK, contact)
+        }
         // The page's tag names version v: write only over v, checked by the write itself.
         Precondition::Version(version) => {
             let mut contact = Contact { version, ..Contact::new(id, form, by) };
@@ -246,8 +279,12 @@ async fn save(
     };
     let etag = Refused::etag(&contact).map_err(|refused| refusal(refused, None))?;
     let stored = Stored::from(&contact);
-    let message = format!("Saved by {} at {} (version {})", stored.updated_by, stored.updated_at, stored.version);
-    let mut response = (status, Json(Answer { message, stored: Some(stored) })).into_response();
+    let mut message = format!("Saved by {} at {} (version {})", stored.updated_by, stored.updated_at, stored.version);
+    if !merged.is_empty() {
+        message.push_str(&format!(", merged with what others changed since: {}", merged.join(", ")));
+    }
+    let answer = Answer { message, stored: Some(stored), merged, collisions: Vec::new() };
+    let mut response = (status, Json(answer)).into_response();
     response.headers_mut().insert(header::ETAG, etag);
     Ok(response)
 }
@@ -261,7 +298,22 @@ fn refused(err: &versioned::Error) -> Response {
 
 /// The refusal's status and headers (`ETag`, `Retry-After`), with a JSON body for the page.
 fn refusal(refused: Refused, stored: Option<&Contact>) -> Response {
+    let text = |value: &versioned::Value| match value {
+        versioned::Value::Text(text) => text.clone(),
+        other => format!("{other:?}"),
+    };
+    let collisions: Vec<Collided> = refused
+        .collisions
+        .iter()
+        .map(|c| Collided { field: c.field.to_owned(), yours: text(&c.mine), theirs: text(&c.theirs) })
+        .collect();
     let message = match stored {
+        Some(c) if !collisions.is_empty() => format!(
+            "{} changed the same fields at {} (version {}): choose, for each, your value or theirs.",
+            c.updated_by,
+            at(c.updated_on),
+            c.version
+        ),
         Some(c) => format!(
             "This contact was changed by {} at {} since you opened it (it is now at version {}).",
             c.updated_by,
@@ -271,7 +323,8 @@ fn refusal(refused: Refused, stored: Option<&Contact>) -> Response {
         None => refused.message.clone(),
     };
     let (parts, _) = refused.into_response().into_parts();
-    let mut response = Json(Answer { message, stored: stored.map(Stored::from) }).into_response();
+    let answer = Answer { message, stored: stored.map(Stored::from), merged: Vec::new(), collisions };
+    let mut response = Json(answer).into_response();
     *response.status_mut() = parts.status;
     for (name, value) in &parts.headers {
         if name != header::CONTENT_TYPE {
@@ -350,7 +403,7 @@ const PAGE: &str = r#"<!doctype html>
 <meta charset="utf-8">
 <title>Contact {id}</title>
 <style>
-  body { font: 15px/1.4 system-ui, sans-serif; margin: 2em auto; max-width: 36em; color: #222; }
+  body { font: 15px/1.4 system-ui, sans-serif; margin: 2em auto; max-width: 44em; color: #222; }
   h1 { font-size: 1.4em; margin-bottom: 0.2em; }
   .who, .meta { color: #666; font-size: 0.9em; }
   label { display: block; margin: 0.6em 0; }
@@ -359,6 +412,11 @@ const PAGE: &str = r#"<!doctype html>
   button { font: inherit; padding: 0.35em 1em; margin-right: 0.5em; }
   #conflict { border: 2px solid #c60; background: #fff4e5; padding: 0.8em 1em; margin: 1em 0; }
   #conflict p { margin: 0.3em 0; }
+  #collisions { border: 2px solid #36c; background: #eef4ff; padding: 0.8em 1em; margin: 1em 0; }
+  #collisions table { border-collapse: collapse; margin: 0.5em 0; }
+  #collisions th, #collisions td { border: 1px solid #9ab; padding: 0.3em 0.6em; text-align: left; }
+  #collisions input[type=radio] { width: auto; margin: 0 0.3em 0 0; }
+  #collisions label { margin: 0.2em 0; white-space: nowrap; }
   #message { font-weight: bold; }
   #status { color: #060; }
   #status.error { color: #a00; }
@@ -371,7 +429,8 @@ const PAGE: &str = r#"<!doctype html>
   <label><span>Name</span> <input id="name" name="name" value="{name}"></label>
   <label><span>Email</span> <input id="email" name="email" value="{email}"></label>
   <label><span>Phone</span> <input id="phone" name="phone" value="{phone}"></label>
-  <p class="meta">Version {version}, last changed by {updated_by} at {updated_at}.
+  <p class="meta">Version <span id="version">{version}</span>, last changed by
+    <span id="changed-by">{updated_by}</span> at <span id="changed-at">{updated_at}</span>.
     ETag <code id="etag">{etag}</code></p>
   <button id="save" type="submit">Save</button>
 </form>
@@ -382,18 +441,30 @@ const PAGE: &str = r#"<!doctype html>
   <button id="force" type="button">Force update</button>
   <button id="reload" type="button">Reload</button>
 </div>
+<div id="collisions" hidden>
+  <p id="collision-message"></p>
+  <table>
+    <thead><tr><th>Field</th><th>Yours</th><th>Theirs</th><th>Keep</th></tr></thead>
+    <tbody id="collided"></tbody>
+  </table>
+  <p class="meta">Every other change, yours and theirs, is kept.</p>
+  <button id="resolve" type="button">Save my choices</button>
+</div>
 <p id="status" role="status"></p>
 <script>
 const form = document.getElementById('contact');
 const conflict = document.getElementById('conflict');
+const collisions = document.getElementById('collisions');
 const status = document.getElementById('status');
+const FIELDS = ['name', 'email', 'phone'];
+// The refusal being resolved: the stored record, its tag, the colliding fields.
+let pending = null;
 
-async function save(ifMatch) {
-  const fields = {
-    name: form.elements.name.value,
-    email: form.elements.email.value,
-    phone: form.elements.phone.value,
-  };
+function edited() {
+  return Object.fromEntries(FIELDS.map((f) => [f, form.elements[f].value]));
+}
+
+async function save(ifMatch, fields) {
   status.textContent = 'Saving…';
   status.className = '';
   let response, answer;
@@ -412,8 +483,20 @@ async function save(ifMatch) {
   if (response.ok) {
     form.dataset.etag = response.headers.get('ETag');
     document.getElementById('etag').textContent = form.dataset.etag;
+    // What is stored now (others' merged changes included) is the base of the next edit.
+    for (const f of FIELDS) {
+      form.elements[f].value = answer.stored[f];
+      form.elements[f].defaultValue = answer.stored[f];
+    }
+    document.getElementById('version').textContent = answer.stored.version;
+    document.getElementById('changed-by').textContent = answer.stored.updated_by;
+    document.getElementById('changed-at').textContent = answer.stored.updated_at;
     conflict.hidden = true;
+    collisions.hidden = true;
+    pending = null;
     status.textContent = answer.message;
+  } else if (response.status === 412 && answer.collisions.length > 0) {
+    showCollisions(answer, response.headers.get('ETag'));
   } else if (response.status === 412 && answer.stored) {
     const s = answer.stored;
     document.getElementById('message').textContent = answer.message;
@@ -427,8 +510,47 @@ async function save(ifMatch) {
   }
 }
 
-form.addEventListener('submit', (event) => { event.preventDefault(); save(form.dataset.etag); });
-document.getElementById('force').addEventListener('click', () => save('*'));
+// Only the fields both changed, side by side, each with Keep mine / Keep theirs.
+function showCollisions(answer, etag) {
+  pending = { etag, stored: answer.stored, collisions: answer.collisions };
+  document.getElementById('collision-message').textContent = answer.message;
+  const body = document.getElementById('collided');
+  body.replaceChildren();
+  for (const c of answer.collisions) {
+    const row = body.insertRow();
+    row.id = `collided-${c.field}`;
+    row.insertCell().textContent = c.field;
+    row.insertCell().textContent = c.yours;
+    row.insertCell().textContent = c.theirs;
+    const keep = row.insertCell();
+    for (const [side, label] of [['mine', 'Keep mine'], ['theirs', 'Keep theirs']]) {
+      const choice = document.createElement('label');
+      const radio = document.createElement('input');
+      Object.assign(radio, { type: 'radio', name: `keep-${c.field}`, value: side, id: `keep-${side}-${c.field}` });
+      radio.checked = side === 'mine';
+      choice.append(radio, ' ' + label + ' ');
+      keep.append(choice);
+    }
+  }
+  collisions.hidden = false;
+  status.textContent = '';
+}
+
+// Saved over the stored version: your other edits, their other changes, and each choice.
+document.getElementById('resolve').addEventListener('click', () => {
+  const fields = {};
+  for (const f of FIELDS) {
+    const input = form.elements[f];
+    fields[f] = input.value !== input.defaultValue ? input.value : pending.stored[f];
+  }
+  for (const c of pending.collisions) {
+    const keep = document.querySelector(`input[name="keep-${c.field}"]:checked`).value;
+    fields[c.field] = keep === 'mine' ? c.yours : c.theirs;
+  }
+  save(pending.etag, fields);
+});
+form.addEventListener('submit', (event) => { event.preventDefault(); save(form.dataset.etag, edited()); });
+document.getElementById('force').addEventListener('click', () => save('*', edited()));
 document.getElementById('reload').addEventListener('click', () => location.reload());
 </script>
 </body>

@@ -6,6 +6,11 @@
 //! refuses it (`412 Precondition Failed`), and his page says "changed by Amy Peters at …" and
 //! offers "Force update" (`If-Match: *`: his values over whatever is stored) or "Reload".
 //!
+//! With `&merge=1` on both URLs, the tabs merge instead: an edit of other fields than the ones
+//! saved since is merged over them (the contact keeps its version history, which supplies the
+//! version each tab started from), and only fields both changed are asked about, side by side,
+//! with "Keep mine" / "Keep theirs" for each (issue 28's story).
+//!
 //! Run: `cargo run --example contacts_web --features axum`, then open
 //! <http://127.0.0.1:3000/contacts/7?user=Amy%20Peters> and
 //! <http://127.0.0.1:3000/contacts/7?user=Lawrence%20Ricci> in two tabs (Ctrl-C stops it).
@@ -130,6 +135,75 @@ async fn two_tabs(addr: SocketAddr, store: &Store<AnyStorage>) -> Result<(), com
         "created at version 1",
     )?;
     common::expect(twice.status == 412, "a second create of the same id is 412")?;
+    merging(addr, store).await
+}
+
+/// The same two tabs with `?merge=1`: edits of different fields merge; edits of one field are
+/// refused with exactly that field, and resolved field by field.
+async fn merging(addr: SocketAddr, store: &Store<AnyStorage>) -> Result<(), common::Failure> {
+    let amy = "/contacts/7?user=Amy%20Peters&merge=1";
+    let lawrence = "/contacts/7?user=Lawrence%20Ricci&merge=1";
+    let page = send(addr, "GET", amy, &[], None).await?;
+    let tag = page.header("etag").ok_or("the page has no ETag")?.to_owned();
+    let base = store.get::<Contact>(&7).await?.ok_or("no contact 7")?;
+    let form =
+        |name: &str, email: &str, phone: &str| Form { name: name.into(), email: email.into(), phone: phone.into() };
+
+    // 7. Amy changes the name, Lawrence (same version) the phone: merged, nothing asked.
+    let amys = form("Jo Dough", &base.email, &base.phone);
+    let saved = send(addr, "PUT", amy, &[("If-Match", &tag)], Some(&amys)).await?;
+    let lawrences = form(&base.name, &base.email, "555-0123");
+    let merged = send(addr, "PUT", lawrence, &[("If-Match", &tag)], Some(&lawrences)).await?;
+    let answer = merged.answer()?;
+    println!(
+        "7. With merging, Amy saves the name and Lawrence the phone over {tag}: {} then {}",
+        saved.status, merged.status
+    );
+    println!("   his page says: {}", answer.message);
+    common::expect(saved.status == 200 && merged.status == 200, "both saves are accepted")?;
+    common::expect(answer.merged == ["name"], "Lawrence's answer says Amy's name was merged in")?;
+    let now = store.get::<Contact>(&7).await?.ok_or("no contact 7")?;
+    common::expect(
+        (now.name.as_str(), now.phone.as_str(), now.version) == ("Jo Dough", "555-0123", base.version + 2),
+        "both edits are stored",
+    )?;
+    common::expect(merged.header("etag") == Some(&*format!("\"contacts:7:{}\"", now.version)), "with the new tag")?;
+
+    // 8. Both change the email from the same version: 412 with exactly that field, both values.
+    let tag = merged.header("etag").ok_or("no tag")?.to_owned();
+    let amys = form(&now.name, "amy@example.com", &now.phone);
+    send(addr, "PUT", amy, &[("If-Match", &tag)], Some(&amys)).await?;
+    let lawrences = form("Joe Dough", "lawrence@example.com", &now.phone);
+    let refused = send(addr, "PUT", lawrence, &[("If-Match", &tag)], Some(&lawrences)).await?;
+    let answer = refused.answer()?;
+    println!("8. Both change the email over {tag}: Lawrence's save is {}", refused.status);
+    println!("   his page says: {}", answer.message);
+    common::expect(refused.status == 412, "a collision is 412")?;
+    common::expect(
+        answer.collisions
+            == [app::Collided {
+                field: "email".into(),
+                yours: "lawrence@example.com".into(),
+                theirs: "amy@example.com".into(),
+            }],
+        "exactly the colliding field, his value and hers (his name change is not asked about)",
+    )?;
+    let stored = store.get::<Contact>(&7).await?.ok_or("no contact 7")?;
+    common::expect(stored.email == "amy@example.com" && stored.name == "Jo Dough", "nothing of his was written")?;
+
+    // 9. He keeps his email; saved over the stored version with his name change.
+    let current = refused.header("etag").ok_or("the refusal has no tag")?.to_owned();
+    let resolved = form("Joe Dough", "lawrence@example.com", &stored.phone);
+    let done = send(addr, "PUT", lawrence, &[("If-Match", &current)], Some(&resolved)).await?;
+    println!("9. He keeps his email and saves over {current}: {} {}", done.status, done.answer()?.message);
+    let now = store.get::<Contact>(&7).await?.ok_or("no contact 7")?;
+    common::expect(
+        done.status == 200 && (now.name.as_str(), now.email.as_str()) == ("Joe Dough", "lawrence@example.com"),
+        "his choice and his other edit are stored",
+    )?;
+    let history = store.history::<Contact>(&7).await?;
+    println!("   contact 7's history keeps {} versions", history.len());
+    common::expect(history.last().map(|r| r.version) == Some(now.version), "the history ends at the stored version")?;
     Ok(())
 }
 

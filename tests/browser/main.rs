@@ -233,6 +233,105 @@ async fn two_windows_conflict_and_force_update() {
     say(&format!("browser test: {:.1} s", started.elapsed().as_secs_f64()));
 }
 
+/// The same two windows with `?merge=1`: Lawrence's edit of another field than Amy's is merged
+/// without a word; then both change the email, and his page shows only that field, his value
+/// beside hers, with Keep mine / Keep theirs; he keeps his, and every other change (his name, her
+/// phone) is kept too. A screenshot of the collision goes to `target/browser/collision.png`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_windows_merge_and_resolve_field_by_field() {
+    let Ok(chromedriver) = std::env::var("VERSIONED_CHROMEDRIVER") else {
+        say("skipped: set VERSIONED_CHROMEDRIVER=/usr/bin/chromedriver");
+        return;
+    };
+    let _one = ONE_BROWSER_AT_A_TIME.lock().await;
+    let out = output_dir();
+    let store: Store<AnyStorage> = Store::connect("memory:").await.expect("a memory store");
+    store.create_table::<Contact>().await.expect("the contacts table");
+    let form = Form { name: "Jo Doe".into(), email: "jo@example.com".into(), phone: "555-0100".into() };
+    store.insert(&mut Contact::new(7, form, "admin")).await.expect("contact 7");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the app");
+    let app = format!("http://{}", listener.local_addr().expect("the app's address"));
+    let server = tokio::spawn(axum::serve(listener, app::router(store.clone())).into_future());
+    let driver = Chromedriver::start(&chromedriver, &out.join("chromedriver-merge.log"));
+    let client = browser(&driver).await;
+
+    let amy = client.window().await.expect("the first window");
+    client.goto(&format!("{app}/contacts/7?user=Amy%20Peters&merge=1")).await.expect("Amy opens contact 7");
+    wait_for_text(&client, "etag", "contacts:7:1").await;
+    let lawrence = client.new_window(false).await.expect("a second window").handle;
+    client.switch_to_window(lawrence.clone()).await.expect("switch to Lawrence's window");
+    client.goto(&format!("{app}/contacts/7?user=Lawrence%20Ricci&merge=1")).await.expect("Lawrence opens it");
+    wait_for_text(&client, "etag", "contacts:7:1").await;
+
+    // A disjoint edit: Amy the phone, then Lawrence the name, both from version 1: merged.
+    client.switch_to_window(amy.clone()).await.expect("switch to Amy's window");
+    type_into(&client, "phone", "555-0199").await;
+    client.find(Locator::Id("save")).await.expect("Save").click().await.expect("click Save");
+    wait_for_text(&client, "etag", "contacts:7:2").await;
+    client.switch_to_window(lawrence.clone()).await.expect("switch to Lawrence's window");
+    type_into(&client, "name", "Joe Doe").await;
+    client.find(Locator::Id("save")).await.expect("Save").click().await.expect("click Save");
+    let merged = wait_for_text(&client, "status", "merged with what others changed since: phone").await;
+    say(&format!("window 2 (Lawrence), merged: {merged}"));
+    wait_for_text(&client, "etag", "contacts:7:3").await;
+    let phone = client.find(Locator::Id("phone")).await.expect("the phone").prop("value").await.expect("its value");
+    assert_eq!(phone.as_deref(), Some("555-0199"), "his form now shows Amy's phone");
+    let stored = store.get::<Contact>(&7).await.expect("read").expect("contact 7");
+    assert_eq!((stored.name.as_str(), stored.phone.as_str(), stored.version), ("Joe Doe", "555-0199", 3));
+
+    // A collision: Amy (reloaded at 3) and Lawrence both change the email; he also fixes the name.
+    client.switch_to_window(amy).await.expect("switch to Amy's window");
+    client.refresh().await.expect("Amy reloads");
+    wait_for_text(&client, "etag", "contacts:7:3").await;
+    type_into(&client, "email", "amy.says@example.com").await;
+    client.find(Locator::Id("save")).await.expect("Save").click().await.expect("click Save");
+    wait_for_text(&client, "etag", "contacts:7:4").await;
+    client.switch_to_window(lawrence).await.expect("switch to Lawrence's window");
+    type_into(&client, "email", "lawrence.says@example.com").await;
+    type_into(&client, "name", "Joe Dough").await;
+    client.find(Locator::Id("save")).await.expect("Save").click().await.expect("click Save");
+    let message = wait_for_text(&client, "collision-message", "changed the same fields").await;
+    say(&format!("window 2 (Lawrence), collision: {message}"));
+    let mut rows = Vec::new();
+    for row in client.find_all(Locator::Css("#collided tr")).await.expect("the colliding fields") {
+        rows.push(row.text().await.expect("a row"));
+    }
+    assert_eq!(rows.len(), 1, "only the email collides: {rows:?}");
+    assert!(
+        rows[0].contains("email")
+            && rows[0].contains("lawrence.says@example.com")
+            && rows[0].contains("amy.says@example.com"),
+        "the field, his value and hers, side by side: {rows:?}"
+    );
+    client.find(Locator::Id("keep-theirs-email")).await.expect("Keep theirs").is_displayed().await.expect("shown");
+    let stored = store.get::<Contact>(&7).await.expect("read").expect("contact 7");
+    assert_eq!((stored.email.as_str(), stored.name.as_str()), ("amy.says@example.com", "Joe Doe"), "nothing written");
+    client.execute("document.getElementById('collisions').scrollIntoView()", vec![]).await.expect("scroll");
+    let screenshot = out.join("collision.png");
+    let png = client.screenshot().await.expect("a screenshot");
+    std::fs::write(&screenshot, png).unwrap_or_else(|e| panic!("write {}: {e}", screenshot.display()));
+    say(&format!("screenshot of the collision: {}", screenshot.display()));
+
+    // He keeps his email (Keep mine is chosen) and saves his choices.
+    client.find(Locator::Id("keep-mine-email")).await.expect("Keep mine").click().await.expect("choose mine");
+    client.find(Locator::Id("resolve")).await.expect("Save my choices").click().await.expect("click");
+    let saved = wait_for_text(&client, "status", "Saved by Lawrence Ricci").await;
+    say(&format!("window 2 (Lawrence), resolved: {saved}"));
+    wait_for_text(&client, "etag", "contacts:7:5").await;
+    let stored = store.get::<Contact>(&7).await.expect("read").expect("contact 7");
+    assert_eq!(
+        (stored.name.as_str(), stored.email.as_str(), stored.phone.as_str(), stored.version),
+        ("Joe Dough", "lawrence.says@example.com", "555-0199", 5),
+        "his choice, his name fix and Amy's phone"
+    );
+    let versions: Vec<u64> = store.history::<Contact>(&7).await.expect("history").iter().map(|r| r.version).collect();
+    assert_eq!(versions, [1, 2, 3, 4, 5]);
+
+    client.close().await.expect("end the browser session");
+    drop(driver);
+    server.abort();
+}
+
 /// The contact list, filtered by the start of the name, walked page by page through its "Next
 /// page" links: each page's contacts in name order, every contact once, though one is added
 /// before the page it would sort into has been reached and one ahead of the pages is deleted.
