@@ -545,7 +545,8 @@ document.getElementById('resolve').addEventListener('click', () => {
   }
   for (const c of pending.collisions) {
     const keep = document.querySelector(`input[name="keep-${c.field}"]:checked`).value;
-    fields[c.field] = keep === 'mine' ? c.yours : c.theirs;
+    // Mine is what the form holds now (edited again since the refusal, maybe).
+    fields[c.field] = keep === 'mine' ? form.elements[c.field].value : c.theirs;
   }
   save(pending.etag, fields);
 });

@@ -768,6 +768,47 @@ mod tests {
         );
     }
 
+    /// A merge's collision: `412` with the stored tag, and exactly the colliding fields in the
+    /// problem, each with the base, your and the stored value (a JSON field's as its document).
+    #[tokio::test]
+    async fn a_collision_is_a_problem_listing_the_colliding_fields() {
+        #[derive(versioned_derive::Versioned, Clone, Debug, PartialEq)]
+        #[versioned(crate = crate, table = "contacts")]
+        struct Contact {
+            #[key]
+            id: i64,
+            name: String,
+            phone: String,
+            #[versioned(json)]
+            address: serde_json::Value,
+            #[version]
+            version: u64,
+        }
+        let store = crate::Store::memory();
+        store.create_table::<Contact>().await.unwrap();
+        let address = serde_json::json!({"city": "Oslo", "street": "Main"});
+        let mut base = Contact { id: 7, name: "Amy".into(), phone: "555-0100".into(), address, version: 0 };
+        store.insert(&mut base).await.unwrap();
+        let mut theirs = Contact { phone: "555-0101".into(), ..base.clone() };
+        theirs.address["city"] = "Paris".into();
+        store.put(&mut theirs).await.unwrap();
+        let mut mine = Contact { phone: "555-0102".into(), name: "Amy Lee".into(), ..base.clone() };
+        mine.address["city"] = "Rome".into();
+        let err = store.put_merging(&base, &mut mine).await.unwrap_err();
+        let refused = Refused::from_error(&err, true);
+        assert_eq!(
+            (refused.status, refused.etag.clone()),
+            (StatusCode::PRECONDITION_FAILED, Some(etag_of("contacts", &Value::Int(base.id), 2)))
+        );
+        let problem = refused.problem();
+        let fields: Vec<_> = problem["collisions"].as_array().unwrap().iter().map(|c| c["field"].clone()).collect();
+        assert_eq!(fields, ["phone", "address"], "only what both changed: {problem}");
+        assert_eq!(problem["collisions"][0]["yours"], "555-0102");
+        assert_eq!(problem["collisions"][0]["theirs"], "555-0101");
+        assert_eq!(problem["collisions"][1]["paths"], serde_json::json!(["/city"]));
+        assert_eq!(problem["collisions"][1]["theirs"]["city"], "Paris");
+    }
+
     #[test]
     fn other_refusals_are_problems_without_records() {
         let busy = Refused::from_error(&Error::LockTimeout { table: Some("book"), key: None }, false);

@@ -203,7 +203,7 @@ fn merge_json(
 }
 
 /// What [`put_merging`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MergeOutcome {
     /// The stored versions your copy was merged with, in order: empty when the put went through
     /// at once.

@@ -61,12 +61,12 @@ pub struct Revision<T> {
     /// The version this entry holds.
     pub version: u64,
     /// The record as written at that version (its audit fields included). For a deletion, the
-    /// record as it was when deleted, at the version after its last.
+    /// record as it was when deleted (at its last version).
     pub record: T,
     /// Whether this entry is the record's deletion (a tombstone).
     pub deleted: bool,
     /// When the entry was written, by the clock of the database (SQL) or of the writing process
-    /// (memory, etcd), to the microsecond.
+    /// (memory, etcd), to the microsecond (SQLite's clock: to the millisecond).
     pub recorded_at: SystemTime,
 }
 
@@ -100,26 +100,25 @@ impl<T: Entity> Revision<T> {
 }
 
 /// What a write leaves in a record's history: the row written, or the row deleted (recorded at
-/// the version after its last, as a deletion).
+/// its own version, as a deletion), with that version.
 #[derive(Debug, Clone)]
 pub(crate) struct Written {
     pub(crate) row: Row,
+    pub(crate) version: u64,
     pub(crate) deleted: bool,
 }
 
 impl Written {
     /// The entry of a write that replaced `before` with `after` (rows as the table lays them
-    /// out), if the write left anything to record.
+    /// out), if the write left anything to record. Made before the write is applied: its error
+    /// (a row whose version is not one) writes nothing.
     pub(crate) fn of(table: &TableDef, before: Option<&Row>, after: Option<&Row>) -> Result<Option<Written>> {
-        Ok(match (before, after) {
-            (_, Some(row)) => Some(Written { row: row.clone(), deleted: false }),
-            (Some(row), None) => {
-                let version = table.version_of(row)?;
-                let row = crate::storage::decisions::with_version(row.clone(), table, version.saturating_add(1));
-                Some(Written { row, deleted: true })
-            }
-            (None, None) => None,
-        })
+        let (row, deleted) = match (before, after) {
+            (_, Some(row)) => (row, false),
+            (Some(row), None) => (row, true),
+            (None, None) => return Ok(None),
+        };
+        Ok(Some(Written { version: table.version_of(row)?, row: row.clone(), deleted }))
     }
 }
 

@@ -284,7 +284,33 @@ impl<S: Storage> Store<S> {
             Some(base) if !base.deleted => self.put_merging(&base.record, mine).await,
             _ => {
                 self.put(mine).await?;
-                Ok(crate::merge::MergeOutcome { merged_with: Vec::new(), theirs: Vec::new() })
+                Ok(crate::merge::MergeOutcome::default())
+            }
+        }
+    }
+
+    /// A [`patch`](Self::patch) sent with the version it was made against (an HTTP `PATCH` with
+    /// `If-Match`), merged like [`put_merging_from_history`](Self::put_merging_from_history): the
+    /// patch is applied to the history's record at `version` (JSON documents merged into it), and
+    /// that edit is put with [`put_merging`](Self::put_merging), so that fields others changed
+    /// since are kept and fields both changed are [`Error::Collisions`](crate::Error::Collisions).
+    /// Returns the record written. Where the history no longer holds `version`, it is
+    /// `patch(key, patch, Check::Version(version))`.
+    pub async fn patch_merging_from_history<T: WithHistory>(
+        &self,
+        key: &(impl KeyFor<T::Key> + ?Sized),
+        patch: T::Patch,
+        version: T::Version,
+    ) -> Result<(T, crate::merge::MergeOutcome)> {
+        match self.revision::<T>(key, version).await? {
+            Some(base) if !base.deleted => {
+                let mut mine = ops::patched(&base.record, patch)?;
+                let outcome = self.put_merging(&base.record, &mut mine).await?;
+                Ok((mine, outcome))
+            }
+            _ => {
+                let written = self.patch(key, patch, Check::Version(version)).await?;
+                Ok((written, crate::merge::MergeOutcome::default()))
             }
         }
     }

@@ -161,7 +161,9 @@ macro_rules! conformance_tests {
             history_keeps_every_write_of_a_record,
             a_refused_write_keeps_no_history,
             history_keeps_what_its_retention_says,
+            a_record_deleted_and_inserted_again_continues_its_history,
             put_merging_from_history_takes_the_base_from_the_history,
+            patch_merging_from_history_merges_a_stale_patch,
             // merge.rs
             put_merging_merges_edits_of_different_fields,
             put_merging_refuses_fields_both_changed,

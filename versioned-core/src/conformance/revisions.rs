@@ -138,15 +138,17 @@ pub async fn history_keeps_every_write_of_a_record<S: Storage>(store: &Store<S>)
     store.delete_with_version::<Issue>(&1, 10).await.expect("delete");
     assert_eq!(store.get::<Issue>(&1).await.expect("get"), None);
     let mut after = before_delete;
-    after.push(entry(11, "second", "closed", "batch", true));
-    assert_eq!(entries(store, 1).await, after, "the deletion is a tombstone; the history stays");
+    after.push(entry(10, "second", "closed", "batch", true));
+    assert_eq!(entries(store, 1).await, after, "the deletion is a tombstone at its last version; the history stays");
+    let last = store.revision::<Issue>(&1, 10).await.expect("revision").expect("kept");
+    assert!(!last.deleted, "a version's record as written, not its deletion");
 
     // One version, as written then, audit fields included.
     let second = store.revision::<Issue>(&1, 2).await.expect("revision").expect("kept");
     assert_eq!((second.record.title.as_str(), second.record.editor.as_str()), ("Crash on save (Windows)", "lawrence"));
     assert!(second.record.updated > SystemTime::UNIX_EPOCH, "its updated_at as stamped");
     assert!(!second.deleted);
-    assert_eq!(store.revision::<Issue>(&1, 12).await.expect("revision"), None);
+    assert_eq!(store.revision::<Issue>(&1, 11).await.expect("revision"), None);
     assert!(store.history::<Issue>(&2).await.expect("history").is_empty(), "a key never written has none");
 }
 
@@ -178,6 +180,40 @@ pub async fn a_refused_write_keeps_no_history<S: Storage>(store: &Store<S>) {
         [entry(1, "Slow search", "open", "amy", false), entry(2, "Slow search on mobile", "open", "amy", false)]
     );
     assert_eq!(entries(store, 2).await, [entry(1, "Typo", "open", "bob", false)]);
+}
+
+/// A record deleted and inserted again in one transaction: its deletion and its new life follow
+/// its old one, in the order written, and the retention applies write by write (the new life's
+/// version 1 is not dropped by the old life's higher versions).
+pub async fn a_record_deleted_and_inserted_again_continues_its_history<S: Storage>(store: &Store<S>) {
+    store.create_table::<Recent>().await.expect("create_table");
+    let mut r = Recent { id: 1, n: 0, version: 0 };
+    store.insert(&mut r).await.expect("insert");
+    for n in 1..6 {
+        r.n = n;
+        store.put(&mut r).await.expect("put");
+    }
+    let old = r.clone();
+    store
+        .transaction(|tx| async move {
+            tx.delete(&old).await?;
+            let mut again = Recent { id: 1, n: 100, version: 0 };
+            tx.insert(&mut again).await?;
+            again.n = 101;
+            tx.put(&mut again).await
+        })
+        .await
+        .expect("transaction");
+    let kept: Vec<(u64, i64, bool)> = store
+        .history::<Recent>(&1)
+        .await
+        .expect("history")
+        .into_iter()
+        .map(|r| (r.version, r.record.n, r.deleted))
+        .collect();
+    assert_eq!(kept, [(4, 3, false), (5, 4, false), (6, 5, false), (6, 5, true), (1, 100, false), (2, 101, false)]);
+    let revision = store.revision::<Recent>(&1, 2).await.expect("revision").expect("kept");
+    assert_eq!(revision.record.n, 101, "a version's latest life");
 }
 
 /// `keep_versions = 3` keeps the versions within three of the newest; `keep_seconds = 1` drops an
@@ -255,4 +291,103 @@ pub async fn put_merging_from_history_takes_the_base_from_the_history<S: Storage
         store.put_merging_from_history(&mut stale).await,
         Err(Error::ConcurrentModification { expected: 1, actual: Some(5), .. })
     ));
+}
+
+/// A patch sent with the version it was made against merges like a put: a field nobody else
+/// changed is patched over others' changes; a field both changed is `Collisions`; a version the
+/// history no longer holds is a plain checked patch (a conflict).
+pub async fn patch_merging_from_history_merges_a_stale_patch<S: Storage>(store: &Store<S>) {
+    store.create_table::<Issue>().await.expect("create_table");
+    let mut first = issue(1, "Export is slow", "amy");
+    store.insert(&mut first).await.expect("insert");
+    let mut bob = Issue { title: "Export is slow for large files".into(), editor: "bob".into(), ..first.clone() };
+    store.put(&mut bob).await.expect("bob");
+    // Carol's page, at version 1, sends only the status.
+    let patch = IssuePatch::default().status("triaged").editor("carol");
+    let (written, outcome) = store.patch_merging_from_history::<Issue>(&1, patch, 1).await.expect("merged");
+    assert_eq!(outcome.merged_with, [2]);
+    assert_eq!(
+        (written.title.as_str(), written.status.as_str(), written.editor.as_str(), written.version),
+        ("Export is slow for large files", "triaged", "carol", 3)
+    );
+    assert_eq!(store.get::<Issue>(&1).await.expect("get").expect("stored"), written);
+    // Dave, also at version 1, retitles: Bob retitled it too.
+    let patch = IssuePatch::default().title("Export hangs");
+    match store.patch_merging_from_history::<Issue>(&1, patch, 1).await {
+        Err(Error::Collisions { collisions, .. }) => assert_eq!(collisions[0].field, "title"),
+        other => panic!("expected collisions, got {other:?}"),
+    }
+    assert_eq!(store.get::<Issue>(&1).await.expect("get").expect("stored").version, 3);
+    // A version never written is the plain patch's conflict.
+    let stale = store.patch_merging_from_history::<Issue>(&1, IssuePatch::default().status("x"), 9).await;
+    assert!(matches!(stale, Err(Error::ConcurrentModification { expected: 9, actual: Some(3), .. })));
+}
+
+/// The history of a table keeps up with its struct: after a field is added (the record table
+/// altered by the user, `create_table` run again), the history table gains the column and the
+/// triggers record it. An update by your own SQL that moves the version is a version of the
+/// history; one that does not is not.
+pub async fn the_history_follows_the_struct_and_your_own_sql<F: crate::conformance::sql::SqlFixture>(db: &F) {
+    let store = db.store();
+    store.create_table::<Narrow>().await.expect("create_table");
+    let mut n = Narrow { id: 1, name: "Ann".into(), version: 0 };
+    store.insert(&mut n).await.expect("insert");
+    let q = db.dialect().quote;
+    // Declared as the dialect declares a `String` (`name`'s type).
+    let text = db.dialect().columns.iter().find(|(column, _)| *column == "name").map_or("TEXT", |(_, ty)| ty);
+    db.exec(&format!("ALTER TABLE {q}evolving{q} ADD COLUMN {q}phone{q} {text}")).await;
+    store.create_table::<Wide>().await.expect("create_table again, with the new field");
+    let mut w = store.get::<Wide>(&1).await.expect("get").expect("stored");
+    w.phone = Some("555-0100".into());
+    store.put(&mut w).await.expect("put");
+    db.exec(&format!(
+        "UPDATE {q}evolving{q} SET {q}name{q} = 'Ann B.', {q}version{q} = {q}version{q} + 1 WHERE {q}id{q} = 1"
+    ))
+    .await;
+    db.exec(&format!("UPDATE {q}evolving{q} SET {q}name{q} = 'not a version' WHERE {q}id{q} = 1")).await;
+    let history: Vec<(u64, String, Option<String>)> = store
+        .history::<Wide>(&1)
+        .await
+        .expect("history")
+        .into_iter()
+        .map(|r| (r.version, r.record.name, r.record.phone))
+        .collect();
+    assert_eq!(
+        history,
+        [
+            (1, "Ann".to_owned(), None),
+            (2, "Ann".to_owned(), Some("555-0100".to_owned())),
+            (3, "Ann B.".to_owned(), Some("555-0100".to_owned())),
+        ]
+    );
+}
+
+/// A narrow struct of the table `the_history_follows_the_struct_and_your_own_sql` alters.
+#[derive(versioned_derive::Versioned, Debug, Clone, PartialEq)]
+#[versioned(crate = crate, table = "evolving", history)]
+pub struct Narrow {
+    /// Key.
+    #[key]
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// Version.
+    #[version]
+    pub version: u64,
+}
+
+/// [`Narrow`] with a field added.
+#[derive(versioned_derive::Versioned, Debug, Clone, PartialEq)]
+#[versioned(crate = crate, table = "evolving", history)]
+pub struct Wide {
+    /// Key.
+    #[key]
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// Phone, added later.
+    pub phone: Option<String>,
+    /// Version.
+    #[version]
+    pub version: u64,
 }

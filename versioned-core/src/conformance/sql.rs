@@ -20,6 +20,7 @@ use crate::store::Store;
 
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 pub use super::lent::*;
+pub use super::revisions::the_history_follows_the_struct_and_your_own_sql;
 
 /// A store on an empty database, and a way around it: statements run on the same database,
 /// outside the store.
@@ -397,7 +398,9 @@ macro_rules! sql_conformance_tests {
             rows_of_your_own_queries_decode_with_the_librarys_mapping,
             a_row_missing_or_mistyping_a_column_is_a_decode_error_naming_it,
             a_table_without_a_version_column_is_refused_with_the_statement_that_adds_it,
-            a_table_that_does_not_fit_the_struct_is_refused_naming_the_column
+            a_table_that_does_not_fit_the_struct_is_refused_naming_the_column,
+            // revisions.rs
+            the_history_follows_the_struct_and_your_own_sql
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {$(

@@ -28,8 +28,10 @@ pub async fn revision<T: WithHistory, S: Storage>(
         let key = key_value::<T>(key)?;
         // A negative version has no entry.
         let Some(version) = version.to_u64() else { return Ok(None) };
-        // The last of that version's entries: the record's latest life, where a deleted key was
-        // inserted again.
-        storage.history(T::TABLE, &key, Some(version)).await?.pop().map(Revision::decode).transpose()
+        // The last of that version's entries (the record's latest life, where a deleted key was
+        // inserted again), the record as written rather than its deletion, which holds it too.
+        let mut entries = storage.history(T::TABLE, &key, Some(version)).await?;
+        let last = entries.iter().rposition(|entry| !entry.deleted).or(entries.len().checked_sub(1));
+        last.map(|at| Revision::decode(entries.swap_remove(at))).transpose()
     })
 }

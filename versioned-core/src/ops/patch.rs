@@ -8,7 +8,7 @@ use crate::observe::{Kind, Operation, observed};
 use crate::patch::{Change, ChangeValue, Check, Patch, merge_json};
 use crate::retry::RetryPolicy;
 use crate::storage::{RowAccess, WriteOutcome};
-use crate::value::{KeyFor, Value};
+use crate::value::{KeyFor, Row, Value};
 
 /// See [`Store::patch`](crate::Store::patch).
 ///
@@ -56,16 +56,7 @@ async fn patch_inner<T: Entity, A: RowAccess>(
         }
         let mut columns = stamps(table, false)?;
         for change in &changes {
-            let value = match &change.value {
-                ChangeValue::Set(value) => value.clone(),
-                ChangeValue::Merge(doc) => {
-                    let stored_doc = stored.get(change.column).cloned().unwrap_or(Value::Null);
-                    let mut document: serde_json::Value = decode_json(table, change.column, stored_doc)?;
-                    merge_json(&mut document, doc.clone());
-                    encode_json(table, change.column, &document)?
-                }
-            };
-            columns.push((change.column, value));
+            columns.push((change.column, changed_value(table, &stored, change)?));
         }
         columns.sort_by_key(|(i, _)| *i); // one cached statement per column set
 
@@ -85,6 +76,34 @@ async fn patch_inner<T: Entity, A: RowAccess>(
             WriteOutcome::Rejected { current } => return Err(rejected::<T>(current, key, expected)?),
         }
     }
+}
+
+/// What `change` makes of its column of `row`: the value it sets, or the row's JSON document with
+/// the change's document merged into it.
+fn changed_value(table: &'static TableDef, row: &Row, change: &Change) -> Result<Value> {
+    Ok(match &change.value {
+        ChangeValue::Set(value) => value.clone(),
+        ChangeValue::Merge(doc) => {
+            let stored_doc = row.get(change.column).cloned().unwrap_or(Value::Null);
+            let mut document: serde_json::Value = decode_json(table, change.column, stored_doc)?;
+            merge_json(&mut document, doc.clone());
+            encode_json(table, change.column, &document)?
+        }
+    })
+}
+
+/// `record` with `patch` applied in this process, as [`patch`] would apply it to the stored row
+/// (JSON documents merged), version and timestamps unchanged: the edit a patch makes of a copy.
+pub fn patched<T: Entity>(record: &T, patch: T::Patch) -> Result<T> {
+    let table = T::TABLE;
+    let changes = patch.into_changes()?;
+    check_changes(table, &changes)?;
+    let mut row = record.to_row()?;
+    for change in &changes {
+        let value = changed_value(table, &row, change)?;
+        row.set(change.column, value);
+    }
+    T::from_row(row)
 }
 
 /// Refuses, before anything is read or written, a patch (a hand-written [`Patch`](crate::Patch)

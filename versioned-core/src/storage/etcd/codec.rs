@@ -354,13 +354,14 @@ pub(super) fn decode_row(table: &TableDef, row: &[u8], version: &[u8], created: 
 }
 
 /// A history entry's value (`#[versioned(history)]`): the format, whether it is a deletion, when
-/// it was written (microseconds, big-endian), then every column's value, the version and the
-/// creation time included.
-pub(super) fn history_bytes(table: &TableDef, row: &Row, deleted: bool, at: i64) -> Vec<u8> {
+/// it was written (microseconds, big-endian), its place among the entries of its etcd transaction
+/// (`seq`, big-endian), then every column's value, the version and the creation time included.
+pub(super) fn history_bytes(table: &TableDef, row: &Row, deleted: bool, at: i64, seq: u32) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
     out.push(ROW_FORMAT);
     out.push(u8::from(deleted));
     out.extend_from_slice(&at.to_be_bytes());
+    out.extend_from_slice(&seq.to_be_bytes());
     leb128::write(&mut out, table.columns.len());
     for index in 0..table.columns.len() {
         encode_value(&mut out, row.get(index).unwrap_or(&Value::Null));
@@ -368,8 +369,8 @@ pub(super) fn history_bytes(table: &TableDef, row: &Row, deleted: bool, at: i64)
     out
 }
 
-/// A history entry from its value ([`history_bytes`]).
-pub(super) fn decode_history(table: &TableDef, bytes: &[u8]) -> Result<HistoryRow> {
+/// A history entry from its value ([`history_bytes`]), and its place in its transaction.
+pub(super) fn decode_history(table: &TableDef, bytes: &[u8]) -> Result<(HistoryRow, u32)> {
     let mut reader = Reader { bytes };
     let broken = |reason: &str| Error::decode(table, "history_at", format!("a history entry: {reason}"));
     if reader.byte() != Some(ROW_FORMAT) {
@@ -377,6 +378,8 @@ pub(super) fn decode_history(table: &TableDef, bytes: &[u8]) -> Result<HistoryRo
     }
     let deleted = reader.byte().ok_or_else(|| broken("ends early"))? != 0;
     let at = i64::from_be_bytes(reader.eight().ok_or_else(|| broken("ends early"))?);
+    let seq =
+        reader.take(4).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes).ok_or_else(|| broken("ends early"))?;
     if reader.length() != Some(table.columns.len()) {
         return Err(broken(&format!("written by a struct of other columns than {}", table.entity)));
     }
@@ -384,7 +387,7 @@ pub(super) fn decode_history(table: &TableDef, bytes: &[u8]) -> Result<HistoryRo
     for column in table.columns {
         values.push(reader.value().map_err(|reason| Error::decode(table, column.name, reason))?);
     }
-    Ok(HistoryRow { row: Row::new(values), deleted, recorded_at: at })
+    Ok((HistoryRow { row: Row::new(values), deleted, recorded_at: at }, seq))
 }
 
 /// The schema `create_table` records: every column's name, type and nullability, and which are

@@ -166,7 +166,7 @@ impl EtcdStorage {
             if let Some(def) = table.history
                 && let Some(entry) = Written::of(table, stored.row.as_ref(), new.as_ref())?
             {
-                history::record(table, &keys, def.keep, &[&entry], now_micros(), &mut then)?;
+                history::record(table, &keys, def.keep, &[&entry], now_micros(), &mut then);
             }
             match self.cluster.write(vec![same, unlocked(&keys)], then, vec![read_record_op(&keys)]).await? {
                 Reply::Applied => return Ok(WriteOutcome::Applied),

@@ -185,7 +185,7 @@ impl EtcdTransaction {
     }
 
     /// The commit's comparisons and operations, and about how many bytes they make.
-    fn commit_request(&self, state: &TxState) -> Result<(Vec<Compare>, Vec<TxnOp>, usize)> {
+    fn commit_request(&self, state: &TxState) -> (Vec<Compare>, Vec<TxnOp>, usize) {
         // A little for each comparison and operation besides its key and value.
         const PER_ITEM: usize = 16;
         let mut bytes = 0;
@@ -219,7 +219,7 @@ impl EtcdTransaction {
             if let Some((touched, _)) = state.written.rows.get(keys)
                 && let Some(def) = touched.table.history
             {
-                bytes += history::record(touched.table, keys, def.keep, &entries, at, &mut ops)?;
+                bytes += history::record(touched.table, keys, def.keep, &entries, at, &mut ops);
             }
         }
         // Locks of records not deleted are released in the same step (a delete took its lock).
@@ -229,7 +229,7 @@ impl EtcdTransaction {
                 ops.push(TxnOp::delete(keys.lock(), None));
             }
         }
-        Ok((compares, ops, bytes))
+        (compares, ops, bytes)
     }
 
     /// Why the commit's comparisons failed, reading each record once: the first record (in key
@@ -488,7 +488,7 @@ impl EtcdTransaction {
         }
         let waiter = LockWaiter::new(self.cluster.options.lock_wait);
         // Built once: a commit that waited for a lock sends the same request again.
-        let (compares, ops, size) = self.commit_request(state)?;
+        let (compares, ops, size) = self.commit_request(state);
         let limit = self.cluster.options.max_request_bytes;
         if size > limit {
             return Err(StorageError::new(format!(

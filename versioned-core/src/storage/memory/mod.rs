@@ -154,17 +154,29 @@ impl DecidedWrites for MemoryStorage {
                     free => {
                         // Held (if the record has a lock) until the write is applied.
                         let _guard = free.and_then(Result::ok);
+                        // The history entry is made with the decision, before anything is
+                        // written: its error writes nothing.
+                        let mut entry = None;
                         let recorded = history.map(|keep| (keep, key.clone()));
-                        let (written, replaced) = apply(shard.rows.entry(key), |stored| layout.decide(stored, decide))?;
+                        let (written, replaced) = apply(shard.rows.entry(key), |stored| {
+                            let decision = layout.decide(stored, decide)?;
+                            if recorded.is_some() {
+                                let after = match &decision {
+                                    Decision::Write(row) => Some(row),
+                                    _ => None,
+                                };
+                                entry = match &decision {
+                                    Decision::Refuse => None,
+                                    _ => Written::of(layout.stored, stored, after)?,
+                                };
+                            }
+                            Ok(decision)
+                        })?;
                         let written = layout.written(written);
                         if matches!(written, WriteOutcome::Applied) {
                             shard.snapshot = None;
-                            if let Some((keep, key)) = recorded {
-                                let before = replaced.as_ref().map(Stored::to_row).transpose()?;
-                                let after = shard.rows.get(&key).map(Stored::to_row).transpose()?;
-                                if let Some(entry) = Written::of(layout.stored, before.as_ref(), after.as_ref())? {
-                                    shard.record(layout.stored, keep, &key, entry, now_micros())?;
-                                }
+                            if let (Some((keep, key)), Some(entry)) = (recorded, entry) {
+                                shard.record(keep, &key, entry, now_micros());
                             }
                         }
                         // What the write replaced is dropped once the lock is released.
@@ -257,13 +269,11 @@ impl Storage for MemoryStorage {
         }
         let key = KeyRepr::of(table, key)?;
         let entries = shards.lock(&key).history.get(&key).cloned().unwrap_or_default();
-        let mut found = Vec::with_capacity(entries.len());
-        for entry in entries {
-            if version.is_none_or(|v| layout.stored.version_of(&entry.row).is_ok_and(|at| at == v)) {
-                found.push(HistoryRow { row: layout.read(entry.row), ..entry });
-            }
-        }
-        Ok(found)
+        Ok(entries
+            .into_iter()
+            .filter(|(at, _)| version.is_none_or(|v| v == *at))
+            .map(|(_, entry)| HistoryRow { row: layout.read(entry.row), ..entry })
+            .collect())
     }
 
     async fn create_table(&self, table: &'static TableDef) -> Result<()> {

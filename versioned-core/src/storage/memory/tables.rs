@@ -181,33 +181,20 @@ pub(super) struct Shard {
     /// The version history of its records (`#[versioned(history)]`), oldest entry first: rows
     /// laid out as the table's, kept beside the records so that a write and its entry are one
     /// critical section.
-    pub(super) history: HashMap<KeyRepr, Vec<HistoryRow>>,
+    pub(super) history: HashMap<KeyRepr, Vec<(u64, HistoryRow)>>,
 }
 
 impl Shard {
     /// Appends `written` to the history of the record with `key` at `now` (microseconds), and
     /// drops what `keep` no longer keeps of that record's history.
-    pub(super) fn record(
-        &mut self,
-        table: &TableDef,
-        keep: Retention,
-        key: &KeyRepr,
-        written: Written,
-        now: i64,
-    ) -> Result<()> {
-        let newest = table.version_of(&written.row)?;
+    /// Each entry is kept with its version, so that this cannot fail once a write is applied.
+    pub(super) fn record(&mut self, keep: Retention, key: &KeyRepr, written: Written, now: i64) {
+        let newest = written.version;
         let entries = self.history.entry(key.clone()).or_default();
-        entries.push(HistoryRow { row: written.row, deleted: written.deleted, recorded_at: now });
+        entries.push((newest, HistoryRow { row: written.row, deleted: written.deleted, recorded_at: now }));
         if keep != Retention::All {
-            let mut kept = Vec::with_capacity(entries.len());
-            for entry in entries.drain(..) {
-                if keep.keeps(table.version_of(&entry.row)?, entry.recorded_at, newest, now) {
-                    kept.push(entry);
-                }
-            }
-            *entries = kept;
+            entries.retain(|(version, entry)| keep.keeps(*version, entry.recorded_at, newest, now));
         }
-        Ok(())
     }
 
     /// The records, to change: the shared copy no longer matches them.

@@ -271,9 +271,9 @@ impl StorageTransaction for MemoryTransaction {
         }
         let mut history = Vec::with_capacity(state.written.history.len());
         for ((_, key), table, entry) in state.written.history.drain(..) {
-            let (found, layout) = store.tables.with_layout(table)?;
+            let found = store.tables.get(table)?;
             if let Some(&keep) = found.history.get() {
-                history.push((shards.find(found, &key)?, key, layout.stored, keep, entry));
+                history.push((shards.find(found, &key)?, key, keep, entry));
             }
         }
         let mut replaced = Vec::with_capacity(writes.len());
@@ -287,9 +287,9 @@ impl StorageTransaction for MemoryTransaction {
             });
         }
         let now = now_micros();
-        for (at, key, table, keep, entry) in history {
+        for (at, key, keep, entry) in history {
             if let Some(shard) = shards.shard(at) {
-                shard.record(table, keep, &key, entry, now)?;
+                shard.record(keep, &key, entry, now);
             }
         }
         // What the writes replaced is dropped once every lock is released.

@@ -34,18 +34,23 @@ pub(crate) trait MysqlFlavor: Sync + 'static {
     const TEXT_KEY: &'static str;
     /// The declared type of another text column: compared by code point, as the key.
     const TEXT: &'static str;
+    /// Whether the server takes `ADD COLUMN IF NOT EXISTS` and `CREATE OR REPLACE TRIGGER`
+    /// (MariaDB; not MySQL 8).
+    const IF_NOT_EXISTS: bool;
 }
 
 impl MysqlFlavor for MysqlDialect {
     const EXACT_COLLATION: &'static str = "utf8mb4_nopad_bin";
     const TEXT_KEY: &'static str = "VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin";
     const TEXT: &'static str = "LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin";
+    const IF_NOT_EXISTS: bool = true;
 }
 
 impl MysqlFlavor for Mysql8Dialect {
     const EXACT_COLLATION: &'static str = "utf8mb4_0900_bin";
     const TEXT_KEY: &'static str = "VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_0900_bin";
     const TEXT: &'static str = "LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_0900_bin";
+    const IF_NOT_EXISTS: bool = false;
 }
 
 impl<M: MysqlFlavor> Dialect for M {
@@ -142,21 +147,36 @@ impl<M: MysqlFlavor> Dialect for M {
         "TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', UTC_TIMESTAMP(6))"
     }
 
-    /// Three triggers, without `IF NOT EXISTS` (MySQL 8 has none): the backend takes "trigger
-    /// already exists" (1359) for one that exists.
+    /// `NULL`-safe equality, negated.
+    fn distinct(&self, a: &str, b: &str) -> String {
+        format!("NOT ({a} <=> {b})")
+    }
+
+    fn add_column(&self, table: &str, column: &str, ty: &str) -> String {
+        let if_missing = if M::IF_NOT_EXISTS { "IF NOT EXISTS " } else { "" };
+        format!("ALTER TABLE {table} ADD COLUMN {if_missing}{column} {ty}")
+    }
+
+    /// Three triggers, replaced: MariaDB's `CREATE OR REPLACE TRIGGER`, or on MySQL a drop and a
+    /// create (the backend takes "trigger already exists", 1359, from a create that raced
+    /// another). An update's body runs only when the version changed: an upsert that refused to
+    /// increment still fires the trigger.
     fn history_triggers(&self, t: &Triggers<'_>) -> Vec<String> {
-        let trigger = |suffix: &str, event: &str, body: String| {
-            format!(
-                "CREATE TRIGGER {} AFTER {event} ON {} FOR EACH ROW BEGIN {body} END",
-                self.quote(&format!("{}_{suffix}", t.name)),
-                t.table
-            )
-        };
-        vec![
-            trigger("insert", "INSERT", (t.record_new)("NEW")),
-            trigger("update", "UPDATE", (t.record_new)("NEW")),
-            trigger("delete", "DELETE", (t.record_old)("OLD")),
-        ]
+        let [insert, update, delete, _] = t.names.each_ref().map(|name| self.quote(name));
+        let table = t.table;
+        let create = if M::IF_NOT_EXISTS { "CREATE OR REPLACE TRIGGER" } else { "CREATE TRIGGER" };
+        let mut statements = Vec::new();
+        for (name, event, body) in [
+            (&insert, "INSERT", t.record_new.clone()),
+            (&update, "UPDATE", format!("IF {} THEN {} END IF;", t.changed, t.record_new)),
+            (&delete, "DELETE", t.record_old.clone()),
+        ] {
+            if !M::IF_NOT_EXISTS {
+                statements.push(format!("DROP TRIGGER IF EXISTS {name}"));
+            }
+            statements.push(format!("{create} {name} AFTER {event} ON {table} FOR EACH ROW BEGIN {body} END"));
+        }
+        statements
     }
 }
 

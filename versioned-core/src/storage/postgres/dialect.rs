@@ -65,21 +65,23 @@ impl Dialect for PostgresDialect {
         "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::int8"
     }
 
-    /// One function and one trigger for the three events (`CREATE OR REPLACE TRIGGER`: PostgreSQL
-    /// 14 and later). The function names the history table unqualified: it is found by the
-    /// `search_path` of the session that writes, as the record's table is.
+    /// One function and one trigger for the three events, both replaced (`CREATE OR REPLACE
+    /// TRIGGER`: PostgreSQL 14 and later). The function names the history table unqualified: it
+    /// is found by the `search_path` of the session that writes, as the record's table is.
     fn history_triggers(&self, t: &Triggers<'_>) -> Vec<String> {
-        let function = self.quote(&format!("{}_record", t.name));
+        let record = self.quote(&t.names[3]);
         vec![
             format!(
-                "CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $versioned$ BEGIN \
-                 IF TG_OP = 'DELETE' THEN {} ELSE {} END IF; RETURN NULL; END $versioned$",
-                (t.record_old)("OLD"),
-                (t.record_new)("NEW")
+                "CREATE OR REPLACE FUNCTION {record}() RETURNS trigger LANGUAGE plpgsql AS $versioned$ BEGIN \
+                 IF TG_OP = 'DELETE' THEN {} ELSIF TG_OP = 'INSERT' THEN {new} ELSIF {} THEN {new} END IF; \
+                 RETURN NULL; END $versioned$",
+                t.record_old,
+                t.changed,
+                new = t.record_new,
             ),
             format!(
-                "CREATE OR REPLACE TRIGGER {} AFTER INSERT OR UPDATE OR DELETE ON {} FOR EACH ROW EXECUTE FUNCTION {function}()",
-                self.quote(t.name),
+                "CREATE OR REPLACE TRIGGER {record} AFTER INSERT OR UPDATE OR DELETE ON {} FOR EACH ROW EXECUTE FUNCTION \
+                 {record}()",
                 t.table
             ),
         ]

@@ -135,6 +135,18 @@ pub(crate) trait Dialect: Sync + 'static {
         "BOOLEAN"
     }
 
+    /// The condition that `a` and `b` differ, `NULL` counting as a value.
+    fn distinct(&self, a: &str, b: &str) -> String {
+        format!("{a} IS DISTINCT FROM {b}")
+    }
+
+    /// The statement that adds column `column` of type `ty` to `table` (all quoted) where the
+    /// table lacks it; where the database has no `IF NOT EXISTS` for it, the backend takes
+    /// "duplicate column" for a column that is there.
+    fn add_column(&self, table: &str, column: &str, ty: &str) -> String {
+        format!("ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {ty}")
+    }
+
     /// The declaration of a history table's key after its name: an integer numbering the
     /// entries in the order they were written.
     fn history_id(&self) -> &'static str;

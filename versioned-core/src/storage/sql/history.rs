@@ -16,9 +16,17 @@ use crate::revisions::{HistoryDef, Retention};
 /// The statements of a table's history.
 #[derive(Debug, Clone)]
 pub(crate) struct HistoryStatements {
-    /// What `create_table` runs after the table itself, in order: the history table, its
-    /// index, the triggers. Run as plain text (MySQL prepares no `CREATE TRIGGER`).
+    /// What `create_table` (and a migration) runs after the table itself, in order: the history
+    /// table, its index, the triggers (replaced, so that a changed struct or retention takes
+    /// effect). Run as plain text (MySQL prepares no `CREATE TRIGGER`).
     pub ddl: Vec<Arc<str>>,
+    /// What `create_table` runs between the history table and the triggers: each column added
+    /// where the table lacks it (a field added to the struct since the table was made), so that
+    /// the triggers never name a column the history table does not have. Not in a migration,
+    /// which creates the table with every column.
+    pub add_columns: Vec<Arc<str>>,
+    /// How many of `ddl`'s statements come before the triggers.
+    pub before_triggers: usize,
     /// `SELECT <columns>, history_deleted, history_at FROM h WHERE key = ? ORDER BY history_id`
     /// — binds: key.
     pub select: Arc<str>,
@@ -26,18 +34,22 @@ pub(crate) struct HistoryStatements {
     pub select_version: Arc<str>,
 }
 
-/// What a dialect's triggers are made of: the statements that record the new row (after an
-/// insert or an update) and the deleted one (after a delete), each ending with `;`, written with
-/// the dialect's own names for the two rows.
+/// What a dialect's triggers are made of: their names, the statements that record the new row
+/// (after an insert or an update) and the deleted one (after a delete), each ending with `;`,
+/// and the condition that an update changed the version (an update that does not is not a new
+/// version, and records nothing).
 pub(crate) struct Triggers<'a> {
     /// The record table, quoted.
     pub table: &'a str,
-    /// The history table's name, unquoted: triggers and functions are named after it.
-    pub name: &'a str,
-    /// Records the row after an insert or an update: `(new)` is the dialect's name of that row.
-    pub record_new: &'a dyn Fn(&str) -> String,
-    /// Records a deletion: `(old)` is the dialect's name of the deleted row.
-    pub record_old: &'a dyn Fn(&str) -> String,
+    /// The triggers' names, unquoted: after an insert, an update, a delete; and a function's
+    /// (PostgreSQL's triggers call one).
+    pub names: [String; 4],
+    /// Records `NEW` (the row after an insert or an update).
+    pub record_new: String,
+    /// Records `OLD` as a deletion.
+    pub record_old: String,
+    /// `NEW`'s version differs from `OLD`'s, in the dialect's words.
+    pub changed: String,
 }
 
 /// The name of the history table's column that numbers its entries in write order.
@@ -58,7 +70,8 @@ impl HistoryStatements {
         read_list: &str,
     ) -> Self {
         let q = |name: &str| dialect.quote(name);
-        let (t, h) = (q(table.name), q(history.table));
+        let name = super::short_name(history.table.to_owned());
+        let (t, h) = (q(table.name), q(&name));
         let (key, version) = (&quoted[table.key], &quoted[table.version]);
         let (deleted, at) = (q(DELETED), q(AT));
         let now = dialect.now_micros();
@@ -69,27 +82,27 @@ impl HistoryStatements {
         columns.push(format!("{at} BIGINT NOT NULL"));
         let create = format!("CREATE TABLE IF NOT EXISTS {h} ({})", columns.join(", "));
         let index_columns = [(key.as_str(), table.key_column().ty), (version.as_str(), table.version_column().ty)];
-        let index = dialect.create_index(&h, &q(&super::index_name(history.table, "key")), &index_columns);
+        let index = dialect.create_index(&h, &q(&super::index_name(&name, "key")), &index_columns);
+        let add_columns = table
+            .columns
+            .iter()
+            .zip(quoted)
+            .map(|(c, column)| Arc::from(dialect.add_column(&h, column, dialect.column_type(c))))
+            .collect();
 
         let list = quoted.join(", ");
-        // One entry per write, then what the retention drops of that record's entries.
+        // One entry per write (a deletion at the deleted row's own version), then what the
+        // retention drops of that record's entries.
         let record = |row: &str, is_deletion: bool| {
-            let values: Vec<String> =
-                quoted
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| {
-                        if is_deletion && i == table.version { format!("{row}.{c} + 1") } else { format!("{row}.{c}") }
-                    })
-                    .collect();
+            let values: Vec<String> = quoted.iter().map(|c| format!("{row}.{c}")).collect();
             let flag = if is_deletion { "TRUE" } else { "FALSE" };
-            let newest = if is_deletion { format!("{row}.{version} + 1") } else { format!("{row}.{version}") };
             let mut sql =
                 format!("INSERT INTO {h} ({list}, {deleted}, {at}) VALUES ({}, {flag}, {now});", values.join(", "));
             match history.keep {
                 Retention::All => {}
-                Retention::Versions(n) => sql
-                    .push_str(&format!(" DELETE FROM {h} WHERE {key} = {row}.{key} AND {version} <= {newest} - {n};")),
+                Retention::Versions(n) => sql.push_str(&format!(
+                    " DELETE FROM {h} WHERE {key} = {row}.{key} AND {version} <= {row}.{version} - {n};"
+                )),
                 Retention::Seconds(s) => sql.push_str(&format!(
                     " DELETE FROM {h} WHERE {key} = {row}.{key} AND {at} < {now} - {};",
                     s.saturating_mul(1_000_000).min(i64::MAX as u64)
@@ -97,11 +110,13 @@ impl HistoryStatements {
             }
             sql
         };
+        let trigger_name = |suffix: &str| super::short_name(format!("{}_{suffix}", history.table));
         let triggers = dialect.history_triggers(&Triggers {
             table: &t,
-            name: history.table,
-            record_new: &|row| record(row, false),
-            record_old: &|row| record(row, true),
+            names: ["insert", "update", "delete", "record"].map(trigger_name),
+            record_new: record("NEW", false),
+            record_old: record("OLD", true),
+            changed: dialect.distinct(&format!("NEW.{version}"), &format!("OLD.{version}")),
         });
 
         let select = format!(
@@ -114,12 +129,19 @@ impl HistoryStatements {
 
         let mut ddl: Vec<Arc<str>> = vec![create.into(), index.into()];
         ddl.extend(triggers.into_iter().map(Arc::from));
-        HistoryStatements { ddl, select: select.into(), select_version: select_version.into() }
+        HistoryStatements {
+            ddl,
+            add_columns,
+            before_triggers: 2,
+            select: select.into(),
+            select_version: select_version.into(),
+        }
     }
 }
 
-/// Runs `history`'s DDL on `conn` (after the record's table): each statement as plain text, an
-/// error that `exists` says means "already there" taken as done.
+/// Runs `history`'s DDL on `conn` (after the record's table): the history table, its missing
+/// columns, the triggers; each statement as plain text, an error that `exists` says means
+/// "already there" (an index, a column, a trigger another process made meanwhile) taken as done.
 pub(crate) async fn create<DB: super::driver::Driver>(
     conn: &mut DB::Connection,
     table: &'static TableDef,
@@ -130,7 +152,8 @@ where
     for<'e> &'e mut DB::Connection: sqlx::Executor<'e, Database = DB>,
 {
     use sqlx::Executor;
-    for statement in &history.ddl {
+    let (tables, triggers) = history.ddl.split_at(history.before_triggers);
+    for statement in tables.iter().chain(&history.add_columns).chain(triggers) {
         match (&mut *conn).execute(sqlx::AssertSqlSafe(statement.to_string())).await {
             Err(err) if !exists(&err) => return Err(super::driver::error::<DB>(Some(table), err)),
             _ => {}
@@ -171,17 +194,24 @@ mod tests {
             r#"CREATE INDEX IF NOT EXISTS "people_history_key_idx" ON "people_history" ("id", "version")"#
         );
         let now = "CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER)";
+        assert_eq!(ddl[6], r#"DROP TRIGGER IF EXISTS "people_history_delete""#);
         assert_eq!(
-            ddl[4],
+            ddl[7],
             format!(
-                r#"CREATE TRIGGER IF NOT EXISTS "people_history_delete" AFTER DELETE ON "people" FOR EACH ROW BEGIN INSERT INTO "people_history" ("id", "name", "created", "version", "history_deleted", "history_at") VALUES (OLD."id", OLD."name", OLD."created", OLD."version" + 1, TRUE, {now}); DELETE FROM "people_history" WHERE "id" = OLD."id" AND "version" <= OLD."version" + 1 - 3; END"#
+                r#"CREATE TRIGGER "people_history_delete" AFTER DELETE ON "people" FOR EACH ROW BEGIN INSERT INTO "people_history" ("id", "name", "created", "version", "history_deleted", "history_at") VALUES (OLD."id", OLD."name", OLD."created", OLD."version", TRUE, {now}); DELETE FROM "people_history" WHERE "id" = OLD."id" AND "version" <= OLD."version" - 3; END"#
             )
         );
+        assert!(
+            ddl[5].starts_with(r#"CREATE TRIGGER "people_history_update" AFTER UPDATE ON "people" FOR EACH ROW WHEN NEW."version" IS DISTINCT FROM OLD."version" BEGIN"#),
+            "an update that keeps the version records nothing: {}",
+            ddl[5]
+        );
+        assert_eq!(&*history.add_columns[1], r#"ALTER TABLE "people_history" ADD COLUMN "name" TEXT"#);
         assert_eq!(
             &*history.select_version,
             r#"SELECT "id", "name", "created", "version", "history_deleted", "history_at" FROM "people_history" WHERE "id" = ? AND "version" = ? ORDER BY "history_id""#
         );
         // The migration text has them after the table.
-        assert_eq!(crate::storage::sql::ddl(&SqliteDialect, &KEPT).len(), 1 + 2 + 3);
+        assert_eq!(crate::storage::sql::ddl(&SqliteDialect, &KEPT).len(), 1 + 2 + 6);
     }
 }

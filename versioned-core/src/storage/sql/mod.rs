@@ -210,7 +210,12 @@ pub(crate) fn missing_column(dialect: &dyn Dialect, table: &TableDef, column: &C
 /// `<table>_<column>_idx`, or where that passes the 63 characters PostgreSQL keeps (MySQL takes
 /// 64), its first 46 and a hash of the whole: two long names never end up the same.
 fn index_name(table: &str, column: &str) -> String {
-    let name = format!("{table}_{column}_idx");
+    short_name(format!("{table}_{column}_idx"))
+}
+
+/// `name`, or where it passes the 63 characters PostgreSQL keeps (MySQL takes 64), its first 46
+/// and a hash of the whole: two long names never end up the same.
+fn short_name(name: String) -> String {
     if name.len() <= 63 {
         return name;
     }

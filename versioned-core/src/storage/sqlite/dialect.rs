@@ -42,18 +42,26 @@ impl Dialect for SqliteDialect {
         "CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER)"
     }
 
+    /// No `IF NOT EXISTS`: the backend takes "duplicate column name" for a column that is there.
+    fn add_column(&self, table: &str, column: &str, ty: &str) -> String {
+        format!("ALTER TABLE {table} ADD COLUMN {column} {ty}")
+    }
+
+    /// Each trigger dropped and created again (SQLite replaces none), so that a changed struct or
+    /// retention takes effect.
     fn history_triggers(&self, t: &Triggers<'_>) -> Vec<String> {
-        let trigger = |suffix: &str, event: &str, body: String| {
-            format!(
-                "CREATE TRIGGER IF NOT EXISTS {} AFTER {event} ON {} FOR EACH ROW BEGIN {body} END",
-                self.quote(&format!("{}_{suffix}", t.name)),
-                t.table
-            )
-        };
+        let [insert, update, delete, _] = t.names.each_ref().map(|name| self.quote(name));
+        let table = t.table;
         vec![
-            trigger("insert", "INSERT", (t.record_new)("NEW")),
-            trigger("update", "UPDATE", (t.record_new)("NEW")),
-            trigger("delete", "DELETE", (t.record_old)("OLD")),
+            format!("DROP TRIGGER IF EXISTS {insert}"),
+            format!("CREATE TRIGGER {insert} AFTER INSERT ON {table} FOR EACH ROW BEGIN {} END", t.record_new),
+            format!("DROP TRIGGER IF EXISTS {update}"),
+            format!(
+                "CREATE TRIGGER {update} AFTER UPDATE ON {table} FOR EACH ROW WHEN {} BEGIN {} END",
+                t.changed, t.record_new
+            ),
+            format!("DROP TRIGGER IF EXISTS {delete}"),
+            format!("CREATE TRIGGER {delete} AFTER DELETE ON {table} FOR EACH ROW BEGIN {} END", t.record_old),
         ]
     }
 }

@@ -367,7 +367,12 @@ impl Storage for SqliteStorage {
             create.execute(&mut *conn).await.map_err(|e| storage_error(Some(table), e))?;
         }
         if let Some(history) = &state.sql.history {
-            sql::history::create::<Sqlite>(&mut conn, table, history, |_| false).await?;
+            // A column the history table has, or a trigger another connection made meanwhile.
+            let exists = |err: &sqlx::Error| {
+                let message = err.to_string();
+                message.contains("duplicate column name") || message.contains("already exists")
+            };
+            sql::history::create::<Sqlite>(&mut conn, table, history, exists).await?;
         }
         // The table may have existed already, made by a migration: check it fits the struct.
         state.check_schema(&mut conn, table).await
