@@ -26,6 +26,11 @@ async fn db() -> Option<Db> {
 #[path = "../common/raw_sql.rs"]
 mod raw_sql;
 
+#[path = "../common/pg_cluster.rs"]
+mod pg_cluster;
+
+mod replicas;
+
 /// Tables of users' own migrations and rows that do not fit the struct, as on every SQL backend.
 mod sql {
     use versioned::PostgresStorage;

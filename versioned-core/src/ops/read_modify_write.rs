@@ -35,6 +35,19 @@ pub async fn read_modify_write<T: Entity, R, A: RowAccess>(
     modify_and_put(access, key, read, f).await
 }
 
+/// One attempt of an optimistic [`Store::update`](crate::Store::update) from a record already
+/// read (the stored record a refused put read back): `f` applied, then a checked [`put`].
+pub async fn modify_write<T: Entity, R, A: RowAccess>(
+    access: &A,
+    current: T,
+    f: &mut impl FnMut(&mut T) -> R,
+) -> Result<R> {
+    let mut t = current;
+    let result = f(&mut t);
+    put(&Allowed(access), &mut t).await?;
+    Ok(result)
+}
+
 /// The rest of an `update` attempt once the record is `read`: `f` applied, then a checked [`put`].
 async fn modify_and_put<T: Entity, R, A: RowAccess>(
     access: &A,
@@ -42,10 +55,8 @@ async fn modify_and_put<T: Entity, R, A: RowAccess>(
     read: Option<T>,
     f: &mut impl FnMut(&mut T) -> R,
 ) -> Result<R> {
-    let mut t = read.ok_or_else(|| Error::not_found::<T>(key))?;
-    let result = f(&mut t);
-    put(&Allowed(access), &mut t).await?;
-    Ok(result)
+    let t = read.ok_or_else(|| Error::not_found::<T>(key))?;
+    modify_write(access, t, f).await
 }
 
 /// Row operations an executor already allowed (its `writer` check was made by the caller), as an

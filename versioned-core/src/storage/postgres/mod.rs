@@ -42,8 +42,10 @@ use crate::store::Store;
 use crate::value::{Row, Value};
 
 mod dialect;
+mod replicas;
 
 use dialect::PostgresDialect;
+use replicas::{Outcome, Replicas};
 
 /// PostgreSQL's SQL dialect, for [`migrations`](crate::migrations).
 pub(crate) const DIALECT: &dyn super::sql::Dialect = &PostgresDialect;
@@ -90,6 +92,8 @@ pub struct PostgresStorage {
     isolation: Isolation,
     /// The lock wait the pool's sessions were set up with (`None`: unknown, a pool of yours).
     session_lock_wait: Option<LockWait>,
+    /// Streaming read replicas, where reads outside transactions go.
+    replicas: Option<Arc<Replicas>>,
 }
 
 /// The `lock_timeout` setting for `wait`; `None` for `NoWait`, which the statement says itself.
@@ -152,7 +156,45 @@ impl PostgresStorage {
             mappings: Mappings::default(),
             isolation: Isolation::default(),
             session_lock_wait: None,
+            replicas: None,
         }
+    }
+
+    /// This backend with streaming read replicas of its database (pools of yours: give them a
+    /// short `acquire_timeout`, so that a replica that is down is passed over quickly). Reads
+    /// outside transactions (`get`, `get_many`, queries without a lock, counts) go to a replica,
+    /// in turn; writes, transactions and locking reads go to the primary. A replica that fails is
+    /// passed over for a second, then tried again. See [`read_your_writes`](Self::read_your_writes)
+    /// for reads that must see the store's own writes, and the README's "Scaling out".
+    pub fn with_replicas(mut self, replicas: impl IntoIterator<Item = PgPool>) -> Self {
+        let read_your_writes = self.replicas.as_ref().and_then(|r| r.read_your_writes);
+        self.replicas = Some(Arc::new(Replicas::new(replicas.into_iter().collect(), read_your_writes)));
+        self
+    }
+
+    /// [`with_replicas`](Self::with_replicas), connecting to each replica with `options` (in UTC,
+    /// as the primary's sessions; a pool of up to 10 connections that gives up on one after a
+    /// second). Connections are made when first needed: a replica that is down now is no error.
+    pub fn connect_replicas(self, options: impl IntoIterator<Item = PgConnectOptions>) -> Self {
+        let pools = options.into_iter().map(|options| {
+            PgPoolOptions::new()
+                .max_connections(10)
+                .acquire_timeout(std::time::Duration::from_secs(1))
+                .connect_lazy_with(options.options([("TimeZone", "UTC")]))
+        });
+        self.with_replicas(pools.collect::<Vec<_>>())
+    }
+
+    /// Read-your-writes for a store with replicas: a read waits until the replica has replayed
+    /// the store's last write (its own writes and transactions; not those made on a connection you
+    /// lend with [`Store::on`](crate::Store::on)), up to `bound`, then reads the primary instead.
+    /// It costs one more statement per write (`pg_current_wal_lsn()`) and one per replica read
+    /// (`pg_last_wal_replay_lsn()`). Without it, a read may return a version older than one the
+    /// store just wrote; the version check of the next write still refuses a stale copy.
+    pub fn read_your_writes(mut self, bound: std::time::Duration) -> Self {
+        let pools: Vec<PgPool> = self.replicas.as_ref().map(|r| r.pools().cloned().collect()).unwrap_or_default();
+        self.replicas = Some(Arc::new(Replicas::new(pools, Some(bound))));
+        self
     }
 
     /// This backend, beginning its transactions at `isolation`.
@@ -174,6 +216,38 @@ impl PostgresStorage {
     }
 
     async fn run<T>(
+        &self,
+        table: &'static TableDef,
+        op: impl AsyncFnOnce(&mut OnConnection<'_, Conn<'_, Postgres>>) -> Result<T>,
+    ) -> Result<T> {
+        let state = self.table(table);
+        let mut conn = self.pool.acquire().await.map_err(|e| storage_error(Some(table), e))?;
+        state.check(&mut conn, table).await?;
+        let result = op(&mut OnConnection { conn: &mut Conn(&mut *conn), table, statements: &state.statements }).await;
+        if let Some(replicas) = self.replicas.as_ref().filter(|r| r.read_your_writes.is_some()) {
+            note_write(replicas, &mut conn).await;
+        }
+        result
+    }
+
+    /// A read outside a transaction: on a replica when there are any and one answers, else on
+    /// the primary.
+    async fn read<T>(
+        &self,
+        table: &'static TableDef,
+        op: impl AsyncFnOnce(&mut OnConnection<'_, Conn<'_, Postgres>>) -> Result<T> + Clone,
+    ) -> Result<T> {
+        let Some(replicas) = &self.replicas else {
+            return self.primary(table, op).await;
+        };
+        match replicas.read(table, &self.table(table), op.clone()).await? {
+            Outcome::Read(found) => Ok(found),
+            Outcome::Primary => self.primary(table, op).await,
+        }
+    }
+
+    /// A read on the primary.
+    async fn primary<T>(
         &self,
         table: &'static TableDef,
         op: impl AsyncFnOnce(&mut OnConnection<'_, Conn<'_, Postgres>>) -> Result<T>,
@@ -292,17 +366,37 @@ impl Driver for Postgres {
     }
 }
 
+/// Notes the primary's WAL position after a write of the store, for read-your-writes. A
+/// position that cannot be read makes every replica read wait its bound and go to the primary:
+/// slower, never stale.
+async fn note_write(replicas: &Replicas, conn: &mut sqlx::PgConnection) {
+    let lsn: std::result::Result<String, _> =
+        sqlx::query_scalar("SELECT pg_current_wal_lsn()::text").fetch_one(conn).await;
+    match lsn {
+        Ok(lsn) => replicas.wrote(&lsn),
+        Err(err) => {
+            tracing::warn!(error = %err, "could not read the primary's WAL position after a write");
+            replicas.wrote("FFFFFFFF/FFFFFFFF");
+        }
+    }
+}
+
 impl RowAccess for PostgresStorage {
     async fn fetch(&self, table: &'static TableDef, key: &Value) -> Result<Option<Row>> {
-        self.run(table, async |c| c.fetch(key).await).await
+        self.read(table, async |c| c.fetch(key).await).await
     }
 
+    /// A locking query runs on the primary (a replica locks nothing); any other may run on a
+    /// replica.
     async fn select(&self, table: &'static TableDef, select: &Select) -> Result<Vec<Row>> {
-        self.run(table, async |c| c.select(select).await).await
+        match select.lock {
+            Some(_) => self.run(table, async |c| c.select(select).await).await,
+            None => self.read(table, async |c| c.select(select).await).await,
+        }
     }
 
     async fn count(&self, table: &'static TableDef, condition: &Condition) -> Result<u64> {
-        self.run(table, async |c| c.count(condition).await).await
+        self.read(table, async |c| c.count(condition).await).await
     }
 
     async fn update_where(
@@ -519,7 +613,16 @@ impl StorageTransaction for PostgresTransaction {
     }
 
     async fn commit(self) -> Result<()> {
-        self.state.into_inner().finish("COMMIT").await
+        let PostgresTransaction { storage, state } = self;
+        state.into_inner().finish("COMMIT").await?;
+        if let Some(replicas) = storage.replicas.as_ref().filter(|r| r.read_your_writes.is_some()) {
+            // Read after the commit, on any connection: at or past the commit's own position.
+            match storage.pool.acquire().await {
+                Ok(mut conn) => note_write(replicas, &mut conn).await,
+                Err(_) => replicas.wrote("FFFFFFFF/FFFFFFFF"),
+            }
+        }
+        Ok(())
     }
 
     async fn rollback(self) -> Result<()> {
@@ -557,7 +660,7 @@ impl SqlBackend for PostgresStorage {
 
 impl Storage for PostgresStorage {
     async fn history(&self, table: &'static TableDef, key: &Value, version: Option<u64>) -> Result<Vec<HistoryRow>> {
-        self.run(table, async |c| c.history(key, version).await).await
+        self.read(table, async |c| c.history(key, version).await).await
     }
 
     type Transaction = PostgresTransaction;
