@@ -63,6 +63,12 @@ async fn db() -> Option<Db> {
 #[path = "../common/raw_sql.rs"]
 mod raw_sql;
 
+#[path = "../common/galera.rs"]
+mod galera;
+
+#[path = "galera.rs"]
+mod galera_tests;
+
 /// Tables of users' own migrations and rows that do not fit the struct, as on every SQL backend.
 mod sql {
     use versioned::MysqlStorage;

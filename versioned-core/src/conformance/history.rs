@@ -272,6 +272,14 @@ impl Recorder {
 /// Runs the workload on `store` with `clients` concurrent clients of `operations` operations each
 /// (seeded by `seed`), then reads the final state and checks the history.
 pub async fn run<S: Storage + Clone>(store: &Store<S>, clients: usize, operations: usize, seed: u64) -> Report {
+    run_on(std::slice::from_ref(store), clients, operations, seed).await
+}
+
+/// [`run`] with the clients spread over `stores` (client `i` on `stores[i % len]`): stores on
+/// different nodes of one cluster, say. The tables are made, and the final state read, through
+/// the first.
+pub async fn run_on<S: Storage + Clone>(stores: &[Store<S>], clients: usize, operations: usize, seed: u64) -> Report {
+    let store = &stores[0];
     store.create_table::<Log>().await.expect("create the logs");
     store.create_table::<Account>().await.expect("create the accounts");
     for id in 0..LOGS {
@@ -284,7 +292,8 @@ pub async fn run<S: Storage + Clone>(store: &Store<S>, clients: usize, operation
     let retries = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let tasks: Vec<_> = (0..clients)
         .map(|client| {
-            let (store, recorder, retries) = (store.clone(), Arc::clone(&recorder), Arc::clone(&retries));
+            let store = stores[client % stores.len()].clone();
+            let (recorder, retries) = (Arc::clone(&recorder), Arc::clone(&retries));
             tokio::spawn(async move {
                 let mut rng =
                     Xorshift(seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(client as u64 + 1) | 1);

@@ -17,8 +17,10 @@ fn database_error(table: Option<&'static TableDef>, db: &dyn sqlx::error::Databa
     match code {
         // ER_DUP_ENTRY: the insert found the key taken.
         1062 => table.map(|t| Meaning::Is(Error::AlreadyExists { table: t.name, key: Value::Null })),
-        // ER_LOCK_DEADLOCK
-        1213 => Some(Meaning::Retryable),
+        // ER_LOCK_DEADLOCK (on Galera also a certification failure at commit: another node's
+        // transaction changed the row first); ER_UNKNOWN_COM_ERROR, Galera's "WSREP has not yet
+        // prepared node for application use" (the statement was not run).
+        1213 | 1047 => Some(Meaning::Retryable),
         // ER_LOCK_WAIT_TIMEOUT (MariaDB's NOWAIT too), ER_LOCK_NOWAIT (MySQL 8)
         1205 | 3572 => Some(Meaning::Is(Error::LockTimeout { table: table.map(|t| t.name), key: None })),
         // ER_BAD_FIELD_ERROR: "Unknown column 'x' in 'field list'"

@@ -34,6 +34,10 @@
 //! `get_for_update` is `SELECT … FOR UPDATE` (`NOWAIT` for [`LockWait::NoWait`]); other waits set
 //! `innodb_lock_wait_timeout` (whole seconds, at least one). A lock wait that expires (1205, or
 //! MySQL's `NOWAIT` refusal 3572) is [`Error::LockTimeout`]; a deadlock (1213) is retryable.
+//!
+//! On a MariaDB Galera Cluster ([`MysqlStorage::connect_galera`]) the store uses one node at a
+//! time and moves to the next when it fails; a certification failure at commit (1213) is the same
+//! retryable refusal, and sessions read causally (`wsrep_sync_wait = 1`).
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -60,8 +64,10 @@ use crate::value::{ColumnType, Row, Value};
 
 mod dialect;
 mod driver;
+mod nodes;
 
 use dialect::{Mysql8Dialect, MysqlDialect, MysqlFlavor};
+use nodes::Nodes;
 
 /// MariaDB's SQL dialect, for [`migrations`](crate::migrations).
 pub(crate) const MARIADB_DIALECT: &dyn super::sql::Dialect = &MysqlDialect;
@@ -81,7 +87,8 @@ use driver::storage_error;
 /// ```
 #[derive(Debug, Clone)]
 pub struct MysqlStorage {
-    pool: MySqlPool,
+    /// The server, or the Galera nodes, and the one in use.
+    nodes: Arc<Nodes>,
     mappings: Mappings<MysqlTable>,
     /// The lock wait the pool's sessions were set up with (`None`: unknown, a pool of yours).
     session_lock_wait: Option<LockWait>,
@@ -201,12 +208,57 @@ impl MysqlStorage {
 
     /// A backend over a pool you configured yourself.
     pub fn from_pool(pool: MySqlPool) -> Self {
-        MysqlStorage { pool, mappings: Mappings::default(), session_lock_wait: None, server: Arc::default() }
+        MysqlStorage {
+            nodes: Arc::new(Nodes::one(pool)),
+            mappings: Mappings::default(),
+            session_lock_wait: None,
+            server: Arc::default(),
+        }
     }
 
-    /// The underlying pool, for your own queries.
+    /// A backend on the nodes of a MariaDB Galera cluster (`nodes`: each node's options, in the
+    /// order to try them), using one node at a time and moving to the next when it fails (it
+    /// cannot be reached, its connection broke, it is not ready for clients). Each session reads
+    /// causally across the cluster (`wsrep_sync_wait = 1`: a read waits until the node has applied
+    /// every write the cluster committed before it), so a copy read on one node before a checked
+    /// write on another is never older than a write acknowledged before the read began.
+    /// Certification failures (a concurrent write of the same row on another node, 1213 at
+    /// commit) are retryable conflicts. Connections are made when first needed, and a node that
+    /// cannot give one within `acquire_timeout` (2 s) counts as failed. See the README's
+    /// "Scaling out" for what `get_for_update` means on Galera.
+    pub async fn connect_galera(nodes: impl IntoIterator<Item = MySqlConnectOptions>) -> Result<Self> {
+        let wait = LockWait::default();
+        let timeout = session_lock_timeout(wait).unwrap_or(5);
+        let pools: Vec<MySqlPool> = nodes
+            .into_iter()
+            .map(|options| {
+                MySqlPoolOptions::new()
+                    .acquire_timeout(std::time::Duration::from_secs(2))
+                    .after_connect(move |conn, _| {
+                        Box::pin(async move {
+                            let set = format!(
+                                "SET SESSION innodb_lock_wait_timeout = {timeout}, SESSION wsrep_sync_wait = 1"
+                            );
+                            sqlx::query(sqlx::AssertSqlSafe(set)).execute(conn).await.map(drop)
+                        })
+                    })
+                    .connect_lazy_with(options.timezone(Some("+00:00".to_owned())))
+            })
+            .collect();
+        if pools.is_empty() {
+            return Err(Error::config("connect_galera needs at least one node"));
+        }
+        Ok(MysqlStorage {
+            nodes: Arc::new(Nodes::many(pools)),
+            mappings: Mappings::default(),
+            session_lock_wait: Some(wait),
+            server: Arc::default(),
+        })
+    }
+
+    /// The pool of the server in use (on Galera, of the node in use), for your own queries.
     pub fn pool(&self) -> &MySqlPool {
-        &self.pool
+        self.nodes.current().1
     }
 
     fn table(&self, table: &'static TableDef) -> Arc<MysqlTable> {
@@ -224,7 +276,7 @@ impl MysqlStorage {
             )
             .bind(MysqlDialect::EXACT_COLLATION)
             .bind(Mysql8Dialect::EXACT_COLLATION)
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool())
             .await
             .map_err(|e| storage_error(None, e))?;
             // MariaDB's own name first, should a server know both.
@@ -250,9 +302,15 @@ impl MysqlStorage {
         op: impl AsyncFnOnce(&mut OnConnection<'_, Conn<'_, MySql>>) -> Result<T>,
     ) -> Result<T> {
         let state = self.table(table);
-        let mut conn = self.pool.acquire().await.map_err(|e| storage_error(Some(table), e))?;
-        state.check(&mut conn, table).await?;
-        op(&mut OnConnection { conn: &mut Conn(&mut *conn), table, statements: &state.statements }).await
+        let (at, pool) = self.nodes.current();
+        let result = async {
+            let mut conn = pool.acquire().await.map_err(|e| storage_error(Some(table), e))?;
+            state.check(&mut conn, table).await?;
+            op(&mut OnConnection { conn: &mut Conn(&mut *conn), table, statements: &state.statements }).await
+        }
+        .await;
+        self.nodes.note(at, &result);
+        result
     }
 
     /// An operation of several statements (an upsert and its read-back), in a transaction.
@@ -428,14 +486,18 @@ impl RowAccess for MysqlStorage {
 #[derive(Debug)]
 pub struct MysqlTransaction {
     storage: MysqlStorage,
+    /// The node it runs on.
+    at: usize,
     state: tokio::sync::Mutex<ServerTransaction<MySql>>,
 }
 
 impl MysqlStorage {
     async fn begin_with(&self, begin: &'static str) -> Result<MysqlTransaction> {
         // `innodb_lock_wait_timeout` is a session variable: it outlives the transaction.
-        let state = ServerTransaction::begin(&self.pool, begin, self.session_lock_wait, true).await?;
-        Ok(MysqlTransaction { storage: self.clone(), state: tokio::sync::Mutex::new(state) })
+        let (at, pool) = self.nodes.current();
+        let state = ServerTransaction::begin(pool, begin, self.session_lock_wait, true).await;
+        self.nodes.note(at, &state);
+        Ok(MysqlTransaction { storage: self.clone(), at, state: tokio::sync::Mutex::new(state?) })
     }
 }
 
@@ -452,6 +514,7 @@ impl MysqlTransaction {
         let on = &mut OnConnection { conn: &mut Conn(state.connection()), table, statements: &table_state.statements };
         let result = op(on).await;
         state.note(&result, rolled_back);
+        self.storage.nodes.note(self.at, &result);
         result
     }
 }
@@ -581,7 +644,9 @@ impl StorageTransaction for MysqlTransaction {
     }
 
     async fn commit(self) -> Result<()> {
-        self.state.into_inner().finish("COMMIT").await
+        let done = self.state.into_inner().finish("COMMIT").await;
+        self.storage.nodes.note(self.at, &done);
+        done
     }
 
     async fn rollback(self) -> Result<()> {
@@ -593,7 +658,7 @@ impl Lends for MysqlStorage {
     type Database = MySql;
 
     fn pool(&self) -> &sqlx::Pool<MySql> {
-        &self.pool
+        self.pool()
     }
 
     fn error(err: sqlx::Error) -> Error {
@@ -636,7 +701,7 @@ impl Storage for MysqlStorage {
         // Every text column is declared with the server's exact collation: MariaDB's and MySQL's
         // differ in name.
         let create = self.server().await?.create(&state, table);
-        let mut conn = self.pool.acquire().await.map_err(|e| storage_error(Some(table), e))?;
+        let mut conn = self.pool().acquire().await.map_err(|e| storage_error(Some(table), e))?;
         sqlx::query(sqlx::AssertSqlSafe(create))
             .execute(&mut *conn)
             .await
