@@ -60,6 +60,24 @@ fn writes(c: &mut Criterion) {
             assert_eq!(done.rows_affected(), 1);
         });
     });
+    // The same statement on the store's own pool (sqlx's pool as versioned configures it: no
+    // ping before each use), so that the difference is versioned's alone.
+    let own = store.backend().pool().clone();
+    group.bench_function("hand-written sqlx, on the store's pool: UPDATE … WHERE id = ? AND version = ?", |b| {
+        b.to_async(&rt).iter(|| async {
+            let v = version.fetch_add(1, Ordering::Relaxed) as i64;
+            let done = sqlx::query("UPDATE people SET name = ?, salary = ?, version = ? WHERE id = ? AND version = ?")
+                .bind("Ann")
+                .bind(1)
+                .bind(v + 1)
+                .bind(1)
+                .bind(v)
+                .execute(&own)
+                .await
+                .expect("update");
+            assert_eq!(done.rows_affected(), 1);
+        });
+    });
     group.finish();
 
     let mut group = c.benchmark_group("get");

@@ -5,7 +5,10 @@
 //! storage. The writer takes what has queued up, and every write keeps its own check and its own
 //! outcome (a conflict refuses that write only):
 //!
-//! - a request alone runs in autocommit, exactly as it would without the writer;
+//! - a write while no other autocommit write of the storage runs does not go to the writer at
+//!   all: it runs on the caller's task, in autocommit, exactly the statement a caller would run
+//!   by hand (a lone writer pays nothing for group commit);
+//! - a request alone in the writer's queue runs in autocommit, exactly as it would without it;
 //! - consecutive checked updates (inserts, checked deletes) of one table, each to another record,
 //!   go in one statement, the batch statement of `put_all` (`UPDATE … FROM (VALUES …) RETURNING
 //!   key`): one round trip to SQLite's thread for the lot. A batch that is one such statement
@@ -28,6 +31,7 @@
 //! The writer runs on a thread of its own (with a single-threaded tokio runtime), so it never
 //! depends on the runtime of whoever wrote first being driven.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use sqlx::Sqlite;
@@ -86,14 +90,37 @@ pub(super) struct Core {
     pub(super) mappings: Mappings<TableState>,
 }
 
-/// The queue to the writer thread, started with the first write (and again if it ended).
+/// The queue to the writer thread, started with the first write that meets another (and again if
+/// it ended), and how many autocommit writes are running now.
 #[derive(Debug, Clone, Default)]
-pub(super) struct GroupCommit(Arc<Mutex<Option<mpsc::UnboundedSender<Request>>>>);
+pub(super) struct GroupCommit {
+    queue: Arc<Mutex<Option<mpsc::UnboundedSender<Request>>>>,
+    running: Arc<AtomicUsize>,
+}
+
+/// An autocommit write, counted in [`GroupCommit::running`] until it ends (or its future is
+/// dropped).
+struct Running<'a>(&'a AtomicUsize);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 impl GroupCommit {
-    /// Runs `op` through the writer of the storage; `core` makes what a writer needs, only when
-    /// one has to be started.
+    /// Runs `op`: alone, on the caller's task, when no other autocommit write of the storage is
+    /// running (exactly the statement a caller would run by hand, without a hop to the writer's
+    /// thread); else through the writer, which commits it with the others. `core` makes what a
+    /// write needs.
     pub(super) async fn write(&self, core: impl FnOnce() -> Core, table: &'static TableDef, op: Write) -> Result<Done> {
+        let alone = self.running.fetch_add(1, Ordering::AcqRel) == 0;
+        let _running = Running(&self.running);
+        if alone {
+            let core = core();
+            let mut conn = core.pool.acquire().await.map_err(|e| storage_error(Some(table), e))?;
+            return execute(&core, &mut conn, table, &op).await;
+        }
         let (reply, done) = oneshot::channel();
         self.sender(core)?
             .send(Request { table, op, reply })
@@ -103,7 +130,7 @@ impl GroupCommit {
 
     fn sender(&self, core: impl FnOnce() -> Core) -> Result<mpsc::UnboundedSender<Request>> {
         // Only a send and a clone happen under this lock.
-        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut slot = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(sender) = slot.as_ref().filter(|s| !s.is_closed()) {
             return Ok(sender.clone());
         }
