@@ -46,37 +46,13 @@ fn writes(c: &mut Criterion) {
         });
     });
     group.bench_function("hand-written sqlx: UPDATE … WHERE id = ? AND version = ?", |b| {
-        b.to_async(&rt).iter(|| async {
-            let v = version.fetch_add(1, Ordering::Relaxed) as i64;
-            let done = sqlx::query("UPDATE people SET name = ?, salary = ?, version = ? WHERE id = ? AND version = ?")
-                .bind("Ann")
-                .bind(1)
-                .bind(v + 1)
-                .bind(1)
-                .bind(v)
-                .execute(&pool)
-                .await
-                .expect("update");
-            assert_eq!(done.rows_affected(), 1);
-        });
+        b.to_async(&rt).iter(|| hand_written_put(&pool, &version));
     });
     // The same statement on the store's own pool (sqlx's pool as versioned configures it: no
     // ping before each use), so that the difference is versioned's alone.
     let own = store.backend().pool().clone();
     group.bench_function("hand-written sqlx, on the store's pool: UPDATE … WHERE id = ? AND version = ?", |b| {
-        b.to_async(&rt).iter(|| async {
-            let v = version.fetch_add(1, Ordering::Relaxed) as i64;
-            let done = sqlx::query("UPDATE people SET name = ?, salary = ?, version = ? WHERE id = ? AND version = ?")
-                .bind("Ann")
-                .bind(1)
-                .bind(v + 1)
-                .bind(1)
-                .bind(v)
-                .execute(&own)
-                .await
-                .expect("update");
-            assert_eq!(done.rows_affected(), 1);
-        });
+        b.to_async(&rt).iter(|| hand_written_put(&own, &version));
     });
     group.finish();
 
@@ -111,6 +87,22 @@ fn writes(c: &mut Criterion) {
         });
     });
     group.finish();
+}
+
+/// The checked put by hand on `pool`: Ann's row, over the version `version` holds (advanced as
+/// the versioned side advances it).
+async fn hand_written_put(pool: &SqlitePool, version: &AtomicU64) {
+    let v = version.fetch_add(1, Ordering::Relaxed) as i64;
+    let done = sqlx::query("UPDATE people SET name = ?, salary = ?, version = ? WHERE id = ? AND version = ?")
+        .bind("Ann")
+        .bind(1)
+        .bind(v + 1)
+        .bind(1)
+        .bind(v)
+        .execute(pool)
+        .await
+        .expect("update");
+    assert_eq!(done.rows_affected(), 1);
 }
 
 /// sqlx's default pool on the file at `url`, as a hand-written program would open it.

@@ -25,7 +25,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use app::{Contact, Form};
-use fantoccini::wd::Capabilities;
+use fantoccini::wd::{Capabilities, WindowHandle};
 use fantoccini::{Client, ClientBuilder, Locator};
 use versioned::{AnyStorage, Store};
 
@@ -146,6 +146,32 @@ async fn wait_for_text(client: &Client, id: &str, text: &str) -> String {
     }
 }
 
+/// The app, on a free loopback port, over a memory store holding contact 7 (version 1): the
+/// store, the app's address, and its server task.
+async fn contact_seven() -> (Store<AnyStorage>, String, tokio::task::JoinHandle<std::io::Result<()>>) {
+    let store: Store<AnyStorage> = Store::connect("memory:").await.expect("a memory store");
+    store.create_table::<Contact>().await.expect("the contacts table");
+    let form = Form { name: "Jo Doe".into(), email: "jo@example.com".into(), phone: "555-0100".into() };
+    store.insert(&mut Contact::new(7, form, "admin")).await.expect("contact 7");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the app");
+    let app = format!("http://{}", listener.local_addr().expect("the app's address"));
+    let server = tokio::spawn(axum::serve(listener, app::router(store.clone())).into_future());
+    (store, app, server)
+}
+
+/// Two windows open contact 7 at `app` (with `query` after the user): Amy's, then Lawrence's.
+async fn two_windows(client: &Client, app: &str, query: &str) -> (WindowHandle, WindowHandle) {
+    let amy = client.window().await.expect("the first window");
+    client.goto(&format!("{app}/contacts/7?user=Amy%20Peters{query}")).await.expect("Amy opens contact 7");
+    wait_for_text(client, "etag", "contacts:7:1").await;
+    let lawrence = client.new_window(false).await.expect("a second window").handle;
+    client.switch_to_window(lawrence.clone()).await.expect("switch to Lawrence's window");
+    client.goto(&format!("{app}/contacts/7?user=Lawrence%20Ricci{query}")).await.expect("Lawrence opens contact 7");
+    wait_for_text(client, "etag", "contacts:7:1").await;
+    wait_for_text(client, "user", "Lawrence Ricci").await;
+    (amy, lawrence)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_windows_conflict_and_force_update() {
     let Ok(chromedriver) = std::env::var("VERSIONED_CHROMEDRIVER") else {
@@ -156,27 +182,10 @@ async fn two_windows_conflict_and_force_update() {
     let started = Instant::now();
     let out = output_dir();
 
-    // The app, on a free loopback port, over a memory store holding contact 7 (version 1).
-    let store: Store<AnyStorage> = Store::connect("memory:").await.expect("a memory store");
-    store.create_table::<Contact>().await.expect("the contacts table");
-    let form = Form { name: "Jo Doe".into(), email: "jo@example.com".into(), phone: "555-0100".into() };
-    store.insert(&mut Contact::new(7, form, "admin")).await.expect("contact 7");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the app");
-    let app = format!("http://{}", listener.local_addr().expect("the app's address"));
-    let server = tokio::spawn(axum::serve(listener, app::router(store.clone())).into_future());
-
+    let (store, app, server) = contact_seven().await;
     let driver = Chromedriver::start(&chromedriver, &out.join("chromedriver.log"));
     let client = browser(&driver).await;
-
-    // Two windows open contact 7: Amy's, then Lawrence's.
-    let amy = client.window().await.expect("the first window");
-    client.goto(&format!("{app}/contacts/7?user=Amy%20Peters")).await.expect("Amy opens contact 7");
-    wait_for_text(&client, "etag", "contacts:7:1").await;
-    let lawrence = client.new_window(false).await.expect("a second window").handle;
-    client.switch_to_window(lawrence.clone()).await.expect("switch to Lawrence's window");
-    client.goto(&format!("{app}/contacts/7?user=Lawrence%20Ricci")).await.expect("Lawrence opens contact 7");
-    wait_for_text(&client, "etag", "contacts:7:1").await;
-    wait_for_text(&client, "user", "Lawrence Ricci").await;
+    let (amy, lawrence) = two_windows(&client, &app, "").await;
 
     // Window 1: Amy edits the phone and saves.
     client.switch_to_window(amy).await.expect("switch to Amy's window");
@@ -245,23 +254,10 @@ async fn two_windows_merge_and_resolve_field_by_field() {
     };
     let _one = ONE_BROWSER_AT_A_TIME.lock().await;
     let out = output_dir();
-    let store: Store<AnyStorage> = Store::connect("memory:").await.expect("a memory store");
-    store.create_table::<Contact>().await.expect("the contacts table");
-    let form = Form { name: "Jo Doe".into(), email: "jo@example.com".into(), phone: "555-0100".into() };
-    store.insert(&mut Contact::new(7, form, "admin")).await.expect("contact 7");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the app");
-    let app = format!("http://{}", listener.local_addr().expect("the app's address"));
-    let server = tokio::spawn(axum::serve(listener, app::router(store.clone())).into_future());
+    let (store, app, server) = contact_seven().await;
     let driver = Chromedriver::start(&chromedriver, &out.join("chromedriver-merge.log"));
     let client = browser(&driver).await;
-
-    let amy = client.window().await.expect("the first window");
-    client.goto(&format!("{app}/contacts/7?user=Amy%20Peters&merge=1")).await.expect("Amy opens contact 7");
-    wait_for_text(&client, "etag", "contacts:7:1").await;
-    let lawrence = client.new_window(false).await.expect("a second window").handle;
-    client.switch_to_window(lawrence.clone()).await.expect("switch to Lawrence's window");
-    client.goto(&format!("{app}/contacts/7?user=Lawrence%20Ricci&merge=1")).await.expect("Lawrence opens it");
-    wait_for_text(&client, "etag", "contacts:7:1").await;
+    let (amy, lawrence) = two_windows(&client, &app, "&merge=1").await;
 
     // A disjoint edit: Amy the phone, then Lawrence the name, both from version 1: merged.
     client.switch_to_window(amy.clone()).await.expect("switch to Amy's window");

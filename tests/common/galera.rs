@@ -4,11 +4,12 @@
 //! when the test process exits. Runs when `VERSIONED_GALERA_PROVIDER` names the provider
 //! (`/usr/lib/galera/libgalera_smm.so`; `.ci/run` installs `galera-4` and `rsync` and sets it).
 
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+use crate::processes::{dies_with_the_test, free_port, kill, kill_at_exit, signal};
 
 /// One node: its ports, data directory and, while it runs, its process.
 struct Node {
@@ -27,10 +28,6 @@ pub struct Galera {
     dir: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
-}
-
 /// The Galera provider: `VERSIONED_GALERA_PROVIDER`; `None` when unset.
 pub fn provider() -> Option<PathBuf> {
     std::env::var_os("VERSIONED_GALERA_PROVIDER").map(PathBuf::from)
@@ -40,6 +37,10 @@ impl Galera {
     /// Makes three nodes' data directories, starts the first as a new cluster, then the others,
     /// each joining by `rsync` state transfer, and waits until all three are synced.
     pub fn start(provider: PathBuf) -> Galera {
+        // One cluster starts at a time: two starting together (a test's own and the shared one)
+        // share two cores with six state transfers.
+        static STARTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one = STARTING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let dir = tempfile::Builder::new().prefix("versioned-galera-").tempdir().expect("a temporary directory");
         let nodes = (0..3)
             .map(|i| Node {
@@ -101,18 +102,13 @@ impl Galera {
         if new_cluster {
             command.arg("--wsrep-new-cluster");
         }
-        unsafe {
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+        dies_with_the_test(&mut command);
         self.nodes[i].process = Some(command.spawn().expect("start mariadbd"));
     }
 
     /// Waits until node `i` is synced with its cluster and ready for clients.
     pub fn wait_synced(&self, i: usize) {
-        let deadline = Instant::now() + Duration::from_secs(90);
+        let deadline = Instant::now() + Duration::from_secs(180);
         let port = self.nodes[i].port.to_string();
         loop {
             let out = Command::new("mariadb")
@@ -146,17 +142,12 @@ impl Galera {
 
     /// `kill -9` node `i`.
     pub fn kill(&mut self, i: usize) {
-        if let Some(mut process) = self.nodes[i].process.take() {
-            let _ = process.kill();
-            let _ = process.wait();
-        }
+        kill(&mut self.nodes[i].process);
     }
 
     /// Sends `signal` to node `i` (`SIGSTOP`, `SIGCONT`).
-    pub fn signal(&self, i: usize, signal: libc::c_int) {
-        if let Some(pid) = self.pid(i) {
-            unsafe { libc::kill(pid as libc::pid_t, signal) };
-        }
+    pub fn signal(&self, i: usize, sig: libc::c_int) {
+        signal(self.nodes[i].process.as_ref(), sig);
     }
 
     /// Starts node `i` again: it rejoins the cluster (by state transfer) and syncs.
@@ -172,14 +163,6 @@ impl Drop for Galera {
             self.signal(i, libc::SIGCONT);
             self.kill(i);
         }
-    }
-}
-
-static SHARED_PIDS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
-
-extern "C" fn kill_shared_cluster() {
-    for pid in SHARED_PIDS.lock().map(|p| p.clone()).unwrap_or_default() {
-        unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
     }
 }
 
@@ -199,8 +182,7 @@ pub fn shared() -> Option<Vec<String>> {
             let (sender, receiver) = std::sync::mpsc::channel();
             std::thread::spawn(move || {
                 let galera = Galera::start(provider);
-                SHARED_PIDS.lock().expect("pids").extend((0..3).filter_map(|i| galera.pid(i)));
-                unsafe { libc::atexit(kill_shared_cluster) };
+                kill_at_exit((0..3).filter_map(|i| galera.pid(i)));
                 let _ = sender.send((0..3).map(|i| galera.url(i)).collect());
                 let _galera = galera;
                 loop {

@@ -7,8 +7,10 @@
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+use crate::processes::{dies_with_the_test, free_port, kill, kill_at_exit, signal};
 
 /// One server: its port, data directory and, while it runs, its process.
 struct Server {
@@ -23,10 +25,6 @@ pub struct PgCluster {
     bin: PathBuf,
     dir: tempfile::TempDir,
     user: (u32, u32),
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
 }
 
 /// The directory of PostgreSQL's server programs: `VERSIONED_PG_BIN`. `None` when unset.
@@ -98,13 +96,7 @@ impl PgCluster {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
-        // Killed with the thread that started it, should this process die without dropping it.
-        unsafe {
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+        dies_with_the_test(&mut command);
         let process = command.spawn().expect("start postgres");
         self.servers[i].process = Some(process);
     }
@@ -142,10 +134,7 @@ impl PgCluster {
 
     /// `kill -9` server `i`.
     pub fn kill(&mut self, i: usize) {
-        if let Some(mut process) = self.servers[i].process.take() {
-            let _ = process.kill();
-            let _ = process.wait();
-        }
+        kill(&mut self.servers[i].process);
     }
 
     /// Starts server `i` again on its data directory, and waits until it serves.
@@ -155,10 +144,8 @@ impl PgCluster {
     }
 
     /// Sends `signal` to server `i` (`SIGSTOP`, `SIGCONT`).
-    pub fn signal(&self, i: usize, signal: libc::c_int) {
-        if let Some(pid) = self.pid(i) {
-            unsafe { libc::kill(pid as libc::pid_t, signal) };
-        }
+    pub fn signal(&self, i: usize, sig: libc::c_int) {
+        signal(self.servers[i].process.as_ref(), sig);
     }
 }
 
@@ -168,15 +155,6 @@ impl Drop for PgCluster {
             self.signal(i, libc::SIGCONT);
             self.kill(i);
         }
-    }
-}
-
-/// The pids of the shared cluster, killed when the test process exits.
-static SHARED_PIDS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
-
-extern "C" fn kill_shared_cluster() {
-    for pid in SHARED_PIDS.lock().map(|p| p.clone()).unwrap_or_default() {
-        unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
     }
 }
 
@@ -196,8 +174,7 @@ pub fn shared() -> Option<(String, String)> {
             let (sender, receiver) = std::sync::mpsc::channel();
             std::thread::spawn(move || {
                 let cluster = PgCluster::start(bin);
-                SHARED_PIDS.lock().expect("pids").extend([0, 1].iter().filter_map(|i| cluster.pid(*i)));
-                unsafe { libc::atexit(kill_shared_cluster) };
+                kill_at_exit([0, 1].iter().filter_map(|i| cluster.pid(*i)));
                 let _ = sender.send((cluster.url(PgCluster::PRIMARY), cluster.url(PgCluster::REPLICA)));
                 let _cluster = cluster;
                 loop {

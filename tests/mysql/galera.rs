@@ -94,9 +94,11 @@ async fn the_history_has_no_anomaly_while_nodes_die_and_pause() {
     let mut cluster = Galera::start(provider);
     let urls: Vec<String> = (0..3).map(|i| cluster.url(i)).collect();
     let stores = stores(&urls).await;
+    // Until the faults are over (and a second more), however long the rejoin takes.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let run = {
-        let stores = stores.clone();
-        tokio::spawn(async move { versioned_core::conformance::run_on(&stores, 9, 1_000, 31).await })
+        let (stores, stop) = (stores.clone(), stop.clone());
+        tokio::spawn(async move { versioned_core::conformance::run_until(&stores, 9, 100_000, 31, stop).await })
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
     cluster.kill(1);
@@ -114,7 +116,13 @@ async fn the_history_has_no_anomaly_while_nodes_die_and_pause() {
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     assert!(!run.is_finished(), "the pause came while the workload ran");
     cluster.signal(2, libc::SIGCONT);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let report = run.await.expect("the workload");
+    // The stores that began on node 1 moved on when it died.
+    let node: String =
+        sqlx::query_scalar("SELECT @@wsrep_node_name").fetch_one(stores[1].backend().pool()).await.expect("a node");
+    assert_ne!(node, "n1", "the store on node 1 moved to another node");
     println!(
         "history checker on a 3-node Galera cluster under faults (kill -9 of node 1, its restart and rejoin, \
          SIGSTOP of node 2 for 2.5 s): {report}"

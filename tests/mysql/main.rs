@@ -63,6 +63,9 @@ async fn db() -> Option<Db> {
 #[path = "../common/raw_sql.rs"]
 mod raw_sql;
 
+#[path = "../common/processes.rs"]
+mod processes;
+
 #[path = "../common/galera.rs"]
 mod galera;
 

@@ -1,6 +1,6 @@
 //! A store on a primary and a streaming replica of its own (`tests/common/pg_cluster.rs`):
 //! reads outside transactions go to the replica, a stale copy read there is caught by the write's
-//! check and `update` retries from the primary's record, read-your-writes waits for the replica
+//! check and `update` retries locked, on the primary, read-your-writes waits for the replica
 //! or reads the primary, a replica that dies is passed over and serves again once back; the
 //! conformance suite with read-your-writes, and the history checker while the replica is killed
 //! and paused. Run with `VERSIONED_PG_BIN` set (`.ci/run` sets it); without it each test says it
@@ -74,8 +74,8 @@ fn own_cluster() -> Option<PgCluster> {
 }
 
 /// With replay paused on the replica, a read returns the replica's older version (the read went
-/// there); `update` from that stale copy is refused by its check and retried from the primary's
-/// record, once, and counts exactly; with read-your-writes a read waits its bound, then reads the
+/// there); `update` from that stale copy is refused by its check and retried once, locked, on the
+/// primary, and counts exactly; with read-your-writes a read waits its bound, then reads the
 /// primary; once replay resumes, the replica answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replica_reads_are_caught_by_the_check_and_read_your_writes_waits() {
@@ -101,7 +101,7 @@ async fn replica_reads_are_caught_by_the_check_and_read_your_writes_waits() {
         })
         .await
         .expect("update");
-    assert_eq!(calls, 2, "one stale attempt from the replica, one from the primary's record");
+    assert_eq!(calls, 2, "one stale attempt from the replica, one locked on the primary");
     let stored: (i64, i64) = sqlx::query_as("SELECT version, salary::int8 FROM people WHERE id = 1")
         .fetch_one(&db.primary)
         .await
@@ -170,9 +170,11 @@ async fn the_history_has_no_anomaly_while_the_replica_dies_and_pauses() {
     let Some(mut cluster) = own_cluster() else { return };
     let (primary, replica) = (cluster.url(PgCluster::PRIMARY), cluster.url(PgCluster::REPLICA));
     let db = scratch(&primary, &replica, Some(Duration::from_millis(500))).await;
+    // Until the faults are over (and a second more).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let run = {
-        let store = db.store.clone();
-        tokio::spawn(async move { versioned_core::conformance::run(&store, 8, 2_000, 23).await })
+        let (stores, stop) = (vec![db.store.clone()], stop.clone());
+        tokio::spawn(async move { versioned_core::conformance::run_until(&stores, 8, 100_000, 23, stop).await })
     };
     let mut faults = Vec::new();
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -187,6 +189,8 @@ async fn the_history_has_no_anomaly_while_the_replica_dies_and_pauses() {
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     assert!(!run.is_finished(), "the faults came while the workload ran");
     cluster.signal(PgCluster::REPLICA, libc::SIGCONT);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let report = run.await.expect("the workload");
     println!("history checker on PostgreSQL with a replica under faults ({}): {report}", faults.join(", "));
     assert!(report.anomalies.is_empty(), "{report}\n{:#?}", report.anomalies);

@@ -591,19 +591,12 @@ impl<S: Storage> Store<S> {
         let may_lock = self.backend.capabilities().locks_updates;
         let running = self.heat.enter(T::TABLE, &ops::key_value::<T>(key)?);
         let mut attempts = policy.start("update");
-        // The stored record a refused put read back (on a store with read replicas, from the
-        // primary): the next optimistic attempt starts from it instead of reading again, so that
-        // it cannot start from the same stale copy.
-        let mut refused_with: Option<T> = None;
         loop {
             let locked = may_lock && (self.lock_wait == LockWait::NoWait || running.hot());
             crate::observe::update_attempt(T::TABLE.name, locked);
-            let current = refused_with.take();
             let attempt = async {
                 if locked {
                     self.update_once(key, &mut f).await
-                } else if let Some(current) = current {
-                    ops::modify_write(access, current, &mut f).await
                 } else {
                     // A read and a checked put need no transaction around them: the put is
                     // refused if anyone wrote the record since the read.
@@ -614,8 +607,9 @@ impl<S: Storage> Store<S> {
                 Ok(value) => return Ok(value),
                 Err(err) => {
                     if err.is_conflict() {
+                        // The record is hot now: the next attempt reads it locked, in a
+                        // transaction (on a store with read replicas, on the primary).
                         running.conflicted();
-                        refused_with = err.current::<T>().and_then(Result::ok);
                     }
                     attempts.failed(err).await?
                 }

@@ -279,6 +279,18 @@ pub async fn run<S: Storage + Clone>(store: &Store<S>, clients: usize, operation
 /// different nodes of one cluster, say. The tables are made, and the final state read, through
 /// the first.
 pub async fn run_on<S: Storage + Clone>(stores: &[Store<S>], clients: usize, operations: usize, seed: u64) -> Report {
+    run_until(stores, clients, operations, seed, Arc::default()).await
+}
+
+/// [`run_on`], each client stopping after `operations` operations or once `stop` is set,
+/// whichever comes first: a run that lasts as long as faults do.
+pub async fn run_until<S: Storage + Clone>(
+    stores: &[Store<S>],
+    clients: usize,
+    operations: usize,
+    seed: u64,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> Report {
     let store = &stores[0];
     store.create_table::<Log>().await.expect("create the logs");
     store.create_table::<Account>().await.expect("create the accounts");
@@ -293,12 +305,15 @@ pub async fn run_on<S: Storage + Clone>(stores: &[Store<S>], clients: usize, ope
     let tasks: Vec<_> = (0..clients)
         .map(|client| {
             let store = stores[client % stores.len()].clone();
-            let (recorder, retries) = (Arc::clone(&recorder), Arc::clone(&retries));
+            let (recorder, retries, stop) = (Arc::clone(&recorder), Arc::clone(&retries), Arc::clone(&stop));
             tokio::spawn(async move {
                 let mut rng =
                     Xorshift(seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(client as u64 + 1) | 1);
                 let mut held: Option<Log> = None;
                 for n in 0..operations {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
                     // Unique across the run: the client and its operation number.
                     let value = (client * operations + n) as u64 + 1;
                     client_step(&store, &recorder, &retries, client, &mut rng, &mut held, value).await;

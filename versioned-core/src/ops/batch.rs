@@ -21,7 +21,7 @@ pub async fn refuse_unstorable_versions<T: Entity, A: RowAccess>(access: &A, ts:
         let expected = version_u64(t)?;
         if expected > T::TABLE.version_max {
             let key = key_value::<T>(t.key())?;
-            let current = access.fetch(T::TABLE, &key).await?;
+            let current = access.fetch_current(T::TABLE, &key).await?;
             conflicts.push(conflict::<T>(key, expected, current)?);
         }
     }

@@ -47,7 +47,7 @@ async fn patch_inner<T: Entity, A: RowAccess>(
     check_changes(table, &changes)?;
     let mut attempts = RetryPolicy::attempts(100).start("patch");
     loop {
-        let Some(stored) = access.fetch(table, &key).await? else {
+        let Some(stored) = access.fetch_current(table, &key).await? else {
             return Err(rejected::<T>(None, key, expected)?);
         };
         let version = table.version_of(&stored)?;

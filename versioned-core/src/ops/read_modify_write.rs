@@ -31,21 +31,14 @@ pub async fn read_modify_write<T: Entity, R, A: RowAccess>(
     key: &(impl KeyFor<T::Key> + ?Sized),
     f: &mut impl FnMut(&mut T) -> R,
 ) -> Result<R> {
-    let read = get::<T, A>(access, key).await?;
+    let read = match get::<T, A>(access, key).await? {
+        Some(read) => Some(read),
+        // Not there, or not there yet on a read replica: the record as it is now decides.
+        None => {
+            access.fetch_current(T::TABLE, &super::key_value::<T>(key)?).await?.map(super::decode_row).transpose()?
+        }
+    };
     modify_and_put(access, key, read, f).await
-}
-
-/// One attempt of an optimistic [`Store::update`](crate::Store::update) from a record already
-/// read (the stored record a refused put read back): `f` applied, then a checked [`put`].
-pub async fn modify_write<T: Entity, R, A: RowAccess>(
-    access: &A,
-    current: T,
-    f: &mut impl FnMut(&mut T) -> R,
-) -> Result<R> {
-    let mut t = current;
-    let result = f(&mut t);
-    put(&Allowed(access), &mut t).await?;
-    Ok(result)
 }
 
 /// The rest of an `update` attempt once the record is `read`: `f` applied, then a checked [`put`].
@@ -55,8 +48,10 @@ async fn modify_and_put<T: Entity, R, A: RowAccess>(
     read: Option<T>,
     f: &mut impl FnMut(&mut T) -> R,
 ) -> Result<R> {
-    let t = read.ok_or_else(|| Error::not_found::<T>(key))?;
-    modify_write(access, t, f).await
+    let mut t = read.ok_or_else(|| Error::not_found::<T>(key))?;
+    let result = f(&mut t);
+    put(&Allowed(access), &mut t).await?;
+    Ok(result)
 }
 
 /// Row operations an executor already allowed (its `writer` check was made by the caller), as an

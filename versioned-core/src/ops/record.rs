@@ -151,7 +151,7 @@ async fn beyond_storable<T: Entity, A: RowAccess>(access: &A, t: &T) -> Result<(
         return Ok(());
     }
     let key = key_value::<T>(t.key())?;
-    let current = access.fetch(T::TABLE, &key).await?;
+    let current = access.fetch_current(T::TABLE, &key).await?;
     Err(conflict::<T>(key, expected, current)?)
 }
 
@@ -175,7 +175,7 @@ async fn save_inner<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<()
     }
     match insert_inner::<T, _>(access, t).await {
         Err(Error::AlreadyExists { key, .. }) => {
-            let current = access.fetch(T::TABLE, &key).await?;
+            let current = access.fetch_current(T::TABLE, &key).await?;
             Err(conflict::<T>(key, 0, current)?)
         }
         done => done,
@@ -228,7 +228,7 @@ async fn put_unchecked_inner<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> 
         // Refused: the stored version is at its maximum, or is not a version at all (`Decode`).
         None => {
             let key = key_value::<T>(t.key())?;
-            Err(match access.fetch(table, &key).await? {
+            Err(match access.fetch_current(table, &key).await? {
                 Some(stored) => rejected::<T>(Some(stored), key, None)?,
                 None => Error::VersionOverflow { table: table.name, key, version: table.version_max },
             })
@@ -274,7 +274,7 @@ async fn delete_with_version_inner<T: Entity, A: RowAccess>(
     let key = key_value::<T>(key)?;
     if expected > T::TABLE.version_max {
         // No stored record has it (and a backend cannot even be asked for it).
-        let current = access.fetch(T::TABLE, &key).await?;
+        let current = access.fetch_current(T::TABLE, &key).await?;
         return Err(conflict::<T>(key, expected, current)?);
     }
     match access.delete(T::TABLE, &key, Some(expected)).await? {

@@ -200,6 +200,10 @@ impl RowAccess for AnyStorage {
         each!(self, AnyStorage, s => s.fetch(table, key).await)
     }
 
+    async fn fetch_current(&self, table: &'static TableDef, key: &Value) -> Result<Option<Row>> {
+        each!(self, AnyStorage, s => s.fetch_current(table, key).await)
+    }
+
     async fn select(&self, table: &'static TableDef, select: &Select) -> Result<Vec<Row>> {
         each!(self, AnyStorage, s => s.select(table, select).await)
     }

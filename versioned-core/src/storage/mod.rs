@@ -94,6 +94,13 @@ pub trait RowAccess: Send + Sync {
     /// The row with this key, if any.
     fn fetch(&self, table: &'static TableDef, key: &Value) -> impl Future<Output = Result<Option<Row>>> + Send;
 
+    /// [`fetch`](Self::fetch) where what is read decides a write (a patch builds its row from it)
+    /// or describes a refused one: never from a copy that may lag behind the writes (a read
+    /// replica). The default is `fetch`, for backends whose reads are all current.
+    fn fetch_current(&self, table: &'static TableDef, key: &Value) -> impl Future<Output = Result<Option<Row>>> + Send {
+        self.fetch(table, key)
+    }
+
     /// Inserts `row` (its version column already set to 1). Returns `false`, writing nothing, when
     /// a row with the same key exists.
     fn insert(&self, table: &'static TableDef, row: Row) -> impl Future<Output = Result<bool>> + Send;

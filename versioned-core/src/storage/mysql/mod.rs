@@ -555,6 +555,7 @@ impl MysqlTransaction {
         let on = &mut OnConnection { conn: &mut Conn::<MySql>(state.connection()), table, statements };
         let result = op(on).await;
         state.note(&result, rolled_back);
+        self.storage.nodes.note(self.at, &result);
         result
     }
 }
@@ -682,21 +683,9 @@ impl SqlBackend for MysqlStorage {
     }
 }
 
-impl Storage for MysqlStorage {
-    type Transaction = MysqlTransaction;
-
-    async fn begin(&self) -> Result<MysqlTransaction> {
-        self.begin_with("START TRANSACTION").await
-    }
-
-    async fn begin_read_only(&self) -> Result<MysqlTransaction> {
-        // InnoDB's `REPEATABLE READ` (the sessions' level): one snapshot, taken now.
-        self.begin_with("START TRANSACTION READ ONLY, WITH CONSISTENT SNAPSHOT").await
-    }
-
-    /// `CREATE TABLE IF NOT EXISTS`, a text key declared with the server's binary no-pad
-    /// collation; a table that was there already is checked as on first use.
-    async fn create_table(&self, table: &'static TableDef) -> Result<()> {
+impl MysqlStorage {
+    /// [`create_table`](Storage::create_table) on the node in use.
+    async fn create_table_on_current(&self, table: &'static TableDef) -> Result<()> {
         let state = self.table(table);
         // Every text column is declared with the server's exact collation: MariaDB's and MySQL's
         // differ in name.
@@ -717,14 +706,37 @@ impl Storage for MysqlStorage {
             }
         }
         if let Some(history) = self.server().await?.history(&state, table) {
-            // "Duplicate key name" (1061): the index exists; "trigger already exists" (1359).
+            // "Duplicate column name" (1060), "duplicate key name" (1061), "trigger already
+            // exists" (1359): made already.
             let exists = |err: &sqlx::Error| {
                 matches!(err, sqlx::Error::Database(db)
-                if matches!(db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>().map(|e| e.number()), Some(1061 | 1359)))
+                if matches!(db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>().map(|e| e.number()), Some(1060 | 1061 | 1359)))
             };
             sql::history::create::<MySql>(&mut conn, table, &history, exists).await?;
         }
         state.check(&mut conn, table).await
+    }
+}
+
+impl Storage for MysqlStorage {
+    type Transaction = MysqlTransaction;
+
+    async fn begin(&self) -> Result<MysqlTransaction> {
+        self.begin_with("START TRANSACTION").await
+    }
+
+    async fn begin_read_only(&self) -> Result<MysqlTransaction> {
+        // InnoDB's `REPEATABLE READ` (the sessions' level): one snapshot, taken now.
+        self.begin_with("START TRANSACTION READ ONLY, WITH CONSISTENT SNAPSHOT").await
+    }
+
+    /// `CREATE TABLE IF NOT EXISTS`, a text key declared with the server's binary no-pad
+    /// collation; a table that was there already is checked as on first use.
+    async fn create_table(&self, table: &'static TableDef) -> Result<()> {
+        let (at, _) = self.nodes.current();
+        let created = self.create_table_on_current(table).await;
+        self.nodes.note(at, &created);
+        created
     }
 
     async fn history(&self, table: &'static TableDef, key: &Value, version: Option<u64>) -> Result<Vec<HistoryRow>> {

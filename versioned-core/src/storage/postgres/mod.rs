@@ -188,7 +188,7 @@ impl PostgresStorage {
     /// Read-your-writes for a store with replicas: a read waits until the replica has replayed
     /// the store's last write (its own writes and transactions; not those made on a connection you
     /// lend with [`Store::on`](crate::Store::on)), up to `bound`, then reads the primary instead.
-    /// It costs one more statement per write (`pg_current_wal_lsn()`) and one per replica read
+    /// It costs one more statement per write (`pg_current_wal_insert_lsn()`) and one per replica read
     /// (`pg_last_wal_replay_lsn()`). Without it, a read may return a version older than one the
     /// store just wrote; the version check of the next write still refuses a stale copy.
     pub fn read_your_writes(mut self, bound: std::time::Duration) -> Self {
@@ -366,17 +366,17 @@ impl Driver for Postgres {
     }
 }
 
-/// Notes the primary's WAL position after a write of the store, for read-your-writes. A
-/// position that cannot be read makes every replica read wait its bound and go to the primary:
-/// slower, never stale.
+/// Notes the primary's WAL position after a write of the store, for read-your-writes. When it
+/// cannot be read, reads go to the primary for a while: slower, never stale.
 async fn note_write(replicas: &Replicas, conn: &mut sqlx::PgConnection) {
+    // The insert position: past every record written so far, whatever `synchronous_commit` says.
     let lsn: std::result::Result<String, _> =
-        sqlx::query_scalar("SELECT pg_current_wal_lsn()::text").fetch_one(conn).await;
+        sqlx::query_scalar("SELECT pg_current_wal_insert_lsn()::text").fetch_one(conn).await;
     match lsn {
         Ok(lsn) => replicas.wrote(&lsn),
         Err(err) => {
             tracing::warn!(error = %err, "could not read the primary's WAL position after a write");
-            replicas.wrote("FFFFFFFF/FFFFFFFF");
+            replicas.unknown_write();
         }
     }
 }
@@ -384,6 +384,11 @@ async fn note_write(replicas: &Replicas, conn: &mut sqlx::PgConnection) {
 impl RowAccess for PostgresStorage {
     async fn fetch(&self, table: &'static TableDef, key: &Value) -> Result<Option<Row>> {
         self.read(table, async |c| c.fetch(key).await).await
+    }
+
+    /// On the primary: a replica may lag.
+    async fn fetch_current(&self, table: &'static TableDef, key: &Value) -> Result<Option<Row>> {
+        self.primary(table, async |c| c.fetch(key).await).await
     }
 
     /// A locking query runs on the primary (a replica locks nothing); any other may run on a
@@ -614,13 +619,10 @@ impl StorageTransaction for PostgresTransaction {
 
     async fn commit(self) -> Result<()> {
         let PostgresTransaction { storage, state } = self;
-        state.into_inner().finish("COMMIT").await?;
+        let mut done = state.into_inner().finish_keeping("COMMIT").await?;
         if let Some(replicas) = storage.replicas.as_ref().filter(|r| r.read_your_writes.is_some()) {
-            // Read after the commit, on any connection: at or past the commit's own position.
-            match storage.pool.acquire().await {
-                Ok(mut conn) => note_write(replicas, &mut conn).await,
-                Err(_) => replicas.wrote("FFFFFFFF/FFFFFFFF"),
-            }
+            // On the transaction's own connection, after its commit: at or past the commit.
+            note_write(replicas, done.connection()).await;
         }
         Ok(())
     }
@@ -682,9 +684,13 @@ impl Storage for PostgresStorage {
             let create = sqlx::query(AssertSqlSafe(Arc::clone(index)).into_sql_str());
             create.execute(&self.pool).await.map_err(|e| storage_error(Some(table), e))?;
         }
+        let mut conn = self.pool.acquire().await.map_err(|e| storage_error(Some(table), e))?;
         if let Some(history) = &statements.history {
-            let mut conn = self.pool.acquire().await.map_err(|e| storage_error(Some(table), e))?;
             sql::history::create::<Postgres>(&mut conn, table, history, |_| false).await?;
+        }
+        if let Some(replicas) = self.replicas.as_ref().filter(|r| r.read_your_writes.is_some()) {
+            // The table is a write too: reads wait for a replica to have it.
+            note_write(replicas, &mut conn).await;
         }
         Ok(())
     }

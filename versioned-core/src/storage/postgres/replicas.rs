@@ -3,12 +3,15 @@
 //! A read outside a transaction (`get`, `get_many`, a query without a lock, a count) goes to a
 //! replica, in turn; every write, every transaction and every locking read goes to the primary.
 //! A copy read from a lagging replica is caught by the version check of the write on the
-//! primary, as any stale copy is, and [`Store::update`](crate::Store::update) retries from the
-//! stored record that refusal read on the primary, which cannot be stale.
+//! primary, as any stale copy is, and [`Store::update`](crate::Store::update)'s next attempt reads
+//! the record (hot after that conflict) locked, in a transaction on the primary, which cannot be
+//! stale. The reads that decide a write (a patch's) or describe a refused one are made on the
+//! primary ([`RowAccess::fetch_current`](crate::storage::RowAccess::fetch_current)).
 //!
-//! A replica that fails (it cannot be reached, its connection broke) is passed over for
-//! [`Replicas::RETRY_AFTER`] and the read goes to the next one, or to the primary; it is tried
-//! again after that, and serves again once it is back.
+//! A replica that fails (it cannot be reached, its connection broke, it does not answer within
+//! [`Replicas::READ_TIMEOUT`]) is passed over for [`Replicas::RETRY_AFTER`] and the read goes to
+//! the next one, or to the primary; it is tried again after that, and serves again once it is
+//! back.
 //!
 //! With read-your-writes, the store keeps the primary's WAL position after each of its writes
 //! and commits (one more statement per write), and a replica read first waits until the replica
@@ -37,6 +40,8 @@ pub(crate) struct Replicas {
     /// The primary's WAL position after the store's last write (0: none yet), with
     /// read-your-writes.
     last_write: AtomicU64,
+    /// Until when reads go to the primary: a write's position could not be read.
+    primary_until: Mutex<Option<Instant>>,
 }
 
 #[derive(Debug)]
@@ -58,9 +63,19 @@ impl Replicas {
     /// How long a replica that failed is passed over before it is tried again.
     pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(1);
 
+    /// How long a read may take on a replica before the replica counts as hung (paused, cut off
+    /// without a reset), is passed over, and the read goes to the next one or the primary.
+    pub(crate) const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
     pub(crate) fn new(pools: Vec<PgPool>, read_your_writes: Option<Duration>) -> Self {
         let members = pools.into_iter().map(|pool| Replica { pool, down_until: Mutex::new(None) }).collect();
-        Replicas { members, next: AtomicUsize::new(0), read_your_writes, last_write: AtomicU64::new(0) }
+        Replicas {
+            members,
+            next: AtomicUsize::new(0),
+            read_your_writes,
+            last_write: AtomicU64::new(0),
+            primary_until: Mutex::new(None),
+        }
     }
 
     /// The replicas' pools.
@@ -76,6 +91,13 @@ impl Replicas {
         }
     }
 
+    /// Notes a write whose WAL position could not be read: reads go to the primary for
+    /// [`RETRY_AFTER`](Self::RETRY_AFTER) (by then the replicas have most likely replayed it).
+    pub(crate) fn unknown_write(&self) {
+        *self.primary_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some(Instant::now() + Self::RETRY_AFTER);
+    }
+
     /// `read` on a replica: each replica that is up, in turn, until one answers. A replica whose
     /// connection fails is passed over for a while; a replica that has not replayed the store's
     /// last write within the read-your-writes bound is passed over for this read.
@@ -85,6 +107,10 @@ impl Replicas {
         state: &PgTable,
         read: impl AsyncFnOnce(&mut OnConnection<'_, Conn<'_, Postgres>>) -> Result<T> + Clone,
     ) -> Result<Outcome<T>> {
+        let until = *self.primary_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if until.is_some_and(|until| Instant::now() < until) {
+            return Ok(Outcome::Primary);
+        }
         let count = self.members.len();
         let first = self.next.fetch_add(1, Ordering::Relaxed);
         for at in 0..count {
@@ -99,22 +125,41 @@ impl Replicas {
                     continue;
                 }
             };
-            if let Some(bound) = self.read_your_writes {
-                match self.caught_up(&mut conn, bound).await {
-                    Ok(true) => {}
-                    Ok(false) => continue,
-                    Err(err) => {
-                        replica.fail(&err);
-                        continue;
+            // Bounded: a replica that hangs (paused, cut off without a reset) is passed over.
+            let bound = self.read_your_writes.unwrap_or_default();
+            let attempt = tokio::time::timeout(bound + Self::RETRY_AFTER, async {
+                if self.read_your_writes.is_some() {
+                    match self.caught_up(&mut conn, bound).await {
+                        Ok(true) => {}
+                        Ok(false) => return None,
+                        Err(err) => return Some(Err(Error::from(crate::error::StorageError::new(err)))),
                     }
                 }
-            }
-            let read = read.clone();
-            let done = match state.check(&mut conn, table).await {
-                Ok(()) => {
-                    read(&mut OnConnection { conn: &mut Conn(&mut *conn), table, statements: &state.statements }).await
+                state.check(&mut conn, table).await.err().map(Err).or(Some(Ok(())))
+            })
+            .await;
+            let done = match attempt {
+                Err(_) => {
+                    // Whatever the connection was doing is abandoned with it.
+                    conn.close_on_drop();
+                    replica.fail(&"no answer in time");
+                    continue;
                 }
-                Err(err) => Err(err),
+                // Not caught up with the store's last write in time: the next, or the primary.
+                Ok(None) => continue,
+                Ok(Some(Err(err))) => Err(err),
+                Ok(Some(Ok(()))) => {
+                    let read = read.clone();
+                    let on = &mut OnConnection { conn: &mut Conn(&mut *conn), table, statements: &state.statements };
+                    match tokio::time::timeout(Self::READ_TIMEOUT, read(on)).await {
+                        Ok(done) => done,
+                        Err(_) => {
+                            conn.close_on_drop();
+                            replica.fail(&"no answer in time");
+                            continue;
+                        }
+                    }
+                }
             };
             match done {
                 // The server or the connection failed, not the read: the primary answers.

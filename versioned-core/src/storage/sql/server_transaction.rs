@@ -83,7 +83,13 @@ where
 
     /// Ends the transaction with `sql` (`COMMIT` or `ROLLBACK`). A commit after a failure the
     /// server abandoned work for rolls back instead, and says so.
-    pub(crate) async fn finish(mut self, sql: &'static str) -> Result<()> {
+    pub(crate) async fn finish(self, sql: &'static str) -> Result<()> {
+        self.finish_keeping(sql).await.map(drop)
+    }
+
+    /// [`finish`](Self::finish), keeping the connection for a statement after it (read on the
+    /// same connection, after its commit); it goes back to its pool when dropped.
+    pub(crate) async fn finish_keeping(mut self, sql: &'static str) -> Result<Self> {
         if let (Some(failure), "COMMIT") = (self.failed, sql) {
             self.execute("ROLLBACK").await?;
             self.finished = true;
@@ -91,7 +97,7 @@ where
         }
         self.execute(sql).await?;
         self.finished = true;
-        Ok(())
+        Ok(self)
     }
 
     /// Refuses a statement while a failure is not undone: the server would refuse it
