@@ -492,20 +492,33 @@ impl Cluster {
 
     /// Whether the write with this marker was applied, after its reply was lost: the marker is
     /// there (applied), or we put it now, so that the write can never apply (not applied, and
-    /// the error is retryable).
+    /// the error is retryable). Our own fence is told from the write's marker by its value
+    /// (`void`): a fence whose reply was lost too, and that is found on the next try, means the
+    /// write was fenced off, not applied.
     async fn resolve(&self, marker: Vec<u8>, lease: i64, lost: etcd_client::Error) -> Result<Reply> {
+        const FENCE: &[u8] = b"void";
         let started = Instant::now();
         let mut pause = Duration::from_millis(50);
+        let not_applied = |lost: etcd_client::Error| -> Result<Reply> {
+            tracing::debug!(error = %lost, "an etcd write's reply was lost; it was not applied");
+            Err(StorageError::retryable(lost).into())
+        };
         loop {
             let fence = Txn::new()
                 .when([Compare::version(marker.clone(), CompareOp::Equal, 0)])
-                .and_then([TxnOp::put(marker.clone(), b"void".to_vec(), Some(PutOptions::new().with_lease(lease)))]);
+                .and_then([TxnOp::put(marker.clone(), FENCE.to_vec(), Some(PutOptions::new().with_lease(lease)))])
+                .or_else([TxnOp::get(marker.clone(), None)]);
             match self.client.kv_client().txn(fence).await {
-                Ok(reply) if reply.succeeded() => {
-                    tracing::debug!(error = %lost, "an etcd write's reply was lost; it was not applied");
-                    return Err(StorageError::retryable(lost).into());
-                }
-                Ok(_) => {
+                Ok(reply) if reply.succeeded() => return not_applied(lost),
+                Ok(reply) => {
+                    let fenced = reply.op_responses().iter().any(|op| match op {
+                        TxnOpResponse::Get(range) => range.kvs().iter().any(|kv| kv.value() == FENCE),
+                        _ => false,
+                    });
+                    if fenced {
+                        // An earlier try of this fence was applied, its reply lost.
+                        return not_applied(lost);
+                    }
                     tracing::debug!(error = %lost, "an etcd write's reply was lost; it was applied");
                     return Ok(Reply::Applied);
                 }
