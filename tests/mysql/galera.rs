@@ -33,26 +33,31 @@ async fn stores(urls: &[String]) -> Vec<Store<MysqlStorage>> {
 }
 
 /// Amy reads the record on node 0 and Lawrence on node 1; Amy's checked write on node 0 goes
-/// first, and Lawrence's, from his copy, on node 1, is refused: the write's own check sees node
-/// 0's commit (certified before it), so the lost update cannot happen.
+/// first, and Lawrence's, from his copy, on node 1, is refused as a conflict with the stored
+/// record: the write's own check waits for node 1 to apply node 0's commit (`wsrep_sync_wait`
+/// covers writes too), so the lost update cannot happen, and the refusal is the conflict, not a
+/// certification failure. Forty records, one round each: the race between node 1's applier and
+/// Lawrence's statement is run many times.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_copy_read_on_one_node_is_refused_on_another() {
     let Some(urls) = galera::shared() else { return };
     let stores = stores(&urls).await;
     let (amy_store, lawrence_store) = (&stores[0], &stores[1]);
     amy_store.create_table::<Person>().await.expect("create_table");
-    amy_store.insert(&mut Person { id: 1, name: "Ann".into(), salary: 100, version: 0 }).await.expect("insert");
-    let mut amy = amy_store.get::<Person>(&1).await.expect("get").expect("on node 0");
-    let mut lawrence = lawrence_store.get::<Person>(&1).await.expect("get").expect("on node 1, read causally");
-    amy.salary = 150;
-    amy_store.put(&mut amy).await.expect("Amy's put on node 0");
-    lawrence.salary = 90;
-    match lawrence_store.put(&mut lawrence).await {
-        Err(Error::ConcurrentModification { expected: 1, actual: Some(2), .. }) => {}
-        other => panic!("Lawrence's stale put on node 1 must be refused, got {other:?}"),
+    for id in 0..40 {
+        amy_store.insert(&mut Person { id, name: "Ann".into(), salary: 100, version: 0 }).await.expect("insert");
+        let mut amy = amy_store.get::<Person>(&id).await.expect("get").expect("on node 0");
+        let mut lawrence = lawrence_store.get::<Person>(&id).await.expect("get").expect("on node 1, read causally");
+        amy.salary = 150;
+        amy_store.put(&mut amy).await.expect("Amy's put on node 0");
+        lawrence.salary = 90;
+        match lawrence_store.put(&mut lawrence).await {
+            Err(Error::ConcurrentModification { expected: 1, actual: Some(2), .. }) => {}
+            other => panic!("record {id}: Lawrence's stale put on node 1 must be refused, got {other:?}"),
+        }
+        let stored = stores[2].get::<Person>(&id).await.expect("get").expect("on node 2");
+        assert_eq!((stored.salary, stored.version), (150, 2), "record {id}");
     }
-    let stored = stores[2].get::<Person>(&1).await.expect("get").expect("on node 2");
-    assert_eq!((stored.salary, stored.version), (150, 2));
 }
 
 /// Three tasks, one per node, each `update` 40 increments of one counter: certification

@@ -135,6 +135,9 @@ pub struct Report {
     pub unknown: usize,
     /// Retries inside `update`s (its function's calls beyond the first).
     pub retries: usize,
+    /// Acknowledged operations by the second of the run they completed in: how the workload
+    /// went on around faults.
+    pub acknowledged_per_second: Vec<usize>,
     /// What [`check`] found.
     pub anomalies: Vec<Anomaly>,
 }
@@ -332,12 +335,21 @@ pub async fn run_until<S: Storage + Clone>(
     let events = std::mem::take(&mut *recorder.events.lock().unwrap_or_else(PoisonError::into_inner));
     let anomalies = check(&events, &finals, BALANCE * i64::from(ACCOUNTS));
     let count = |f: fn(&Outcome) -> bool| events.iter().filter(|e| f(&e.outcome)).count();
+    let mut acknowledged_per_second = Vec::new();
+    for event in events.iter().filter(|e| e.outcome == Outcome::Ok) {
+        let second = usize::try_from(event.completed.as_secs()).unwrap_or(usize::MAX);
+        if acknowledged_per_second.len() <= second {
+            acknowledged_per_second.resize(second + 1, 0);
+        }
+        acknowledged_per_second[second] += 1;
+    }
     Report {
         operations: events.len(),
         acknowledged: count(|o| *o == Outcome::Ok),
         failed: count(|o| matches!(o, Outcome::Failed(_))),
         unknown: count(|o| matches!(o, Outcome::Unknown(_))),
         retries: retries.load(std::sync::atomic::Ordering::Relaxed),
+        acknowledged_per_second,
         anomalies,
     }
 }

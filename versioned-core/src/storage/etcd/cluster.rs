@@ -118,8 +118,9 @@ impl RecordState {
 
 /// How a write transaction came out.
 pub(super) enum Reply {
-    /// Its comparisons held and its operations were applied.
-    Applied,
+    /// Its comparisons held and its operations were applied: the `Then` branch's responses, or
+    /// `None` when the reply was lost and the write's marker told that it was applied.
+    Applied(Option<TxnResponse>),
     /// A comparison failed; the `Else` branch's responses.
     Refused(TxnResponse),
 }
@@ -483,7 +484,7 @@ impl Cluster {
         then.push(TxnOp::put(marker.clone(), Vec::new(), Some(PutOptions::new().with_lease(lease))));
         let txn = Txn::new().when(compares).and_then(then).or_else(otherwise);
         match self.client.kv_client().txn(txn).await {
-            Ok(reply) if reply.succeeded() => Ok(Reply::Applied),
+            Ok(reply) if reply.succeeded() => Ok(Reply::Applied(Some(reply))),
             Ok(reply) => Ok(Reply::Refused(reply)),
             Err(e) if possibly_unanswered(&e) => self.resolve(marker, lease, e).await,
             Err(e) => Err(request_error(e)),
@@ -520,7 +521,7 @@ impl Cluster {
                         return not_applied(lost);
                     }
                     tracing::debug!(error = %lost, "an etcd write's reply was lost; it was applied");
-                    return Ok(Reply::Applied);
+                    return Ok(Reply::Applied(None));
                 }
                 Err(e) if possibly_unanswered(&e) && started.elapsed() < RESOLVE_FOR => {
                     tokio::time::sleep(pause).await;

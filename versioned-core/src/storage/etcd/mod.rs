@@ -119,7 +119,7 @@ impl EtcdStorage {
             let mut when = compares();
             when.push(unlocked(keys));
             match self.cluster.write(when, then(), vec![read_record_op(keys)]).await? {
-                Reply::Applied => return Ok((true, RecordState::default())),
+                Reply::Applied(_) => return Ok((true, RecordState::default())),
                 Reply::Refused(reply) => {
                     let stored = RecordState::from_reply(table, keys, &reply)?;
                     if stored.lock.is_some() && holds(stored.row.as_ref())? {
@@ -169,7 +169,7 @@ impl EtcdStorage {
                 history::record(table, &keys, def.keep, &[&entry], now_micros(), &mut then);
             }
             match self.cluster.write(vec![same, unlocked(&keys)], then, vec![read_record_op(&keys)]).await? {
-                Reply::Applied => return Ok(WriteOutcome::Applied),
+                Reply::Applied(_) => return Ok(WriteOutcome::Applied),
                 Reply::Refused(reply) => {
                     revision = reply.header().map_or(0, |h| h.revision());
                     stored = RecordState::from_reply(table, &keys, &reply)?;

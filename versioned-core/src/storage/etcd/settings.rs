@@ -91,7 +91,9 @@ impl EtcdOptions {
     }
 
     /// The time to live, in seconds, of a transaction's locks if its client stops renewing them
-    /// (it died, or lost the cluster): default 10. While the client runs it renews them.
+    /// (it died, or lost the cluster): default 10. While the client runs it renews them. A lock
+    /// whose release fails (a leader change, a paused member) is released again and again in the
+    /// background for this long before its lease is let go.
     pub fn lock_ttl(mut self, seconds: i64) -> Self {
         self.lock_ttl = seconds.max(2);
         self

@@ -3,10 +3,11 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp, TxnOpResponse};
 
-use super::cluster::{Cluster, LockWaiter, RecordState, Reply, put_record, read_record_op, request_error, unlocked};
+use super::cluster::{Cluster, LockWaiter, RecordState, Reply, put_record, read_record_op, unlocked};
 use super::codec::RecordKeys;
 use super::delete_record;
 use super::history;
@@ -93,18 +94,55 @@ impl Drop for EtcdTransaction {
     }
 }
 
-/// Deletes the lock keys of `held` that are still `id`'s.
-async fn release(cluster: &Cluster, id: &[u8], held: &BTreeSet<RecordKeys>) {
+/// Deletes the lock keys of `held` that are still `id`'s. A lock whose delete fails (the leader
+/// is changing, the member asked is down or paused) is tried again from a task of its own, with
+/// growing pauses, for as long as a lock outlives a dead client (`lock_ttl`): a lock left behind
+/// would block every writer of its record until its lease expired, and the connection renews
+/// that lease while it lives. Only if the delete still fails then is the lease let go, so that
+/// it expires.
+async fn release(cluster: &Arc<Cluster>, id: &[u8], held: &BTreeSet<RecordKeys>) {
+    let mut left = Vec::new();
     for keys in held {
-        let mine = Compare::value(keys.lock(), CompareOp::Equal, id.to_vec());
-        let txn = Txn::new().when([mine]).and_then([TxnOp::delete(keys.lock(), None)]);
-        if let Err(e) = cluster.client.kv_client().txn(txn).await {
-            // Its lease must go, or the lock would stay as long as the connection renews it.
-            tracing::warn!(error = %e, "could not release an etcd lock; it stays until the connection's lease expires");
-            cluster.end_session().await;
-            return;
+        if let Err(e) = release_one(cluster, id, keys).await {
+            tracing::debug!(error = %e, "could not release an etcd lock; trying again");
+            left.push(keys.clone());
         }
     }
+    if left.is_empty() {
+        return;
+    }
+    let (cluster, id) = (Arc::clone(cluster), id.to_vec());
+    tokio::spawn(async move {
+        let ttl = Duration::from_secs(u64::try_from(cluster.options.lock_ttl).unwrap_or(0));
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(50);
+        while !left.is_empty() {
+            if started.elapsed() >= ttl {
+                tracing::warn!(
+                    locks = left.len(),
+                    "could not release etcd locks; they stay until the connection's lease expires"
+                );
+                cluster.end_session().await;
+                return;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(1));
+            let mut still = Vec::new();
+            for keys in left {
+                if release_one(&cluster, &id, &keys).await.is_err() {
+                    still.push(keys);
+                }
+            }
+            left = still;
+        }
+    });
+}
+
+/// Deletes one record's lock key if it is still `id`'s (so a retry never takes another's).
+async fn release_one(cluster: &Cluster, id: &[u8], keys: &RecordKeys) -> std::result::Result<(), etcd_client::Error> {
+    let mine = Compare::value(keys.lock(), CompareOp::Equal, id.to_vec());
+    let txn = Txn::new().when([mine]).and_then([TxnOp::delete(keys.lock(), None)]);
+    cluster.client.kv_client().txn(txn).await.map(drop)
 }
 
 impl EtcdTransaction {
@@ -154,27 +192,29 @@ impl EtcdTransaction {
         let lease = self.cluster.session().await?;
         let waiter = LockWaiter::new(wait);
         loop {
-            let take = Txn::new()
-                .when([unlocked(keys)])
-                .and_then([
-                    TxnOp::put(keys.lock(), self.id.clone(), Some(PutOptions::new().with_lease(lease))),
-                    read_record_op(keys),
-                ])
-                .or_else([read_record_op(keys)]);
-            // A lock put twice by a retry is still this transaction's: the value says whose it is.
-            let reply = match self.cluster.client.kv_client().txn(take).await {
-                Ok(reply) => reply,
-                Err(e) => {
-                    // The lock may have been taken without the reply reaching us: `fetch_for_update`
-                    // releases it.
-                    return Err(request_error(e));
-                }
+            // Sent as a write, with a marker: a request whose reply is lost (a leader change, a
+            // paused member) is then known to have taken the lock or fenced off so that it never
+            // can, never a lock put later, after this transaction gave up and released it.
+            let put = TxnOp::put(keys.lock(), self.id.clone(), Some(PutOptions::new().with_lease(lease)));
+            let reply = self
+                .cluster
+                .write(vec![unlocked(keys)], vec![put, read_record_op(keys)], vec![read_record_op(keys)])
+                .await?;
+            let (reply, taken) = match reply {
+                Reply::Applied(Some(reply)) => (reply, true),
+                Reply::Refused(reply) => (reply, false),
+                Reply::Applied(None) => return Ok(self.cluster.read(table, keys, None).await?.0),
             };
-            let read = match reply.op_responses().pop() {
-                Some(TxnOpResponse::Get(range)) => RecordState::parse(table, keys, range.kvs())?,
-                _ => return Err(StorageError::new("etcd answered a lock request without the record").into()),
+            // The record's read, among the lock's and the marker's puts.
+            let read = reply.op_responses().into_iter().find_map(|op| match op {
+                TxnOpResponse::Get(range) => Some(range),
+                _ => None,
+            });
+            let read = match read {
+                Some(range) => RecordState::parse(table, keys, range.kvs())?,
+                None => return Err(StorageError::new("etcd answered a lock request without the record").into()),
             };
-            if reply.succeeded() || read.lock.as_deref() == Some(self.id.as_slice()) {
+            if taken || read.lock.as_deref() == Some(self.id.as_slice()) {
                 return Ok(read);
             }
             if read.lock.is_some() {
@@ -500,7 +540,7 @@ impl EtcdTransaction {
         }
         loop {
             match self.cluster.write(compares.clone(), ops.clone(), Vec::new()).await? {
-                Reply::Applied => return Ok(()),
+                Reply::Applied(_) => return Ok(()),
                 Reply::Refused(_) => {
                     if let Some((table, keys, key, at)) = self.refusal(state).await? {
                         waiter.wait(&self.cluster, table, &keys, &key, at).await?;

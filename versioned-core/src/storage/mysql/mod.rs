@@ -37,7 +37,7 @@
 //!
 //! On a MariaDB Galera Cluster ([`MysqlStorage::connect_galera`]) the store uses one node at a
 //! time and moves to the next when it fails; a certification failure at commit (1213) is the same
-//! retryable refusal, and sessions read causally (`wsrep_sync_wait = 1`).
+//! retryable refusal, and sessions read and write causally (`wsrep_sync_wait = 7`).
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -219,9 +219,13 @@ impl MysqlStorage {
     /// A backend on the nodes of a MariaDB Galera cluster (`nodes`: each node's options, in the
     /// order to try them), using one node at a time and moving to the next when it fails (it
     /// cannot be reached, its connection broke, it is not ready for clients). Each session reads
-    /// causally across the cluster (`wsrep_sync_wait = 1`: a read waits until the node has applied
-    /// every write the cluster committed before it), so a copy read on one node before a checked
-    /// write on another is never older than a write acknowledged before the read began.
+    /// and writes causally across the cluster (`wsrep_sync_wait = 7`: a read, and an `UPDATE`,
+    /// `DELETE` or `INSERT`, waits until the node has applied every write the cluster committed
+    /// before it), so a copy read on one node before a checked write on another is never older
+    /// than a write acknowledged before the read began, and a checked write's own version check
+    /// sees every write acknowledged before it: a stale copy is refused as
+    /// [`Error::ConcurrentModification`] with the stored record, as on one server, rather than by
+    /// certification.
     /// Certification failures (a concurrent write of the same row on another node, 1213 at
     /// commit) are retryable conflicts. Connections are made when first needed, and a node that
     /// cannot give one within `acquire_timeout` (2 s) counts as failed. See the README's
@@ -237,7 +241,7 @@ impl MysqlStorage {
                     .after_connect(move |conn, _| {
                         Box::pin(async move {
                             let set = format!(
-                                "SET SESSION innodb_lock_wait_timeout = {timeout}, SESSION wsrep_sync_wait = 1"
+                                "SET SESSION innodb_lock_wait_timeout = {timeout}, SESSION wsrep_sync_wait = 7"
                             );
                             sqlx::query(sqlx::AssertSqlSafe(set)).execute(conn).await.map(drop)
                         })
