@@ -1,5 +1,7 @@
 //! The memory backend's checked put against a hand-written compare-and-set on a
-//! `std::sync::Mutex<HashMap>` holding the same struct. Run: `cargo bench --bench memory`.
+//! `std::sync::Mutex<HashMap>` holding the same struct: one record put over and over, by one task
+//! and by 16 (criterion and alternating blocks), and one task's puts of 10,000 records chosen at
+//! random, each with a new `String` (alternating blocks only). Run: `cargo bench --bench memory`.
 //!
 //! After criterion's groups, both sides also run in alternating blocks (the same code), and the
 //! means and ratios are printed: criterion measures each side for seconds one after the other,
@@ -46,6 +48,74 @@ impl CasMap {
 }
 
 const TASKS: i64 = 16;
+/// Records of the random-record shape.
+const RECORDS: i64 = 10_000;
+
+/// The random-record shape: one task's checked puts of records chosen at random among
+/// [`RECORDS`], each put with a new `String` built for its `name` (both sides build it alike).
+struct Spread {
+    store: Store<MemoryStorage>,
+    cas: CasMap,
+    /// The caller's copies, one per record, for each side.
+    versioned_copies: Vec<Person>,
+    hand_copies: Vec<Person>,
+    rng: u64,
+}
+
+impl Spread {
+    async fn new() -> Self {
+        let store = Store::memory();
+        store.create_table::<Person>().await.expect("create");
+        let cas = CasMap::default();
+        let (mut versioned_copies, mut hand_copies) = (Vec::new(), Vec::new());
+        for id in 0..RECORDS {
+            let mut p = person(id);
+            store.insert(&mut p).await.expect("insert");
+            cas.0.lock().expect("lock").insert(id, p.clone());
+            versioned_copies.push(p.clone());
+            hand_copies.push(p);
+        }
+        Spread { store, cas, versioned_copies, hand_copies, rng: 0x2545_f491_4f6c_dd1d }
+    }
+
+    /// The next record (xorshift64), the same sequence for both sides' blocks.
+    fn pick(&mut self) -> usize {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        (self.rng % RECORDS as u64) as usize
+    }
+
+    async fn versioned(&mut self, n: u64) -> Duration {
+        let start = Instant::now();
+        for i in 0..n {
+            let at = self.pick();
+            let p = &mut self.versioned_copies[at];
+            p.name = name(i);
+            p.put(&self.store).await.expect("put");
+        }
+        start.elapsed()
+    }
+
+    fn hand(&mut self, n: u64) -> Duration {
+        let start = Instant::now();
+        for i in 0..n {
+            let at = self.pick();
+            let p = &mut self.hand_copies[at];
+            p.name = name(i);
+            self.cas.put(p).expect("cas");
+        }
+        start.elapsed()
+    }
+}
+
+/// The new name of the `i`th put: a `String` built per put.
+fn name(i: u64) -> String {
+    let mut name = String::with_capacity(24);
+    name.push_str("person renamed ");
+    name.push_str(if i.is_multiple_of(2) { "even" } else { "odd" });
+    name
+}
 
 fn person(id: i64) -> Person {
     Person { id, name: format!("person {id}"), salary: 0, version: 0 }
@@ -123,11 +193,25 @@ fn memory(c: &mut Criterion) {
             spent[3] += sides.hand_tasks(BLOCK).await;
         }
     });
+    // The random-record shape, in alternating blocks too.
+    let mut spread = rt.block_on(Spread::new());
+    let mut spread_spent = [Duration::ZERO; 2];
+    rt.block_on(async {
+        for _ in 0..ROUNDS {
+            spread_spent[0] += spread.versioned(BLOCK).await;
+            spread_spent[1] += spread.hand(BLOCK);
+        }
+    });
     let mean = |d: Duration| d.as_secs_f64() * 1e9 / (f64::from(ROUNDS) * BLOCK as f64);
     println!("memory, alternating blocks ({} puts each; ratio = hand-written / versioned):", u64::from(ROUNDS) * BLOCK);
-    for (name, versioned, hand) in [("1 task", spent[0], spent[1]), ("16 tasks", spent[2], spent[3])] {
+    let rows = [
+        ("1 task, one record", spent[0], spent[1]),
+        ("16 tasks, one record each", spent[2], spent[3]),
+        ("1 task, 10,000 records at random, a new String per put", spread_spent[0], spread_spent[1]),
+    ];
+    for (name, versioned, hand) in rows {
         let (v, h) = (mean(versioned), mean(hand));
-        println!("  {name:9} versioned {v:6.1} ns   hand-written {h:6.1} ns   ratio {:.2}", h / v);
+        println!("  {name:56} versioned {v:6.1} ns   hand-written {h:6.1} ns   ratio {:.2}", h / v);
     }
 }
 

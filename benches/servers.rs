@@ -3,6 +3,11 @@
 //! hand-written `SELECT … FOR UPDATE` loop and a hand-written optimistic compare-and-set loop.
 //! Each server is measured when its URL is set:
 //!
+//! After criterion's groups, every single operation also runs in alternating blocks beside its
+//! hand-written statement (and `update` beside the locked update it replaces), and the means and
+//! ratios are printed: this machine's speed drifts by ±20% over the seconds criterion spends on
+//! one side, and in alternating blocks the drift falls on both sides alike.
+//!
 //! `VERSIONED_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test VERSIONED_MYSQL_URL=mysql://root@127.0.0.1:3306/test cargo bench --features postgres,mysql --bench servers`
 
 use std::sync::Arc;
@@ -62,6 +67,211 @@ fn sql(postgres: &'static str, mysql: bool) -> sqlx::AssertSqlSafe<String> {
         }
     }
     sqlx::AssertSqlSafe(text)
+}
+
+/// The hand-written side on one server's own pool, for the alternating blocks: the same
+/// statements as criterion's groups, each method written once for both servers (`on!`).
+#[derive(Clone)]
+enum Hand {
+    Postgres(PgPool),
+    Mysql(MySqlPool),
+}
+
+/// Runs `$body` with `$pool` bound to the pool and `$mysql` telling the placeholder style.
+macro_rules! on {
+    ($hand:expr, |$pool:ident, $mysql:ident| $body:expr) => {
+        match $hand {
+            Hand::Postgres($pool) => {
+                let $mysql = false;
+                $body
+            }
+            Hand::Mysql($pool) => {
+                let $mysql = true;
+                $body
+            }
+        }
+    };
+}
+
+impl From<PgPool> for Hand {
+    fn from(pool: PgPool) -> Self {
+        Hand::Postgres(pool)
+    }
+}
+
+impl From<MySqlPool> for Hand {
+    fn from(pool: MySqlPool) -> Self {
+        Hand::Mysql(pool)
+    }
+}
+
+const UPDATE: &str = "UPDATE people SET name = $1, salary = $2, version = $3 WHERE id = $4 AND version = $5";
+
+impl Hand {
+    /// `UPDATE … WHERE id = $4 AND version = $5` of record `id` at version `v`.
+    async fn put(&self, id: i64, salary: i32, v: i64) {
+        let done = on!(self, |pool, mysql| {
+            sqlx::query(sql(UPDATE, mysql))
+                .bind("Ann")
+                .bind(salary)
+                .bind(v + 1)
+                .bind(id)
+                .bind(v)
+                .execute(pool)
+                .await
+                .map(|d| d.rows_affected())
+        });
+        assert_eq!(done.expect("update"), 1);
+    }
+
+    async fn get(&self, id: i64) -> (i64, String, i32, i64) {
+        const GET: &str = "SELECT id, name, salary, version FROM people WHERE id = $1";
+        on!(self, |pool, mysql| sqlx::query_as(sql(GET, mysql)).bind(id).fetch_one(pool).await).expect("select")
+    }
+
+    async fn insert(&self, id: i64) {
+        // What versioned sends on each: PostgreSQL skips an existing key, MySQL reports it.
+        const INSERT: &str = "INSERT INTO people (id, name, salary, version) VALUES ($1, $2, $3, $4)";
+        const INSERT_PG: &str =
+            "INSERT INTO people (id, name, salary, version) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING";
+        let done = on!(self, |pool, mysql| {
+            sqlx::query(sql(if mysql { INSERT } else { INSERT_PG }, mysql))
+                .bind(id)
+                .bind("New")
+                .bind(1)
+                .bind(1i64)
+                .execute(pool)
+                .await
+                .map(|d| d.rows_affected())
+        });
+        assert_eq!(done.expect("insert"), 1);
+    }
+
+    /// `SELECT`, then `UPDATE … AND version = $5`, in autocommit: what `update` of a cold
+    /// record sends.
+    async fn read_then_put(&self, id: i64) {
+        const READ: &str = "SELECT salary, version FROM people WHERE id = $1";
+        let (salary, v): (i32, i64) =
+            on!(self, |pool, mysql| sqlx::query_as(sql(READ, mysql)).bind(id).fetch_one(pool).await).expect("select");
+        self.put(id, salary + 1, v).await;
+    }
+
+    /// `BEGIN; SELECT … FOR UPDATE; UPDATE … AND version = $5; COMMIT`.
+    async fn locked(&self, id: i64) {
+        const LOCK: &str = "SELECT salary, version FROM people WHERE id = $1 FOR UPDATE";
+        on!(self, |pool, mysql| {
+            let mut tx = pool.begin().await.expect("begin");
+            let (salary, v): (i32, i64) =
+                sqlx::query_as(sql(LOCK, mysql)).bind(id).fetch_one(&mut *tx).await.expect("lock");
+            let done = sqlx::query(sql(UPDATE, mysql))
+                .bind("Ann")
+                .bind(salary + 1)
+                .bind(v + 1)
+                .bind(id)
+                .bind(v)
+                .execute(&mut *tx)
+                .await
+                .expect("update");
+            assert_eq!(done.rows_affected(), 1);
+            tx.commit().await.expect("commit");
+        })
+    }
+}
+
+/// Both sides of every single operation in alternating blocks (`BLOCK` operations a side,
+/// `ROUNDS` rounds), so that the machine's drift falls on both; prints the means and the ratios
+/// (hand-written / versioned: above 1, versioned is faster). Each side works on records of its
+/// own, made here.
+async fn alternating<S: versioned::Storage>(label: &str, store: &Store<S>, hand: Hand) {
+    const ROUNDS: usize = 12;
+    const BLOCK: usize = 200;
+    // Records 10..16: versioned put, hand put, versioned update, hand read-then-put, hand
+    // locked, versioned locked (a transaction with get_for_update: what `update` does when hot).
+    for id in 10..16 {
+        store.insert(&mut Person { id, name: "Ann".into(), salary: 0, version: 0 }).await.expect("insert");
+    }
+    let mut next_id = 100_000;
+    let mut copy = store.get::<Person>(&10).await.expect("get").expect("record 10");
+    let mut hand_version = 1;
+    let mut spent = [Duration::ZERO; 10];
+    let timed = |start: std::time::Instant, slot: &mut Duration| *slot += start.elapsed();
+    for _ in 0..ROUNDS {
+        let start = std::time::Instant::now();
+        for _ in 0..BLOCK {
+            copy.salary += 1;
+            copy.put(store).await.expect("put");
+        }
+        timed(start, &mut spent[0]);
+        let start = std::time::Instant::now();
+        for _ in 0..BLOCK {
+            hand.put(11, 1, hand_version).await;
+            hand_version += 1;
+        }
+        timed(start, &mut spent[1]);
+        let start = std::time::Instant::now();
+        for _ in 0..BLOCK {
+            store.get::<Person>(&10).await.expect("get").expect("record 10");
+        }
+        timed(start, &mut spent[2]);
+        let start = std::time::Instant::now();
+        for _ in 0..BLOCK {
+            hand.get(10).await;
+        }
+        timed(start, &mut spent[3]);
+        let start = std::time::Instant::now();
+        for _ in 0..BLOCK {
+            next_id += 1;
+            store.insert(&mut Person { id: next_id, name: "New".into(), salary: 1, version: 0 }).await.expect("insert");
+        }
+        timed(start, &mut spent[4]);
+        let start = std::time::Instant::now();
+        for _ in 0..BLOCK {
+            next_id += 1;
+            hand.insert(next_id).await;
+        }
+        timed(start, &mut spent[5]);
+        let start = std::time::Instant::now();
+        for _ in 0..BLOCK {
+            store.update::<Person, _>(&12, RetryPolicy::default(), |p| p.salary += 1).await.expect("update");
+        }
+        timed(start, &mut spent[6]);
+        let start = std::time::Instant::now();
+        for _ in 0..BLOCK {
+            hand.read_then_put(13).await;
+        }
+        timed(start, &mut spent[7]);
+        let start = std::time::Instant::now();
+        for _ in 0..BLOCK {
+            store
+                .transaction(|tx| async move {
+                    let mut p = tx.get_for_update::<Person>(&15).await?.expect("record 15");
+                    p.salary += 1;
+                    tx.put(&mut p).await
+                })
+                .await
+                .expect("locked update");
+        }
+        timed(start, &mut spent[8]);
+        let start = std::time::Instant::now();
+        for _ in 0..BLOCK {
+            hand.locked(14).await;
+        }
+        timed(start, &mut spent[9]);
+    }
+    let mean = |d: Duration| d.as_secs_f64() * 1e6 / (ROUNDS * BLOCK) as f64;
+    println!("{label}, alternating blocks ({} operations a side; ratio = the other side / versioned):", ROUNDS * BLOCK);
+    let rows = [
+        ("put vs UPDATE … AND version", spent[0], spent[1]),
+        ("get vs SELECT", spent[2], spent[3]),
+        ("insert vs INSERT", spent[4], spent[5]),
+        ("update (cold) vs SELECT; UPDATE … AND version", spent[6], spent[7]),
+        ("update (cold) vs a locked update (transaction, get_for_update, put)", spent[6], spent[8]),
+        ("update (cold) vs BEGIN; SELECT … FOR UPDATE; UPDATE; COMMIT", spent[6], spent[9]),
+    ];
+    for (name, versioned, other) in rows {
+        let (v, o) = (mean(versioned), mean(other));
+        println!("  {name:68} versioned {v:7.1} us   other {o:7.1} us   ratio {:.2}", o / v);
+    }
 }
 
 /// The benchmarks of one server, whose hand-written statements are written in PostgreSQL's
@@ -315,6 +525,10 @@ macro_rules! server_benches {
         );
     }
 
+    // Not under a profiler (`--profile-time`), which runs criterion's routines only.
+    if !std::env::args().any(|arg| arg == "--profile-time") {
+        rt.block_on(alternating($label, &store, Hand::from(pool.clone())));
+    }
         }
     };
 }
