@@ -3,19 +3,29 @@
 //! read and checked put (two statements, no transaction) and a locked read-modify-write (a
 //! transaction reading the record `FOR UPDATE`).
 //!
-//! A record is hot while another `update` of it runs in this store (contention seen directly),
-//! or for [`COOLING`] after an `update` of it met a conflict (contention from writers elsewhere:
-//! other stores, other processes). Records share 1,024 slots by a hash of their table and key:
-//! two records in one slot only make each other look hot, which costs a lock, never correctness.
+//! A record's temperature is the share of its recent `update` attempts that met a conflict
+//! (MOCC's per-record temperature, Wang and Kimura, PVLDB 2016): attempts and conflicts are
+//! counted per [`WINDOW`], and the record is hot while, in the current window or the last one,
+//! at least [`HOT_CONFLICTS`] attempts conflicted and they were at least a quarter of all. A lock
+//! costs every attempt something (a transaction; on etcd a consensus write), so it pays only
+//! where conflicts are that frequent; a record locked for a whole window meets no conflict and
+//! cools, unless its updaters queue: a locked attempt that finds two or more other updates of
+//! the record under way in this store counts as a conflict (it would most likely have been one),
+//! so a record hammered by many tasks stays locked, and one that only sometimes sees a second
+//! updater goes back to optimistic attempts. Records share 1,024 slots by a hash
+//! of their table and key: two records in one slot only warm each other, which costs a lock,
+//! never correctness.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::entity::TableDef;
 use crate::value::Value;
 
-/// How long a record stays hot after a conflict.
-pub(crate) const COOLING: Duration = Duration::from_millis(200);
+/// How long attempts are counted together.
+pub(crate) const WINDOW: Duration = Duration::from_millis(200);
+/// The fewest conflicts in a window that make a record hot (with a quarter of its attempts).
+pub(crate) const HOT_CONFLICTS: u32 = 2;
 
 const SLOTS: usize = 1024;
 
@@ -27,11 +37,15 @@ pub(crate) struct Heat {
 
 #[derive(Default)]
 struct Slot {
-    /// `update`s of the slot's records under way.
+    /// `update`s of the slot's records under way in this store.
     running: AtomicU32,
-    /// When an `update` of them last met a conflict: milliseconds since `start`, plus one (0:
-    /// never).
-    conflict: AtomicU64,
+    /// The current window's start: milliseconds since [`Heat::start`].
+    window: AtomicU64,
+    /// Attempts and conflicts in the current window.
+    attempts: AtomicU32,
+    conflicts: AtomicU32,
+    /// Whether the last window ended hot.
+    was_hot: AtomicBool,
 }
 
 impl std::fmt::Debug for Heat {
@@ -46,43 +60,74 @@ impl Default for Heat {
     }
 }
 
+/// Whether `conflicts` out of `attempts` make a record hot.
+fn hot(attempts: u32, conflicts: u32) -> bool {
+    conflicts >= HOT_CONFLICTS && conflicts.saturating_mul(4) >= attempts
+}
+
 impl Heat {
-    /// Counts an `update` of the record `key` of `table` as running until the guard is dropped.
-    pub(crate) fn enter(&self, table: &'static TableDef, key: &Value) -> Running<'_> {
+    /// The record `key` of `table`, for one `update`'s attempts: counted as under way until the
+    /// guard is dropped.
+    pub(crate) fn record(&self, table: &'static TableDef, key: &Value) -> Record<'_> {
         let slot = &self.slots[slot_of(table, key)];
         slot.running.fetch_add(1, Ordering::AcqRel);
-        Running { slot, heat: self }
+        Record { slot, heat: self }
     }
 
     fn now_ms(&self) -> u64 {
-        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 }
 
-/// An `update` of one record, counted as running.
-pub(crate) struct Running<'a> {
+/// One record's slot, as an `update` under way sees it.
+pub(crate) struct Record<'a> {
     slot: &'a Slot,
     heat: &'a Heat,
 }
 
-impl Running<'_> {
-    /// Whether the record is hot: another `update` of it runs, or one met a conflict within
-    /// [`COOLING`].
-    pub(crate) fn hot(&self) -> bool {
-        if self.slot.running.load(Ordering::Acquire) > 1 {
-            return true;
+impl Record<'_> {
+    /// Starts a new window if the current one is over, keeping whether it ended hot. Counts are
+    /// approximate under races (two tasks may both start the window): a temperature, not a tally.
+    fn roll(&self) {
+        let now = self.heat.now_ms();
+        let window = self.slot.window.load(Ordering::Acquire);
+        if now.saturating_sub(window) < WINDOW.as_millis() as u64 {
+            return;
         }
-        let conflict = self.slot.conflict.load(Ordering::Acquire);
-        conflict != 0 && self.heat.now_ms() < conflict - 1 + COOLING.as_millis() as u64
+        if self.slot.window.compare_exchange(window, now, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            let attempts = self.slot.attempts.swap(0, Ordering::AcqRel);
+            let conflicts = self.slot.conflicts.swap(0, Ordering::AcqRel);
+            // A window with no attempt at all (the record left alone) ends cold too.
+            let ended_hot = hot(attempts, conflicts) && now.saturating_sub(window) < 2 * WINDOW.as_millis() as u64;
+            self.slot.was_hot.store(ended_hot, Ordering::Release);
+        }
     }
 
-    /// An attempt met a conflict: the record is hot for [`COOLING`] from now.
-    pub(crate) fn conflicted(&self) {
-        self.slot.conflict.store(self.heat.now_ms() + 1, Ordering::Release);
+    /// Whether the record is hot (see the [module](self)).
+    pub(crate) fn hot(&self) -> bool {
+        self.roll();
+        self.slot.was_hot.load(Ordering::Acquire)
+            || hot(self.slot.attempts.load(Ordering::Acquire), self.slot.conflicts.load(Ordering::Acquire))
+    }
+
+    /// Whether at least two other `update`s of the record are under way in this store: a locked
+    /// attempt that finds them queued would most likely have conflicted, had it not locked, and
+    /// counts as a conflict, so that a record whose updaters queue stays hot.
+    pub(crate) fn crowded(&self) -> bool {
+        self.slot.running.load(Ordering::Acquire) >= 3
+    }
+
+    /// Counts an attempt, and whether it met a conflict (or, locked, found the record crowded).
+    pub(crate) fn attempted(&self, conflicted: bool) {
+        self.roll();
+        self.slot.attempts.fetch_add(1, Ordering::AcqRel);
+        if conflicted {
+            self.slot.conflicts.fetch_add(1, Ordering::AcqRel);
+        }
     }
 }
 
-impl Drop for Running<'_> {
+impl Drop for Record<'_> {
     fn drop(&mut self) {
         self.slot.running.fetch_sub(1, Ordering::AcqRel);
     }
@@ -112,17 +157,33 @@ mod tests {
     use crate::merge::tests::CONTACTS as T;
 
     #[test]
-    fn a_record_is_hot_while_another_update_runs_and_for_a_while_after_a_conflict() {
+    fn a_record_is_hot_while_a_quarter_of_its_attempts_conflict_and_cools_when_they_stop() {
         let heat = Heat::default();
-        let one = heat.enter(&T, &Value::Int(1));
-        assert!(!one.hot(), "alone and without conflicts: cold");
-        let two = heat.enter(&T, &Value::Int(1));
-        assert!(one.hot() && two.hot(), "two updates of one record: hot");
-        drop(two);
-        assert!(!one.hot(), "cold again when the other ends");
-        one.conflicted();
-        assert!(one.hot(), "hot after a conflict");
-        std::thread::sleep(COOLING + Duration::from_millis(20));
-        assert!(!one.hot(), "cooled");
+        let record = heat.record(&T, &Value::Int(1));
+        assert!(!record.hot(), "never updated: cold");
+        record.attempted(true);
+        assert!(!record.hot(), "one conflict is not contention");
+        for _ in 0..6 {
+            record.attempted(false);
+        }
+        record.attempted(true);
+        assert!(record.hot(), "2 conflicts in 8 attempts: hot");
+        record.attempted(false);
+        record.attempted(false);
+        assert!(!record.hot(), "2 in 10: below a quarter");
+        record.attempted(true);
+        assert!(record.hot(), "3 in 11: hot");
+        let other = heat.record(&T, &Value::Int(2));
+        assert!(!other.hot(), "another record is not warmed by this one's conflicts");
+        assert!(!other.crowded(), "one update under way");
+        let (_second, _third) = (heat.record(&T, &Value::Int(2)), heat.record(&T, &Value::Int(2)));
+        assert!(other.crowded(), "three under way");
+        std::thread::sleep(WINDOW + Duration::from_millis(20));
+        assert!(record.hot(), "the last window ended hot: hot through the next");
+        for _ in 0..4 {
+            record.attempted(false); // locked attempts: no conflict
+        }
+        std::thread::sleep(WINDOW + Duration::from_millis(20));
+        assert!(!record.hot(), "a window without conflicts cools it");
     }
 }

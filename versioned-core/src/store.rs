@@ -564,11 +564,14 @@ impl<S: Storage> Store<S> {
     /// Each attempt chooses how by how contended the record is (MOCC's choice, per record):
     /// - **cold** (the usual case): a plain read and a checked put, without a transaction: two
     ///   statements, and the put is refused if anyone wrote the record since the read;
-    /// - **hot** — another `update` of the record is running in this store, or one met a
-    ///   conflict on it in the last 200 ms (writers elsewhere): one transaction that reads the
-    ///   record locked ([`Transaction::get_for_update`], waiting as the store's [`LockWait`]
-    ///   says), so updates of one hot record queue instead of conflicting and retrying; the write
-    ///   is still checked against the version read.
+    /// - **hot** — at least a quarter of the record's recent `update` attempts in this store (and
+    ///   at least two) met a conflict (MOCC's temperature, counted per 200 ms window), or this
+    ///   call's own last attempt did: one transaction that reads the record locked
+    ///   ([`Transaction::get_for_update`], waiting as the store's [`LockWait`] says), so updates
+    ///   of one hot record queue instead of conflicting and retrying; the write is still checked
+    ///   against the version read. A record whose locked attempts find no queue of other
+    ///   updates of it (two or more) for a whole window cools: the next window tries it
+    ///   optimistically again.
     ///
     /// Exactness is the same either way: every attempt's write is checked. A store whose lock
     /// wait is [`LockWait::NoWait`] always locks (an optimistic write cannot bound its wait for a
@@ -589,10 +592,13 @@ impl<S: Storage> Store<S> {
     ) -> Result<R> {
         let access = self.writer("update")?;
         let may_lock = self.backend.capabilities().locks_updates;
-        let running = self.heat.enter(T::TABLE, &ops::key_value::<T>(key)?);
+        let record = self.heat.record(T::TABLE, &ops::key_value::<T>(key)?);
+        // After a conflict this update's next attempt locks, whatever the record's temperature:
+        // it makes progress (on a store with read replicas, it reads the primary).
+        let mut conflicted = false;
         let mut attempts = policy.start("update");
         loop {
-            let locked = may_lock && (self.lock_wait == LockWait::NoWait || running.hot());
+            let locked = may_lock && (self.lock_wait == LockWait::NoWait || conflicted || record.hot());
             crate::observe::update_attempt(T::TABLE.name, locked);
             let attempt = async {
                 if locked {
@@ -603,16 +609,13 @@ impl<S: Storage> Store<S> {
                     ops::read_modify_write(access, key, &mut f).await
                 }
             };
-            match attempt.instrument(attempts.span()).await {
+            let crowded = locked && record.crowded();
+            let result = attempt.instrument(attempts.span()).await;
+            conflicted = matches!(&result, Err(err) if err.is_conflict());
+            record.attempted(conflicted || crowded);
+            match result {
                 Ok(value) => return Ok(value),
-                Err(err) => {
-                    if err.is_conflict() {
-                        // The record is hot now: the next attempt reads it locked, in a
-                        // transaction (on a store with read replicas, on the primary).
-                        running.conflicted();
-                    }
-                    attempts.failed(err).await?
-                }
+                Err(err) => attempts.failed(err).await?,
             }
         }
     }
