@@ -194,54 +194,44 @@ async fn alternating<S: versioned::Storage>(label: &str, store: &Store<S>, hand:
     let mut copy = store.get::<Person>(&10).await.expect("get").expect("record 10");
     let mut hand_version = 1;
     let mut spent = [Duration::ZERO; 10];
-    let timed = |start: std::time::Instant, slot: &mut Duration| *slot += start.elapsed();
+    // `BLOCK` runs of `$body`, their time added to `$slot`.
+    macro_rules! block {
+        ($slot:expr, $body:block) => {{
+            let start = std::time::Instant::now();
+            for _ in 0..BLOCK $body
+            $slot += start.elapsed();
+        }};
+    }
     for _ in 0..ROUNDS {
-        let start = std::time::Instant::now();
-        for _ in 0..BLOCK {
+        block!(spent[0], {
             copy.salary += 1;
             copy.put(store).await.expect("put");
-        }
-        timed(start, &mut spent[0]);
-        let start = std::time::Instant::now();
-        for _ in 0..BLOCK {
+        });
+        block!(spent[1], {
             hand.put(11, 1, hand_version).await;
             hand_version += 1;
-        }
-        timed(start, &mut spent[1]);
-        let start = std::time::Instant::now();
-        for _ in 0..BLOCK {
+        });
+        block!(spent[2], {
             store.get::<Person>(&10).await.expect("get").expect("record 10");
-        }
-        timed(start, &mut spent[2]);
-        let start = std::time::Instant::now();
-        for _ in 0..BLOCK {
+        });
+        block!(spent[3], {
             hand.get(10).await;
-        }
-        timed(start, &mut spent[3]);
-        let start = std::time::Instant::now();
-        for _ in 0..BLOCK {
+        });
+        block!(spent[4], {
             next_id += 1;
             store.insert(&mut Person { id: next_id, name: "New".into(), salary: 1, version: 0 }).await.expect("insert");
-        }
-        timed(start, &mut spent[4]);
-        let start = std::time::Instant::now();
-        for _ in 0..BLOCK {
+        });
+        block!(spent[5], {
             next_id += 1;
             hand.insert(next_id).await;
-        }
-        timed(start, &mut spent[5]);
-        let start = std::time::Instant::now();
-        for _ in 0..BLOCK {
+        });
+        block!(spent[6], {
             store.update::<Person, _>(&12, RetryPolicy::default(), |p| p.salary += 1).await.expect("update");
-        }
-        timed(start, &mut spent[6]);
-        let start = std::time::Instant::now();
-        for _ in 0..BLOCK {
+        });
+        block!(spent[7], {
             hand.read_then_put(13).await;
-        }
-        timed(start, &mut spent[7]);
-        let start = std::time::Instant::now();
-        for _ in 0..BLOCK {
+        });
+        block!(spent[8], {
             store
                 .transaction(|tx| async move {
                     let mut p = tx.get_for_update::<Person>(&15).await?.expect("record 15");
@@ -250,13 +240,10 @@ async fn alternating<S: versioned::Storage>(label: &str, store: &Store<S>, hand:
                 })
                 .await
                 .expect("locked update");
-        }
-        timed(start, &mut spent[8]);
-        let start = std::time::Instant::now();
-        for _ in 0..BLOCK {
+        });
+        block!(spent[9], {
             hand.locked(14).await;
-        }
-        timed(start, &mut spent[9]);
+        });
     }
     let mean = |d: Duration| d.as_secs_f64() * 1e6 / (ROUNDS * BLOCK) as f64;
     println!("{label}, alternating blocks ({} operations a side; ratio = the other side / versioned):", ROUNDS * BLOCK);
@@ -285,6 +272,7 @@ macro_rules! server_benches {
             };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let (store, pool) = rt.block_on($open(&url));
+    let hand = Hand::from(pool.clone());
     let version = AtomicU64::new(1);
 
     let mut group = c.benchmark_group(format!("{}: ", $label) + "checked put");
@@ -300,17 +288,7 @@ macro_rules! server_benches {
     group.bench_function("hand-written sqlx: UPDATE … WHERE id = $4 AND version = $5", |b| {
         b.to_async(&rt).iter(|| async {
             let v = version.fetch_add(1, Ordering::Relaxed) as i64;
-            let done =
-                sqlx::query(sql("UPDATE people SET name = $1, salary = $2, version = $3 WHERE id = $4 AND version = $5", $mysql))
-                    .bind("Ann")
-                    .bind(1)
-                    .bind(v + 1)
-                    .bind(1i64)
-                    .bind(v)
-                    .execute(&pool)
-                    .await
-                    .expect("update");
-            assert_eq!(done.rows_affected(), 1);
+            hand.put(1, 1, v).await;
         });
     });
     group.finish();
@@ -320,15 +298,7 @@ macro_rules! server_benches {
         b.to_async(&rt).iter(|| async { store.get::<Person>(&1).await.expect("get") });
     });
     group.bench_function("hand-written sqlx: SELECT … WHERE id = $1", |b| {
-        b.to_async(&rt).iter(|| async {
-            let row: (i64, String, i32, i64) =
-                sqlx::query_as(sql("SELECT id, name, salary, version FROM people WHERE id = $1", $mysql))
-                    .bind(1i64)
-                    .fetch_one(&pool)
-                    .await
-                    .expect("select");
-            row
-        });
+        b.to_async(&rt).iter(|| hand.get(1));
     });
     group.finish();
 
@@ -341,18 +311,7 @@ macro_rules! server_benches {
         });
     });
     group.bench_function(concat!("hand-written sqlx: ", $insert), |b| {
-        b.to_async(&rt).iter(|| async {
-            let id = next_id.fetch_add(1, Ordering::Relaxed);
-            let done = sqlx::query(sql($insert, $mysql))
-            .bind(id)
-            .bind("New")
-            .bind(1)
-            .bind(1i64)
-            .execute(&pool)
-            .await
-            .expect("insert");
-            assert_eq!(done.rows_affected(), 1);
-        });
+        b.to_async(&rt).iter(|| hand.insert(next_id.fetch_add(1, Ordering::Relaxed)));
     });
     group.finish();
 
@@ -365,47 +324,11 @@ macro_rules! server_benches {
     });
     rt.block_on(sqlx::query($maintain).execute(&pool)).expect("maintain");
     group.bench_function("hand-written sqlx: BEGIN; SELECT … FOR UPDATE; UPDATE … AND version = $5; COMMIT", |b| {
-        b.to_async(&rt).iter(|| async {
-            let mut tx = pool.begin().await.expect("begin");
-            let (salary, v): (i32, i64) = sqlx::query_as(sql("SELECT salary, version FROM people WHERE id = $1 FOR UPDATE", $mysql))
-                .bind(1i64)
-                .fetch_one(&mut *tx)
-                .await
-                .expect("select");
-            let done =
-                sqlx::query(sql("UPDATE people SET name = $1, salary = $2, version = $3 WHERE id = $4 AND version = $5", $mysql))
-                    .bind("Ann")
-                    .bind(salary + 1)
-                    .bind(v + 1)
-                    .bind(1i64)
-                    .bind(v)
-                    .execute(&mut *tx)
-                    .await
-                    .expect("update");
-            assert_eq!(done.rows_affected(), 1);
-            tx.commit().await.expect("commit");
-        });
+        b.to_async(&rt).iter(|| hand.locked(1));
     });
     rt.block_on(sqlx::query($maintain).execute(&pool)).expect("maintain");
     group.bench_function("hand-written sqlx: SELECT; UPDATE … AND version = $5 (autocommit)", |b| {
-        b.to_async(&rt).iter(|| async {
-            let (salary, v): (i32, i64) = sqlx::query_as(sql("SELECT salary, version FROM people WHERE id = $1", $mysql))
-                .bind(1i64)
-                .fetch_one(&pool)
-                .await
-                .expect("select");
-            let done =
-                sqlx::query(sql("UPDATE people SET name = $1, salary = $2, version = $3 WHERE id = $4 AND version = $5", $mysql))
-                    .bind("Ann")
-                    .bind(salary + 1)
-                    .bind(v + 1)
-                    .bind(1i64)
-                    .bind(v)
-                    .execute(&pool)
-                    .await
-                    .expect("update");
-            assert_eq!(done.rows_affected(), 1);
-        });
+        b.to_async(&rt).iter(|| hand.read_then_put(1));
     });
     group.finish();
 
@@ -527,7 +450,7 @@ macro_rules! server_benches {
 
     // Not under a profiler (`--profile-time`), which runs criterion's routines only.
     if !std::env::args().any(|arg| arg == "--profile-time") {
-        rt.block_on(alternating($label, &store, Hand::from(pool.clone())));
+        rt.block_on(alternating($label, &store, hand.clone()));
     }
         }
     };

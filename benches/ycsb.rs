@@ -241,13 +241,17 @@ impl Hand {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let done: Result<(), sqlx::Error> = match self {
-                Hand::Sqlite(pool) => {
+            // SQLite has no `FOR UPDATE`: `BEGIN IMMEDIATE` takes its one write lock instead.
+            let sqlite = matches!(self, Hand::Sqlite(_));
+            let (begin, lock) = if sqlite { ("BEGIN IMMEDIATE", READ) } else { ("BEGIN", LOCK) };
+            let done: Result<(), sqlx::Error> = on_sql!(
+                self,
+                |pool, q| {
                     async {
-                        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                        let mut tx = pool.begin_with(begin).await?;
                         let (counter, version): (i64, i64) =
-                            sqlx::query_as(sql(READ, true)).bind(id).fetch_one(&mut *tx).await?;
-                        sqlx::query(sql(WRITE, true))
+                            sqlx::query_as(sql(lock, q)).bind(id).fetch_one(&mut *tx).await?;
+                        sqlx::query(sql(WRITE, q))
                             .bind(counter + 1)
                             .bind(version + 1)
                             .bind(id)
@@ -257,40 +261,9 @@ impl Hand {
                         tx.commit().await
                     }
                     .await
-                }
-                Hand::Postgres(pool) => {
-                    async {
-                        let mut tx = pool.begin().await?;
-                        let (counter, version): (i64, i64) =
-                            sqlx::query_as(sql(LOCK, false)).bind(id).fetch_one(&mut *tx).await?;
-                        sqlx::query(sql(WRITE, false))
-                            .bind(counter + 1)
-                            .bind(version + 1)
-                            .bind(id)
-                            .bind(version)
-                            .execute(&mut *tx)
-                            .await?;
-                        tx.commit().await
-                    }
-                    .await
-                }
-                Hand::Mysql(pool) => {
-                    async {
-                        let mut tx = pool.begin().await?;
-                        let (counter, version): (i64, i64) =
-                            sqlx::query_as(sql(LOCK, true)).bind(id).fetch_one(&mut *tx).await?;
-                        sqlx::query(sql(WRITE, true))
-                            .bind(counter + 1)
-                            .bind(version + 1)
-                            .bind(id)
-                            .bind(version)
-                            .execute(&mut *tx)
-                            .await?;
-                        tx.commit().await
-                    }
-                    .await
-                }
-                Hand::Etcd { client: etcd, prefix, leases } => {
+                },
+                {
+                    let Hand::Etcd { client: etcd, prefix, leases } = self else { unreachable!() };
                     // etcd's lock service: a lock key of the caller's lease, then the read and a
                     // write that compares the lock key still exists, then the unlock.
                     let key = Self::etcd_key(prefix, id);
@@ -312,7 +285,7 @@ impl Hand {
                     assert!(written, "a write under etcd's lock is never refused");
                     Ok(())
                 }
-            };
+            );
             match done {
                 Ok(()) => return attempts,
                 Err(e) if retryable(&e) => continue,
