@@ -34,6 +34,8 @@ mod pg_cluster;
 
 mod replicas;
 
+mod group_commit;
+
 /// Tables of users' own migrations and rows that do not fit the struct, as on every SQL backend.
 mod sql {
     use versioned::PostgresStorage;

@@ -216,6 +216,14 @@ pub(crate) fn update_attempt(table: &'static str, locked: bool) {
     counters::update_attempt(table, mode);
 }
 
+/// A write on `table` that group commit wrote with others: `statement` writes shared its
+/// statement, `commit` its commit (a debug event; none for a write alone).
+pub(crate) fn group_commit(table: &'static str, statement: usize, commit: usize) {
+    if statement > 1 || commit > 1 {
+        tracing::debug!(table, statement, commit, "versioned: written with other writes (group commit)");
+    }
+}
+
 /// `operation` gave up after `attempts` attempts.
 pub(crate) fn exhausted(operation: &'static str, attempts: u32, err: &Error) {
     tracing::warn!(operation, attempts, error = %err, "versioned: retries exhausted");

@@ -74,6 +74,102 @@ pub async fn concurrent_update_counts_exactly<S: Storage>(store: &Store<S>) {
     assert_eq!((counter.n, counter.version), (3200, 3201));
 }
 
+/// Checked writes of many tasks at once, as group commit merges them (each round sends them all
+/// together): puts of their own records apply, stale puts are refused with the stored record,
+/// of two puts of one record at one version exactly one applies and the other sees it, an insert
+/// of a taken key is refused, checked deletes delete, a stale one is refused. Every write gets
+/// its own outcome, whatever it shared a statement with.
+pub async fn concurrent_writes_keep_their_own_outcomes<S: Storage + Clone>(store: &Store<S>) {
+    setup(store).await;
+    for round in 0..6i64 {
+        let base = round * 1_000;
+        for id in base..base + 36 {
+            store.insert(&mut Person { id, name: format!("P{id}"), salary: 0, version: 0 }).await.expect("insert");
+        }
+        // What each task does, and what it must get.
+        #[derive(Clone, Copy, Debug)]
+        enum Op {
+            Put(i64, i32, u64),
+            Insert(i64),
+            Delete(i64, u64),
+        }
+        let mut ops = Vec::new();
+        ops.extend((base..base + 16).map(|id| Op::Put(id, 100, 1)));
+        ops.extend((base + 16..base + 20).map(|id| Op::Put(id, 100, 7)));
+        ops.extend((base + 20..base + 24).flat_map(|id| [Op::Put(id, 1, 1), Op::Put(id, 2, 1)]));
+        ops.extend((base + 500..base + 504).map(Op::Insert));
+        ops.extend((base + 16..base + 18).map(Op::Insert));
+        ops.extend((base + 24..base + 32).map(|id| Op::Delete(id, 1)));
+        ops.extend((base + 32..base + 36).map(|id| Op::Delete(id, 9)));
+        let tasks: Vec<_> = ops
+            .iter()
+            .map(|op| {
+                let (store, op) = (store.clone(), *op);
+                tokio::spawn(async move {
+                    match op {
+                        Op::Put(id, salary, version) => {
+                            let mut p = Person { id, name: format!("P{id}"), salary, version };
+                            p.put(&store).await.map(|()| p.version)
+                        }
+                        Op::Insert(id) => {
+                            let mut p = Person { id, name: "New".into(), salary: 5, version: 0 };
+                            store.insert(&mut p).await.map(|()| p.version)
+                        }
+                        Op::Delete(id, version) => {
+                            let p = Person { id, name: format!("P{id}"), salary: 0, version };
+                            store.delete(&p).await.map(|()| 0)
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for task in tasks {
+            outcomes.push(task.await.expect("task"));
+        }
+        let mut twice = std::collections::BTreeMap::new();
+        for (op, outcome) in ops.iter().zip(outcomes) {
+            match *op {
+                Op::Put(id, _, 1) if id < base + 16 => assert_eq!(outcome.expect("put"), 2, "{op:?}"),
+                Op::Put(id, salary, 1) => twice.entry(id).or_insert_with(Vec::new).push((salary, outcome)),
+                Op::Put(..) => {
+                    let err = outcome.expect_err("a stale put is refused");
+                    assert_conflict(&err, 7, Some(1));
+                    let current = err.current::<Person>().expect("the stored record").expect("decodes");
+                    assert_eq!((current.salary, current.version), (0, 1), "{op:?}");
+                }
+                Op::Insert(id) if id >= base + 500 => assert_eq!(outcome.expect("insert"), 1, "{op:?}"),
+                Op::Insert(_) => assert!(matches!(outcome, Err(Error::AlreadyExists { .. })), "{op:?}: {outcome:?}"),
+                Op::Delete(_, 1) => assert_eq!(outcome.expect("delete"), 0),
+                Op::Delete(..) => assert_conflict(&outcome.expect_err("a stale delete is refused"), 9, Some(1)),
+            }
+        }
+        for (id, pair) in twice {
+            let applied: Vec<i32> = pair.iter().filter(|(_, o)| o.is_ok()).map(|(salary, _)| *salary).collect();
+            assert_eq!(applied.len(), 1, "record {id}: exactly one of two puts at version 1 applies");
+            let refused = pair.iter().find_map(|(_, o)| o.as_ref().err()).expect("the other is refused");
+            assert_conflict(refused, 1, Some(2));
+            let seen = refused.current::<Person>().expect("the stored record").expect("decodes");
+            assert_eq!(seen.salary, applied[0], "record {id}: the refused put sees the one applied");
+        }
+        for id in base..base + 36 {
+            let stored = store.get::<Person>(&id).await.expect("get");
+            let expected = match id - base {
+                0..16 => Some((100, 2)),
+                16..20 => Some((0, 1)),
+                20..24 => stored.as_ref().map(|p| (p.salary, 2)),
+                24..32 => None,
+                _ => Some((0, 1)),
+            };
+            assert_eq!(stored.map(|p| (p.salary, p.version)), expected, "record {id}");
+        }
+        for id in base + 500..base + 504 {
+            let stored = store.get::<Person>(&id).await.expect("get").expect("inserted");
+            assert_eq!((stored.name.as_str(), stored.version), ("New", 1));
+        }
+    }
+}
+
 /// 8 tasks x 200 random transfers among 10 accounts through `transaction_with_retry`: the sum of
 /// the balances never changes, and every committed transfer is reflected exactly once.
 pub async fn concurrent_transfers_keep_the_sum<S: Storage>(store: &Store<S>) {

@@ -29,6 +29,7 @@ use super::lent::SqlBackend;
 use super::select::{Condition, RowLock, Select};
 use super::sql;
 use super::sql::driver::{self, Conn, Driver, Meaning, Query as DriverQuery};
+use super::sql::group_commit::{Core, GroupCommit, Write};
 use super::sql::rows::{Bind, OnConnection};
 use super::sql::schema::{self, Server};
 use super::sql::server_transaction::ServerTransaction;
@@ -42,6 +43,7 @@ use crate::store::Store;
 use crate::value::{Row, Value};
 
 mod dialect;
+mod group_commit;
 mod replicas;
 
 use dialect::PostgresDialect;
@@ -94,6 +96,8 @@ pub struct PostgresStorage {
     session_lock_wait: Option<LockWait>,
     /// Streaming read replicas, where reads outside transactions go.
     replicas: Option<Arc<Replicas>>,
+    /// The writer that merges the checked writes of many tasks; `None`: turned off.
+    writes: Option<GroupCommit<PostgresStorage>>,
 }
 
 /// The `lock_timeout` setting for `wait`; `None` for `NoWait`, which the statement says itself.
@@ -157,7 +161,22 @@ impl PostgresStorage {
             isolation: Isolation::default(),
             session_lock_wait: None,
             replicas: None,
+            writes: Some(GroupCommit::default()),
         }
+    }
+
+    /// This backend with group commit on (the default) or off. On, the checked updates, inserts
+    /// and checked deletes that many tasks make at once outside transactions share statements:
+    /// those of one table go in one `UPDATE … FROM (VALUES …)` (`INSERT …`, `DELETE …`), each
+    /// with its own check and outcome, two statements in flight at a time. A write while no other
+    /// runs goes alone, as by hand. Off, every write is its own statement on its own connection.
+    ///
+    /// A write of a batch waits for the batch: one whose row is locked by a transaction holds
+    /// back the writes batched with it until the lock is released or `lock_timeout` expires.
+    /// Turn it off where a few slow writes must not delay others.
+    pub fn with_group_commit(mut self, on: bool) -> Self {
+        self.writes = on.then(GroupCommit::default);
+        self
     }
 
     /// This backend with streaming read replicas of its database (pools of yours: give them a
@@ -209,10 +228,20 @@ impl PostgresStorage {
     }
 
     fn table(&self, table: &'static TableDef) -> Arc<PgTable> {
-        self.mappings.get(table, || PgTable {
-            statements: Statements::new(&PostgresDialect, table),
-            checked: AtomicBool::new(false),
-        })
+        pg_table(&self.mappings, table)
+    }
+
+    /// Runs a checked write through group commit, or on a connection of its own when group
+    /// commit is off or read-your-writes must note every write's WAL position.
+    async fn write(&self, table: &'static TableDef, op: Write) -> Result<super::sql::group_commit::Done> {
+        let noting = self.replicas.as_ref().is_some_and(|r| r.read_your_writes.is_some());
+        match &self.writes {
+            Some(writes) if !noting => {
+                let core = || Core { pool: self.pool.clone(), mappings: self.mappings.clone() };
+                writes.write(core, table, op).await
+            }
+            _ => self.run(table, async |c| op.execute(c).await).await,
+        }
     }
 
     async fn run<T>(
@@ -257,6 +286,14 @@ impl PostgresStorage {
         state.check(&mut conn, table).await?;
         op(&mut OnConnection { conn: &mut Conn(&mut *conn), table, statements: &state.statements }).await
     }
+}
+
+/// The state of `table`'s mapping among `mappings`, made the first time it is asked for.
+fn pg_table(mappings: &Mappings<PgTable>, table: &'static TableDef) -> Arc<PgTable> {
+    mappings.get(table, || PgTable {
+        statements: Statements::new(&PostgresDialect, table),
+        checked: AtomicBool::new(false),
+    })
 }
 
 /// What the storage knows of one struct mapping: its statements, and whether its table's schema
@@ -418,11 +455,11 @@ impl RowAccess for PostgresStorage {
     }
 
     async fn insert(&self, table: &'static TableDef, row: Row) -> Result<bool> {
-        self.run(table, async |c| c.insert(&row).await).await
+        self.write(table, Write::Insert(row)).await?.inserted::<Self>()
     }
 
     async fn update(&self, table: &'static TableDef, row: Row, expected: u64) -> Result<WriteOutcome> {
-        self.run(table, async |c| c.update(&row, expected).await).await
+        self.write(table, Write::Update(row, expected)).await?.written::<Self>()
     }
 
     async fn upsert(&self, table: &'static TableDef, row: Row) -> Result<Option<u64>> {
@@ -440,7 +477,10 @@ impl RowAccess for PostgresStorage {
     }
 
     async fn delete(&self, table: &'static TableDef, key: &Value, expected: Option<u64>) -> Result<WriteOutcome> {
-        self.run(table, async |c| c.delete(key, expected).await).await
+        match expected {
+            Some(_) => self.write(table, Write::Delete(key.clone(), expected)).await?.written::<Self>(),
+            None => self.run(table, async |c| c.delete(key, expected).await).await,
+        }
     }
 
     async fn update_many(&self, table: &'static TableDef, rows: Vec<(Row, u64)>) -> Result<Vec<WriteOutcome>> {

@@ -15,6 +15,8 @@ use crate::entity::{ColumnDef, ColumnRole, TableDef};
 
 pub(crate) mod dialect;
 pub(crate) mod driver;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) mod group_commit;
 pub(crate) mod history;
 pub(crate) mod rows;
 pub(crate) mod schema;

@@ -19,7 +19,8 @@
 //! - `driver.rs`: the sqlx `Driver` of SQLite (binding, decoding,
 //!   the meaning of its errors);
 //! - `dialect.rs`: SQLite's SQL `Dialect`;
-//! - `group_commit.rs`: the writer that commits the autocommit writes of many tasks at once;
+//! - `group_commit.rs`: what SQLite tells the shared group commit (`sql/group_commit.rs`): one
+//!   batch at a time, in one `BEGIN IMMEDIATE` transaction;
 //! - `transaction.rs`: [`SqliteTransaction`], and beginning one under the store's lock wait.
 
 use crate::storage::Capabilities;
@@ -36,6 +37,7 @@ use super::lent::SqlBackend;
 use super::select::{Condition, Select};
 use super::sql;
 use super::sql::driver::Conn;
+use super::sql::group_commit::{Core, GroupCommit, Write};
 use super::sql::rows::OnConnection;
 use super::sql::{Mappings, Statements};
 use super::{Lends, RowAccess, Storage, WriteOutcome};
@@ -54,7 +56,6 @@ mod transaction;
 mod url;
 
 use driver::storage_error;
-use group_commit::{Core, Done, GroupCommit, Write};
 use schema::{TableState, table_state};
 pub use transaction::SqliteTransaction;
 use url::{URL_FORMS, inspect_url};
@@ -96,7 +97,7 @@ pub enum Durability {
 pub struct SqliteStorage {
     pool: SqlitePool,
     mappings: Mappings<TableState>,
-    writes: GroupCommit,
+    writes: GroupCommit<SqliteStorage>,
     /// The busy timeout of the pool's connections, in milliseconds: [`BUSY_TIMEOUT`] for a pool
     /// this backend built; for one of yours, read from a connection when first needed.
     busy_timeout_ms: Arc<OnceLock<u32>>,
@@ -198,10 +199,9 @@ impl SqliteStorage {
         table_state(&self.mappings, table)
     }
 
-    /// Runs one autocommit write through the storage's group commit.
-    async fn write(&self, table: &'static TableDef, op: Write) -> Result<Done> {
-        let core = || Core { pool: self.pool.clone(), mappings: self.mappings.clone() };
-        self.writes.write(core, table, op).await
+    /// What the writer of its group commit needs.
+    pub(crate) fn core(&self) -> Core<SqliteStorage> {
+        Core { pool: self.pool.clone(), mappings: self.mappings.clone() }
     }
 
     async fn acquire(&self, table: &'static TableDef) -> Result<sqlx::pool::PoolConnection<Sqlite>> {
@@ -260,21 +260,15 @@ impl RowAccess for SqliteStorage {
     }
 
     async fn insert(&self, table: &'static TableDef, row: Row) -> Result<bool> {
-        match self.write(table, Write::Insert(row)).await? {
-            Done::Inserted(inserted) => Ok(inserted),
-            _ => Err(mismatched_answer()),
-        }
+        self.writes.write(|| self.core(), table, Write::Insert(row)).await?.inserted::<Self>()
     }
 
     async fn update(&self, table: &'static TableDef, row: Row, expected: u64) -> Result<WriteOutcome> {
-        written(self.write(table, Write::Update(row, expected)).await?)
+        self.writes.write(|| self.core(), table, Write::Update(row, expected)).await?.written::<Self>()
     }
 
     async fn upsert(&self, table: &'static TableDef, row: Row) -> Result<Option<u64>> {
-        match self.write(table, Write::Upsert(row)).await? {
-            Done::Upserted(version) => Ok(version),
-            _ => Err(mismatched_answer()),
-        }
+        self.writes.write(|| self.core(), table, Write::Upsert(row)).await?.upserted::<Self>()
     }
 
     async fn patch(
@@ -284,24 +278,13 @@ impl RowAccess for SqliteStorage {
         columns: &[(usize, Value)],
         expected: u64,
     ) -> Result<WriteOutcome> {
-        written(self.write(table, Write::Patch(key.clone(), columns.to_vec(), expected)).await?)
+        let op = Write::Patch(key.clone(), columns.to_vec(), expected);
+        self.writes.write(|| self.core(), table, op).await?.written::<Self>()
     }
 
     async fn delete(&self, table: &'static TableDef, key: &Value, expected: Option<u64>) -> Result<WriteOutcome> {
-        written(self.write(table, Write::Delete(key.clone(), expected)).await?)
+        self.writes.write(|| self.core(), table, Write::Delete(key.clone(), expected)).await?.written::<Self>()
     }
-}
-
-fn written(done: Done) -> Result<WriteOutcome> {
-    match done {
-        Done::Written(outcome) => Ok(outcome),
-        _ => Err(mismatched_answer()),
-    }
-}
-
-/// The writer answers each operation with its own kind of result; this cannot happen.
-fn mismatched_answer() -> Error {
-    StorageError::new("the SQLite writer answered a write with another kind of result").into()
 }
 
 impl Lends for SqliteStorage {
