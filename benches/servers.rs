@@ -6,7 +6,10 @@
 //! After criterion's groups, every single operation also runs in alternating blocks beside its
 //! hand-written statement (and `update` beside the locked update it replaces), and the means and
 //! ratios are printed: this machine's speed drifts by ±20% over the seconds criterion spends on
-//! one side, and in alternating blocks the drift falls on both sides alike.
+//! one side, and in alternating blocks the drift falls on both sides alike. Then 16 tasks put
+//! their own records at once, versioned (group commit on PostgreSQL) beside a statement per put
+//! by hand, in alternating blocks; on MariaDB also beside the same puts batched by hand (one
+//! transaction of single-row statements per batch), what group commit could do there.
 //!
 //! `VERSIONED_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test VERSIONED_MYSQL_URL=mysql://root@127.0.0.1:3306/test cargo bench --features postgres,mysql --bench servers`
 
@@ -330,12 +333,116 @@ async fn concurrent_puts<S: versioned::Storage>(label: &str, store: &Store<S>, h
     }
     let rate = |d: Duration| (ROUNDS * PUTS * TASKS) as f64 / d.as_secs_f64();
     let (v, h) = (rate(spent[0]), rate(spent[1]));
+    if let Hand::Mysql(pool) = &hand {
+        // What group commit could do on MySQL, written by hand: the same puts, each writer
+        // taking what has queued in one transaction of single-row UPDATEs.
+        for writers in [1, 2, 4] {
+            let batched = batched_mysql_puts(store, pool, writers, ROUNDS, PUTS, &maintain, &hand).await;
+            let b = rate(batched);
+            println!(
+                "{label}, the same by hand batched: {writers} connection(s), each writing what has queued as \
+                 BEGIN; an UPDATE per put; COMMIT: {b:.0}/s, ratio to a statement per put {:.2}",
+                b / h
+            );
+        }
+    }
     println!(
         "{label}, {TASKS} tasks each putting its own record, alternating blocks ({} puts a side): versioned {v:.0}/s, \
          hand-written UPDATE per statement {h:.0}/s, ratio {:.2}",
         ROUNDS * PUTS * TASKS,
         v / h
     );
+}
+
+/// 16 tasks' checked puts of their own records (ids 3000..), sent to `writers` tasks that each
+/// take what has queued (up to 64) and write it in one transaction of single-row UPDATEs on a
+/// connection of their own: `rounds` blocks of `puts` a task, each after `maintain`. Returns the
+/// time spent in the blocks.
+async fn batched_mysql_puts<S: versioned::Storage, M: std::future::Future<Output = ()>>(
+    store: &Store<S>,
+    pool: &MySqlPool,
+    writers: usize,
+    rounds: usize,
+    puts: usize,
+    maintain: &impl Fn(&Hand) -> M,
+    hand: &Hand,
+) -> Duration {
+    type Put = (i64, i64, tokio::sync::oneshot::Sender<u64>);
+    let base = 3000 + 100 * writers as i64;
+    for id in base..base + TASKS as i64 {
+        store.insert(&mut Person { id, name: "Ann".into(), salary: 0, version: 0 }).await.expect("insert");
+    }
+    let (sender, queue) = tokio::sync::mpsc::unbounded_channel::<Put>();
+    let queue = Arc::new(tokio::sync::Mutex::new(queue));
+    let running: Vec<_> = (0..writers)
+        .map(|_| {
+            let (queue, pool) = (Arc::clone(&queue), pool.clone());
+            tokio::spawn(async move {
+                let mut conn = pool.acquire().await.expect("connection");
+                loop {
+                    let mut batch = Vec::new();
+                    {
+                        let mut queue = queue.lock().await;
+                        let Some(first) = queue.recv().await else { return };
+                        batch.push(first);
+                        while batch.len() < 64 {
+                            let Ok(next) = queue.try_recv() else { break };
+                            batch.push(next);
+                        }
+                    }
+                    sqlx::query("BEGIN").execute(&mut *conn).await.expect("begin");
+                    let mut affected = Vec::with_capacity(batch.len());
+                    for (id, v, _) in &batch {
+                        let done = sqlx::query(sql(UPDATE, true))
+                            .bind("Ann")
+                            .bind(1)
+                            .bind(v + 1)
+                            .bind(id)
+                            .bind(v)
+                            .execute(&mut *conn)
+                            .await
+                            .expect("update");
+                        affected.push(done.rows_affected());
+                    }
+                    sqlx::query("COMMIT").execute(&mut *conn).await.expect("commit");
+                    for ((.., reply), n) in batch.into_iter().zip(affected) {
+                        let _ = reply.send(n);
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut versions: Vec<i64> = vec![1; TASKS];
+    let mut spent = Duration::ZERO;
+    for _ in 0..rounds {
+        maintain(hand).await;
+        let start = std::time::Instant::now();
+        let tasks: Vec<_> = versions
+            .drain(..)
+            .enumerate()
+            .map(|(i, mut v)| {
+                let sender = sender.clone();
+                tokio::spawn(async move {
+                    for _ in 0..puts {
+                        let (reply, done) = tokio::sync::oneshot::channel();
+                        sender.send((base + i as i64, v, reply)).expect("queued");
+                        assert_eq!(done.await.expect("answered"), 1);
+                        v += 1;
+                    }
+                    v
+                })
+            })
+            .collect();
+        for task in tasks {
+            versions.push(task.await.expect("task"));
+        }
+        spent += start.elapsed();
+    }
+    drop(sender);
+    for writer in running {
+        writer.await.expect("writer");
+    }
+    spent
 }
 
 /// The benchmarks of one server, whose hand-written statements are written in PostgreSQL's

@@ -125,3 +125,86 @@ async fn group_commit_can_be_turned_off() {
         assert_eq!(store.get::<Person>(&id).await.expect("get").expect("present").salary, 5);
     }
 }
+
+/// Text keys share a statement where the key column's collation is deterministic (`create_table`
+/// declares `COLLATE "C"`), and never where it is not: with a case-insensitive collation `'ann'`
+/// and `'ANN'` are one record, and of two puts of it at one version exactly one applies.
+#[tokio::test]
+async fn text_keys_share_statements_only_under_a_deterministic_collation() {
+    use versioned::Entity;
+    use versioned_core::conformance::HighScore;
+    let Some(db) = super::db().await else { return };
+    let store: Store<_> = db.store.clone();
+    let pool = store.backend().pool().clone();
+    let name = HighScore::TABLE.name;
+    super::raw_sql::exec(
+        &pool,
+        "CREATE COLLATION folded (provider = icu, locale = 'und-u-ks-level2', deterministic = false)",
+    )
+    .await;
+    super::raw_sql::exec(
+        &pool,
+        &format!("CREATE TABLE {name} (board TEXT COLLATE folded PRIMARY KEY, highscore BIGINT, _version BIGINT)"),
+    )
+    .await;
+    let shared = Shared::default();
+    let _default = tracing::subscriber::set_default(tracing_subscriber::registry().with(shared.clone()));
+    for round in 0..30 {
+        // Ten other boards written at once, then the two spellings of one: they meet in the
+        // writer's queue.
+        let board = format!("Board{round}");
+        let others: Vec<String> = (0..10).map(|i| format!("Other{round}-{i}")).collect();
+        for b in others.iter().chain([&board]) {
+            store.insert(&mut HighScore { board: b.clone(), score: 0, version: 0 }).await.expect("insert");
+        }
+        let spellings = [board.to_lowercase(), board.to_uppercase()];
+        let tasks: Vec<_> = others
+            .iter()
+            .chain(&spellings)
+            .enumerate()
+            .map(|(i, spelling)| {
+                let (store, spelling) = (store.clone(), spelling.clone());
+                tokio::spawn(async move {
+                    let mut h = HighScore { board: spelling, score: i as i64 + 1, version: 1 };
+                    h.put(&store).await
+                })
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for task in tasks {
+            outcomes.push(task.await.expect("task"));
+        }
+        let (others, pair) = outcomes.split_at(10);
+        assert!(others.iter().all(Result::is_ok), "round {round}: {others:?}");
+        assert_eq!(pair.iter().filter(|o| o.is_ok()).count(), 1, "round {round}: {pair:?}");
+        let refused = pair.iter().find_map(|o| o.as_ref().err()).expect("one refused");
+        assert!(matches!(refused, Error::ConcurrentModification { actual: Some(2), .. }), "{refused:?}");
+    }
+    assert!(shared.0.lock().unwrap().is_empty(), "no text key shared a statement under a nondeterministic collation");
+    shared.0.lock().unwrap().clear();
+    // The same struct over a table `create_table` made (`COLLATE "C"`), through a storage that
+    // has not checked the table yet: its text keys share.
+    super::raw_sql::exec(&pool, &format!("DROP TABLE {name}")).await;
+    let store = Store::new(versioned::PostgresStorage::from_pool(pool.clone()));
+    store.create_table::<HighScore>().await.expect("create");
+    for round in 0..40 {
+        let boards: Vec<String> = (0..16).map(|i| format!("B{round}-{i}")).collect();
+        for board in &boards {
+            store.insert(&mut HighScore { board: board.clone(), score: 0, version: 0 }).await.expect("insert");
+        }
+        let tasks: Vec<_> = boards
+            .into_iter()
+            .map(|board| {
+                let store = store.clone();
+                tokio::spawn(async move { HighScore { board, score: 9, version: 1 }.put(&store).await })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("task").expect("put");
+        }
+        if shared.0.lock().unwrap().iter().any(|n| *n > 1) {
+            return;
+        }
+    }
+    panic!("text keys under COLLATE \"C\" never shared a statement");
+}

@@ -37,10 +37,10 @@ impl Committer for PostgresStorage {
         &state.statements
     }
 
-    /// Not known without reading the key column's collation: a nondeterministic one could make
-    /// two spellings one record. Text keys are written one statement each.
-    fn binary_text_keys(_: &PgTable) -> bool {
-        false
+    /// Where the key column's collation is deterministic (`create_table` declares `COLLATE
+    /// "C"`): a nondeterministic one could make two spellings one record.
+    fn binary_text_keys(state: &PgTable) -> bool {
+        state.binary_text_keys.load(std::sync::atomic::Ordering::Acquire)
     }
 
     fn error(table: Option<&'static TableDef>, err: sqlx::Error) -> Error {

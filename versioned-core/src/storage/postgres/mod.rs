@@ -293,6 +293,7 @@ fn pg_table(mappings: &Mappings<PgTable>, table: &'static TableDef) -> Arc<PgTab
     mappings.get(table, || PgTable {
         statements: Statements::new(&PostgresDialect, table),
         checked: AtomicBool::new(false),
+        binary_text_keys: AtomicBool::new(false),
     })
 }
 
@@ -302,6 +303,10 @@ fn pg_table(mappings: &Mappings<PgTable>, table: &'static TableDef) -> Arc<PgTab
 pub(crate) struct PgTable {
     statements: Statements,
     checked: AtomicBool,
+    /// Whether the key column's collation is deterministic (texts equal only when their bytes
+    /// are), so that text keys can share a group commit statement; known once the schema is
+    /// checked, false until then.
+    binary_text_keys: AtomicBool,
 }
 
 impl PgTable {
@@ -327,7 +332,10 @@ impl PgTable {
     }
 
     fn compare(&self, table: &'static TableDef, columns: Vec<schema::PostgresColumn>) -> Result<()> {
+        let key = table.key_column().name;
+        let deterministic = columns.iter().any(|c| c.0 == key && c.5);
         schema::check(Server::Postgres, &PostgresDialect, table, &schema::postgres_declared(columns))?;
+        self.binary_text_keys.store(deterministic, Ordering::Release);
         self.checked.store(true, Ordering::Release);
         Ok(())
     }

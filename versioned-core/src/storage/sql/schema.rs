@@ -40,15 +40,19 @@ use crate::value::ColumnType;
 pub(crate) const POSTGRES_COLUMNS: &str = "SELECT column_name::text, udt_name::text, \
      (CASE WHEN data_type IN ('USER-DEFINED', 'ARRAY') THEN udt_name::text ELSE data_type::text END), \
      is_nullable = 'YES', \
-     column_default IS NOT NULL OR is_identity = 'YES' OR is_generated = 'ALWAYS' \
+     column_default IS NOT NULL OR is_identity = 'YES' OR is_generated = 'ALWAYS', \
+     NOT EXISTS (SELECT 1 FROM pg_catalog.pg_collation co JOIN pg_catalog.pg_namespace cn \
+     ON cn.oid = co.collnamespace WHERE co.collname = collation_name AND cn.nspname = collation_schema \
+     AND NOT co.collisdeterministic) \
      FROM information_schema.columns \
      WHERE table_name = $1::text AND table_schema = (SELECT n.nspname FROM pg_catalog.pg_class c \
      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass(quote_ident($1::text)))";
 
-/// One row of [`POSTGRES_COLUMNS`]: `(column_name, udt_name, data_type, nullable, has_default)`,
-/// for `sqlx::query_as::<_, PostgresColumn>`.
+/// One row of [`POSTGRES_COLUMNS`]: `(column_name, udt_name, data_type, nullable, has_default,
+/// deterministic)`, for `sqlx::query_as::<_, PostgresColumn>`. `deterministic`: the column's
+/// collation (if any) is deterministic, so two texts are equal only when their bytes are.
 #[cfg(feature = "postgres")]
-pub(crate) type PostgresColumn = (String, String, String, bool, bool);
+pub(crate) type PostgresColumn = (String, String, String, bool, bool, bool);
 
 /// MySQL's and MariaDB's columns of the table named by `?` (the struct's table name) in the
 /// current database. Decode each row as [`MysqlColumn`] and turn them into [`Declared`]s with
@@ -107,7 +111,7 @@ pub(crate) struct Declared {
 #[cfg(feature = "postgres")]
 pub(crate) fn postgres_declared(rows: Vec<PostgresColumn>) -> Vec<Declared> {
     rows.into_iter()
-        .map(|(name, data_type, column_type, nullable, has_default)| Declared {
+        .map(|(name, data_type, column_type, nullable, has_default, _)| Declared {
             name,
             data_type,
             column_type,
@@ -519,7 +523,7 @@ mod tests {
 
         #[test]
         fn postgres_rows_become_declared_columns() {
-            let rows = vec![("id".to_owned(), "int8".to_owned(), "bigint".to_owned(), false, true)];
+            let rows = vec![("id".to_owned(), "int8".to_owned(), "bigint".to_owned(), false, true, true)];
             let declared = postgres_declared(rows);
             assert_eq!(declared.len(), 1);
             assert_eq!(
