@@ -5,6 +5,7 @@
 //! concurrently, as by hand: a transaction around them would cost two round trips more.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use sqlx::Postgres;
 use sqlx::postgres::PgConnection;
@@ -23,6 +24,7 @@ impl Committer for PostgresStorage {
     /// Two statements: one is sent while the other's rows are written and committed. More only
     /// split the same writes into smaller statements (measured in `benches/servers.rs`).
     const IN_FLIGHT: usize = 2;
+    const FILL_WAIT: Duration = Duration::from_micros(200);
     const BEGIN: Option<&'static str> = None;
 
     fn table(mappings: &Mappings<PgTable>, table: &'static TableDef) -> Arc<PgTable> {

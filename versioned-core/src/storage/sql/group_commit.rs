@@ -24,10 +24,12 @@
 //! touched two records could wait for each other's row locks. Between bursts it gives its
 //! connections back to the pool.
 //!
-//! A batch is sent as soon as a statement can go, but when fewer writes are waiting than the last
-//! batch carried (its writers are about to write again), the writer waits a moment, at most
-//! [`FILL_WAIT`], for them: without it, batches alternate between a few writes and the rest, and
-//! carry half as many writes each.
+//! A batch is sent as soon as a statement can go, but on a server, when fewer writes are waiting
+//! than the last batch carried (its writers are about to write again), the writer waits a moment,
+//! at most [`Committer::FILL_WAIT`], for them: without it, batches alternate between a few writes
+//! and the rest, and carry half as many writes each. SQLite does not wait: its batches cost less
+//! than the wait, and a workload whose writers do not all come back (reads, locked updates in
+//! between) was slower for it.
 //!
 //! A write that fails by itself (an error, not a refused check) takes the batch down with it in
 //! SQLite's eyes (some errors roll the whole transaction back), so the batch is rolled back, that
@@ -71,10 +73,6 @@ const MAX_BATCH: usize = 256;
 /// once built (and prepared once per connection).
 const MAX_MERGED: usize = 64;
 
-/// The longest the writer waits for the writers of its last batch to write again before it sends
-/// what it has: a fraction of a statement's round trip on a server.
-pub(crate) const FILL_WAIT: Duration = Duration::from_micros(200);
-
 /// How long the writer keeps its connections once it has nothing to write: long enough to
 /// write again without asking the pool (whose check of a connection is a round trip).
 const RELEASE_AFTER: Duration = Duration::from_millis(50);
@@ -88,11 +86,17 @@ pub(crate) trait Committer: Send + Sync + 'static {
 
     /// The database's name, for the writer thread and its errors.
     const NAME: &'static str;
-    /// How many batches may be in flight at once.
+    /// How many batches may be in flight at once; one where there is a [`BEGIN`](Self::BEGIN)
+    /// (a batch's transaction holds its rows' locks across statements, and its writes are not
+    /// kept apart from another batch's).
     const IN_FLIGHT: usize;
     /// The statement that begins a batch that is not one statement, or `None`: the writer then
     /// only takes writes that can share a statement ([`Committer::queues`]).
     const BEGIN: Option<&'static str>;
+    /// The longest the writer waits for the writers of its last batch to write again before it
+    /// sends what it has; never more than half the time the last batch took (waiting pays where a
+    /// batch costs a network round trip and a flush, not where it costs less than the wait).
+    const FILL_WAIT: Duration;
 
     /// The state of `table`'s mapping, made the first time.
     fn table(mappings: &Mappings<Self::Table>, table: &'static TableDef) -> Arc<Self::Table>;
@@ -329,18 +333,20 @@ where
     // How many writes the last batch written answered, less those taken since: their callers
     // are about to write again.
     let mut expected: usize = 0;
+    // How long the last batch took to write.
+    let mut took = Duration::ZERO;
     loop {
         while let Ok(request) = queue.try_recv() {
             pending.push_back(request);
         }
         // Callers that stopped waiting before their write was taken: not written.
         pending.retain(|r| !r.reply.is_closed());
-        if flying.len() < B::IN_FLIGHT && !pending.is_empty() {
-            fill(&mut queue, &mut pending, expected);
+        if flying.len() < in_flight_at_most::<B>() && !pending.is_empty() {
+            fill(&mut queue, &mut pending, expected, B::FILL_WAIT.min(took / 2));
             let batch = take::<B>(&core, &mut pending, &busy);
             if !batch.is_empty() {
                 expected = expected.saturating_sub(batch.len());
-                let held: Vec<(usize, Value)> = if B::IN_FLIGHT > 1 {
+                let held: Vec<(usize, Value)> = if in_flight_at_most::<B>() > 1 {
                     batch.iter().filter_map(|r| Some((address(r.table), key_of(r.table, &r.op)?.clone()))).collect()
                 } else {
                     Vec::new()
@@ -360,7 +366,8 @@ where
                 None => open = false,
             },
             Some(landed) = flying.next(), if !flying.is_empty() => {
-                let Landed { held, carried, conn } = landed;
+                let Landed { held, carried, conn, took: time } = landed;
+                took = time;
                 busy.retain(|record| !held.contains(record));
                 // Overwritten, not added to: a count too low only makes a batch smaller, one too
                 // high would make batches wait for writers that are not coming.
@@ -378,12 +385,18 @@ where
     }
 }
 
-/// A batch written: the records it held, how many writes it carried, and its connection if it
-/// is fit for another batch.
+/// [`Committer::IN_FLIGHT`], and one where a batch is a transaction.
+fn in_flight_at_most<B: Committer>() -> usize {
+    if B::BEGIN.is_some() { 1 } else { B::IN_FLIGHT.max(1) }
+}
+
+/// A batch written: the records it held, how many writes it carried, its connection if it is fit
+/// for another batch, and how long it took.
 struct Landed<DB: Database> {
     held: Vec<(usize, Value)>,
     carried: usize,
     conn: Option<PoolConnection<DB>>,
+    took: Duration,
 }
 
 /// Writes `batch` on `conn`, or on a connection of the pool.
@@ -398,6 +411,7 @@ where
     <B::Database as Database>::Arguments: IntoArguments<B::Database>,
 {
     let carried = batch.len();
+    let start = Instant::now();
     let conn = match conn {
         Some(conn) => Ok(conn),
         None => core.pool.acquire().await,
@@ -410,13 +424,13 @@ where
             None
         }
     };
-    Landed { held, carried, conn }
+    Landed { held, carried, conn, took: start.elapsed() }
 }
 
-/// Waits, at most [`FILL_WAIT`], until `last` writes are pending (none when `last` are already). The writer's thread runs
-/// nothing else meanwhile: the writes come from the callers' threads.
-fn fill(queue: &mut mpsc::UnboundedReceiver<Request>, pending: &mut VecDeque<Request>, last: usize) {
-    let until = Instant::now() + FILL_WAIT;
+/// Waits, at most `wait`, until `last` writes are pending (none when `last` are already). The
+/// writer's thread runs nothing else meanwhile: the writes come from the callers' threads.
+fn fill(queue: &mut mpsc::UnboundedReceiver<Request>, pending: &mut VecDeque<Request>, last: usize, wait: Duration) {
+    let until = Instant::now() + wait;
     while pending.len() < last && Instant::now() < until {
         match queue.try_recv() {
             Ok(request) => pending.push_back(request),

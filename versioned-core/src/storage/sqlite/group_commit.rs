@@ -4,6 +4,7 @@
 //! `fsync` of the WAL).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use sqlx::Sqlite;
 use sqlx::sqlite::SqliteConnection;
@@ -22,6 +23,7 @@ impl Committer for SqliteStorage {
 
     const NAME: &'static str = "SQLite";
     const IN_FLIGHT: usize = 1;
+    const FILL_WAIT: Duration = Duration::ZERO;
     const BEGIN: Option<&'static str> = Some("BEGIN IMMEDIATE");
 
     fn table(mappings: &Mappings<TableState>, table: &'static TableDef) -> Arc<TableState> {
