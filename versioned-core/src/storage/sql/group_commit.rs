@@ -20,9 +20,10 @@
 //!   on the caller's task, concurrently, as by hand.
 //!
 //! The writer of a server keeps up to [`Committer::IN_FLIGHT`] statements in flight, each on a
-//! connection of its own, and a record is never in two of them: two statements that both
-//! touched two records could wait for each other's row locks. Between bursts it gives its
-//! connections back to the pool.
+//! connection of its own, and a record (by table name and key) is never in two of them: two
+//! statements that both touched two records could wait for each other's row locks. It keeps its
+//! connections between batches, and gives them back to the pool after a pause, after
+//! [`KEEP_AT_MOST`], or closes them after an error (the connection may be broken).
 //!
 //! A batch is sent as soon as a statement can go, but on a server, when fewer writes are waiting
 //! than the last batch carried (its writers are about to write again), the writer waits a moment,
@@ -76,6 +77,10 @@ const MAX_MERGED: usize = 64;
 /// How long the writer keeps its connections once it has nothing to write: long enough to
 /// write again without asking the pool (whose check of a connection is a round trip).
 const RELEASE_AFTER: Duration = Duration::from_millis(50);
+
+/// The longest the writer keeps one connection, busy or not, before giving it back to the pool
+/// (which checks it, and closes it at the end of its lifetime).
+const KEEP_AT_MOST: Duration = Duration::from_secs(10);
 
 /// What a backend tells its group commit.
 pub(crate) trait Committer: Send + Sync + 'static {
@@ -287,7 +292,7 @@ where
     }
 
     fn sender(&self, core: impl FnOnce() -> Core<B>) -> Result<mpsc::UnboundedSender<Request>> {
-        // Only a send and a clone happen under this lock.
+        // Held while a writer is started (rarely): two callers must not start two.
         let mut slot = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(sender) = slot.as_ref().filter(|s| !s.is_closed()) {
             return Ok(sender.clone());
@@ -325,10 +330,11 @@ where
 {
     let mut pending: VecDeque<Request> = VecDeque::new();
     let mut flying = FuturesUnordered::new();
-    // The records of the statements in flight (by table address and key).
-    let mut busy: Vec<(usize, Value)> = Vec::new();
+    // The records of the statements in flight (by table name and key: two structs may map one
+    // table).
+    let mut busy: Vec<(&'static str, Value)> = Vec::new();
     // Connections between batches, given back to the pool when the writer has nothing to do.
-    let mut idle: Vec<PoolConnection<B::Database>> = Vec::new();
+    let mut idle: Vec<Kept<B::Database>> = Vec::new();
     let mut open = true;
     // How many writes the last batch written answered, less those taken since: their callers
     // are about to write again.
@@ -339,20 +345,25 @@ where
         while let Ok(request) = queue.try_recv() {
             pending.push_back(request);
         }
+        if flying.len() < in_flight_at_most::<B>() && pending.iter().any(|r| !is_busy(r, &busy)) {
+            fill(&mut queue, &mut pending, expected, B::FILL_WAIT.min(took / 2));
+        }
         // Callers that stopped waiting before their write was taken: not written.
         pending.retain(|r| !r.reply.is_closed());
         if flying.len() < in_flight_at_most::<B>() && !pending.is_empty() {
-            fill(&mut queue, &mut pending, expected, B::FILL_WAIT.min(took / 2));
             let batch = take::<B>(&core, &mut pending, &busy);
             if !batch.is_empty() {
                 expected = expected.saturating_sub(batch.len());
-                let held: Vec<(usize, Value)> = if in_flight_at_most::<B>() > 1 {
-                    batch.iter().filter_map(|r| Some((address(r.table), key_of(r.table, &r.op)?.clone()))).collect()
+                let held: Vec<(&'static str, Value)> = if in_flight_at_most::<B>() > 1 {
+                    batch.iter().filter_map(|r| Some((r.table.name, key_of(r.table, &r.op)?.clone()))).collect()
                 } else {
                     Vec::new()
                 };
                 busy.extend(held.iter().cloned());
-                flying.push(fly(core.clone(), idle.pop(), batch, held));
+                // A connection kept for long goes back to the pool, which checks it, and may close
+                // it at the end of its lifetime.
+                let kept = idle.pop().filter(|kept| kept.since.elapsed() < KEEP_AT_MOST);
+                flying.push(fly(core.clone(), kept, batch, held));
                 continue;
             }
         }
@@ -385,6 +396,11 @@ where
     }
 }
 
+/// Whether `request`'s record is in a statement in flight.
+fn is_busy(request: &Request, busy: &[(&'static str, Value)]) -> bool {
+    key_of(request.table, &request.op).is_some_and(|key| busy.iter().any(|(t, k)| *t == request.table.name && k == key))
+}
+
 /// [`Committer::IN_FLIGHT`], and one where a batch is a transaction.
 fn in_flight_at_most<B: Committer>() -> usize {
     if B::BEGIN.is_some() { 1 } else { B::IN_FLIGHT.max(1) }
@@ -393,18 +409,24 @@ fn in_flight_at_most<B: Committer>() -> usize {
 /// A batch written: the records it held, how many writes it carried, its connection if it is fit
 /// for another batch, and how long it took.
 struct Landed<DB: Database> {
-    held: Vec<(usize, Value)>,
+    held: Vec<(&'static str, Value)>,
     carried: usize,
-    conn: Option<PoolConnection<DB>>,
+    conn: Option<Kept<DB>>,
     took: Duration,
+}
+
+/// A connection the writer keeps between batches, and since when.
+struct Kept<DB: Database> {
+    conn: PoolConnection<DB>,
+    since: Instant,
 }
 
 /// Writes `batch` on `conn`, or on a connection of the pool.
 async fn fly<B: Committer>(
     core: Core<B>,
-    conn: Option<PoolConnection<B::Database>>,
+    kept: Option<Kept<B::Database>>,
     mut batch: Vec<Request>,
-    held: Vec<(usize, Value)>,
+    held: Vec<(&'static str, Value)>,
 ) -> Landed<B::Database>
 where
     for<'e> &'e mut <B::Database as Database>::Connection: Executor<'e, Database = B::Database>,
@@ -412,13 +434,20 @@ where
 {
     let carried = batch.len();
     let start = Instant::now();
-    let conn = match conn {
-        Some(conn) => Ok(conn),
-        None => core.pool.acquire().await,
+    let kept = match kept {
+        Some(kept) => Ok(kept),
+        None => core.pool.acquire().await.map(|conn| Kept { conn, since: Instant::now() }),
     };
-    let conn = match conn {
-        // A connection left in an unknown state is not reused.
-        Ok(mut conn) => write_batch::<B>(&core, &mut conn, &mut batch).await.then_some(conn),
+    let conn = match kept {
+        Ok(Kept { mut conn, since }) => {
+            if write_batch::<B>(&core, &mut conn, &mut batch).await {
+                Some(Kept { conn, since })
+            } else {
+                // A connection left in an unknown state is closed, not given back to the pool.
+                conn.close_on_drop();
+                None
+            }
+        }
         Err(err) => {
             answer_all(&mut batch, &B::error(None, err));
             None
@@ -444,14 +473,14 @@ fn fill(queue: &mut mpsc::UnboundedReceiver<Request>, pending: &mut VecDeque<Req
 /// to [`MAX_BATCH`] (nothing else is in flight). Without: the first write whose record is not
 /// `busy`, and the writes after it that can share its statement ([`mergeable`]'s rule), each
 /// record's writes kept in their order.
-fn take<B: Committer>(core: &Core<B>, pending: &mut VecDeque<Request>, busy: &[(usize, Value)]) -> Vec<Request> {
+fn take<B: Committer>(core: &Core<B>, pending: &mut VecDeque<Request>, busy: &[(&'static str, Value)]) -> Vec<Request> {
     if B::BEGIN.is_some() {
         let n = pending.len().min(MAX_BATCH);
         return pending.drain(..n).collect();
     }
     let mut taken = Vec::new();
     // Records passed over: a later write of one of them must not overtake it.
-    let mut passed: Vec<(usize, Value)> = Vec::new();
+    let mut passed: Vec<(&'static str, Value)> = Vec::new();
     let mut limit = MAX_MERGED;
     let mut index = 0;
     while index < pending.len() && taken.len() < limit {
@@ -464,7 +493,7 @@ fn take<B: Committer>(core: &Core<B>, pending: &mut VecDeque<Request>, busy: &[(
             }
             break;
         };
-        let record = (address(request.table), key.clone());
+        let record = (request.table.name, key.clone());
         let first: Option<&Request> = taken.first();
         let fits = match first {
             None => true,
@@ -495,11 +524,6 @@ fn take<B: Committer>(core: &Core<B>, pending: &mut VecDeque<Request>, busy: &[(
         }
     }
     taken
-}
-
-/// The address that names a table among the writer's records.
-fn address(table: &'static TableDef) -> usize {
-    std::ptr::from_ref(table) as usize
 }
 
 /// Whether `key` can share a statement with other records of `table`: not a text key where the
@@ -583,18 +607,22 @@ where
         if attempt == Attempt::Alone {
             let request = batch.remove(0);
             let done = execute(core, conn, request.table, &request.op).await;
+            // After an error the connection may be broken (the server restarted, the network
+            // dropped): it is not reused.
+            let fit = done.is_ok();
             request.answer(done, 1, 1);
-            return true;
+            return fit;
         }
         if attempt == Attempt::OneStatement {
             let keys = mergeable(core, batch);
             match execute_run(core, conn, batch, &keys).await {
                 Ok(outcomes) => {
                     let n = outcomes.len();
+                    let fit = outcomes.iter().all(Result::is_ok);
                     for (request, done) in batch.drain(..).zip(outcomes) {
                         request.answer(done, n, n);
                     }
-                    return true;
+                    return fit;
                 }
                 // Nothing written: again one statement per write, which finds the one that failed.
                 Err(_) => attempt = Attempt::one_by_one(batch),
@@ -603,11 +631,13 @@ where
         }
         let Some(begin) = B::BEGIN else {
             // No transaction to share: each write in autocommit, with its own outcome.
+            let mut fit = true;
             for request in batch.drain(..) {
                 let done = execute(core, conn, request.table, &request.op).await;
+                fit &= done.is_ok();
                 request.answer(done, 1, 1);
             }
-            return true;
+            return fit;
         };
         if let Err(err) = sqlx::query(begin).execute(&mut **conn).await {
             let (err, fit) = B::begin_error(err);
@@ -1083,6 +1113,24 @@ mod tests {
         let (a, _a) = request(Write::Update(row("Ann", 5, 2), 1));
         let (b, _b) = request(Write::Update(row("Bob", 7, 2), 1));
         assert_eq!(mergeable(&core, &[a, b]).len(), 2);
+    }
+
+    /// A connection is kept for the next batch after refusals, and closed after an error (it may
+    /// be broken: a server restarted, a network dropped), never given back as it is.
+    #[tokio::test]
+    async fn a_connection_is_kept_after_refusals_and_closed_after_an_error() {
+        let (_storage, core) = storage().await;
+        let (good, good_answer) = update(1, 10, 1);
+        let (stale, stale_answer) = update(3, 30, 9);
+        let landed = fly(core.clone(), None, vec![good, stale], Vec::new()).await;
+        assert!(matches!(done_of(good_answer).await, Ok(Ok(Done::Written(WriteOutcome::Applied)))));
+        assert!(matches!(done_of(stale_answer).await, Ok(Ok(Done::Written(WriteOutcome::Rejected { .. })))));
+        assert!(landed.conn.is_some(), "kept");
+        // A write refused by a trigger that rolls back, alone: an error, not a refusal.
+        let (failing, failing_answer) = update(2, 777, 1);
+        let landed = fly(core, landed.conn, vec![failing], Vec::new()).await;
+        assert!(matches!(done_of(failing_answer).await, Ok(Err(_))));
+        assert!(landed.conn.is_none(), "closed");
     }
 
     /// A caller that stopped waiting before the writer took its request: not written.
