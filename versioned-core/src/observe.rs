@@ -218,6 +218,7 @@ pub(crate) fn update_attempt(table: &'static str, locked: bool) {
 
 /// A write on `table` that group commit wrote with others: `statement` writes shared its
 /// statement, `commit` its commit (a debug event; none for a write alone).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn group_commit(table: &'static str, statement: usize, commit: usize) {
     if statement > 1 || commit > 1 {
         tracing::debug!(table, statement, commit, "versioned: written with other writes (group commit)");

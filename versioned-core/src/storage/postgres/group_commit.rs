@@ -7,19 +7,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::Postgres;
-use sqlx::postgres::PgConnection;
-
 use super::{PgTable, PostgresStorage, pg_table, storage_error};
 use crate::entity::TableDef;
-use crate::error::{Error, Result};
+use crate::error::Error;
+use crate::storage::sql::Mappings;
 use crate::storage::sql::group_commit::Committer;
-use crate::storage::sql::{Mappings, Statements};
 
 impl Committer for PostgresStorage {
-    type Database = Postgres;
-    type Table = PgTable;
-
     const NAME: &'static str = "PostgreSQL";
     /// Two statements: one is sent while the other's rows are written and committed. More only
     /// split the same writes into smaller statements (measured in `benches/servers.rs`).
@@ -31,21 +25,13 @@ impl Committer for PostgresStorage {
         pg_table(mappings, table)
     }
 
-    async fn check(state: &PgTable, conn: &mut PgConnection, table: &'static TableDef) -> Result<()> {
-        state.check(conn, table).await
-    }
-
-    fn statements(state: &PgTable) -> &Statements {
-        &state.statements
-    }
-
     /// Where the key column's collation is deterministic (`create_table` declares `COLLATE
     /// "C"`): a nondeterministic one could make two spellings one record.
     fn binary_text_keys(state: &PgTable) -> bool {
         state.binary_text_keys.load(std::sync::atomic::Ordering::Acquire)
     }
 
-    fn error(table: Option<&'static TableDef>, err: sqlx::Error) -> Error {
+    fn storage_error(table: Option<&'static TableDef>, err: sqlx::Error) -> Error {
         storage_error(table, err)
     }
 }

@@ -29,7 +29,7 @@ use super::lent::SqlBackend;
 use super::select::{Condition, RowLock, Select};
 use super::sql;
 use super::sql::driver::{self, Conn, Driver, Meaning, Query as DriverQuery};
-use super::sql::group_commit::{Core, GroupCommit, Write};
+use super::sql::group_commit::{Done, GroupCommit, Write};
 use super::sql::rows::{Bind, OnConnection};
 use super::sql::schema::{self, Server};
 use super::sql::server_transaction::ServerTransaction;
@@ -233,13 +233,10 @@ impl PostgresStorage {
 
     /// Runs a checked write through group commit, or on a connection of its own when group
     /// commit is off or read-your-writes must note every write's WAL position.
-    async fn write(&self, table: &'static TableDef, op: Write) -> Result<super::sql::group_commit::Done> {
+    async fn write(&self, table: &'static TableDef, op: Write) -> Result<Done> {
         let noting = self.replicas.as_ref().is_some_and(|r| r.read_your_writes.is_some());
         match &self.writes {
-            Some(writes) if !noting => {
-                let core = || Core { pool: self.pool.clone(), mappings: self.mappings.clone() };
-                writes.write(core, table, op).await
-            }
+            Some(writes) if !noting => writes.write(&self.pool, &self.mappings, table, op).await,
             _ => self.run(table, async |c| op.execute(c).await).await,
         }
     }
@@ -485,10 +482,7 @@ impl RowAccess for PostgresStorage {
     }
 
     async fn delete(&self, table: &'static TableDef, key: &Value, expected: Option<u64>) -> Result<WriteOutcome> {
-        match expected {
-            Some(_) => self.write(table, Write::Delete(key.clone(), expected)).await?.written::<Self>(),
-            None => self.run(table, async |c| c.delete(key, expected).await).await,
-        }
+        self.write(table, Write::Delete(key.clone(), expected)).await?.written::<Self>()
     }
 
     async fn update_many(&self, table: &'static TableDef, rows: Vec<(Row, u64)>) -> Result<Vec<WriteOutcome>> {

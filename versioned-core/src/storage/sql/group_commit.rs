@@ -58,12 +58,13 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Database, Executor, IntoArguments};
 use tokio::sync::{mpsc, oneshot};
 
-use super::driver::{Conn, Driver};
+use super::driver::Conn;
 use super::rows::{self, OnConnection, SqlConnection};
-use super::{Batch, Mappings, Statements};
+use super::{Batch, Mappings};
 use crate::entity::TableDef;
 use crate::error::{Error, Result, StorageError};
 use crate::storage::WriteOutcome;
+use crate::storage::lent::SqlBackend;
 use crate::value::{Row, Value};
 
 /// The most writes one SQLite commit carries: enough to amortize the commit, few enough that the
@@ -82,13 +83,9 @@ const RELEASE_AFTER: Duration = Duration::from_millis(50);
 /// (which checks it, and closes it at the end of its lifetime).
 const KEEP_AT_MOST: Duration = Duration::from_secs(10);
 
-/// What a backend tells its group commit.
-pub(crate) trait Committer: Send + Sync + 'static {
-    /// The sqlx database.
-    type Database: Driver;
-    /// What the backend keeps per struct mapping.
-    type Table: Send + Sync + 'static;
-
+/// What a backend tells its group commit, beside what it tells the statements it runs on a lent
+/// connection ([`SqlBackend`]: its database, table state, schema check and statements).
+pub(crate) trait Committer: SqlBackend + 'static {
     /// The database's name, for the writer thread and its errors.
     const NAME: &'static str;
     /// How many batches may be in flight at once; one where there is a [`BEGIN`](Self::BEGIN)
@@ -103,30 +100,21 @@ pub(crate) trait Committer: Send + Sync + 'static {
     /// batch costs a network round trip and a flush, not where it costs less than the wait).
     const FILL_WAIT: Duration;
 
-    /// The state of `table`'s mapping, made the first time.
+    /// The state of `table`'s mapping among `mappings`, made the first time (the writer holds
+    /// the mappings, not the storage).
     fn table(mappings: &Mappings<Self::Table>, table: &'static TableDef) -> Arc<Self::Table>;
-
-    /// Checks the table's schema on `conn`, once per mapping.
-    fn check(
-        state: &Self::Table,
-        conn: &mut <Self::Database as Database>::Connection,
-        table: &'static TableDef,
-    ) -> impl Future<Output = Result<()>> + Send;
-
-    /// The mapping's statements.
-    fn statements(state: &Self::Table) -> &Statements;
 
     /// Whether two text keys of the table are one record only when their bytes are equal (no
     /// collation that folds case, say), so that text keys can share a statement.
     fn binary_text_keys(state: &Self::Table) -> bool;
 
     /// A driver's error as the backend reports it.
-    fn error(table: Option<&'static TableDef>, err: sqlx::Error) -> Error;
+    fn storage_error(table: Option<&'static TableDef>, err: sqlx::Error) -> Error;
 
     /// [`BEGIN`](Self::BEGIN) refused: the error each write of the batch gets, and whether the
     /// connection is still fit for the next batch.
     fn begin_error(err: sqlx::Error) -> (Error, bool) {
-        (Self::error(None, err), false)
+        (Self::storage_error(None, err), false)
     }
 
     /// Whether `op` goes to the writer when others are writing: every write where a batch can
@@ -137,6 +125,7 @@ pub(crate) trait Committer: Send + Sync + 'static {
 }
 
 /// One autocommit write.
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))] // upserts and patches: SQLite's writer only
 pub(crate) enum Write {
     /// `insert`: the row, written unless its key exists.
     Insert(Row),
@@ -151,6 +140,7 @@ pub(crate) enum Write {
 }
 
 /// What a write did, by kind.
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))] // upserts: SQLite's writer only
 pub(crate) enum Done {
     Inserted(bool),
     Written(WriteOutcome),
@@ -175,6 +165,7 @@ impl Done {
     }
 
     /// The answer of an `upsert`.
+    #[cfg(feature = "sqlite")]
     pub(crate) fn upserted<B: Committer>(self) -> Result<Option<u64>> {
         match self {
             Done::Upserted(version) => Ok(version),
@@ -265,23 +256,25 @@ where
     /// Runs `op`: alone, on the caller's task, when no other autocommit write of the storage is
     /// running, or when it is a write the writer does not take ([`Committer::queues`]): exactly
     /// the statement a caller would run by hand, without a hop to the writer's thread; else
-    /// through the writer, which writes it with the others. `core` makes what a write needs.
+    /// through the writer, which writes it with the others. `pool` and `mappings` are the
+    /// storage's, cloned for the writer only when it starts.
     pub(crate) async fn write(
         &self,
-        core: impl FnOnce() -> Core<B>,
+        pool: &sqlx::Pool<B::Database>,
+        mappings: &Mappings<B::Table>,
         table: &'static TableDef,
         op: Write,
     ) -> Result<Done> {
         if !B::queues(&op) {
-            return execute_alone(&core(), table, &op).await;
+            return execute_alone::<B>(pool, mappings, table, &op).await;
         }
         let alone = self.running.fetch_add(1, Ordering::AcqRel) == 0;
         let _running = Running(&self.running);
         if alone {
-            return execute_alone(&core(), table, &op).await;
+            return execute_alone::<B>(pool, mappings, table, &op).await;
         }
         let (reply, done) = oneshot::channel();
-        self.sender(core)?
+        self.sender(|| Core { pool: pool.clone(), mappings: mappings.clone() })?
             .send(Request { table, op, reply })
             .map_err(|_| StorageError::new(format!("the {} writer task has stopped", B::NAME)))?;
         let answer = done
@@ -313,13 +306,18 @@ where
 }
 
 /// Runs one write on a connection of its own, in autocommit.
-async fn execute_alone<B: Committer>(core: &Core<B>, table: &'static TableDef, op: &Write) -> Result<Done>
+async fn execute_alone<B: Committer>(
+    pool: &sqlx::Pool<B::Database>,
+    mappings: &Mappings<B::Table>,
+    table: &'static TableDef,
+    op: &Write,
+) -> Result<Done>
 where
     for<'e> &'e mut <B::Database as Database>::Connection: Executor<'e, Database = B::Database>,
     <B::Database as Database>::Arguments: IntoArguments<B::Database>,
 {
-    let mut conn = core.pool.acquire().await.map_err(|e| B::error(Some(table), e))?;
-    execute(core, &mut conn, table, op).await
+    let mut conn = pool.acquire().await.map_err(|e| B::storage_error(Some(table), e))?;
+    execute::<B>(mappings, &mut conn, table, op).await
 }
 
 /// The writer: takes what has queued up, writes it, answers; until every storage handle is gone.
@@ -449,7 +447,7 @@ where
             }
         }
         Err(err) => {
-            answer_all(&mut batch, &B::error(None, err));
+            answer_all(&mut batch, &B::storage_error(None, err));
             None
         }
     };
@@ -606,7 +604,7 @@ where
     loop {
         if attempt == Attempt::Alone {
             let request = batch.remove(0);
-            let done = execute(core, conn, request.table, &request.op).await;
+            let done = execute::<B>(&core.mappings, conn, request.table, &request.op).await;
             // After an error the connection may be broken (the server restarted, the network
             // dropped): it is not reused.
             let fit = done.is_ok();
@@ -633,7 +631,7 @@ where
             // No transaction to share: each write in autocommit, with its own outcome.
             let mut fit = true;
             for request in batch.drain(..) {
-                let done = execute(core, conn, request.table, &request.op).await;
+                let done = execute::<B>(&core.mappings, conn, request.table, &request.op).await;
                 fit &= done.is_ok();
                 request.answer(done, 1, 1);
             }
@@ -656,7 +654,7 @@ where
                         true
                     }
                     Err(err) => {
-                        let err = B::error(None, err);
+                        let err = B::storage_error(None, err);
                         let fit = sqlx::query("ROLLBACK").execute(&mut **conn).await.is_ok() || rolled_back(conn).await;
                         answer_all(batch, &err);
                         fit
@@ -719,7 +717,7 @@ where
             continue;
         }
         let request = &batch[index];
-        let done = execute(core, conn, request.table, &request.op).await;
+        let done = execute::<B>(&core.mappings, conn, request.table, &request.op).await;
         if done.is_err() {
             return Ran::WriteFailed(index, done);
         }
@@ -751,7 +749,7 @@ where
 
 /// Runs `op` on `conn` for `table`, whose schema is checked first.
 async fn on_table<B: Committer, T>(
-    core: &Core<B>,
+    mappings: &Mappings<B::Table>,
     conn: &mut PoolConnection<B::Database>,
     table: &'static TableDef,
     op: impl AsyncFnOnce(&mut OnConnection<'_, Conn<'_, B::Database>>) -> Result<T>,
@@ -760,7 +758,7 @@ where
     for<'e> &'e mut <B::Database as Database>::Connection: Executor<'e, Database = B::Database>,
     <B::Database as Database>::Arguments: IntoArguments<B::Database>,
 {
-    let state = B::table(&core.mappings, table);
+    let state = B::table(mappings, table);
     B::check(&state, conn, table).await?;
     op(&mut OnConnection { conn: &mut Conn::<B::Database>(&mut **conn), table, statements: B::statements(&state) })
         .await
@@ -768,7 +766,7 @@ where
 
 /// One write on `conn`, checked as the statement of its kind is.
 async fn execute<B: Committer>(
-    core: &Core<B>,
+    mappings: &Mappings<B::Table>,
     conn: &mut PoolConnection<B::Database>,
     table: &'static TableDef,
     op: &Write,
@@ -777,7 +775,7 @@ where
     for<'e> &'e mut <B::Database as Database>::Connection: Executor<'e, Database = B::Database>,
     <B::Database as Database>::Arguments: IntoArguments<B::Database>,
 {
-    on_table(core, conn, table, async |on| op.execute(on).await).await
+    on_table::<B, _>(mappings, conn, table, async |on| op.execute(on).await).await
 }
 
 impl Write {
@@ -855,7 +853,7 @@ where
     <B::Database as Database>::Arguments: IntoArguments<B::Database>,
 {
     let Some(table) = run.first().map(|r| r.table) else { return Ok(Vec::new()) };
-    on_table(core, conn, table, async |on| {
+    on_table::<B, _>(&core.mappings, conn, table, async |on| {
         // `mergeable` put writes of one kind in the run.
         let returned = match run.first().map(|r| &r.op) {
             Some(Write::Update(..)) => {

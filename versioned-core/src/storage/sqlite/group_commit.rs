@@ -6,21 +6,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::Sqlite;
-use sqlx::sqlite::SqliteConnection;
-
 use super::SqliteStorage;
 use super::driver::{is_busy, storage_error};
 use super::schema::{TableState, table_state};
 use crate::entity::TableDef;
-use crate::error::{Error, Result};
+use crate::error::Error;
+use crate::storage::sql::Mappings;
 use crate::storage::sql::group_commit::Committer;
-use crate::storage::sql::{Mappings, Statements};
 
 impl Committer for SqliteStorage {
-    type Database = Sqlite;
-    type Table = TableState;
-
     const NAME: &'static str = "SQLite";
     const IN_FLIGHT: usize = 1;
     const FILL_WAIT: Duration = Duration::ZERO;
@@ -30,19 +24,11 @@ impl Committer for SqliteStorage {
         table_state(mappings, table)
     }
 
-    async fn check(state: &TableState, conn: &mut SqliteConnection, table: &'static TableDef) -> Result<()> {
-        state.check_schema(conn, table).await
-    }
-
-    fn statements(state: &TableState) -> &Statements {
-        &state.sql
-    }
-
     fn binary_text_keys(state: &TableState) -> bool {
         state.binary_text_keys()
     }
 
-    fn error(table: Option<&'static TableDef>, err: sqlx::Error) -> Error {
+    fn storage_error(table: Option<&'static TableDef>, err: sqlx::Error) -> Error {
         storage_error(table, err)
     }
 

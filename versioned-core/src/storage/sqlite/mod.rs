@@ -37,7 +37,9 @@ use super::lent::SqlBackend;
 use super::select::{Condition, Select};
 use super::sql;
 use super::sql::driver::Conn;
-use super::sql::group_commit::{Core, GroupCommit, Write};
+#[cfg(all(test, feature = "conformance"))]
+use super::sql::group_commit::Core;
+use super::sql::group_commit::{GroupCommit, Write};
 use super::sql::rows::OnConnection;
 use super::sql::{Mappings, Statements};
 use super::{Lends, RowAccess, Storage, WriteOutcome};
@@ -199,7 +201,8 @@ impl SqliteStorage {
         table_state(&self.mappings, table)
     }
 
-    /// What the writer of its group commit needs.
+    /// What the writer of its group commit needs (for its tests).
+    #[cfg(all(test, feature = "conformance"))]
     pub(crate) fn core(&self) -> Core<SqliteStorage> {
         Core { pool: self.pool.clone(), mappings: self.mappings.clone() }
     }
@@ -260,15 +263,15 @@ impl RowAccess for SqliteStorage {
     }
 
     async fn insert(&self, table: &'static TableDef, row: Row) -> Result<bool> {
-        self.writes.write(|| self.core(), table, Write::Insert(row)).await?.inserted::<Self>()
+        self.writes.write(&self.pool, &self.mappings, table, Write::Insert(row)).await?.inserted::<Self>()
     }
 
     async fn update(&self, table: &'static TableDef, row: Row, expected: u64) -> Result<WriteOutcome> {
-        self.writes.write(|| self.core(), table, Write::Update(row, expected)).await?.written::<Self>()
+        self.writes.write(&self.pool, &self.mappings, table, Write::Update(row, expected)).await?.written::<Self>()
     }
 
     async fn upsert(&self, table: &'static TableDef, row: Row) -> Result<Option<u64>> {
-        self.writes.write(|| self.core(), table, Write::Upsert(row)).await?.upserted::<Self>()
+        self.writes.write(&self.pool, &self.mappings, table, Write::Upsert(row)).await?.upserted::<Self>()
     }
 
     async fn patch(
@@ -279,11 +282,14 @@ impl RowAccess for SqliteStorage {
         expected: u64,
     ) -> Result<WriteOutcome> {
         let op = Write::Patch(key.clone(), columns.to_vec(), expected);
-        self.writes.write(|| self.core(), table, op).await?.written::<Self>()
+        self.writes.write(&self.pool, &self.mappings, table, op).await?.written::<Self>()
     }
 
     async fn delete(&self, table: &'static TableDef, key: &Value, expected: Option<u64>) -> Result<WriteOutcome> {
-        self.writes.write(|| self.core(), table, Write::Delete(key.clone(), expected)).await?.written::<Self>()
+        self.writes
+            .write(&self.pool, &self.mappings, table, Write::Delete(key.clone(), expected))
+            .await?
+            .written::<Self>()
     }
 }
 
