@@ -224,12 +224,13 @@ async fn counters_count_writes_conflicts_and_retries() {
 }
 
 /// `update` chooses per attempt: a cold record is read and written optimistically; once its
-/// attempts conflict (eight at once: seven lose) it is hot and locked, and an update whose attempt
-/// conflicted retries locked. The choice is an event's `mode` and the
+/// attempts conflict (eight at once: seven lose) it is hot, an update whose attempt conflicted
+/// retries locked, and the next eight take turns (SQLite queues a hot record's updates): eight
+/// attempts, none conflicting. The choice is an event's `mode` and the
 /// `versioned_update_attempts_total{table, mode}` counter.
 #[cfg(feature = "metrics")]
 #[tokio::test]
-async fn update_says_whether_it_locked_a_hot_record() {
+async fn update_says_whether_it_queued_or_locked_a_hot_record() {
     use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 
     let capture = Capture::default();
@@ -249,6 +250,9 @@ async fn update_says_whether_it_locked_a_hot_record() {
         let updates = (0..8).map(|_| store.update::<Account, _>(&1, RetryPolicy::default(), |a| a.balance += 1));
         futures_util::future::try_join_all(updates).await.unwrap();
         assert_eq!(store.get::<Account>(&1).await.unwrap().unwrap().balance, 9, "every update exactly once");
+        let updates = (0..8).map(|_| store.update::<Account, _>(&1, RetryPolicy::no_retry(), |a| a.balance += 1));
+        futures_util::future::try_join_all(updates).await.expect("in turns, no update conflicts");
+        assert_eq!(store.get::<Account>(&1).await.unwrap().unwrap().balance, 17, "every update exactly once");
     }
     let modes: Vec<String> = capture
         .events
@@ -259,10 +263,12 @@ async fn update_says_whether_it_locked_a_hot_record() {
         .map(|e| e.field("mode").unwrap().to_owned())
         .collect();
     assert_eq!(modes[0], "optimistic", "a cold record: {modes:?}");
-    let locked = modes.iter().filter(|m| *m == "locked").count();
+    let (burst, turns) = modes.split_at(modes.len() - 8);
+    assert_eq!(turns, ["queued"; 8], "the hot record's next eight updates take turns: {modes:?}");
+    let locked = burst.iter().filter(|m| *m == "locked").count();
     // Nine updates succeeded; every attempt beyond nine followed a conflict, and the attempt
     // after a conflict locks (and a locked attempt does not conflict).
-    let conflicts = modes.len() - 9;
+    let conflicts = burst.len() - 9;
     assert!(conflicts >= 1 && locked >= conflicts, "eight at once conflict, then lock: {modes:?}");
     let mut counters = BTreeMap::new();
     for (key, _, _, value) in snapshotter.snapshot().into_vec() {
@@ -272,6 +278,7 @@ async fn update_says_whether_it_locked_a_hot_record() {
             counters.insert(mode, n);
         }
     }
-    assert_eq!(counters.get("optimistic").copied(), Some((modes.len() - locked) as u64));
+    assert_eq!(counters.get("optimistic").copied(), Some((burst.len() - locked) as u64));
     assert_eq!(counters.get("locked").copied(), Some(locked as u64));
+    assert_eq!(counters.get("queued").copied(), Some(8));
 }

@@ -1,25 +1,27 @@
 //! How contended each record is, as one store sees it ([`Heat`]): what
 //! [`Store::update`](crate::Store::update) reads to choose, per attempt, between an optimistic
-//! read and checked put (two statements, no transaction) and a locked read-modify-write (a
-//! transaction reading the record `FOR UPDATE`).
+//! read and checked put (two statements, no transaction) and, for a hot record, a turn among the
+//! store's attempts on it or a locked read-modify-write (a transaction reading the record
+//! `FOR UPDATE`), as the backend's [`HotUpdates`](crate::HotUpdates) says.
 //!
 //! A record's temperature is the share of its recent `update` attempts that met a conflict
 //! (MOCC's per-record temperature, Wang and Kimura, PVLDB 2016): attempts and conflicts are
 //! counted per [`WINDOW`], and the record is hot while, in the current window or the last one,
-//! at least [`HOT_CONFLICTS`] attempts conflicted and they were at least a quarter of all. A lock
-//! costs every attempt something (a transaction; on etcd a consensus write), so it pays only
-//! where conflicts are that frequent; a record locked for a whole window meets no conflict and
-//! cools, unless its updaters queue: a locked attempt that finds two or more other updates of
+//! at least [`HOT_CONFLICTS`] attempts conflicted and they were at least a quarter of all. A turn
+//! or a lock makes every attempt wait, so it pays only where conflicts are that frequent; a
+//! record updated in turns (or locked) for a whole window meets no conflict and cools, unless
+//! its updaters queue: an attempt in its turn (or locked) that finds two or more other updates of
 //! the record under way in this store counts as a conflict (it would most likely have been one),
-//! so a record hammered by many tasks stays locked, and one that only sometimes sees a second
-//! updater goes back to optimistic attempts. Records share 1,024 slots by a hash
-//! of their table and key: two records in one slot only warm each other, which costs a lock,
+//! so a record hammered by many tasks stays hot, and one that only sometimes sees a second
+//! updater goes back to optimistic attempts. Records share 1,024 slots by a hash of their table
+//! and key: two records in one slot only warm each other and share turns, which costs a wait,
 //! never correctness.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::entity::TableDef;
+use crate::lock::LockWait;
 use crate::value::Value;
 
 /// How long attempts are counted together.
@@ -46,6 +48,8 @@ struct Slot {
     conflicts: AtomicU32,
     /// Whether the last window ended hot.
     was_hot: AtomicBool,
+    /// The turn of this store's attempts on a hot record of the slot: one at a time.
+    turn: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Heat {
@@ -117,6 +121,18 @@ impl Record<'_> {
         self.slot.running.load(Ordering::Acquire) >= 3
     }
 
+    /// The record's turn among this store's attempts on it (and on the records sharing its
+    /// slot), held for one attempt; turns are given in the order they were asked for. Waits as
+    /// `wait` says: `None` once a timeout expires (or at once, for `NoWait`, if the record's turn
+    /// is taken).
+    pub(crate) async fn turn(&self, wait: LockWait) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match wait {
+            LockWait::Forever => Some(self.slot.turn.lock().await),
+            LockWait::Timeout(limit) => tokio::time::timeout(limit, self.slot.turn.lock()).await.ok(),
+            LockWait::NoWait => self.slot.turn.try_lock().ok(),
+        }
+    }
+
     /// Counts an attempt, and whether it met a conflict (or, locked, found the record crowded).
     pub(crate) fn attempted(&self, conflicted: bool) {
         self.roll();
@@ -185,5 +201,37 @@ mod tests {
         }
         std::thread::sleep(WINDOW + Duration::from_millis(20));
         assert!(!record.hot(), "a window without conflicts cools it");
+    }
+
+    #[tokio::test]
+    async fn a_hot_records_turns_are_one_at_a_time_in_order_and_bounded_by_the_lock_wait() {
+        let heat = Heat::default();
+        let (first, second) = (heat.record(&T, &Value::Int(1)), heat.record(&T, &Value::Int(1)));
+        let turn = first.turn(LockWait::Forever).await.expect("a free turn is given");
+        assert!(second.turn(LockWait::NoWait).await.is_none(), "NoWait: the turn is taken");
+        let started = tokio::time::Instant::now();
+        assert!(second.turn(LockWait::Timeout(Duration::from_millis(50))).await.is_none(), "not given in time");
+        assert!(started.elapsed() >= Duration::from_millis(50), "waited for the limit");
+        let other = heat.record(&T, &Value::Int(2));
+        if slot_of(&T, &Value::Int(1)) != slot_of(&T, &Value::Int(2)) {
+            assert!(other.turn(LockWait::NoWait).await.is_some(), "another record's turn is its own");
+        }
+
+        // Waiters are given the turn in the order they asked for it.
+        let order = std::sync::Mutex::new(Vec::new());
+        let waiter = |n: u32| {
+            let (record, order) = (heat.record(&T, &Value::Int(1)), &order);
+            async move {
+                let _turn = record.turn(LockWait::Forever).await.expect("Forever waits");
+                order.lock().unwrap().push(n);
+            }
+        };
+        let waiters = futures_util::future::join_all((0..4).map(waiter));
+        let release = async {
+            tokio::task::yield_now().await; // every waiter has asked
+            drop(turn);
+        };
+        futures_util::future::join(waiters, release).await;
+        assert_eq!(*order.lock().unwrap(), vec![0, 1, 2, 3]);
     }
 }

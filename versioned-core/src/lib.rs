@@ -78,7 +78,7 @@ pub use storage::options::ConnectOptions;
 pub use storage::postgres::{Isolation, PostgresStorage, PostgresTransaction};
 #[cfg(feature = "sqlite")]
 pub use storage::sqlite::{Durability, SqliteStorage, SqliteTransaction};
-pub use storage::{Capabilities, LockingRead, RowAccess, Storage, StorageTransaction, WriteOutcome};
+pub use storage::{Capabilities, HotUpdates, LockingRead, RowAccess, Storage, StorageTransaction, WriteOutcome};
 pub use store::Store;
 pub use transaction::Transaction;
 pub use value::{

@@ -208,12 +208,42 @@ pub(crate) fn retrying(operation: &'static str, attempt: u32, err: &Error) {
     counters::retry(operation);
 }
 
-/// An attempt of `update` on `table`, locked (the record is hot) or optimistic: a debug event
+/// An attempt of `update` on `table`, optimistic, queued or locked ([`UpdateMode`]): a debug event
 /// and the `versioned_update_attempts_total{table, mode}` counter.
-pub(crate) fn update_attempt(table: &'static str, locked: bool) {
-    let mode = if locked { "locked" } else { "optimistic" };
+pub(crate) fn update_attempt(table: &'static str, mode: UpdateMode) {
+    let mode = mode.label();
     tracing::debug!(table, mode, "versioned: update attempt");
     counters::update_attempt(table, mode);
+}
+
+/// How an attempt of `Store::update` reads and writes its record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UpdateMode {
+    /// A read and a checked put, at once.
+    Optimistic,
+    /// A read and a checked put, once the store's other attempts on the hot record are done.
+    Queued,
+    /// A locked read and a checked put, in a transaction.
+    Locked,
+}
+
+impl UpdateMode {
+    /// The attempt's mode: a locked attempt is `Locked`, even in its turn.
+    pub(crate) fn of(locked: bool, queued: bool) -> Self {
+        match (locked, queued) {
+            (true, _) => UpdateMode::Locked,
+            (false, true) => UpdateMode::Queued,
+            (false, false) => UpdateMode::Optimistic,
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            UpdateMode::Optimistic => "optimistic",
+            UpdateMode::Queued => "queued",
+            UpdateMode::Locked => "locked",
+        }
+    }
 }
 
 /// A write on `table` that group commit wrote with others: `statement` writes shared its

@@ -11,15 +11,15 @@ use crate::error::Result;
 use crate::executor::Executor;
 use crate::heat::Heat;
 use crate::lock::LockWait;
-use crate::observe::{Kind, Operation, observed};
+use crate::observe::{Kind, Operation, UpdateMode, observed};
 use crate::ops;
 use crate::patch::Check;
 use crate::query::{Filter, Find};
 use crate::reentrancy::{inside, refuse_inside_own_transaction};
 use crate::retry::RetryPolicy;
 use crate::revisions::{Revision, WithHistory};
-use crate::storage::Storage;
 use crate::storage::memory::MemoryStorage;
+use crate::storage::{HotUpdates, Storage};
 use crate::transaction::Transaction;
 use crate::value::KeyFor;
 
@@ -565,22 +565,31 @@ impl<S: Storage> Store<S> {
     /// - **cold** (the usual case): a plain read and a checked put, without a transaction: two
     ///   statements, and the put is refused if anyone wrote the record since the read;
     /// - **hot** — at least a quarter of the record's recent `update` attempts in this store (and
-    ///   at least two) met a conflict (MOCC's temperature, counted per 200 ms window), or this
-    ///   call's own last attempt did: one transaction that reads the record locked
-    ///   ([`Transaction::get_for_update`], waiting as the store's [`LockWait`] says), so updates
-    ///   of one hot record queue instead of conflicting and retrying; the write is still checked
-    ///   against the version read. A record whose locked attempts find no queue of other
-    ///   updates of it (two or more) for a whole window cools: the next window tries it
-    ///   optimistically again.
+    ///   at least two) met a conflict (MOCC's temperature, counted per 200 ms window): the
+    ///   store's updates of the record take turns, as the backend's
+    ///   [`HotUpdates`](crate::HotUpdates) says:
+    ///   - `Queue` (memory, SQLite, PostgreSQL, etcd): each waits its turn in this store, then
+    ///     reads and writes as a cold record's does; they no longer conflict with each other,
+    ///     and wait without holding a connection;
+    ///   - `Lock` (MySQL, MariaDB): each reads the record locked in a transaction of its own
+    ///     ([`Transaction::get_for_update`]), and the database queues them;
+    /// - **after a conflict** (a writer the turns did not order: another process, a plain `put`),
+    ///   this call's next attempt reads the record locked, whatever its temperature, so that it
+    ///   makes progress (on a store with read replicas, it reads the primary).
+    ///
+    /// A turn, or a lock, is waited for as the store's [`LockWait`] says; a turn not given in
+    /// time locks the record instead. A record whose queued or locked attempts find no other
+    /// updates of it waiting (two or more) for a whole window cools: the next window tries it
+    /// optimistically again. Turns are per store (clones share them), over 1,024 slots that
+    /// records share by a hash: two hot records in one slot take turns together.
     ///
     /// Exactness is the same either way: every attempt's write is checked. A store whose lock
     /// wait is [`LockWait::NoWait`] always locks (an optimistic write cannot bound its wait for a
-    /// record another transaction holds), and a backend that says a lock never pays
-    /// ([`Capabilities::locks_updates`](crate::Capabilities::locks_updates) false) never locks. On
-    /// etcd the lock of a hot record is its lock key (a consensus write of its own, which pays
-    /// once updates queue: 16 tasks × 200 updates of one record took 17–18 s locked against 24 s
-    /// optimistic). The choice is a debug event (`mode`: `locked` or `optimistic`) and, with the
-    /// `metrics` feature, the `versioned_update_attempts_total{table, mode}` counter.
+    /// record another transaction holds), and a backend that says [`HotUpdates::Optimistic`](crate::HotUpdates::Optimistic)
+    /// never queues nor locks. On etcd a lock is the record's lock key (a consensus write of its
+    /// own), so a hot record's turns save more there. The choice is a debug event (`mode`:
+    /// `optimistic`, `queued` or `locked`) and, with the `metrics` feature, the
+    /// `versioned_update_attempts_total{table, mode}` counter.
     ///
     /// A missing record is [`Error::NotFound`](crate::Error::NotFound); running out of attempts is
     /// [`Error::RetriesExhausted`](crate::Error::RetriesExhausted).
@@ -591,15 +600,24 @@ impl<S: Storage> Store<S> {
         mut f: impl FnMut(&mut T) -> R + Send,
     ) -> Result<R> {
         let access = self.writer("update")?;
-        let may_lock = self.backend.capabilities().locks_updates;
+        let hot_updates = self.backend.capabilities().hot_updates;
+        let may_lock = hot_updates != HotUpdates::Optimistic;
         let record = self.heat.record(T::TABLE, &ops::key_value::<T>(key)?);
         // After a conflict this update's next attempt locks, whatever the record's temperature:
         // it makes progress (on a store with read replicas, it reads the primary).
         let mut conflicted = false;
         let mut attempts = policy.start("update");
         loop {
-            let locked = may_lock && (self.lock_wait == LockWait::NoWait || conflicted || record.hot());
-            crate::observe::update_attempt(T::TABLE.name, locked);
+            let hot = may_lock && record.hot();
+            // A hot record's turn, where the backend queues them; a turn not given within the
+            // store's lock wait, or a backend that does not queue, locks the record instead.
+            let turn = match hot_updates {
+                HotUpdates::Queue if hot && self.lock_wait != LockWait::NoWait => record.turn(self.lock_wait).await,
+                _ => None,
+            };
+            let queued = turn.is_some();
+            let locked = may_lock && (self.lock_wait == LockWait::NoWait || conflicted || (hot && !queued));
+            crate::observe::update_attempt(T::TABLE.name, UpdateMode::of(locked, queued));
             let attempt = async {
                 if locked {
                     self.update_once(key, &mut f).await
@@ -609,8 +627,11 @@ impl<S: Storage> Store<S> {
                     ops::read_modify_write(access, key, &mut f).await
                 }
             };
-            let crowded = locked && record.crowded();
+            // A queued or locked attempt that finds the record's other updaters waiting would
+            // most likely have conflicted without its turn or lock: it keeps the record hot.
+            let crowded = (locked || queued) && record.crowded();
             let result = attempt.instrument(attempts.span()).await;
+            drop(turn);
             conflicted = matches!(&result, Err(err) if err.is_conflict());
             record.attempted(conflicted || crowded);
             match result {

@@ -62,7 +62,7 @@ pub async fn lock_waits_end_in_lock_timeout<S: Storage>(store: &Store<S>) {
     let refused = nowait.transaction(|tx| async move { tx.get_for_update::<Account>(&1).await });
     assert_lock_timeout(refused.await, records, "the store's NoWait");
     assert!(started.elapsed() < Duration::from_millis(300), "the store's NoWait waited {:?}", started.elapsed());
-    if store.backend().capabilities().locks_updates {
+    if store.backend().capabilities().locks_updates() {
         let started = Instant::now();
         let refused = nowait.update::<Account, _>(&1, RetryPolicy::no_retry(), |a| a.balance += 1).await;
         match refused {

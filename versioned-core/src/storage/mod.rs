@@ -262,17 +262,15 @@ pub struct Capabilities {
     /// MySQL), rather than the backend's transactions holding the whole database from their
     /// start (SQLite), where the wait for the lock happens when a transaction begins.
     pub locks_records: bool,
-    /// Whether [`Store::update`](crate::Store::update) may lock a hot record it reads, so that
-    /// concurrent updates of one record queue instead of conflicting; or always reads plainly and
-    /// writes with a checked put, retrying when the put is refused. True for every backend of
-    /// this crate.
-    pub locks_updates: bool,
+    /// How [`Store::update`](crate::Store::update) keeps concurrent updates of one hot record from
+    /// conflicting: see [`HotUpdates`].
+    pub hot_updates: HotUpdates,
 }
 
 impl Capabilities {
-    /// No identity; records locked one by one; `update` locked.
+    /// No identity; records locked one by one; updates of a hot record queued.
     pub const fn new() -> Self {
-        Capabilities { identity: None, locks_records: true, locks_updates: true }
+        Capabilities { identity: None, locks_records: true, hot_updates: HotUpdates::Queue }
     }
 
     /// With the storage's identity (see [`identity`](Self::identity)).
@@ -287,12 +285,51 @@ impl Capabilities {
         self
     }
 
-    /// `update` always reads and writes optimistically, never locking a record (for a backend
-    /// where a lock never pays).
+    /// `update` always reads and writes optimistically, neither queueing nor locking (for a
+    /// backend where neither pays).
     pub const fn with_optimistic_updates(mut self) -> Self {
-        self.locks_updates = false;
+        self.hot_updates = HotUpdates::Optimistic;
         self
     }
+
+    /// `update` locks a hot record in a transaction of its own, and the database queues the
+    /// updaters (for a backend whose lock passes to the next waiter sooner than a commit
+    /// returns: MySQL's InnoDB).
+    pub const fn with_locked_hot_updates(mut self) -> Self {
+        self.hot_updates = HotUpdates::Lock;
+        self
+    }
+
+    /// Whether `update` may read a record locked: after a conflict, under
+    /// [`LockWait::NoWait`](crate::LockWait::NoWait), or while the record is hot.
+    pub const fn locks_updates(&self) -> bool {
+        !matches!(self.hot_updates, HotUpdates::Optimistic)
+    }
+}
+
+/// How [`Store::update`](crate::Store::update) writes a hot record: one whose recent updates in
+/// the store conflicted (see `Store::update`). A cold record is always read and written
+/// optimistically, and an update whose attempt conflicted always locks the record next (unless
+/// the backend says [`Optimistic`](Self::Optimistic)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HotUpdates {
+    /// The store's updates of the record take turns, each a read and a checked put without a
+    /// transaction: they no longer conflict with each other, wait in the client rather than on
+    /// a pooled connection, and their puts still join group commit. A writer outside the store
+    /// (another process) can still conflict; the update that met it locks the record next. The
+    /// default: where a commit releases a row lock only once it is durable (PostgreSQL, SQLite's
+    /// database lock) or a lock is a write of its own (etcd), a lock hands the record over no
+    /// sooner than a turn does, and costs more round trips.
+    Queue,
+    /// Each attempt on the record locks it in a transaction of its own
+    /// ([`LockingRead::fetch_for_update`]), and the database queues the updaters: for MySQL and
+    /// MariaDB, whose InnoDB hands a row lock to the next waiter before the commit's log is
+    /// flushed, which a turn taken in the client cannot match.
+    Lock,
+    /// Never locked nor queued: every attempt reads and writes optimistically, retrying as the
+    /// [`RetryPolicy`](crate::RetryPolicy) allows.
+    Optimistic,
 }
 
 impl Default for Capabilities {
