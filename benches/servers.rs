@@ -185,6 +185,40 @@ impl Hand {
 /// `ROUNDS` rounds), so that the machine's drift falls on both; prints the means and the ratios
 /// (hand-written / versioned: above 1, versioned is faster). Each side works on records of its
 /// own, made here.
+/// The hot row's three ways in alternating rounds (versioned `update`, the hand-written locking
+/// loop, the hand-written optimistic loop), so that the machine's drift falls on each: `run`
+/// does one run of a way, 16 tasks × 300 increments, and returns its time.
+async fn hot_row_alternating<R, F>(label: &str, runs: [(&'static str, u8); 3], run: R)
+where
+    R: Fn(&'static str, u8) -> F,
+    F: std::future::Future<Output = (Duration, f64)>,
+{
+    const ROUNDS: usize = 8;
+    let mut spent = [(Duration::ZERO, 0.0); 3];
+    for round in 0..ROUNDS {
+        for (i, (name, variant)) in runs.iter().enumerate() {
+            // The optimistic loop is slow and far behind: every other round.
+            if *variant == 2 && round % 2 == 1 {
+                continue;
+            }
+            let (elapsed, retries) = run(name, *variant).await;
+            spent[i].0 += elapsed;
+            spent[i].1 += retries;
+        }
+    }
+    let rate = |i: usize, rounds: usize| (rounds * TASKS * UPDATES) as f64 / spent[i].0.as_secs_f64();
+    let (versioned, locked, optimistic) = (rate(0, ROUNDS), rate(1, ROUNDS), rate(2, ROUNDS / 2));
+    println!(
+        "{label}, {TASKS} tasks × {UPDATES} increments of one row, alternating rounds ({ROUNDS} a side; the optimistic \
+         loop {}): versioned update {versioned:.0}/s, FOR UPDATE loop {locked:.0}/s ({:.2}), optimistic loop \
+         {optimistic:.0}/s, {:.2} retries per success ({:.2}×)",
+        ROUNDS / 2,
+        versioned / locked,
+        spent[2].1 / (ROUNDS / 2) as f64,
+        versioned / optimistic,
+    );
+}
+
 async fn alternating<S: versioned::Storage>(label: &str, store: &Store<S>, hand: Hand) {
     const ROUNDS: usize = 12;
     const BLOCK: usize = 200;
@@ -454,90 +488,91 @@ macro_rules! server_benches {
                 eprintln!(concat!("skipped: set ", $var, " to run the ", $label, " benchmarks"));
                 return;
             };
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    let (store, pool) = rt.block_on($open(&url));
-    let hand = Hand::from(pool.clone());
-    let version = AtomicU64::new(1);
+            let rt =
+                tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+            let (store, pool) = rt.block_on($open(&url));
+            let hand = Hand::from(pool.clone());
+            let version = AtomicU64::new(1);
 
-    let mut group = c.benchmark_group(format!("{}: ", $label) + "checked put");
-    rt.block_on(sqlx::query($maintain).execute(&pool)).expect("maintain");
-    group.bench_function("versioned: put", |b| {
-        b.to_async(&rt).iter(|| async {
-            let v = version.fetch_add(1, Ordering::Relaxed);
-            let mut p = Person { id: 1, name: "Ann".into(), salary: 1, version: v };
-            p.put(&store).await.expect("put");
-        });
-    });
-    rt.block_on(sqlx::query($maintain).execute(&pool)).expect("maintain");
-    group.bench_function("hand-written sqlx: UPDATE … WHERE id = $4 AND version = $5", |b| {
-        b.to_async(&rt).iter(|| async {
-            let v = version.fetch_add(1, Ordering::Relaxed) as i64;
-            hand.put(1, 1, v).await;
-        });
-    });
-    group.finish();
+            let mut group = c.benchmark_group(format!("{}: ", $label) + "checked put");
+            rt.block_on(sqlx::query($maintain).execute(&pool)).expect("maintain");
+            group.bench_function("versioned: put", |b| {
+                b.to_async(&rt).iter(|| async {
+                    let v = version.fetch_add(1, Ordering::Relaxed);
+                    let mut p = Person { id: 1, name: "Ann".into(), salary: 1, version: v };
+                    p.put(&store).await.expect("put");
+                });
+            });
+            rt.block_on(sqlx::query($maintain).execute(&pool)).expect("maintain");
+            group.bench_function("hand-written sqlx: UPDATE … WHERE id = $4 AND version = $5", |b| {
+                b.to_async(&rt).iter(|| async {
+                    let v = version.fetch_add(1, Ordering::Relaxed) as i64;
+                    hand.put(1, 1, v).await;
+                });
+            });
+            group.finish();
 
-    let mut group = c.benchmark_group(format!("{}: ", $label) + "get");
-    group.bench_function("versioned: get", |b| {
-        b.to_async(&rt).iter(|| async { store.get::<Person>(&1).await.expect("get") });
-    });
-    group.bench_function("hand-written sqlx: SELECT … WHERE id = $1", |b| {
-        b.to_async(&rt).iter(|| hand.get(1));
-    });
-    group.finish();
+            let mut group = c.benchmark_group(format!("{}: ", $label) + "get");
+            group.bench_function("versioned: get", |b| {
+                b.to_async(&rt).iter(|| async { store.get::<Person>(&1).await.expect("get") });
+            });
+            group.bench_function("hand-written sqlx: SELECT … WHERE id = $1", |b| {
+                b.to_async(&rt).iter(|| hand.get(1));
+            });
+            group.finish();
 
-    let next_id = AtomicI64::new(1_000);
-    let mut group = c.benchmark_group(format!("{}: ", $label) + "insert");
-    group.bench_function("versioned: insert", |b| {
-        b.to_async(&rt).iter(|| async {
-            let id = next_id.fetch_add(1, Ordering::Relaxed);
-            store.insert(&mut Person { id, name: "New".into(), salary: 1, version: 0 }).await.expect("insert");
-        });
-    });
-    group.bench_function(concat!("hand-written sqlx: ", $insert), |b| {
-        b.to_async(&rt).iter(|| hand.insert(next_id.fetch_add(1, Ordering::Relaxed)));
-    });
-    group.finish();
+            let next_id = AtomicI64::new(1_000);
+            let mut group = c.benchmark_group(format!("{}: ", $label) + "insert");
+            group.bench_function("versioned: insert", |b| {
+                b.to_async(&rt).iter(|| async {
+                    let id = next_id.fetch_add(1, Ordering::Relaxed);
+                    store.insert(&mut Person { id, name: "New".into(), salary: 1, version: 0 }).await.expect("insert");
+                });
+            });
+            group.bench_function(concat!("hand-written sqlx: ", $insert), |b| {
+                b.to_async(&rt).iter(|| hand.insert(next_id.fetch_add(1, Ordering::Relaxed)));
+            });
+            group.finish();
 
-    let mut group = c.benchmark_group(format!("{}: ", $label) + "read-modify-write");
-    rt.block_on(sqlx::query($maintain).execute(&pool)).expect("maintain");
-    group.bench_function("versioned: update (a cold record: read, checked put)", |b| {
-        b.to_async(&rt).iter(|| async {
-            store.update::<Person, _>(&1, RetryPolicy::default(), |p| p.salary += 1).await.expect("update")
-        });
-    });
-    rt.block_on(sqlx::query($maintain).execute(&pool)).expect("maintain");
-    group.bench_function("hand-written sqlx: BEGIN; SELECT … FOR UPDATE; UPDATE … AND version = $5; COMMIT", |b| {
-        b.to_async(&rt).iter(|| hand.locked(1));
-    });
-    rt.block_on(sqlx::query($maintain).execute(&pool)).expect("maintain");
-    group.bench_function("hand-written sqlx: SELECT; UPDATE … AND version = $5 (autocommit)", |b| {
-        b.to_async(&rt).iter(|| hand.read_then_put(1));
-    });
-    group.finish();
+            let mut group = c.benchmark_group(format!("{}: ", $label) + "read-modify-write");
+            rt.block_on(sqlx::query($maintain).execute(&pool)).expect("maintain");
+            group.bench_function("versioned: update (a cold record: read, checked put)", |b| {
+                b.to_async(&rt).iter(|| async {
+                    store.update::<Person, _>(&1, RetryPolicy::default(), |p| p.salary += 1).await.expect("update")
+                });
+            });
+            rt.block_on(sqlx::query($maintain).execute(&pool)).expect("maintain");
+            group.bench_function(
+                "hand-written sqlx: BEGIN; SELECT … FOR UPDATE; UPDATE … AND version = $5; COMMIT",
+                |b| {
+                    b.to_async(&rt).iter(|| hand.locked(1));
+                },
+            );
+            rt.block_on(sqlx::query($maintain).execute(&pool)).expect("maintain");
+            group.bench_function("hand-written sqlx: SELECT; UPDATE … AND version = $5 (autocommit)", |b| {
+                b.to_async(&rt).iter(|| hand.read_then_put(1));
+            });
+            group.finish();
 
-    // Contention: every variant hands out exactly 1..=4800, checked on each run.
-    let mut group = c.benchmark_group(format!("{}: ", $label) + "16 tasks × 300 increments of one row");
-    group.sample_size(10).measurement_time(Duration::from_secs(20));
-    let report = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let runs: [(&str, u8); 3] = [
-        ("versioned: update", 0),
-        ("hand-written sqlx: SELECT … FOR UPDATE; UPDATE (one transaction)", 1),
-        ("hand-written sqlx: optimistic CAS loop (autocommit)", 2),
-    ];
-    for (name, variant) in runs {
-        let (store, pool, report) = (store.clone(), pool.clone(), Arc::clone(&report));
-        group.bench_function(name, |b| {
-            b.to_async(&rt).iter_custom(|iters| {
-                let (store, pool, report) = (store.clone(), pool.clone(), Arc::clone(&report));
-                async move {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
+            // Contention: every variant hands out exactly 1..=4800, checked on each run.
+            let mut group = c.benchmark_group(format!("{}: ", $label) + "16 tasks × 300 increments of one row");
+            group.sample_size(10).measurement_time(Duration::from_secs(20));
+            let report = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let runs: [(&'static str, u8); 3] = [
+                ("versioned: update", 0),
+                ("hand-written sqlx: SELECT … FOR UPDATE; UPDATE (one transaction)", 1),
+                ("hand-written sqlx: optimistic CAS loop (autocommit)", 2),
+            ];
+            // One run of `variant`: the counter reset, then 16 tasks × 300 increments, checked exact.
+            let run = {
+                let (store, pool) = (store.clone(), pool.clone());
+                move |name: &'static str, variant: u8| {
+                    let (store, pool) = (store.clone(), pool.clone());
+                    async move {
                         sqlx::query("DELETE FROM counter").execute(&pool).await.expect("reset");
                         store.insert(&mut Counter { name: "c".into(), n: 0, version: 0 }).await.expect("counter");
-                        let (elapsed, retries) = match variant {
+                        match variant {
                             0 => {
-                                let store = store.clone();
                                 contended(name, move || {
                                     let store = store.clone();
                                     async move {
@@ -556,87 +591,105 @@ macro_rules! server_benches {
                                 .await
                             }
                             1 => {
-                                let pool = pool.clone();
                                 contended(name, move || {
                                     let pool = pool.clone();
                                     async move {
                                         let mut tx = pool.begin().await.expect("begin");
-                                        let (n,): (i64,) =
-                                            sqlx::query_as(sql("SELECT n FROM counter WHERE name = 'c' FOR UPDATE", $mysql))
-                                                .fetch_one(&mut *tx)
-                                                .await
-                                                .expect("lock");
-                                        sqlx::query(sql("UPDATE counter SET n = $1, version = version + 1 WHERE name = 'c'", $mysql))
-                                            .bind(n + 1)
-                                            .execute(&mut *tx)
-                                            .await
-                                            .expect("update");
+                                        let (n,): (i64,) = sqlx::query_as(sql(
+                                            "SELECT n FROM counter WHERE name = 'c' FOR UPDATE",
+                                            $mysql,
+                                        ))
+                                        .fetch_one(&mut *tx)
+                                        .await
+                                        .expect("lock");
+                                        sqlx::query(sql(
+                                            "UPDATE counter SET n = $1, version = version + 1 WHERE name = 'c'",
+                                            $mysql,
+                                        ))
+                                        .bind(n + 1)
+                                        .execute(&mut *tx)
+                                        .await
+                                        .expect("update");
                                         tx.commit().await.expect("commit");
                                         (n + 1, 1)
                                     }
                                 })
                                 .await
                             }
-                            _ => {
+                            _ => contended(name, move || {
                                 let pool = pool.clone();
-                                contended(name, move || {
-                                    let pool = pool.clone();
-                                    async move {
-                                        let mut tries = 0;
-                                        loop {
-                                            tries += 1;
-                                            let (n, v): (i64, i64) =
-                                                sqlx::query_as(sql("SELECT n, version FROM counter WHERE name = 'c'", $mysql))
-                                                    .fetch_one(&pool)
-                                                    .await
-                                                    .expect("read");
-                                            let done = sqlx::query(
-                                                sql("UPDATE counter SET n = $1, version = $2 WHERE name = 'c' AND version = $3", $mysql),
-                                            )
-                                            .bind(n + 1)
-                                            .bind(v + 1)
-                                            .bind(v)
-                                            .execute(&pool)
-                                            .await
-                                            .expect("cas");
-                                            if done.rows_affected() == 1 {
-                                                return (n + 1, tries);
-                                            }
+                                async move {
+                                    let mut tries = 0;
+                                    loop {
+                                        tries += 1;
+                                        let (n, v): (i64, i64) = sqlx::query_as(sql(
+                                            "SELECT n, version FROM counter WHERE name = 'c'",
+                                            $mysql,
+                                        ))
+                                        .fetch_one(&pool)
+                                        .await
+                                        .expect("read");
+                                        let done = sqlx::query(sql(
+                                            "UPDATE counter SET n = $1, version = $2 WHERE name = 'c' AND version = $3",
+                                            $mysql,
+                                        ))
+                                        .bind(n + 1)
+                                        .bind(v + 1)
+                                        .bind(v)
+                                        .execute(&pool)
+                                        .await
+                                        .expect("cas");
+                                        if done.rows_affected() == 1 {
+                                            return (n + 1, tries);
                                         }
                                     }
-                                })
-                                .await
-                            }
-                        };
-                        report.lock().expect("report").push((name, elapsed, retries));
-                        total += elapsed;
+                                }
+                            })
+                            .await,
+                        }
                     }
-                    total
                 }
-            });
-        });
-    }
-    group.finish();
-    for (name, variant) in runs {
-        let _ = variant;
-        let rows: Vec<_> = report.lock().expect("report").iter().filter(|r| r.0 == name).map(|r| (r.1, r.2)).collect();
-        if rows.is_empty() {
-            continue;
-        }
-        let secs: f64 = rows.iter().map(|r| r.0.as_secs_f64()).sum::<f64>() / rows.len() as f64;
-        let retries: f64 = rows.iter().map(|r| r.1).sum::<f64>() / rows.len() as f64;
-        println!(
-            "{name}: {:.0} increments/s, {retries:.2} retries per success ({} runs, every count exact)",
-            (TASKS * UPDATES) as f64 / secs,
-            rows.len()
-        );
-    }
+            };
+            for (name, variant) in runs {
+                let (run, report) = (run.clone(), Arc::clone(&report));
+                group.bench_function(name, |b| {
+                    b.to_async(&rt).iter_custom(|iters| {
+                        let (run, report) = (run.clone(), Arc::clone(&report));
+                        async move {
+                            let mut total = Duration::ZERO;
+                            for _ in 0..iters {
+                                let (elapsed, retries) = run(name, variant).await;
+                                report.lock().expect("report").push((name, elapsed, retries));
+                                total += elapsed;
+                            }
+                            total
+                        }
+                    });
+                });
+            }
+            group.finish();
+            for (name, variant) in runs {
+                let _ = variant;
+                let rows: Vec<_> =
+                    report.lock().expect("report").iter().filter(|r| r.0 == name).map(|r| (r.1, r.2)).collect();
+                if rows.is_empty() {
+                    continue;
+                }
+                let secs: f64 = rows.iter().map(|r| r.0.as_secs_f64()).sum::<f64>() / rows.len() as f64;
+                let retries: f64 = rows.iter().map(|r| r.1).sum::<f64>() / rows.len() as f64;
+                println!(
+                    "{name}: {:.0} increments/s, {retries:.2} retries per success ({} runs, every count exact)",
+                    (TASKS * UPDATES) as f64 / secs,
+                    rows.len()
+                );
+            }
 
-    // Not under a profiler (`--profile-time`), which runs criterion's routines only.
-    if !std::env::args().any(|arg| arg == "--profile-time") {
-        rt.block_on(alternating($label, &store, hand.clone()));
-        rt.block_on(concurrent_puts($label, &store, hand.clone(), $maintain));
-    }
+            // Not under a profiler (`--profile-time`), which runs criterion's routines only.
+            if !std::env::args().any(|arg| arg == "--profile-time") {
+                rt.block_on(hot_row_alternating($label, runs, run));
+                rt.block_on(alternating($label, &store, hand.clone()));
+                rt.block_on(concurrent_puts($label, &store, hand.clone(), $maintain));
+            }
         }
     };
 }

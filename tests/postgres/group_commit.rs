@@ -50,7 +50,7 @@ async fn checked_writes_of_many_tasks_share_statements_and_keep_their_own_outcom
         store.insert(&mut Person { id, name: format!("P{id}"), salary: 0, version: 0 }).await.expect("insert");
     }
     let shared = Shared::default();
-    let _default = tracing::subscriber::set_default(tracing_subscriber::registry().with(shared.clone()));
+    let _default = crate::events::capture_on_this_thread(tracing_subscriber::registry().with(shared.clone()));
     let mut copies: Vec<Person> = Vec::new();
     for id in 0..32 {
         copies.push(store.get::<Person>(&id).await.expect("get").expect("present"));
@@ -104,7 +104,7 @@ async fn group_commit_can_be_turned_off() {
         store.insert(&mut Person { id, name: format!("P{id}"), salary: 0, version: 0 }).await.expect("insert");
     }
     let shared = Shared::default();
-    let _default = tracing::subscriber::set_default(tracing_subscriber::registry().with(shared.clone()));
+    let _default = crate::events::capture_on_this_thread(tracing_subscriber::registry().with(shared.clone()));
     for _ in 0..5 {
         let tasks: Vec<_> = (0..16)
             .map(|id| {
@@ -148,7 +148,7 @@ async fn text_keys_share_statements_only_under_a_deterministic_collation() {
     )
     .await;
     let shared = Shared::default();
-    let _default = tracing::subscriber::set_default(tracing_subscriber::registry().with(shared.clone()));
+    let _default = crate::events::capture_on_this_thread(tracing_subscriber::registry().with(shared.clone()));
     for round in 0..30 {
         // Ten other boards written at once, then the two spellings of one: they meet in the
         // writer's queue.

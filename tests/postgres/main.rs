@@ -26,6 +26,9 @@ async fn db() -> Option<Db> {
 #[path = "../common/raw_sql.rs"]
 mod raw_sql;
 
+#[path = "../common/events.rs"]
+mod events;
+
 #[path = "../common/processes.rs"]
 mod processes;
 

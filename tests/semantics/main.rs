@@ -334,6 +334,9 @@ mod sqlite {
 #[path = "../common/servers.rs"]
 mod servers;
 
+#[path = "../common/events.rs"]
+mod events;
+
 mod postgres {
     versioned_core::conformance_tests!(crate::servers::postgres);
 }

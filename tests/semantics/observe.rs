@@ -93,7 +93,7 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Capture {
 async fn a_run_with_conflicts() -> Capture {
     let capture = Capture::default();
     let subscriber = tracing_subscriber::registry().with(capture.clone());
-    let _default = tracing::subscriber::set_default(subscriber);
+    let _default = crate::events::capture_on_this_thread(subscriber);
 
     let store = Store::memory();
     store.create_table::<Account>().await.unwrap();
@@ -235,7 +235,7 @@ async fn update_says_whether_it_queued_or_locked_a_hot_record() {
 
     let capture = Capture::default();
     let subscriber = tracing_subscriber::registry().with(capture.clone());
-    let _default = tracing::subscriber::set_default(subscriber);
+    let _default = crate::events::capture_on_this_thread(subscriber);
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     {

@@ -74,6 +74,46 @@ pub async fn concurrent_update_counts_exactly<S: Storage>(store: &Store<S>) {
     assert_eq!((counter.n, counter.version), (3200, 3201));
 }
 
+/// Two stores over one backend, as two processes would be, 8 tasks each × 50 increments of one
+/// counter through `update`: exactly 800, every number unique. A store orders only its own
+/// updates of a hot record (turns, or locks); the other store's writes still conflict with them,
+/// and the update that meets such a conflict locks the record next.
+pub async fn updates_from_two_stores_count_exactly<S: Storage + Clone>(store: &Store<S>) {
+    const TASKS: usize = 8;
+    const EACH: usize = 50;
+    setup(store).await;
+    let key = "orders".to_string();
+    store.insert(&mut Counter { name: key.clone(), n: 0, version: 0 }).await.expect("insert");
+    let other = Store::new(store.backend().clone());
+    let tasks: Vec<_> = (0..2 * TASKS)
+        .map(|i| {
+            let (store, key) = (if i % 2 == 0 { store.clone() } else { other.clone() }, key.clone());
+            tokio::spawn(async move {
+                let mut drawn = Vec::with_capacity(EACH);
+                for _ in 0..EACH {
+                    drawn.push(
+                        store
+                            .update::<Counter, _>(&key, patient(), |c| {
+                                c.n += 1;
+                                c.n
+                            })
+                            .await?,
+                    );
+                }
+                Ok::<_, Error>(drawn)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.expect("task").expect("every update commits"));
+    }
+    let unique: BTreeSet<i64> = all.iter().copied().collect();
+    assert_eq!(unique, (1..=(2 * TASKS * EACH) as i64).collect(), "every number 1..=800 exactly once");
+    let counter = store.get::<Counter>(&key).await.expect("get").expect("present");
+    assert_eq!((counter.n, counter.version), (800, 801));
+}
+
 /// Checked writes of many tasks at once, as group commit merges them (each round sends them all
 /// together): puts of their own records apply, stale puts are refused with the stored record,
 /// of two puts of one record at one version exactly one applies and the other sees it, an insert

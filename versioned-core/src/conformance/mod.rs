@@ -171,6 +171,7 @@ macro_rules! conformance_tests {
             // concurrency.rs
             operations_run_inside_tokio_spawn,
             concurrent_update_counts_exactly,
+            updates_from_two_stores_count_exactly,
             concurrent_writes_keep_their_own_outcomes,
             concurrent_transfers_keep_the_sum,
             retries_exhausted_carries_the_last_conflict,
