@@ -3,7 +3,8 @@
 //! distribution of skew θ (YCSB's generator: θ = 0.99 is YCSB's default, a few records take most
 //! of the traffic; θ = 0.5 is mild). Three ways to write, side by side in one run on each backend:
 //!
-//! - versioned's `update`, which reads a cold record optimistically and locks a hot one;
+//! - versioned's `update`, which reads a cold record optimistically, and whose updates of a hot
+//!   one take turns in the store (MariaDB: lock it);
 //! - a hand-written optimistic loop (read, checked write, again on a conflict);
 //! - a hand-written locking loop (`BEGIN; SELECT … FOR UPDATE; UPDATE; COMMIT`; on SQLite
 //!   `BEGIN IMMEDIATE`; on etcd its lock service around a read and a write).

@@ -2,11 +2,14 @@
 //! even while other tests run in parallel in the same process.
 //!
 //! `tracing` caches each callsite's interest for the whole process. While a single dispatcher is
-//! registered, a callsite first reached on another test's thread (which has no subscriber) is
-//! cached as never interesting, and the test's subscriber never sees it: the events vanish, only
-//! under parallel tests. A second dispatcher held alive for the test (one that wants to be asked
-//! every time) makes every callsite's interest the union of all live dispatchers', the test's
-//! included.
+//! registered, a callsite first reached on another test's thread (which has no subscriber) takes
+//! its interest from that thread's default alone, is cached as never interesting, and the test's
+//! subscriber never sees it: the events vanish, only under parallel tests. Two more dispatchers
+//! kept for the whole process (ones that want to be asked every time) end that: with several
+//! registered, a callsite's interest is combined from all of them, and a test's subscriber is
+//! asked at each event.
+
+use std::sync::OnceLock;
 
 use tracing::span::{Attributes, Id, Record};
 use tracing::subscriber::{DefaultGuard, Interest};
@@ -40,10 +43,12 @@ impl Subscriber for AskEveryTime {
 }
 
 /// `subscriber` as this thread's default until the returned guard is dropped.
-pub fn capture_on_this_thread(subscriber: impl Subscriber + Send + Sync + 'static) -> (Dispatch, DefaultGuard) {
-    let second = Dispatch::new(AskEveryTime);
+pub fn capture_on_this_thread(subscriber: impl Subscriber + Send + Sync + 'static) -> DefaultGuard {
+    static ASKING: OnceLock<[Dispatch; 2]> = OnceLock::new();
+    ASKING.get_or_init(|| [Dispatch::new(AskEveryTime), Dispatch::new(AskEveryTime)]);
     let guard = tracing::subscriber::set_default(subscriber);
-    // Callsites cached before either dispatcher existed are asked again.
+    // Registering a dispatcher asks every known callsite again; this asks once more, now that
+    // `subscriber` is this thread's default, for a callsite registered while it was set.
     tracing::callsite::rebuild_interest_cache();
-    (second, guard)
+    guard
 }

@@ -14,15 +14,17 @@
 //! the record under way in this store counts as a conflict (it would most likely have been one),
 //! so a record hammered by many tasks stays hot, and one that only sometimes sees a second
 //! updater goes back to optimistic attempts. Records share 1,024 slots by a hash of their table
-//! and key: two records in one slot only warm each other and share turns, which costs a wait,
-//! never correctness.
+//! and key: two records in one slot only warm each other, which costs a wait, never correctness;
+//! each record has its own turns.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::entity::TableDef;
 use crate::lock::LockWait;
 use crate::value::Value;
+use tokio::sync::OwnedMutexGuard;
 
 /// How long attempts are counted together.
 pub(crate) const WINDOW: Duration = Duration::from_millis(200);
@@ -48,8 +50,16 @@ struct Slot {
     conflicts: AtomicU32,
     /// Whether the last window ended hot.
     was_hot: AtomicBool,
-    /// The turn of this store's attempts on a hot record of the slot: one at a time.
-    turn: tokio::sync::Mutex<()>,
+    /// The turns of this store's attempts on the slot's hot records, one queue per record, kept
+    /// while someone holds or waits for a turn.
+    turns: Mutex<Vec<Turns>>,
+}
+
+/// One record's queue of turns.
+struct Turns {
+    table: &'static str,
+    key: Value,
+    queue: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for Heat {
@@ -72,10 +82,10 @@ fn hot(attempts: u32, conflicts: u32) -> bool {
 impl Heat {
     /// The record `key` of `table`, for one `update`'s attempts: counted as under way until the
     /// guard is dropped.
-    pub(crate) fn record(&self, table: &'static TableDef, key: &Value) -> Record<'_> {
+    pub(crate) fn record<'a>(&'a self, table: &'static TableDef, key: &'a Value) -> Record<'a> {
         let slot = &self.slots[slot_of(table, key)];
         slot.running.fetch_add(1, Ordering::AcqRel);
-        Record { slot, heat: self }
+        Record { slot, heat: self, table: table.name, key }
     }
 
     fn now_ms(&self) -> u64 {
@@ -87,6 +97,8 @@ impl Heat {
 pub(crate) struct Record<'a> {
     slot: &'a Slot,
     heat: &'a Heat,
+    table: &'static str,
+    key: &'a Value,
 }
 
 impl Record<'_> {
@@ -114,26 +126,42 @@ impl Record<'_> {
             || hot(self.slot.attempts.load(Ordering::Acquire), self.slot.conflicts.load(Ordering::Acquire))
     }
 
-    /// Whether at least two other `update`s of the record are under way in this store: a locked
-    /// attempt that finds them queued would most likely have conflicted, had it not locked, and
-    /// counts as a conflict, so that a record whose updaters queue stays hot.
+    /// Whether at least two other `update`s of the record are under way in this store: an
+    /// attempt in its turn (or locked) that finds them waiting would most likely have conflicted
+    /// without its turn (or lock), and counts as a conflict, so that a record whose updaters
+    /// queue stays hot.
     pub(crate) fn crowded(&self) -> bool {
         self.slot.running.load(Ordering::Acquire) >= 3
     }
 
-    /// The record's turn among this store's attempts on it (and on the records sharing its
-    /// slot), held for one attempt; turns are given in the order they were asked for. Waits as
-    /// `wait` says: `None` once a timeout expires (or at once, for `NoWait`, if the record's turn
-    /// is taken).
-    pub(crate) async fn turn(&self, wait: LockWait) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+    /// The record's turn among this store's attempts on it, held for one attempt; turns are
+    /// given in the order they were asked for. Waits as `wait` says: `None` once a timeout
+    /// expires (or at once, for `NoWait`, if the record's turn is taken). Another record's turns
+    /// are its own, even in the same slot: a task holding one record's row lock can wait for
+    /// another's turn without waiting for itself.
+    pub(crate) async fn turn(&self, wait: LockWait) -> Option<OwnedMutexGuard<()>> {
+        let queue = {
+            let mut turns = self.slot.turns.lock().unwrap_or_else(PoisonError::into_inner);
+            // A queue only this list holds has no holder and no waiter left.
+            turns.retain(|turns| Arc::strong_count(&turns.queue) > 1);
+            match turns.iter().find(|turns| turns.table == self.table && turns.key == *self.key) {
+                Some(turns) => Arc::clone(&turns.queue),
+                None => {
+                    let queue = Arc::default();
+                    turns.push(Turns { table: self.table, key: self.key.clone(), queue: Arc::clone(&queue) });
+                    queue
+                }
+            }
+        };
         match wait {
-            LockWait::Forever => Some(self.slot.turn.lock().await),
-            LockWait::Timeout(limit) => tokio::time::timeout(limit, self.slot.turn.lock()).await.ok(),
-            LockWait::NoWait => self.slot.turn.try_lock().ok(),
+            LockWait::Forever => Some(queue.lock_owned().await),
+            LockWait::Timeout(limit) => tokio::time::timeout(limit, queue.lock_owned()).await.ok(),
+            LockWait::NoWait => queue.try_lock_owned().ok(),
         }
     }
 
-    /// Counts an attempt, and whether it met a conflict (or, locked, found the record crowded).
+    /// Counts an attempt, and whether it met a conflict (or, in its turn or locked, found the
+    /// record crowded).
     pub(crate) fn attempted(&self, conflicted: bool) {
         self.roll();
         self.slot.attempts.fetch_add(1, Ordering::AcqRel);
@@ -149,7 +177,8 @@ impl Drop for Record<'_> {
     }
 }
 
-/// The slot of a record: FNV-1a over the table's address and the key's bytes.
+/// The slot of a record: FNV-1a over the table's name (two structs may map one table) and the
+/// key's bytes.
 fn slot_of(table: &'static TableDef, key: &Value) -> usize {
     let mut hash = 0xcbf2_9ce4_8422_2325_u64;
     let mut eat = |bytes: &[u8]| {
@@ -157,7 +186,7 @@ fn slot_of(table: &'static TableDef, key: &Value) -> usize {
             hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
         }
     };
-    eat(&(std::ptr::from_ref(table) as usize).to_le_bytes());
+    eat(table.name.as_bytes());
     match key {
         Value::Int(i) => eat(&i.to_le_bytes()),
         Value::Text(s) => eat(s.as_bytes()),
@@ -175,7 +204,8 @@ mod tests {
     #[test]
     fn a_record_is_hot_while_a_quarter_of_its_attempts_conflict_and_cools_when_they_stop() {
         let heat = Heat::default();
-        let record = heat.record(&T, &Value::Int(1));
+        let (one, two) = (Value::Int(1), Value::Int(2));
+        let record = heat.record(&T, &one);
         assert!(!record.hot(), "never updated: cold");
         record.attempted(true);
         assert!(!record.hot(), "one conflict is not contention");
@@ -189,15 +219,15 @@ mod tests {
         assert!(!record.hot(), "2 in 10: below a quarter");
         record.attempted(true);
         assert!(record.hot(), "3 in 11: hot");
-        let other = heat.record(&T, &Value::Int(2));
+        let other = heat.record(&T, &two);
         assert!(!other.hot(), "another record is not warmed by this one's conflicts");
         assert!(!other.crowded(), "one update under way");
-        let (_second, _third) = (heat.record(&T, &Value::Int(2)), heat.record(&T, &Value::Int(2)));
+        let (_second, _third) = (heat.record(&T, &two), heat.record(&T, &two));
         assert!(other.crowded(), "three under way");
         std::thread::sleep(WINDOW + Duration::from_millis(20));
         assert!(record.hot(), "the last window ended hot: hot through the next");
         for _ in 0..4 {
-            record.attempted(false); // locked attempts: no conflict
+            record.attempted(false); // attempts in turn (or locked): no conflict
         }
         std::thread::sleep(WINDOW + Duration::from_millis(20));
         assert!(!record.hot(), "a window without conflicts cools it");
@@ -206,21 +236,23 @@ mod tests {
     #[tokio::test]
     async fn a_hot_records_turns_are_one_at_a_time_in_order_and_bounded_by_the_lock_wait() {
         let heat = Heat::default();
-        let (first, second) = (heat.record(&T, &Value::Int(1)), heat.record(&T, &Value::Int(1)));
+        let one = Value::Int(1);
+        let (first, second) = (heat.record(&T, &one), heat.record(&T, &one));
         let turn = first.turn(LockWait::Forever).await.expect("a free turn is given");
         assert!(second.turn(LockWait::NoWait).await.is_none(), "NoWait: the turn is taken");
         let started = tokio::time::Instant::now();
         assert!(second.turn(LockWait::Timeout(Duration::from_millis(50))).await.is_none(), "not given in time");
         assert!(started.elapsed() >= Duration::from_millis(50), "waited for the limit");
-        let other = heat.record(&T, &Value::Int(2));
-        if slot_of(&T, &Value::Int(1)) != slot_of(&T, &Value::Int(2)) {
-            assert!(other.turn(LockWait::NoWait).await.is_some(), "another record's turn is its own");
-        }
+        // A record of the same slot: its turns are its own.
+        let neighbour =
+            (2..).map(Value::Int).find(|key| slot_of(&T, key) == slot_of(&T, &one)).expect("some key shares the slot");
+        let other = heat.record(&T, &neighbour);
+        assert!(other.turn(LockWait::NoWait).await.is_some(), "another record's turn is its own");
 
         // Waiters are given the turn in the order they asked for it.
         let order = std::sync::Mutex::new(Vec::new());
         let waiter = |n: u32| {
-            let (record, order) = (heat.record(&T, &Value::Int(1)), &order);
+            let (record, order) = (heat.record(&T, &one), &order);
             async move {
                 let _turn = record.turn(LockWait::Forever).await.expect("Forever waits");
                 order.lock().unwrap().push(n);
@@ -233,5 +265,10 @@ mod tests {
         };
         futures_util::future::join(waiters, release).await;
         assert_eq!(*order.lock().unwrap(), vec![0, 1, 2, 3]);
+
+        // A record's queue is kept only while someone holds or waits for a turn.
+        let _turn = first.turn(LockWait::NoWait).await.expect("free again");
+        let slot = &heat.slots[slot_of(&T, &one)];
+        assert_eq!(slot.turns.lock().unwrap().len(), 1, "the neighbour's queue, unused, is gone");
     }
 }

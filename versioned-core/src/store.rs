@@ -79,7 +79,9 @@ impl<S: Storage> Store<S> {
 
     /// This store, with `get_for_update` (and [`update`](Self::update)'s locked read) waiting for
     /// locked records as `wait` says (default: up to 5 seconds), then failing with
-    /// [`Error::LockTimeout`](crate::Error::LockTimeout).
+    /// [`Error::LockTimeout`](crate::Error::LockTimeout). `update` waits for a hot record's turn
+    /// as long too (then its attempt locks the record instead, so it can wait twice as long in
+    /// all).
     ///
     /// Where a backend waits is its own (see its module's docs): SQLite's transactions hold the
     /// whole database, so there the wait is for the write lock when a transaction begins.
@@ -566,11 +568,11 @@ impl<S: Storage> Store<S> {
     ///   statements, and the put is refused if anyone wrote the record since the read;
     /// - **hot** — at least a quarter of the record's recent `update` attempts in this store (and
     ///   at least two) met a conflict (MOCC's temperature, counted per 200 ms window): the
-    ///   store's updates of the record take turns, as the backend's
+    ///   store's updates of the record are ordered, as the backend's
     ///   [`HotUpdates`](crate::HotUpdates) says:
     ///   - `Queue` (memory, SQLite, PostgreSQL, etcd): each waits its turn in this store, then
-    ///     reads and writes as a cold record's does; they no longer conflict with each other,
-    ///     and wait without holding a connection;
+    ///     reads (from the primary, on a store with read replicas) and writes as a cold record's
+    ///     does; they no longer conflict with each other, and wait without holding a connection;
     ///   - `Lock` (MySQL, MariaDB): each reads the record locked in a transaction of its own
     ///     ([`Transaction::get_for_update`]), and the database queues them;
     /// - **after a conflict** (a writer the turns did not order: another process, a plain `put`),
@@ -580,8 +582,9 @@ impl<S: Storage> Store<S> {
     /// A turn, or a lock, is waited for as the store's [`LockWait`] says; a turn not given in
     /// time locks the record instead. A record whose queued or locked attempts find no other
     /// updates of it waiting (two or more) for a whole window cools: the next window tries it
-    /// optimistically again. Turns are per store (clones share them), over 1,024 slots that
-    /// records share by a hash: two hot records in one slot take turns together.
+    /// optimistically again. Turns are per store (clones share them) and per record;
+    /// temperatures are kept in 1,024 slots that records share by a hash (two records in one
+    /// slot warm each other).
     ///
     /// Exactness is the same either way: every attempt's write is checked. A store whose lock
     /// wait is [`LockWait::NoWait`] always locks (an optimistic write cannot bound its wait for a
@@ -602,7 +605,8 @@ impl<S: Storage> Store<S> {
         let access = self.writer("update")?;
         let hot_updates = self.backend.capabilities().hot_updates;
         let may_lock = hot_updates != HotUpdates::Optimistic;
-        let record = self.heat.record(T::TABLE, &ops::key_value::<T>(key)?);
+        let key_value = ops::key_value::<T>(key)?;
+        let record = self.heat.record(T::TABLE, &key_value);
         // After a conflict this update's next attempt locks, whatever the record's temperature:
         // it makes progress (on a store with read replicas, it reads the primary).
         let mut conflicted = false;
@@ -624,7 +628,7 @@ impl<S: Storage> Store<S> {
                 } else {
                     // A read and a checked put need no transaction around them: the put is
                     // refused if anyone wrote the record since the read.
-                    ops::read_modify_write(access, key, &mut f).await
+                    ops::read_modify_write(access, key, queued, &mut f).await
                 }
             };
             // A queued or locked attempt that finds the record's other updaters waiting would

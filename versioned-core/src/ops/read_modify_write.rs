@@ -3,7 +3,7 @@
 //! transaction ([`lock_modify_write`]), or it does not and the put's check alone catches a writer
 //! in between ([`read_modify_write`]).
 
-use super::record::{get, get_for_update, put};
+use super::record::{get, get_current, get_for_update, put};
 use crate::entity::Entity;
 use crate::error::{Error, Result};
 use crate::executor::Executor;
@@ -25,12 +25,19 @@ pub async fn lock_modify_write<T: Entity, R, X: LockingRead>(
 
 /// One attempt of an optimistic [`Store::update`](crate::Store::update), without a transaction:
 /// read the record (no lock), apply `f`, and write it with a checked [`put`], which refuses it if
-/// anyone wrote it since the read.
+/// anyone wrote it since the read. With `current`, the read is never from a copy that may lag
+/// behind the writes (a read replica): an attempt in its turn reads what the turn before it
+/// wrote.
 pub async fn read_modify_write<T: Entity, R, A: RowAccess>(
     access: &A,
     key: &(impl KeyFor<T::Key> + ?Sized),
+    current: bool,
     f: &mut impl FnMut(&mut T) -> R,
 ) -> Result<R> {
+    if current {
+        let read = get_current::<T, A>(access, key).await?;
+        return modify_and_put(access, key, read, f).await;
+    }
     let read = match get::<T, A>(access, key).await? {
         Some(read) => Some(read),
         // Not there, or not there yet on a read replica: the record as it is now decides.

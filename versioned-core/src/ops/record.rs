@@ -47,6 +47,18 @@ async fn get_inner<T: Entity, A: RowAccess>(access: &A, key: &(impl KeyFor<T::Ke
     access.fetch(T::TABLE, &key).await?.map(decode_row).transpose()
 }
 
+/// [`get`], never from a copy that may lag behind the writes (a read replica): what the last
+/// write left ([`RowAccess::fetch_current`]).
+pub(crate) async fn get_current<T: Entity, A: RowAccess>(
+    access: &A,
+    key: &(impl KeyFor<T::Key> + ?Sized),
+) -> Result<Option<T>> {
+    observed!(Operation::start("get", T::TABLE, || key_value::<T>(key).ok()), Kind::Read, found, async {
+        let key = key_value::<T>(key)?;
+        access.fetch_current(T::TABLE, &key).await?.map(decode_row).transpose()
+    })
+}
+
 /// See [`Store::get_with_version`](crate::Store::get_with_version).
 pub async fn get_with_version<T: Entity, A: RowAccess>(
     access: &A,

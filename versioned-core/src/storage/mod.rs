@@ -301,16 +301,18 @@ impl Capabilities {
     }
 
     /// Whether `update` may read a record locked: after a conflict, under
-    /// [`LockWait::NoWait`](crate::LockWait::NoWait), or while the record is hot.
+    /// [`LockWait::NoWait`], for a hot record's turn not given in time, or (with
+    /// [`HotUpdates::Lock`]) while the record is hot.
     pub const fn locks_updates(&self) -> bool {
         !matches!(self.hot_updates, HotUpdates::Optimistic)
     }
 }
 
 /// How [`Store::update`](crate::Store::update) writes a hot record: one whose recent updates in
-/// the store conflicted (see `Store::update`). A cold record is always read and written
-/// optimistically, and an update whose attempt conflicted always locks the record next (unless
-/// the backend says [`Optimistic`](Self::Optimistic)).
+/// the store conflicted (see `Store::update`). Whatever this says, a cold record is read and
+/// written optimistically, and an update whose attempt conflicted locks the record next (unless
+/// the backend says [`Optimistic`](Self::Optimistic), or the store's lock wait is
+/// [`NoWait`](crate::LockWait::NoWait), under which every attempt locks).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum HotUpdates {

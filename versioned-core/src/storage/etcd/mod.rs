@@ -412,9 +412,9 @@ impl Storage for EtcdStorage {
         Ok(EtcdTransaction::new(Arc::clone(&self.cluster), true))
     }
 
-    /// `update` reads and then writes with one checked transaction, retried on a conflict, while
-    /// the record is cold; a hot record's lock key costs a consensus round of its own, which pays
-    /// once updates of it queue instead of colliding.
+    /// `update` reads and then writes with one checked transaction, retried on a conflict; a hot
+    /// record's updates take turns in the store (the default [`HotUpdates::Queue`](crate::HotUpdates::Queue)): its lock key
+    /// costs a consensus round of its own, taken only by an update that met a conflict anyway.
     fn capabilities(&self) -> Capabilities {
         Capabilities::new().with_identity(Arc::as_ptr(&self.cluster) as usize)
     }
