@@ -44,25 +44,7 @@ pub async fn concurrent_update_counts_exactly<S: Storage>(store: &Store<S>) {
     setup(store).await;
     let key = "orders".to_string();
     store.insert(&mut Counter { name: key.clone(), n: 0, version: 0 }).await.expect("insert");
-    let tasks: Vec<_> = (0..TASKS)
-        .map(|_| {
-            let (store, key) = (store.clone(), key.clone());
-            tokio::spawn(async move {
-                let mut drawn = Vec::with_capacity(EACH);
-                for _ in 0..EACH {
-                    drawn.push(
-                        store
-                            .update::<Counter, _>(&key, patient(), |c| {
-                                c.n += 1;
-                                c.n
-                            })
-                            .await?,
-                    );
-                }
-                Ok::<_, Error>(drawn)
-            })
-        })
-        .collect();
+    let tasks: Vec<_> = (0..TASKS).map(|_| increments(store.clone(), key.clone(), EACH)).collect();
     let mut all = Vec::new();
     for task in tasks {
         all.extend(task.await.expect("task").expect("every update commits"));
@@ -72,6 +54,21 @@ pub async fn concurrent_update_counts_exactly<S: Storage>(store: &Store<S>) {
     assert_eq!(unique, (1..=(TASKS * EACH) as i64).collect(), "every number 1..=3200 exactly once");
     let counter = store.get::<Counter>(&key).await.expect("get").expect("present");
     assert_eq!((counter.n, counter.version), (3200, 3201));
+}
+
+/// A task making `n` increments of counter `key` through `update`: the numbers it drew.
+fn increments<S: Storage>(store: Store<S>, key: String, n: usize) -> tokio::task::JoinHandle<Result<Vec<i64>, Error>> {
+    tokio::spawn(async move {
+        let mut drawn = Vec::with_capacity(n);
+        for _ in 0..n {
+            let increment = |c: &mut Counter| {
+                c.n += 1;
+                c.n
+            };
+            drawn.push(store.update::<Counter, _>(&key, patient(), increment).await?);
+        }
+        Ok(drawn)
+    })
 }
 
 /// Two stores over one backend, as two processes would be, 8 tasks each × 50 increments of one
@@ -86,23 +83,7 @@ pub async fn updates_from_two_stores_count_exactly<S: Storage + Clone>(store: &S
     store.insert(&mut Counter { name: key.clone(), n: 0, version: 0 }).await.expect("insert");
     let other = Store::new(store.backend().clone());
     let tasks: Vec<_> = (0..2 * TASKS)
-        .map(|i| {
-            let (store, key) = (if i % 2 == 0 { store.clone() } else { other.clone() }, key.clone());
-            tokio::spawn(async move {
-                let mut drawn = Vec::with_capacity(EACH);
-                for _ in 0..EACH {
-                    drawn.push(
-                        store
-                            .update::<Counter, _>(&key, patient(), |c| {
-                                c.n += 1;
-                                c.n
-                            })
-                            .await?,
-                    );
-                }
-                Ok::<_, Error>(drawn)
-            })
-        })
+        .map(|i| increments(if i % 2 == 0 { store.clone() } else { other.clone() }, key.clone(), EACH))
         .collect();
     let mut all = Vec::new();
     for task in tasks {
