@@ -603,8 +603,8 @@ impl<S: Storage> Store<S> {
         mut f: impl FnMut(&mut T) -> R + Send,
     ) -> Result<R> {
         let access = self.writer("update")?;
-        let hot_updates = self.backend.capabilities().hot_updates;
-        let may_lock = hot_updates != HotUpdates::Optimistic;
+        let capabilities = self.backend.capabilities();
+        let (hot_updates, may_lock) = (capabilities.hot_updates, capabilities.locks_updates());
         let key_value = ops::key_value::<T>(key)?;
         let record = self.heat.record(T::TABLE, &key_value);
         // After a conflict this update's next attempt locks, whatever the record's temperature:
