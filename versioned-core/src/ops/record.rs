@@ -34,17 +34,7 @@ async fn insert_inner<T: Entity, A: RowAccess>(access: &A, t: &mut T) -> Result<
 
 /// See [`Store::get`](crate::Store::get).
 pub async fn get<T: Entity, A: RowAccess>(access: &A, key: &(impl KeyFor<T::Key> + ?Sized)) -> Result<Option<T>> {
-    observed!(
-        Operation::start("get", T::TABLE, || key_value::<T>(key).ok()),
-        Kind::Read,
-        found,
-        get_inner::<T, _>(access, key)
-    )
-}
-
-async fn get_inner<T: Entity, A: RowAccess>(access: &A, key: &(impl KeyFor<T::Key> + ?Sized)) -> Result<Option<T>> {
-    let key = key_value::<T>(key)?;
-    access.fetch(T::TABLE, &key).await?.map(decode_row).transpose()
+    read(access, key, false).await
 }
 
 /// [`get`], never from a copy that may lag behind the writes (a read replica): what the last
@@ -53,9 +43,21 @@ pub(crate) async fn get_current<T: Entity, A: RowAccess>(
     access: &A,
     key: &(impl KeyFor<T::Key> + ?Sized),
 ) -> Result<Option<T>> {
+    read(access, key, true).await
+}
+
+/// A `get`, observed as one: from the current record with `current` ([`get_current`]).
+#[inline]
+async fn read<T: Entity, A: RowAccess>(
+    access: &A,
+    key: &(impl KeyFor<T::Key> + ?Sized),
+    current: bool,
+) -> Result<Option<T>> {
     observed!(Operation::start("get", T::TABLE, || key_value::<T>(key).ok()), Kind::Read, found, async {
         let key = key_value::<T>(key)?;
-        access.fetch_current(T::TABLE, &key).await?.map(decode_row).transpose()
+        let row =
+            if current { access.fetch_current(T::TABLE, &key).await? } else { access.fetch(T::TABLE, &key).await? };
+        row.map(decode_row).transpose()
     })
 }
 

@@ -326,6 +326,7 @@ where
     for<'e> &'e mut <B::Database as Database>::Connection: Executor<'e, Database = B::Database>,
     <B::Database as Database>::Arguments: IntoArguments<B::Database>,
 {
+    const { assert!(B::BEGIN.is_none() || B::IN_FLIGHT == 1, "a batch that is a transaction flies alone") };
     let mut pending: VecDeque<Request> = VecDeque::new();
     let mut flying = FuturesUnordered::new();
     // The records of the statements in flight (by table name and key: two structs may map one
@@ -343,16 +344,16 @@ where
         while let Ok(request) = queue.try_recv() {
             pending.push_back(request);
         }
-        if flying.len() < in_flight_at_most::<B>() && pending.iter().any(|r| !is_busy(r, &busy)) {
+        if flying.len() < B::IN_FLIGHT && pending.iter().any(|r| !is_busy(r, &busy)) {
             fill(&mut queue, &mut pending, expected, B::FILL_WAIT.min(took / 2));
         }
         // Callers that stopped waiting before their write was taken: not written.
         pending.retain(|r| !r.reply.is_closed());
-        if flying.len() < in_flight_at_most::<B>() && !pending.is_empty() {
+        if flying.len() < B::IN_FLIGHT && !pending.is_empty() {
             let batch = take::<B>(&core, &mut pending, &busy);
             if !batch.is_empty() {
                 expected = expected.saturating_sub(batch.len());
-                let held: Vec<(&'static str, Value)> = if in_flight_at_most::<B>() > 1 {
+                let held: Vec<(&'static str, Value)> = if B::IN_FLIGHT > 1 {
                     batch.iter().filter_map(|r| Some((r.table.name, key_of(r.table, &r.op)?.clone()))).collect()
                 } else {
                     Vec::new()
@@ -397,11 +398,6 @@ where
 /// Whether `request`'s record is in a statement in flight.
 fn is_busy(request: &Request, busy: &[(&'static str, Value)]) -> bool {
     key_of(request.table, &request.op).is_some_and(|key| busy.iter().any(|(t, k)| *t == request.table.name && k == key))
-}
-
-/// [`Committer::IN_FLIGHT`], and one where a batch is a transaction.
-fn in_flight_at_most<B: Committer>() -> usize {
-    if B::BEGIN.is_some() { 1 } else { B::IN_FLIGHT.max(1) }
 }
 
 /// A batch written: the records it held, how many writes it carried, its connection if it is fit
