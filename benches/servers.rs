@@ -181,12 +181,9 @@ impl Hand {
     }
 }
 
-/// Both sides of every single operation in alternating blocks (`BLOCK` operations a side,
-/// `ROUNDS` rounds), so that the machine's drift falls on both; prints the means and the ratios
-/// (hand-written / versioned: above 1, versioned is faster). Each side works on records of its
-/// own, made here.
-/// The hot row's three ways in alternating rounds (versioned `update`, the hand-written locking
-/// loop, the hand-written optimistic loop), so that the machine's drift falls on each: `run`
+/// The hot row's four ways in alternating rounds (versioned `update`, the hand-written locking
+/// loop, the hand-written optimistic loop, and the locked update `update` was before it adapted:
+/// a transaction of `get_for_update` and `put`), so that the machine's drift falls on each: `run`
 /// does one run of a way, 16 tasks × 300 increments, and returns its time.
 async fn hot_row_alternating<R, F>(label: &str, runs: [(&'static str, u8); 3], run: R)
 where
@@ -194,7 +191,8 @@ where
     F: std::future::Future<Output = (Duration, f64)>,
 {
     const ROUNDS: usize = 8;
-    let mut spent = [(Duration::ZERO, 0.0); 3];
+    let runs = [runs[0], runs[1], runs[2], (LOCKED_UPDATE, 3)];
+    let mut spent = [(Duration::ZERO, 0.0); 4];
     for round in 0..ROUNDS {
         for (i, (name, variant)) in runs.iter().enumerate() {
             // The optimistic loop is slow and far behind: every other round.
@@ -208,17 +206,26 @@ where
     }
     let rate = |i: usize, rounds: usize| (rounds * TASKS * UPDATES) as f64 / spent[i].0.as_secs_f64();
     let (versioned, locked, optimistic) = (rate(0, ROUNDS), rate(1, ROUNDS), rate(2, ROUNDS / 2));
+    let library_locked = rate(3, ROUNDS);
     println!(
         "{label}, {TASKS} tasks × {UPDATES} increments of one row, alternating rounds ({ROUNDS} a side; the optimistic \
-         loop {}): versioned update {versioned:.0}/s, FOR UPDATE loop {locked:.0}/s ({:.2}), optimistic loop \
-         {optimistic:.0}/s, {:.2} retries per success ({:.2}×)",
+         loop {}): versioned update {versioned:.0}/s, FOR UPDATE loop {locked:.0}/s ({:.2}), the locked update \
+         {library_locked:.0}/s ({:.2}), optimistic loop {optimistic:.0}/s, {:.2} retries per success ({:.2}×)",
         ROUNDS / 2,
         versioned / locked,
+        versioned / library_locked,
         spent[2].1 / (ROUNDS / 2) as f64,
         versioned / optimistic,
     );
 }
 
+/// The hot row's fourth way, in alternating rounds only: what `update` did before it adapted.
+const LOCKED_UPDATE: &str = "versioned: a locked update (transaction: get_for_update, put)";
+
+/// Both sides of every single operation in alternating blocks (`BLOCK` operations a side,
+/// `ROUNDS` rounds), so that the machine's drift falls on both; prints the means and the ratios
+/// (hand-written / versioned: above 1, versioned is faster). Each side works on records of its
+/// own, made here.
 async fn alternating<S: versioned::Storage>(label: &str, store: &Store<S>, hand: Hand) {
     const ROUNDS: usize = 12;
     const BLOCK: usize = 200;
@@ -618,6 +625,27 @@ macro_rules! server_benches {
                                         .expect("update");
                                         tx.commit().await.expect("commit");
                                         (n + 1, 1)
+                                    }
+                                })
+                                .await
+                            }
+                            3 => {
+                                contended(name, move || {
+                                    let store = store.clone();
+                                    async move {
+                                        let n = store
+                                            .transaction(|tx| async move {
+                                                let mut c = tx
+                                                    .get_for_update::<Counter>(&"c".to_string())
+                                                    .await?
+                                                    .expect("the counter");
+                                                c.n += 1;
+                                                tx.put(&mut c).await?;
+                                                Ok(c.n)
+                                            })
+                                            .await
+                                            .expect("locked update");
+                                        (n, 1)
                                     }
                                 })
                                 .await
