@@ -226,7 +226,8 @@ async fn counters_count_writes_conflicts_and_retries() {
 /// `update` chooses per attempt: a cold record is read and written optimistically; once its
 /// attempts conflict (eight at once: seven lose) it is hot, an update whose attempt conflicted
 /// retries locked, and the next eight take turns (SQLite queues a hot record's updates): eight
-/// attempts, none conflicting. The choice is an event's `mode` and the
+/// attempts, none conflicting, and one read (each turn after the first takes the record as the
+/// turn before wrote it). The choice is an event's `mode` and the
 /// `versioned_update_attempts_total{table, mode}` counter.
 #[cfg(feature = "metrics")]
 #[tokio::test]
@@ -241,11 +242,17 @@ async fn update_says_whether_it_queued_or_locked_a_hot_record() {
         let attempts = events.iter().filter(|e| e.name == "versioned: update attempt");
         attempts.map(|e| e.field("mode").unwrap().to_owned()).collect()
     };
+    let reads = || -> usize {
+        let spans = capture.spans.lock().unwrap();
+        spans.iter().filter(|s| s.name == "versioned" && s.field("operation") == Some("get")).count()
+    };
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     // The modes of the first burst's attempts, and of each round's eight turns.
     let (burst, mut rounds): (Vec<String>, Vec<Vec<String>>);
     rounds = Vec::new();
+    // The reads of the round that took turns.
+    let mut queued_reads = None;
     {
         // One thread: the thread's recorder and subscriber see every task below.
         let _local = metrics::set_default_local_recorder(&recorder);
@@ -265,11 +272,13 @@ async fn update_says_whether_it_queued_or_locked_a_hot_record() {
         // The record stays hot for 200 to 400 ms after its conflicts: a machine that stalls that
         // long between the two bursts finds it cold, and the round starts again.
         for round in 1..=3 {
-            let seen = modes().len();
+            let (seen, read) = (modes().len(), reads());
             eight().await.unwrap();
             rounds.push(modes().split_off(seen));
+            let read = reads() - read;
             assert_eq!(store.get::<Account>(&1).await.unwrap().unwrap().balance, 9 + 8 * round, "exactly once");
             if rounds.last().is_some_and(|round| round == &["queued"; 8]) {
+                queued_reads = Some(read);
                 break;
             }
         }
@@ -278,6 +287,11 @@ async fn update_says_whether_it_queued_or_locked_a_hot_record() {
     assert!(
         rounds.iter().any(|round| round == &["queued"; 8]),
         "the hot record's next eight updates take turns, none conflicting: {rounds:?}"
+    );
+    assert_eq!(
+        queued_reads,
+        Some(1),
+        "the first turn reads the record; the next seven take it as the turn before wrote it"
     );
     let locked = burst.iter().filter(|m| *m == "locked").count();
     // Nine updates succeeded; every attempt beyond nine followed a conflict, and the attempt

@@ -16,7 +16,13 @@
 //! updater goes back to optimistic attempts. Records share 1,024 slots by a hash of their table
 //! and key: two records in one slot only warm each other, which costs a wait, never correctness;
 //! each record has its own turns.
+//!
+//! A record's turns hand on the record as the last turn wrote it ([`Kept`]), so the next turn
+//! need not read it back: its checked put still refuses it if anyone else wrote the record since
+//! (another process, a write of this store outside the turns), and from then on the queue's turns
+//! read the record each time.
 
+use std::any::Any;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -59,7 +65,37 @@ struct Slot {
 struct Turns {
     table: &'static str,
     key: Value,
-    queue: Arc<tokio::sync::Mutex<()>>,
+    queue: Arc<tokio::sync::Mutex<Kept>>,
+}
+
+/// What a record's turns hand on to each other: the record as the last turn wrote it.
+#[derive(Default)]
+pub(crate) struct Kept {
+    /// The record the last turn wrote (a `T: Entity`), unless it was read locked since.
+    record: Option<Box<dyn Any + Send>>,
+    /// Whether a kept record was found stale: another writer writes the record too, so the
+    /// queue's turns read it each time.
+    stale: bool,
+}
+
+impl Kept {
+    /// The record the last turn wrote, if it was kept as a `T` (two structs may map one table).
+    pub(crate) fn take<T: 'static>(&mut self) -> Option<T> {
+        self.record.take()?.downcast().ok().map(|record| *record)
+    }
+
+    /// Keeps `record`, just written, for the next turn; unless a kept record was found stale.
+    pub(crate) fn keep<T: Send + 'static>(&mut self, record: T) {
+        if !self.stale {
+            self.record = Some(Box::new(record));
+        }
+    }
+
+    /// A write from the kept record failed: someone else wrote the record (or nothing is known).
+    pub(crate) fn found_stale(&mut self) {
+        self.stale = true;
+        self.record = None;
+    }
 }
 
 impl std::fmt::Debug for Heat {
@@ -139,7 +175,7 @@ impl Record<'_> {
     /// expires (or at once, for `NoWait`, if the record's turn is taken). Another record's turns
     /// are its own, even in the same slot: a task holding one record's row lock can wait for
     /// another's turn without waiting for itself.
-    pub(crate) async fn turn(&self, wait: LockWait) -> Option<OwnedMutexGuard<()>> {
+    pub(crate) async fn turn(&self, wait: LockWait) -> Option<OwnedMutexGuard<Kept>> {
         let queue = {
             let mut turns = self.slot.turns.lock().unwrap_or_else(PoisonError::into_inner);
             // A queue only this list holds has no holder and no waiter left.
@@ -270,5 +306,31 @@ mod tests {
         let _turn = first.turn(LockWait::NoWait).await.expect("free again");
         let slot = &heat.slots[slot_of(&T, &one)];
         assert_eq!(slot.turns.lock().unwrap().len(), 1, "the neighbour's queue, unused, is gone");
+    }
+
+    #[tokio::test]
+    async fn a_turn_hands_on_what_it_wrote_until_a_kept_record_is_found_stale() {
+        let heat = Heat::default();
+        let one = Value::Int(1);
+        let record = heat.record(&T, &one);
+        let mut turn = record.turn(LockWait::Forever).await.expect("a turn");
+        assert_eq!(turn.take::<i64>(), None, "nothing written yet");
+        turn.keep(7_i64);
+        drop(turn);
+        let mut turn = record.turn(LockWait::Forever).await.expect("a turn");
+        assert_eq!(turn.take::<String>(), None, "kept as another type: not this one's");
+        turn.keep(8_i64);
+        assert_eq!(turn.take::<i64>(), Some(8), "the next turn takes what the last wrote");
+        assert_eq!(turn.take::<i64>(), None, "once");
+        turn.found_stale();
+        turn.keep(9_i64);
+        assert_eq!(turn.take::<i64>(), None, "found stale: the queue's turns read the record");
+        drop(turn);
+        drop(record);
+        // Unused, the queue is dropped with what it kept: a later burst reads the record first.
+        let record = heat.record(&T, &one);
+        let mut turn = record.turn(LockWait::Forever).await.expect("a turn");
+        turn.keep(10_i64);
+        assert_eq!(turn.take::<i64>(), Some(10), "a new queue keeps again");
     }
 }

@@ -570,11 +570,15 @@ impl<S: Storage> Store<S> {
     ///   at least two) met a conflict (MOCC's temperature, counted per 200 ms window): the
     ///   store's updates of the record are ordered, as the backend's
     ///   [`HotUpdates`](crate::HotUpdates) says:
-    ///   - `Queue` (memory, SQLite, PostgreSQL, etcd): each waits its turn in this store, then
-    ///     reads (from the primary, on a store with read replicas) and writes as a cold record's
-    ///     does; they no longer conflict with each other, and wait without holding a connection;
-    ///   - `Lock` (MySQL, MariaDB): each reads the record locked in a transaction of its own
-    ///     ([`Transaction::get_for_update`]), and the database queues them;
+    ///   - `Queue` (every built-in backend): each waits its turn in this store, then writes as a
+    ///     cold record's does, with a checked put; they no longer conflict with each other, and
+    ///     wait without holding a connection. A turn hands on the record as it wrote it, so only
+    ///     the first turn of a burst reads it (from the primary, on a store with read replicas):
+    ///     `f` gets the record as the turn before wrote it, and the put's check still refuses it
+    ///     if anyone else wrote the record since (after which the queue's turns read it each
+    ///     time);
+    ///   - `Lock` (a backend may choose it): each reads the record locked in a transaction of its
+    ///     own ([`Transaction::get_for_update`]), and the database queues them;
     /// - **after a conflict** (a writer the turns did not order: another process, a plain `put`),
     ///   this call's next attempt reads the record locked, whatever its temperature, so that it
     ///   makes progress (on a store with read replicas, it reads the primary).
@@ -615,7 +619,7 @@ impl<S: Storage> Store<S> {
             let hot = may_lock && record.hot();
             // A hot record's turn, where the backend queues them; a turn not given within the
             // store's lock wait, or a backend that does not queue, locks the record instead.
-            let turn = match hot_updates {
+            let mut turn = match hot_updates {
                 HotUpdates::Queue if hot && self.lock_wait != LockWait::NoWait => record.turn(self.lock_wait).await,
                 _ => None,
             };
@@ -624,11 +628,15 @@ impl<S: Storage> Store<S> {
             crate::observe::update_attempt(T::TABLE.name, UpdateMode::of(locked, queued));
             let attempt = async {
                 if locked {
+                    // What the last turn wrote is behind what this attempt writes.
+                    if let Some(kept) = turn.as_deref_mut() {
+                        kept.take::<T>();
+                    }
                     self.update_once(key, &mut f).await
                 } else {
                     // A read and a checked put need no transaction around them: the put is
                     // refused if anyone wrote the record since the read.
-                    ops::read_modify_write(access, key, queued, &mut f).await
+                    ops::read_modify_write(access, key, turn.as_deref_mut(), &mut f).await
                 }
             };
             // A queued or locked attempt that finds the record's other updaters waiting would

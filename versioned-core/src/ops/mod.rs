@@ -30,7 +30,8 @@ pub use by_filter::{delete_where, patch_where, prepare_patch_where};
 pub use history::{history, revision};
 pub use many::get_many;
 pub use patch::{patch, patched};
-pub use read_modify_write::{lock_modify_write, read_modify_write};
+pub use read_modify_write::lock_modify_write;
+pub(crate) use read_modify_write::read_modify_write;
 pub use record::{
     delete, delete_unchecked, delete_with_version, get, get_for_update, get_with_version, insert, put, put_unchecked,
     refresh, save, touch,

@@ -7,6 +7,7 @@ use super::record::{get, get_current, get_for_update, put};
 use crate::entity::Entity;
 use crate::error::{Error, Result};
 use crate::executor::Executor;
+use crate::heat::Kept;
 use crate::lock::LockWait;
 use crate::storage::{LockingRead, RowAccess};
 use crate::value::KeyFor;
@@ -20,45 +21,62 @@ pub async fn lock_modify_write<T: Entity, R, X: LockingRead>(
     f: &mut impl FnMut(&mut T) -> R,
 ) -> Result<R> {
     let read = get_for_update::<T, X>(tx, key, wait).await?;
-    modify_and_put(tx, key, read, f).await
+    modify_and_put(tx, key, read, f).await.map(|(result, _)| result)
 }
 
 /// One attempt of an optimistic [`Store::update`](crate::Store::update), without a transaction:
 /// read the record (no lock), apply `f`, and write it with a checked [`put`], which refuses it if
-/// anyone wrote it since the read. With `current`, the read is never from a copy that may lag
-/// behind the writes (a read replica): an attempt in its turn reads what the turn before it
-/// wrote.
-pub async fn read_modify_write<T: Entity, R, A: RowAccess>(
+/// anyone wrote it since the read. In a `turn`, the record is the one the last turn wrote, where
+/// it was kept, and otherwise read from where it is never behind the writes (not a read replica);
+/// what this attempt writes is kept for the next turn.
+pub(crate) async fn read_modify_write<T: Entity, R, A: RowAccess>(
     access: &A,
     key: &(impl KeyFor<T::Key> + ?Sized),
-    current: bool,
+    turn: Option<&mut Kept>,
     f: &mut impl FnMut(&mut T) -> R,
 ) -> Result<R> {
-    if current {
-        let read = get_current::<T, A>(access, key).await?;
-        return modify_and_put(access, key, read, f).await;
-    }
-    let read = match get::<T, A>(access, key).await? {
-        Some(read) => Some(read),
-        // Not there, or not there yet on a read replica: the record as it is now decides.
-        None => {
-            access.fetch_current(T::TABLE, &super::key_value::<T>(key)?).await?.map(super::decode_row).transpose()?
-        }
+    let Some(kept) = turn else {
+        let read = match get::<T, A>(access, key).await? {
+            Some(read) => Some(read),
+            // Not there, or not there yet on a read replica: the record as it is now decides.
+            None => access
+                .fetch_current(T::TABLE, &super::key_value::<T>(key)?)
+                .await?
+                .map(super::decode_row)
+                .transpose()?,
+        };
+        return modify_and_put(access, key, read, f).await.map(|(result, _)| result);
     };
-    modify_and_put(access, key, read, f).await
+    let (read, from_kept) = match kept.take::<T>() {
+        Some(record) => (Some(record), true),
+        None => (get_current::<T, A>(access, key).await?, false),
+    };
+    match modify_and_put(access, key, read, f).await {
+        Ok((result, written)) => {
+            kept.keep(written);
+            Ok(result)
+        }
+        Err(err) => {
+            if from_kept {
+                kept.found_stale();
+            }
+            Err(err)
+        }
+    }
 }
 
-/// The rest of an `update` attempt once the record is `read`: `f` applied, then a checked [`put`].
+/// The rest of an `update` attempt once the record is `read`: `f` applied, then a checked [`put`];
+/// `f`'s result, and the record as written.
 async fn modify_and_put<T: Entity, R, A: RowAccess>(
     access: &A,
     key: &(impl KeyFor<T::Key> + ?Sized),
     read: Option<T>,
     f: &mut impl FnMut(&mut T) -> R,
-) -> Result<R> {
+) -> Result<(R, T)> {
     let mut t = read.ok_or_else(|| Error::not_found::<T>(key))?;
     let result = f(&mut t);
     put(&Allowed(access), &mut t).await?;
-    Ok(result)
+    Ok((result, t))
 }
 
 /// Row operations an executor already allowed (its `writer` check was made by the caller), as an
