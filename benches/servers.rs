@@ -191,8 +191,8 @@ where
     F: std::future::Future<Output = (Duration, f64)>,
 {
     const ROUNDS: usize = 8;
-    let runs = [runs[0], runs[1], runs[2], (LOCKED_UPDATE, 3)];
-    let mut spent = [(Duration::ZERO, 0.0); 4];
+    let runs = [runs[0], runs[1], runs[2], (LOCKED_UPDATE, 3), (TWO_STORES, 4)];
+    let mut spent = [(Duration::ZERO, 0.0); 5];
     for round in 0..ROUNDS {
         for (i, (name, variant)) in runs.iter().enumerate() {
             // The optimistic loop is slow and far behind: every other round.
@@ -206,21 +206,27 @@ where
     }
     let rate = |i: usize, rounds: usize| (rounds * TASKS * UPDATES) as f64 / spent[i].0.as_secs_f64();
     let (versioned, locked, optimistic) = (rate(0, ROUNDS), rate(1, ROUNDS), rate(2, ROUNDS / 2));
-    let library_locked = rate(3, ROUNDS);
+    let (library_locked, two_stores) = (rate(3, ROUNDS), rate(4, ROUNDS));
     println!(
         "{label}, {TASKS} tasks × {UPDATES} increments of one row, alternating rounds ({ROUNDS} a side; the optimistic \
          loop {}): versioned update {versioned:.0}/s, FOR UPDATE loop {locked:.0}/s ({:.2}), the locked update \
-         {library_locked:.0}/s ({:.2}), optimistic loop {optimistic:.0}/s, {:.2} retries per success ({:.2}×)",
+         {library_locked:.0}/s ({:.2}), optimistic loop {optimistic:.0}/s, {:.2} retries per success ({:.2}×); \
+         from two stores {two_stores:.0}/s ({:.2} of the FOR UPDATE loop, {:.2} retries per success)",
         ROUNDS / 2,
         versioned / locked,
         versioned / library_locked,
         spent[2].1 / (ROUNDS / 2) as f64,
         versioned / optimistic,
+        two_stores / locked,
+        spent[4].1 / ROUNDS as f64,
     );
 }
 
 /// The hot row's fourth way, in alternating rounds only: what `update` did before it adapted.
 const LOCKED_UPDATE: &str = "versioned: a locked update (transaction: get_for_update, put)";
+/// The fifth: `update` from two stores over one storage, each with turns of its own, as two
+/// processes would make them (on one pool), the calls alternating between them.
+const TWO_STORES: &str = "versioned: update, from two stores";
 
 /// Both sides of every single operation in alternating blocks (`BLOCK` operations a side,
 /// `ROUNDS` rounds), so that the machine's drift falls on both; prints the means and the ratios
@@ -577,10 +583,11 @@ macro_rules! server_benches {
                 ("hand-written sqlx: optimistic CAS loop (autocommit)", 2),
             ];
             // One run of `variant`: the counter reset, then 16 tasks × 300 increments, checked exact.
+            let second = Store::new(store.backend().clone());
             let run = {
-                let (store, pool) = (store.clone(), pool.clone());
+                let (store, second, pool) = (store.clone(), second.clone(), pool.clone());
                 move |name: &'static str, variant: u8| {
-                    let (store, pool) = (store.clone(), pool.clone());
+                    let (store, second, pool) = (store.clone(), second.clone(), pool.clone());
                     async move {
                         sqlx::query("DELETE FROM counter").execute(&pool).await.expect("reset");
                         store.insert(&mut Counter { name: "c".into(), n: 0, version: 0 }).await.expect("counter");
@@ -625,6 +632,26 @@ macro_rules! server_benches {
                                         .expect("update");
                                         tx.commit().await.expect("commit");
                                         (n + 1, 1)
+                                    }
+                                })
+                                .await
+                            }
+                            4 => {
+                                let calls = Arc::new(AtomicU64::new(0));
+                                contended(name, move || {
+                                    let store =
+                                        [&store, &second][calls.fetch_add(1, Ordering::Relaxed) as usize % 2].clone();
+                                    async move {
+                                        let mut calls = 0;
+                                        let n = store
+                                            .update::<Counter, _>(&"c".to_string(), patient(), |c| {
+                                                calls += 1;
+                                                c.n += 1;
+                                                c.n
+                                            })
+                                            .await
+                                            .expect("update");
+                                        (n, calls)
                                     }
                                 })
                                 .await

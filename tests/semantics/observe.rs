@@ -226,8 +226,8 @@ async fn counters_count_writes_conflicts_and_retries() {
 /// `update` chooses per attempt: a cold record is read and written optimistically; once its
 /// attempts conflict (eight at once: seven lose) it is hot, an update whose attempt conflicted
 /// retries locked, and the next eight take turns (SQLite queues a hot record's updates): eight
-/// attempts, none conflicting, and one read (each turn after the first takes the record as the
-/// turn before wrote it). The choice is an event's `mode` and the
+/// attempts, none conflicting, and fewer reads than turns (a turn takes the record as the turn
+/// before wrote it). The choice is an event's `mode` and the
 /// `versioned_update_attempts_total{table, mode}` counter.
 #[cfg(feature = "metrics")]
 #[tokio::test]
@@ -288,10 +288,12 @@ async fn update_says_whether_it_queued_or_locked_a_hot_record() {
         rounds.iter().any(|round| round == &["queued"; 8]),
         "the hot record's next eight updates take turns, none conflicting: {rounds:?}"
     );
-    assert_eq!(
-        queued_reads,
-        Some(1),
-        "the first turn reads the record; the next seven take it as the turn before wrote it"
+    // The first turn reads the record, and hands on what it wrote to the turns waiting. (A turn
+    // whose read and put both finish in its first poll ends before the others wait: the next
+    // one reads again. So "fewer reads than turns", not "one".)
+    assert!(
+        queued_reads.is_some_and(|reads| (1..8).contains(&reads)),
+        "turns take the record as the turn before wrote it: {queued_reads:?} reads for 8 turns"
     );
     let locked = burst.iter().filter(|m| *m == "locked").count();
     // Nine updates succeeded; every attempt beyond nine followed a conflict, and the attempt

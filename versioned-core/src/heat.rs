@@ -56,8 +56,9 @@ struct Slot {
     conflicts: AtomicU32,
     /// Whether the last window ended hot.
     was_hot: AtomicBool,
-    /// The turns of this store's attempts on the slot's hot records, one queue per record, kept
-    /// while someone holds or waits for a turn.
+    /// The turns of this store's attempts on the slot's hot records, one queue per record; a
+    /// queue nobody holds or waits for is pruned at the slot's next turn (having let go of what
+    /// it kept when its last turn ended).
     turns: Mutex<Vec<Turns>>,
 }
 
@@ -91,7 +92,7 @@ impl Kept {
         }
     }
 
-    /// A write from the kept record failed: someone else wrote the record (or nothing is known).
+    /// A write from the kept record conflicted: someone else wrote the record since.
     pub(crate) fn found_stale(&mut self) {
         self.stale = true;
         self.record = None;
@@ -175,7 +176,7 @@ impl Record<'_> {
     /// expires (or at once, for `NoWait`, if the record's turn is taken). Another record's turns
     /// are its own, even in the same slot: a task holding one record's row lock can wait for
     /// another's turn without waiting for itself.
-    pub(crate) async fn turn(&self, wait: LockWait) -> Option<OwnedMutexGuard<Kept>> {
+    pub(crate) async fn turn(&self, wait: LockWait) -> Option<Turn> {
         let queue = {
             let mut turns = self.slot.turns.lock().unwrap_or_else(PoisonError::into_inner);
             // A queue only this list holds has no holder and no waiter left.
@@ -189,11 +190,12 @@ impl Record<'_> {
                 }
             }
         };
-        match wait {
+        let guard = match wait {
             LockWait::Forever => Some(queue.lock_owned().await),
             LockWait::Timeout(limit) => tokio::time::timeout(limit, queue.lock_owned()).await.ok(),
             LockWait::NoWait => queue.try_lock_owned().ok(),
-        }
+        };
+        guard.map(|guard| Turn { guard })
     }
 
     /// Counts an attempt, and whether it met a conflict (or, in its turn or locked, found the
@@ -203,6 +205,36 @@ impl Record<'_> {
         self.slot.attempts.fetch_add(1, Ordering::AcqRel);
         if conflicted {
             self.slot.conflicts.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// A record's turn, held for one attempt: what the turns keep, and the queue, until dropped.
+pub(crate) struct Turn {
+    guard: OwnedMutexGuard<Kept>,
+}
+
+impl std::ops::Deref for Turn {
+    type Target = Kept;
+
+    fn deref(&self) -> &Kept {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for Turn {
+    fn deref_mut(&mut self) -> &mut Kept {
+        &mut self.guard
+    }
+}
+
+impl Drop for Turn {
+    /// The last turn of a burst (nobody else holds or waits for the queue: only the slot's list
+    /// and this turn have it) lets go of the record it kept, rather than holding a copy of it
+    /// until the slot's next turn prunes the queue. A turn asked for just now reads the record.
+    fn drop(&mut self) {
+        if Arc::strong_count(OwnedMutexGuard::mutex(&self.guard)) <= 2 {
+            self.guard.record = None;
         }
     }
 }
@@ -309,28 +341,44 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_turn_hands_on_what_it_wrote_until_a_kept_record_is_found_stale() {
+    async fn a_turn_hands_on_what_it_wrote_while_others_wait_until_a_kept_record_is_found_stale() {
         let heat = Heat::default();
         let one = Value::Int(1);
         let record = heat.record(&T, &one);
+        // The next turn, asked for (polled once) while this one is held.
+        macro_rules! waiting {
+            ($record:expr) => {{
+                let mut next = Box::pin($record.turn(LockWait::Forever));
+                assert!(tokio::time::timeout(Duration::from_millis(10), &mut next).await.is_err(), "taken");
+                next
+            }};
+        }
         let mut turn = record.turn(LockWait::Forever).await.expect("a turn");
         assert_eq!(turn.take::<i64>(), None, "nothing written yet");
         turn.keep(7_i64);
+        let next = waiting!(record);
         drop(turn);
-        let mut turn = record.turn(LockWait::Forever).await.expect("a turn");
+        let mut turn = next.await.expect("the next turn");
         assert_eq!(turn.take::<String>(), None, "kept as another type: not this one's");
         turn.keep(8_i64);
+        let next = waiting!(record);
+        drop(turn);
+        let mut turn = next.await.expect("the next turn");
         assert_eq!(turn.take::<i64>(), Some(8), "the next turn takes what the last wrote");
         assert_eq!(turn.take::<i64>(), None, "once");
-        turn.found_stale();
         turn.keep(9_i64);
+        drop(turn);
+        let mut turn = record.turn(LockWait::Forever).await.expect("a turn");
+        assert_eq!(turn.take::<i64>(), None, "the last turn of a burst let go of what it kept");
+        turn.found_stale();
+        turn.keep(10_i64);
         assert_eq!(turn.take::<i64>(), None, "found stale: the queue's turns read the record");
         drop(turn);
         drop(record);
-        // Unused, the queue is dropped with what it kept: a later burst reads the record first.
+        // Unused, the queue is dropped: a later burst keeps again.
         let record = heat.record(&T, &one);
         let mut turn = record.turn(LockWait::Forever).await.expect("a turn");
-        turn.keep(10_i64);
-        assert_eq!(turn.take::<i64>(), Some(10), "a new queue keeps again");
+        turn.keep(11_i64);
+        assert_eq!(turn.take::<i64>(), Some(11), "a new queue keeps again");
     }
 }

@@ -570,15 +570,17 @@ impl<S: Storage> Store<S> {
     ///   at least two) met a conflict (MOCC's temperature, counted per 200 ms window): the
     ///   store's updates of the record are ordered, as the backend's
     ///   [`HotUpdates`](crate::HotUpdates) says:
-    ///   - `Queue` (every built-in backend): each waits its turn in this store, then writes as a
-    ///     cold record's does, with a checked put; they no longer conflict with each other, and
-    ///     wait without holding a connection. A turn hands on the record as it wrote it, so only
-    ///     the first turn of a burst reads it (from the primary, on a store with read replicas):
-    ///     `f` gets the record as the turn before wrote it, and the put's check still refuses it
-    ///     if anyone else wrote the record since (after which the queue's turns read it each
-    ///     time);
-    ///   - `Lock` (a backend may choose it): each reads the record locked in a transaction of its
-    ///     own ([`Transaction::get_for_update`]), and the database queues them;
+    ///   - `Queue` (memory, SQLite, PostgreSQL, etcd): each waits its turn in this store, then
+    ///     writes as a cold record's does, with a checked put; they no longer conflict with each
+    ///     other, and wait without holding a connection. A turn hands on the record as it wrote
+    ///     it, so only the first turn of a burst reads it (from the primary, on a store with read
+    ///     replicas): `f` gets the record as the turn before wrote it, and the put's check still
+    ///     refuses it if anyone else wrote the record since (after which the queue's turns read it
+    ///     each time). A field whose column keeps less than it holds (a timestamp's
+    ///     nanoseconds) is seen as written, not as stored; a table with `created_at` (which an
+    ///     update never writes) is read at every turn;
+    ///   - `Lock` (MySQL, MariaDB): each reads the record locked in a transaction of its own
+    ///     ([`Transaction::get_for_update`]), and the database queues them, from every process;
     /// - **after a conflict** (a writer the turns did not order: another process, a plain `put`),
     ///   this call's next attempt reads the record locked, whatever its temperature, so that it
     ///   makes progress (on a store with read replicas, it reads the primary).

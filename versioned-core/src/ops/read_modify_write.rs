@@ -1,16 +1,17 @@
 //! The attempts of [`Store::update`](crate::Store::update): read the record, apply the caller's
 //! function, write it back with a checked [`put`]. Either the read locks the record, inside a
 //! transaction ([`lock_modify_write`]), or it does not and the put's check alone catches a writer
-//! in between ([`read_modify_write`]).
+//! in between ([`read_modify_write`]); in a hot record's turn, the record may instead be the one
+//! the turn before wrote, which the put's check equally guards.
 
 use super::record::{get, get_current, get_for_update, put};
-use crate::entity::Entity;
+use crate::entity::{ColumnRole, Entity};
 use crate::error::{Error, Result};
 use crate::executor::Executor;
 use crate::heat::Kept;
 use crate::lock::LockWait;
 use crate::storage::{LockingRead, RowAccess};
-use crate::value::KeyFor;
+use crate::value::{Field, KeyFor};
 
 /// One attempt of [`Store::update`](crate::Store::update), inside transaction `tx`: read the
 /// record locked (waiting as `wait` says), apply `f`, checked write.
@@ -53,16 +54,28 @@ pub(crate) async fn read_modify_write<T: Entity, R, A: RowAccess>(
     };
     match modify_and_put(access, key, read, f).await {
         Ok((result, written)) => {
-            kept.keep(written);
+            if keepable(key, &written) {
+                kept.keep(written);
+            }
             Ok(result)
         }
         Err(err) => {
-            if from_kept {
+            // A conflict says another writer wrote the record since; any other error says
+            // nothing of the record, and the next turn reads it.
+            if from_kept && err.is_conflict() {
                 kept.found_stale();
             }
             Err(err)
         }
     }
+}
+
+/// Whether `written`, just written, is the record the next turn would read: not when `f` moved
+/// it to another key, nor on a table whose `created_at` an update never writes (whatever `f` set
+/// there is not what is stored).
+fn keepable<T: Entity>(key: &(impl KeyFor<T::Key> + ?Sized), written: &T) -> bool {
+    T::TABLE.column_with(ColumnRole::CreatedAt).is_none()
+        && matches!((super::key_value::<T>(key), written.key().to_value()), (Ok(turn), Ok(now)) if turn == now)
 }
 
 /// The rest of an `update` attempt once the record is `read`: `f` applied, then a checked [`put`];
@@ -92,5 +105,29 @@ impl<A: RowAccess> Executor for Allowed<'_, A> {
 
     fn writer(&self, _: &'static str) -> Result<&A> {
         Ok(self.0)
+    }
+}
+
+#[cfg(all(test, feature = "conformance"))]
+mod tests {
+    use super::keepable;
+    use crate::conformance::{Account, Contact};
+
+    #[test]
+    fn a_turn_keeps_what_it_wrote_only_if_it_is_what_the_next_turn_would_read() {
+        let account = |id| Account { id, balance: 1, version: 2 };
+        assert!(keepable(&1, &account(1)), "the record as written");
+        assert!(!keepable(&1, &account(2)), "`f` moved it to another key: the next turn's record is elsewhere");
+        let contact = Contact {
+            id: 7,
+            name: "Jo".into(),
+            phone: String::new(),
+            profile: serde_json::Value::Null,
+            created_at: std::time::SystemTime::UNIX_EPOCH,
+            updated_at: std::time::SystemTime::UNIX_EPOCH,
+            updated_by: String::new(),
+            version: 1,
+        };
+        assert!(!keepable(&7, &contact), "a `created_at` that `f` may have set, and the update did not write");
     }
 }
