@@ -222,6 +222,21 @@ where
     );
 }
 
+/// One `update` of the hot row's counter: the number it handed out, and the calls of `f` (one per
+/// attempt).
+async fn increment<S: versioned::Storage>(store: Store<S>) -> (i64, u64) {
+    let mut calls = 0;
+    let n = store
+        .update::<Counter, _>(&"c".to_string(), patient(), |c| {
+            calls += 1;
+            c.n += 1;
+            c.n
+        })
+        .await
+        .expect("update");
+    (n, calls)
+}
+
 /// The hot row's fourth way, in alternating rounds only: what `update` did before it adapted.
 const LOCKED_UPDATE: &str = "versioned: a locked update (transaction: get_for_update, put)";
 /// The fifth: `update` from two stores over one storage, each with turns of its own, as two
@@ -592,24 +607,7 @@ macro_rules! server_benches {
                         sqlx::query("DELETE FROM counter").execute(&pool).await.expect("reset");
                         store.insert(&mut Counter { name: "c".into(), n: 0, version: 0 }).await.expect("counter");
                         match variant {
-                            0 => {
-                                contended(name, move || {
-                                    let store = store.clone();
-                                    async move {
-                                        let mut calls = 0;
-                                        let n = store
-                                            .update::<Counter, _>(&"c".to_string(), patient(), |c| {
-                                                calls += 1;
-                                                c.n += 1;
-                                                c.n
-                                            })
-                                            .await
-                                            .expect("update");
-                                        (n, calls)
-                                    }
-                                })
-                                .await
-                            }
+                            0 => contended(name, move || increment(store.clone())).await,
                             1 => {
                                 contended(name, move || {
                                     let pool = pool.clone();
@@ -639,20 +637,9 @@ macro_rules! server_benches {
                             4 => {
                                 let calls = Arc::new(AtomicU64::new(0));
                                 contended(name, move || {
-                                    let store =
-                                        [&store, &second][calls.fetch_add(1, Ordering::Relaxed) as usize % 2].clone();
-                                    async move {
-                                        let mut calls = 0;
-                                        let n = store
-                                            .update::<Counter, _>(&"c".to_string(), patient(), |c| {
-                                                calls += 1;
-                                                c.n += 1;
-                                                c.n
-                                            })
-                                            .await
-                                            .expect("update");
-                                        (n, calls)
-                                    }
+                                    increment(
+                                        [&store, &second][calls.fetch_add(1, Ordering::Relaxed) as usize % 2].clone(),
+                                    )
                                 })
                                 .await
                             }
