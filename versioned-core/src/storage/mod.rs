@@ -324,9 +324,9 @@ pub enum HotUpdates {
     /// (another process, a plain `put`) can still conflict: the update that met it locks the
     /// record next, and the queue's later turns read the record each time. The default (memory,
     /// SQLite, PostgreSQL, etcd): a turn is one write, where a lock costs a transaction's round
-    /// trips besides the read and the write (PostgreSQL's hot row: 1.37× a hand-written
+    /// trips besides the read and the write (PostgreSQL's hot row: 1.18–1.41× a hand-written
     /// `SELECT … FOR UPDATE` loop from one store; from two stores, whose turns conflict with
-    /// each other's, 0.83×).
+    /// each other's, 0.64–0.83×).
     Queue,
     /// Each attempt on the record locks it in a transaction of its own
     /// ([`LockingRead::fetch_for_update`]), and the database queues the updaters, from every
