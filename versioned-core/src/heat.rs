@@ -92,10 +92,15 @@ impl Kept {
         }
     }
 
+    /// Lets go of the kept record: an attempt locked the record, and wrote past it.
+    pub(crate) fn discard(&mut self) {
+        self.record = None;
+    }
+
     /// A write from the kept record conflicted: someone else wrote the record since.
     pub(crate) fn found_stale(&mut self) {
         self.stale = true;
-        self.record = None;
+        self.discard();
     }
 }
 
@@ -234,7 +239,7 @@ impl Drop for Turn {
     /// until the slot's next turn prunes the queue. A turn asked for just now reads the record.
     fn drop(&mut self) {
         if Arc::strong_count(OwnedMutexGuard::mutex(&self.guard)) <= 2 {
-            self.guard.record = None;
+            self.guard.discard();
         }
     }
 }

@@ -301,9 +301,9 @@ mod counters {
     type Identity = (&'static str, [(&'static str, &'static str); 2]);
 
     thread_local! {
-        /// The keys this thread counted most recently. Building a labelled key allocates its labels and
-        /// hashes them, which cost more than a memory put (measured: 86 ns a put with it, 40 ns
-        /// without), and a thread counts the same few keys write after write. A key, unlike a
+        /// The keys this thread counted most recently. Building a labelled key allocates its
+        /// labels and hashes them, which cost more than a memory put (measured: 86 ns a put with
+        /// it, 40 ns without), and a thread counts the same few keys write after write. A key, unlike a
         /// counter's handle, does not depend on the recorder, so keeping it is right whichever
         /// recorder is installed, or later installed.
         static KEYS: RefCell<Vec<(Identity, Key)>> = const { RefCell::new(Vec::new()) };

@@ -632,13 +632,14 @@ impl<S: Storage> Store<S> {
                 if locked {
                     // What the last turn wrote is behind what this attempt writes.
                     if let Some(kept) = turn.as_deref_mut() {
-                        kept.take::<T>();
+                        kept.discard();
                     }
                     self.update_once(key, &mut f).await
                 } else {
                     // A read and a checked put need no transaction around them: the put is
                     // refused if anyone wrote the record since the read.
-                    ops::read_modify_write(access, key, turn.as_deref_mut(), &mut f).await
+                    ops::read_modify_write(access, key, turn.as_deref_mut().map(|kept| (kept, &key_value)), &mut f)
+                        .await
                 }
             };
             // A queued or locked attempt that finds the record's other updaters waiting would

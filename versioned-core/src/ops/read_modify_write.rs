@@ -11,7 +11,7 @@ use crate::executor::Executor;
 use crate::heat::Kept;
 use crate::lock::LockWait;
 use crate::storage::{LockingRead, RowAccess};
-use crate::value::{Field, KeyFor};
+use crate::value::{Field, KeyFor, Value};
 
 /// One attempt of [`Store::update`](crate::Store::update), inside transaction `tx`: read the
 /// record locked (waiting as `wait` says), apply `f`, checked write.
@@ -27,16 +27,17 @@ pub async fn lock_modify_write<T: Entity, R, X: LockingRead>(
 
 /// One attempt of an optimistic [`Store::update`](crate::Store::update), without a transaction:
 /// read the record (no lock), apply `f`, and write it with a checked [`put`], which refuses it if
-/// anyone wrote it since the read. In a `turn`, the record is the one the last turn wrote, where
-/// it was kept, and otherwise read from where it is never behind the writes (not a read replica);
-/// what this attempt writes is kept for the next turn.
+/// anyone wrote it since the read. In a `turn` (what the record's turns keep, and the record's
+/// key as a value), the record is the one the last turn wrote, where it was kept, and otherwise
+/// read from where it is never behind the writes (not a read replica); what this attempt writes
+/// is kept for the next turn.
 pub(crate) async fn read_modify_write<T: Entity, R, A: RowAccess>(
     access: &A,
     key: &(impl KeyFor<T::Key> + ?Sized),
-    turn: Option<&mut Kept>,
+    turn: Option<(&mut Kept, &Value)>,
     f: &mut impl FnMut(&mut T) -> R,
 ) -> Result<R> {
-    let Some(kept) = turn else {
+    let Some((kept, turn_key)) = turn else {
         let read = match get::<T, A>(access, key).await? {
             Some(read) => Some(read),
             // Not there, or not there yet on a read replica: the record as it is now decides.
@@ -54,7 +55,7 @@ pub(crate) async fn read_modify_write<T: Entity, R, A: RowAccess>(
     };
     match modify_and_put(access, key, read, f).await {
         Ok((result, written)) => {
-            if keepable(key, &written) {
+            if keepable(turn_key, &written) {
                 kept.keep(written);
             }
             Ok(result)
@@ -73,9 +74,8 @@ pub(crate) async fn read_modify_write<T: Entity, R, A: RowAccess>(
 /// Whether `written`, just written, is the record the next turn would read: not when `f` moved
 /// it to another key, nor on a table whose `created_at` an update never writes (whatever `f` set
 /// there is not what is stored).
-fn keepable<T: Entity>(key: &(impl KeyFor<T::Key> + ?Sized), written: &T) -> bool {
-    T::TABLE.column_with(ColumnRole::CreatedAt).is_none()
-        && matches!((super::key_value::<T>(key), written.key().to_value()), (Ok(turn), Ok(now)) if turn == now)
+fn keepable<T: Entity>(key: &Value, written: &T) -> bool {
+    T::TABLE.column_with(ColumnRole::CreatedAt).is_none() && written.key().to_value().is_ok_and(|now| now == *key)
 }
 
 /// The rest of an `update` attempt once the record is `read`: `f` applied, then a checked [`put`];
@@ -112,12 +112,16 @@ impl<A: RowAccess> Executor for Allowed<'_, A> {
 mod tests {
     use super::keepable;
     use crate::conformance::{Account, Contact};
+    use crate::value::Value;
 
     #[test]
     fn a_turn_keeps_what_it_wrote_only_if_it_is_what_the_next_turn_would_read() {
         let account = |id| Account { id, balance: 1, version: 2 };
-        assert!(keepable(&1, &account(1)), "the record as written");
-        assert!(!keepable(&1, &account(2)), "`f` moved it to another key: the next turn's record is elsewhere");
+        assert!(keepable(&Value::Int(1), &account(1)), "the record as written");
+        assert!(
+            !keepable(&Value::Int(1), &account(2)),
+            "`f` moved it to another key: the next turn's record is elsewhere"
+        );
         let contact = Contact {
             id: 7,
             name: "Jo".into(),
@@ -128,6 +132,9 @@ mod tests {
             updated_by: String::new(),
             version: 1,
         };
-        assert!(!keepable(&7, &contact), "a `created_at` that `f` may have set, and the update did not write");
+        assert!(
+            !keepable(&Value::Int(7), &contact),
+            "a `created_at` that `f` may have set, and the update did not write"
+        );
     }
 }
