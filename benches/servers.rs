@@ -181,10 +181,11 @@ impl Hand {
     }
 }
 
-/// The hot row's four ways in alternating rounds (versioned `update`, the hand-written locking
-/// loop, the hand-written optimistic loop, and the locked update `update` was before it adapted:
-/// a transaction of `get_for_update` and `put`), so that the machine's drift falls on each: `run`
-/// does one run of a way, 16 tasks × 300 increments, and returns its time.
+/// The hot row's five ways in alternating rounds (versioned `update`, the hand-written locking
+/// loop, the hand-written optimistic loop, the locked update `update` was before it adapted (a
+/// transaction of `get_for_update` and `put`), and `update` from two stores), so that the
+/// machine's drift falls on each: `run` does one run of a way, 16 tasks × 300 increments, and
+/// returns its time.
 async fn hot_row_alternating<R, F>(label: &str, runs: [(&'static str, u8); 3], run: R)
 where
     R: Fn(&'static str, u8) -> F,
